@@ -1,0 +1,72 @@
+"""SQLModel tables of requests, the audit chain and message references."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def _utc(nullable: bool = True, index: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class RequestRow(SQLModel, table=True):
+    __tablename__ = "requests"
+
+    id: str = Field(primary_key=True, max_length=16)
+    scope: str = Field(max_length=64, index=True)
+    requester: str = Field(max_length=32, index=True)
+    duration_seconds: int
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=16, index=True)
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    pending_until: datetime = Field(sa_column=_utc(nullable=False))
+    approvals: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    approvals_required: int = 1
+    decided_by: str | None = Field(default=None, max_length=32)
+    decided_at: datetime | None = Field(default=None, sa_column=_utc())
+    issued_at: datetime | None = Field(default=None, sa_column=_utc())
+    expires_at: datetime | None = Field(default=None, sa_column=_utc(index=True))
+    ended_at: datetime | None = Field(default=None, sa_column=_utc())
+    accessor: str | None = Field(default=None, max_length=128)
+    revoke_attempts: int = 0
+    version: int = 0
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only: rows are inserted under the chain-head lock and never updated."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_request_id", "request_id"), Index("ix_audit_events_at", "at"))
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_column=_utc(nullable=False))
+    event: str = Field(max_length=32)
+    request_id: str | None = Field(default=None, max_length=16)
+    scope: str | None = Field(default=None, max_length=64)
+    actor: str = Field(max_length=32)
+    subject: str | None = Field(default=None, max_length=32)
+    detail: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON text
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHeadRow(SQLModel, table=True):
+    """One row: the last seq and hash. Locking it serializes appends so the chain never forks."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(primary_key=True)
+    seq: int
+    hash: str = Field(max_length=64)
+
+
+class MessageRefRow(SQLModel, table=True):
+    __tablename__ = "message_refs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=16, index=True)
+    channel: str = Field(max_length=32)
+    ts: str = Field(max_length=32)
