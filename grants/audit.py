@@ -7,10 +7,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO
 
 from grants.domain import AuditEvent
+from grants.durations import DurationError, parse_duration
 
 GENESIS_HASH = "0" * 64
 EXPORT_FIELDS = ("seq", "at", "event", "request_id", "scope", "actor", "subject", "detail", "prev_hash", "hash")
@@ -108,3 +109,18 @@ def write_export(events: Iterator[AuditEvent], out: IO[str], fmt: str) -> int:
         writer.writerow(["" if row[f] is None else row[f] for f in EXPORT_FIELDS])
         count += 1
     return count
+
+
+def parse_time(text: str, now: datetime) -> datetime:
+    """An ISO 8601 date or datetime (UTC when no offset is given), or an age such as `7d` (now minus it)."""
+    value = text.strip()
+    if value and value[0].isdigit() and value[-1] in "smhd" and "-" not in value:
+        try:
+            return now - parse_duration(value)
+        except DurationError:
+            pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"`{text}` is not a time; use an ISO date such as 2026-11-01, 2026-11-01T09:30Z, or an age such as 7d") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

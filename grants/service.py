@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import IO, Any
 
 from grants import rules
+from grants.audit import AuditQuery
+from grants.exports import export_trail
 from grants.catalog import Catalog
 from grants.domain import (
     TRANSITIONS,
@@ -229,8 +231,9 @@ class ElevationService:
             self._reject(user, action, "not_an_auditor", None)
             raise NotAllowed("Only auditors named in the catalog can export the audit trail.", rule="not_an_auditor")
 
-    def record(self, event: str, actor: str, **detail: Any) -> AuditEvent:
-        return self.store.record(AuditEvent(event=event, at=self.clock.now(), actor=actor, detail=detail))
+    def export(self, actor: str, query: AuditQuery, out: IO[str], fmt: str, **context: Any) -> int:
+        """Stream the audit trail to `out`; the export is itself an audited event."""
+        return export_trail(self.store, self.clock, actor, query, out, fmt, **context)
 
     # ---- internals ----------------------------------------------------------------------------
 

@@ -1,0 +1,40 @@
+"""The Bolt app: signature-checked, authorized once from the configured token, with every listener registered."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+
+from bot.context import BotContext
+from bot.listeners import actions, commands, views
+
+log = logging.getLogger(__name__)
+
+
+def build_app(ctx: BotContext, client: WebClient, signing_secret: str) -> App:
+    token = client.token
+
+    def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+        # One workspace, one bot token: no auth.test round trip on the request path.
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        authorize=authorize,
+        token_verification_enabled=False,
+        process_before_response=False,
+    )
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> None:
+        log.error("listener failed: %s", type(error).__name__, exc_info=error)
+
+    commands.register(app, ctx)
+    actions.register(app, ctx)
+    views.register(app, ctx)
+    return app

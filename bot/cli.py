@@ -1,0 +1,149 @@
+"""The `jitbot` command line: serve, check, vault sync, audit export/verify, db upgrade, demo."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from bot.settings import SettingsError, load_settings
+from grants.catalog import CatalogError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (SettingsError, CatalogError) as error:
+        print(f"jitbot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jitbot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the bot (HTTP, or Socket Mode with SLACK_APP_TOKEN)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--socket-mode", action="store_true")
+    serve.set_defaults(run=cmd_serve)
+
+    sub.add_parser("check", help="validate the catalog and the policy files").set_defaults(run=cmd_check)
+
+    vault = sub.add_parser("vault", help="Vault administration").add_subparsers(dest="vault_command", required=True)
+    vault.add_parser("sync", help="write the policies and the token role into Vault").set_defaults(run=cmd_vault_sync)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
+    export = audit.add_parser("export", help="stream the audit trail as CSV or JSONL")
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("--since")
+    export.add_argument("--until")
+    export.add_argument("--scope")
+    export.add_argument("--user")
+    export.add_argument("-o", "--output", type=Path)
+    export.set_defaults(run=cmd_audit_export)
+    audit.add_parser("verify", help="recompute the hash chain").set_defaults(run=cmd_audit_verify)
+
+    db = sub.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply schema migrations").set_defaults(run=cmd_db_upgrade)
+
+    demo = sub.add_parser("demo", help="the whole elevation path on embedded defaults, no Slack or Vault needed")
+    demo.add_argument("--workdir", type=Path, default=None, help="where the demo keeps its SQLite file (default: a temp dir)")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.logs import setup_logging
+    from bot.serve import run
+
+    setup_logging()
+    settings = load_settings()
+    port = args.port or settings.port
+    return run(settings, args.host, port, socket_mode=args.socket_mode or settings.slack_app_token is not None)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.checks import check_all
+
+    settings = load_settings()
+    problems = check_all(settings.jitbot_catalog)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) found.", file=sys.stderr)
+        return 1
+    print(f"{settings.jitbot_catalog}: catalog and policies are valid.")
+    return 0
+
+
+def cmd_vault_sync(args: argparse.Namespace) -> int:
+    from bot.wiring import sync_vault
+
+    settings = load_settings()
+    for line in sync_vault(settings):
+        print(line)
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from bot.wiring import open_audit
+    from grants.audit import AuditQuery, parse_time
+    from grants.exports import export_trail
+
+    store, clock = open_audit(load_settings())
+    now = clock.now()
+    try:
+        query = AuditQuery(
+            since=parse_time(args.since, now) if args.since else None,
+            until=parse_time(args.until, now) if args.until else None,
+            scope=args.scope,
+            user=args.user,
+        )
+    except ValueError as error:
+        print(f"jitbot: {error}", file=sys.stderr)
+        return 2
+    context = {"via": "cli", "os_user": getpass.getuser()}
+    if args.output:
+        with args.output.open("w", encoding="utf-8", newline="") as out:
+            count = export_trail(store, clock, "system", query, out, args.format, **context)
+    else:
+        count = export_trail(store, clock, "system", query, sys.stdout, args.format, **context)
+    print(f"exported {count} events", file=sys.stderr)
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from bot.wiring import open_audit
+    from grants.audit import AuditQuery, verify
+
+    store, _ = open_audit(load_settings())
+    verdict = verify(store.events(AuditQuery()))
+    if verdict.intact:
+        print(f"audit trail intact: {verdict.count} events verified")
+        return 0
+    print(f"audit trail BROKEN at event seq {verdict.broken_seq}: {verdict.why} ({verdict.count} events before it verified)")
+    return 1
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bot.wiring import migrate_database
+
+    settings = load_settings()
+    migrate_database(settings)
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(args.workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""A real bot on a free local port: the full runtime behind waitress, in this process."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from datetime import timedelta
+from typing import Any
+
+from bot.settings import Settings, load_settings
+from bot.web import serve
+from bot.wiring import Runtime, build_runtime
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalBot:
+    """Context manager: builds the runtime from settings, reconciles, and serves `POST /slack/events`."""
+
+    def __init__(self, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", **settings: Any):
+        self.settings: Settings = load_settings(**settings)
+        self.wrap_ttl, self.cli = wrap_ttl, cli
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.runtime: Runtime | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LocalBot:
+        self.runtime = build_runtime(self.settings, wrap_ttl=self.wrap_ttl, cli=self.cli)
+        self.start_counts = self.runtime.start()
+        self._server = serve(self.runtime.web, "127.0.0.1", self.port)
+        self._thread = threading.Thread(target=self._server.run, name="jitbot-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self.runtime is not None:
+            self.runtime.notifier.drain()
+            self.runtime.stop()
+            self.runtime = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> LocalBot:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,124 @@
+"""The slash command: request, list, revoke, audit, help, and the request form when typed bare."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import tempfile
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot import blocks, messages
+from bot.context import BotContext
+from grants.audit import AuditQuery, parse_time
+from grants.domain import DomainError
+from grants.durations import looks_like_duration
+
+
+def register(app: App, ctx: BotContext) -> None:
+    @app.command(ctx.command)
+    def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        user, text = command["user_id"], (command.get("text") or "").strip()
+        words = text.split()
+        verb = words[0].lower() if words else ""
+        try:
+            if not words:
+                open_form(ack, ctx, client, user, command)
+            elif verb == "help":
+                ack(messages.help_text(ctx.command, ctx.catalog.requestable_by(user)))
+            elif verb == "list":
+                ack(blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
+            elif verb in ("revoke", "cancel"):
+                end_grant(ack, respond, ctx, user, verb, words[1:])
+            elif verb == "audit":
+                audit(ack, respond, ctx, client, user, text[len(words[0]) :])
+            elif verb in ctx.catalog.scopes:
+                request(ack, ctx, user, words)
+            else:
+                scopes = ", ".join(f"`{s}`" for s in ctx.catalog.requestable_by(user)) or "none"
+                ack(messages.usage_text(f"`{words[0]}` is neither a subcommand (list, revoke, audit, help) nor a scope. Scopes you can request: {scopes}.", ctx.command))
+        except DomainError as error:
+            ack(messages.error_text(error, ctx.command))
+
+
+def open_form(ack: Ack, ctx: BotContext, client: WebClient, user: str, command: dict[str, Any]) -> None:
+    if not ctx.catalog.requestable_by(user):
+        ack(":warning: There is no scope you can request. Ask an admin to add you to a scope's requesters.")
+        return
+    ack()
+    client.views_open(trigger_id=command["trigger_id"], view=blocks.request_modal(ctx.catalog, user, command.get("channel_id", "")))
+
+
+def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
+    scope, rest = words[0].lower(), words[1:]
+    duration = rest[0] if rest and looks_like_duration(rest[0]) else None
+    reason = " ".join(rest[1:] if duration else rest)
+    created = ctx.service.request(user, scope, duration, reason)
+    approvers = ctx.catalog.approvers(ctx.catalog.scopes[scope]) - {user}
+    ack(
+        f":outbox_tray: Request `{created.id}` for `{scope}` ({messages.format_duration(created.duration)}) sent to "
+        f"{', '.join(f'<@{a}>' for a in sorted(approvers))}; {created.approvals_required} approval(s) needed. "
+        f"I'll DM you when it is decided. `{ctx.command} revoke {created.id}` cancels it."
+    )
+
+
+def end_grant(ack: Ack, respond: Respond, ctx: BotContext, user: str, verb: str, args: list[str]) -> None:
+    if len(args) != 1:
+        ack(messages.usage_text(f"`{verb}` takes one request ID.", ctx.command).replace("<scope> <duration> <reason…>", f"{verb} <request-id>"))
+        return
+    ack()  # Vault may take a moment; the outcome follows through the response URL
+    try:
+        ended = ctx.service.revoke(args[0], user) if verb == "revoke" else ctx.service.cancel(args[0], user)
+    except DomainError as error:
+        respond(messages.error_text(error, ctx.command))
+        return
+    respond(f"{ended.id}: {blocks.status_line(ended)}")
+
+
+def audit(ack: Ack, respond: Respond, ctx: BotContext, client: WebClient, user: str, text: str) -> None:
+    try:
+        fmt, query = parse_audit_args(text, ctx)
+    except ValueError as error:
+        ack(messages.usage_text(str(error), ctx.command).split("\n")[0] + f"\nType `{ctx.command} audit [--since T] [--until T] [--format csv|jsonl]`.")
+        return
+    ctx.service.require_auditor(user, "audit_export")
+    ack(f":hourglass_flowing_sand: Preparing the {fmt.upper()} export…")
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as out:
+        count = ctx.service.export(user, query, out, fmt, via="slack")
+        out.seek(0)
+        content = out.read().encode("utf-8")
+    name = f"jitbot-audit-{ctx.service.clock.now():%Y%m%dT%H%M%SZ}.{fmt}"
+    channel = client.conversations_open(users=user)["channel"]["id"]
+    client.files_upload_v2(
+        channel=channel,
+        content=content,
+        filename=name,
+        title=name,
+        initial_comment=f"Audit export: {count} events, SHA-256 {hashlib.sha256(content).hexdigest()[:16]}…",
+    )
+    respond(f":page_facing_up: Uploaded `{name}` ({count} events) to our DM.")
+
+
+def parse_audit_args(text: str, ctx: BotContext) -> tuple[str, AuditQuery]:
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"Could not read the options ({exc}).") from None
+    fmt, since, until = "csv", None, None
+    now = ctx.service.clock.now()
+    while tokens:
+        flag = tokens.pop(0)
+        if flag not in ("--since", "--until", "--format") or not tokens:
+            raise ValueError(f"`{flag}` is not an audit option, or it lacks its value.")
+        value = tokens.pop(0)
+        if flag == "--format":
+            if value not in ("csv", "jsonl"):
+                raise ValueError(f"`{value}` is not a format; use csv or jsonl.")
+            fmt = value
+        elif flag == "--since":
+            since = parse_time(value, now)
+        else:
+            until = parse_time(value, now)
+    return fmt, AuditQuery(since=since, until=until)

@@ -1,0 +1,41 @@
+"""`jitbot serve`: start the runtime, reconcile, and serve HTTP (and Socket Mode when configured)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from bot.settings import Settings
+from bot.web import serve
+from bot.wiring import build_runtime
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings, host: str, port: int, socket_mode: bool = False) -> int:
+    runtime = build_runtime(settings)
+    counts = runtime.start()
+    log.info("reconciled at start-up", extra=counts)
+    server = serve(runtime.web, host, port)
+
+    def stop(*_: Any) -> None:
+        server.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            if settings.slack_app_token is None:
+                raise SystemExit("SLACK_APP_TOKEN is missing: Socket Mode needs an app-level token starting with xapp-.")
+            handler = SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())
+            handler.connect()  # events arrive over the socket; HTTP keeps /healthz
+            log.info("connected by Socket Mode")
+        log.info("serving", extra={"host": host, "port": port})
+        server.run()
+    except OSError:
+        pass  # closed by SIGTERM
+    finally:
+        runtime.stop()
+    return 0

@@ -1,0 +1,108 @@
+"""Settings from the environment and `.env`: the only module that reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HINTS = {
+    "slack_bot_token": "the Bot User OAuth Token of your Slack app, starting with xoxb-",
+    "slack_signing_secret": "the Signing Secret from your Slack app's Basic Information page",
+    "slack_app_token": "an app-level token starting with xapp- (only for Socket Mode)",
+    "slack_api_url": "the Slack Web API base URL, e.g. https://slack.com/api/",
+    "vault_addr": "your Vault or OpenBao address, e.g. https://vault.example.com:8200",
+    "vault_token": "a Vault token holding the jitbot-bot policy (or set VAULT_ROLE_ID and VAULT_SECRET_ID)",
+    "vault_role_id": "the AppRole role ID (with VAULT_SECRET_ID)",
+    "vault_secret_id": "the AppRole secret ID (with VAULT_ROLE_ID)",
+    "database_url": "sqlite:///jitbot.db or postgresql+psycopg://user@host:5432/dbname",
+    "jitbot_catalog": "the path of the catalog, e.g. vault_policies/catalog.toml",
+    "port": "a TCP port number such as 3000",
+}
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting, named with what a valid value looks like."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    vault_addr: str | None = None
+    vault_token: SecretStr | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    database_url: str = "sqlite:///jitbot.db"
+    jitbot_catalog: Path = Path("vault_policies/catalog.toml")
+    port: int = 3000
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"  # slack_sdk joins method names onto it
+
+    @field_validator("vault_addr")
+    @classmethod
+    def _vault_addr(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql")):
+            raise ValueError("must be a SQLite or PostgreSQL URL")
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]  # we ship psycopg 3
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must start with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must start with xapp-")
+        return value
+
+    def require_slack(self) -> None:
+        _require(self, "slack_bot_token", "slack_signing_secret")
+
+    def require_vault(self) -> None:
+        _require(self, "vault_addr")
+        if self.vault_token is None and not (self.vault_role_id and self.vault_secret_id):
+            raise SettingsError(f"VAULT_TOKEN is missing: set it to {HINTS['vault_token']}.")
+
+
+def _require(settings: Settings, *names: str) -> None:
+    for name in names:
+        if getattr(settings, name) is None:
+            raise SettingsError(f"{name.upper()} is missing: set it to {HINTS[name]}.")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and `.env`); one clear message for the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else "setting"
+        # Never echo the value: it may be a secret.
+        raise SettingsError(
+            f"{name.upper()} is malformed ({error['msg'].removeprefix('Value error, ')}): set it to {HINTS.get(name, 'a valid value')}."
+        ) from None

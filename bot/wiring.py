@@ -1,0 +1,110 @@
+"""The composition root: builds adapters from settings and hands them to the service and the Bolt app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler
+
+from bot.app import build_app
+from bot.context import BotContext
+from bot.notifier import SlackNotifier
+from bot.settings import Settings
+from bot.web import WebApp
+from grants.adapters.clock import SystemClock
+from grants.adapters.migrate import upgrade
+from grants.adapters.scheduler_timer import SchedulerTimer
+from grants.adapters.sql_store import SqlStore, make_engine
+from grants.adapters.vault_issuer import VaultIssuer, vault_client
+from grants.catalog import Catalog, load_catalog
+from grants.service import ElevationService
+
+
+def open_store(settings: Settings, migrate: bool = False) -> SqlStore:
+    engine = make_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    return SqlStore(engine)
+
+
+def migrate_database(settings: Settings) -> None:
+    upgrade(make_engine(settings.database_url))
+
+
+def open_audit(settings: Settings) -> tuple[SqlStore, SystemClock]:
+    """The store and clock the audit commands need, and nothing else."""
+    return open_store(settings), SystemClock()
+
+
+def sync_vault(settings: Settings) -> list[str]:
+    catalog = load_catalog(settings.jitbot_catalog)
+    return vault_sync(open_vault(settings), settings.jitbot_catalog.parent, catalog)
+
+
+def open_vault(settings: Settings) -> object:
+    settings.require_vault()
+    assert settings.vault_addr is not None
+    return vault_client(
+        settings.vault_addr,
+        token=settings.vault_token.get_secret_value() if settings.vault_token else None,
+        role_id=settings.vault_role_id,
+        secret_id=settings.vault_secret_id.get_secret_value() if settings.vault_secret_id else None,
+    )
+
+
+def slack_client(settings: Settings) -> WebClient:
+    settings.require_slack()
+    assert settings.slack_bot_token is not None
+    return WebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=3),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass
+class Runtime:
+    catalog: Catalog
+    store: SqlStore
+    timer: SchedulerTimer
+    service: ElevationService
+    notifier: SlackNotifier
+    app: App
+    web: WebApp
+
+    def start(self) -> dict[str, int]:
+        """Start timers, then reconcile whatever happened while the bot was down."""
+        self.timer.start()
+        counts = self.service.reconcile()
+        self.service.start_sweeping()
+        return counts
+
+    def stop(self) -> None:
+        self.timer.shutdown()
+        self.notifier.shutdown()
+
+    def health(self) -> dict[str, bool]:
+        return {"database": self.store.healthy(), "vault": self.service.issuer.healthy(), "scheduler": self.timer.healthy()}
+
+
+def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "vault") -> Runtime:
+    catalog = load_catalog(settings.jitbot_catalog)
+    client = slack_client(settings)
+    assert settings.slack_signing_secret is not None
+    store = open_store(settings, migrate=True)
+    issuer = VaultIssuer(open_vault(settings), wrap_ttl=wrap_ttl, cli=cli)
+    timer = SchedulerTimer()
+    notifier = SlackNotifier(client, catalog, store)
+    service = ElevationService(catalog, store, issuer, notifier, timer, SystemClock())
+    ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
+    app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
+    runtime = Runtime(catalog, store, timer, service, notifier, app, WebApp(app, lambda: runtime.health()))
+    return runtime

@@ -1,0 +1,56 @@
+"""APScheduler-backed timers: they only wake the bot; the database stays the truth."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerTimer:
+    """Implements the Timer port with one in-memory job store owned by this process alone."""
+
+    def __init__(self, workers: int = 8):
+        # misfire_grace_time=None: a job that came due while we were busy or down still runs
+        # (APScheduler's default of 1 s would silently drop it); coalesce: run it once, not N times.
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)},
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone="UTC",
+        )
+
+    def start(self) -> None:
+        if not self.scheduler.running:
+            self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def schedule(self, key: str, when: datetime, action: Callable[[], None]) -> None:
+        self.scheduler.add_job(_guarded, "date", run_date=when, args=(key, action), id=key, replace_existing=True)
+
+    def cancel(self, key: str) -> None:
+        try:
+            self.scheduler.remove_job(key)
+        except JobLookupError:
+            pass
+
+    def pending(self) -> int:
+        return len(self.scheduler.get_jobs())
+
+    def healthy(self) -> bool:
+        return bool(self.scheduler.running)
+
+
+def _guarded(key: str, action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception:
+        log.exception("timer job failed", extra={"job": key})

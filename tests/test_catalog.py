@@ -1,0 +1,111 @@
+"""Catalog validation: the shipped catalog is valid; a broken one reports every problem at once."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grants.catalog import CatalogError, load_catalog, parse_catalog
+from tests.catalogs import catalog_data
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "vault_policies" / "catalog.toml"
+
+
+def jitbot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+
+
+def test_shipped_catalog_is_realistic_and_valid():
+    catalog = load_catalog(SHIPPED)
+    assert len(catalog.scopes) >= 3 and len(catalog.groups) >= 2
+    assert catalog.approvers(catalog.scopes["payments-read"]) == {"U0APPR001", "U0APPR002", "U0APPR003"}
+
+
+def test_check_passes_on_the_shipped_catalog():
+    result = jitbot("check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
+
+
+BROKEN = """
+[settings]
+pending_timeout = "soon"
+colour = "blue"
+
+[groups]
+oncall = ["U0APPR001"]
+
+[scopes.list]
+description = "a scope named like a subcommand"
+policies = ["payments-read"]
+requesters = ["*"]
+approvers = ["group:oncall"]
+
+[scopes.payments-read]
+description = "disordered durations, unknown group, missing policy, too many approvals"
+policies = ["payments-read", "nope"]
+min_duration = "2h"
+default_duration = "1h"
+max_duration = "30m"
+requesters = ["group:ghosts"]
+approvers = ["group:oncall"]
+approvals_required = 3
+reason_pattern = "(unclosed"
+"""
+
+
+def test_check_lists_every_problem_of_a_broken_catalog(tmp_path):
+    shutil.copy(ROOT / "vault_policies" / "payments-read.hcl", tmp_path)
+    (tmp_path / "broken.hcl").write_text('path "secret/*" { capabilities = ["read", "fly"] ')
+    (tmp_path / "catalog.toml").write_text(BROKEN)
+    import os
+
+    result = jitbot("check", env={**os.environ, "JITBOT_CATALOG": str(tmp_path / "catalog.toml")})
+    assert result.returncode == 1
+    out = result.stdout
+    for expected in ("settings.pending_timeout", "settings.colour: unknown key", "reason_pattern"):
+        assert expected in out, out
+    # Semantic problems are only reported once the shape is right; fix the shape and check again.
+    fixed = BROKEN.replace('pending_timeout = "soon"\ncolour = "blue"', "").replace('reason_pattern = "(unclosed"', "")
+    (tmp_path / "catalog.toml").write_text(fixed)
+    result = jitbot("check", env={**os.environ, "JITBOT_CATALOG": str(tmp_path / "catalog.toml")})
+    out = result.stdout
+    assert result.returncode == 1
+    for expected in (
+        "scopes.list: `list` is a subcommand word",
+        "unknown group `group:ghosts`",
+        "no policy file `nope.hcl`",
+        "min_duration <= default_duration <= max_duration",
+        "approvals_required: 3 approvals needed but only 1",
+        "broken.hcl: unbalanced braces",
+        "unknown capability `fly`",
+    ):
+        assert expected in out, out
+    assert str(tmp_path / "catalog.toml") in out
+
+
+def test_missing_catalog_file_says_what_to_set(tmp_path):
+    with pytest.raises(CatalogError, match="JITBOT_CATALOG"):
+        load_catalog(tmp_path / "absent.toml")
+
+
+def test_requesters_and_groups_expand():
+    catalog = parse_catalog(catalog_data())
+    write = catalog.scopes["payments-write"]
+    assert catalog.can_request(write, "U0REQ0001") and not catalog.can_request(write, "U0OUTSIDE")
+    assert catalog.requestable_by("U0OUTSIDE") == ["payments-read"]
+
+
+def test_bad_user_ids_and_star_approvers_are_refused():
+    data = catalog_data()
+    data["groups"] = {"db-oncall": ["alice"]}
+    data["scopes"]["payments-read"]["approvers"] = ["*"]
+    with pytest.raises(CatalogError) as error:
+        parse_catalog(data)
+    text = "\n".join(error.value.problems)
+    assert "`alice` is not a Slack user ID" in text and "`*` is not allowed here" in text

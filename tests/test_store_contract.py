@@ -1,0 +1,114 @@
+"""One contract suite, run on the in-memory fake, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from grants.adapters.migrate import upgrade
+from grants.adapters.sql_store import SqlStore, make_engine
+from grants.audit import AuditQuery, verify
+from grants.domain import AuditEvent, Request, State
+from tests.databases import fresh_database
+from tests.fakes import FakeStore
+
+T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(params=["fake", "sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "fake":
+        yield FakeStore()
+        return
+    with fresh_database(request.param, tmp_path) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        yield SqlStore(engine)
+        engine.dispose()
+
+
+def make_request(rid: str = "JIT-AAAA0001", requester: str = "U0REQ0001") -> Request:
+    return Request(
+        id=rid, scope="payments-read", requester=requester, duration=timedelta(minutes=30), reason="INC-1 ünïcode",
+        state=State.PENDING, created_at=T0, pending_until=T0 + timedelta(hours=1),
+    )  # fmt: skip
+
+
+def event(name: str, request: Request, actor: str = "system", **detail) -> AuditEvent:
+    return AuditEvent(event=name, at=T0, actor=actor, request_id=request.id, scope=request.scope, subject=request.requester,
+                      detail=detail)  # fmt: skip
+
+
+def test_round_trip_keeps_every_field_and_utc(store):
+    request = make_request()
+    store.create(request, event("requested", request, reason=request.reason))
+    active = request.moved(State.APPROVED, approvals=("U1", "U2"), decided_by="U2", decided_at=T0)
+    assert store.save(active, 0, event("approved", active))
+    active2 = active.moved(State.ACTIVE, issued_at=T0, expires_at=T0 + timedelta(minutes=30), accessor="acc")
+    assert store.save(active2, 1, event("issued", active2, accessor="acc"))
+    loaded = store.get(request.id)
+    assert loaded == active2
+    assert loaded.expires_at.tzinfo is not None and loaded.expires_at.utcoffset() == timedelta(0)
+
+
+def test_compare_and_swap_refuses_a_stale_version(store):
+    request = make_request()
+    store.create(request, event("requested", request))
+    assert store.save(request.moved(State.APPROVED), 0, event("approved", request))
+    assert not store.save(request.moved(State.DENIED), 0, event("denied", request))
+    assert store.get(request.id).state is State.APPROVED
+    assert [e.event for e in store.events(AuditQuery())] == ["requested", "approved"]
+
+
+def test_racing_writers_one_wins_and_chain_stays_intact(store):
+    request = make_request()
+    store.create(request, event("requested", request))
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def race(i: int) -> None:
+        barrier.wait()
+        results.append(store.save(request.moved(State.APPROVED, decided_by=f"U{i}"), 0, event("approved", request, f"U{i}")))
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    for i in range(20):
+        store.record(AuditEvent(event="rejected", at=T0, actor=f"U{i}"))
+    events = list(store.events(AuditQuery()))
+    assert [e.seq for e in events] == list(range(1, 23))
+    assert verify(events).intact
+
+
+def test_find_filters(store):
+    a, b = make_request("JIT-A"), replace(make_request("JIT-B", "U0OTHER01"), created_at=T0 + timedelta(seconds=1))
+    store.create(a, event("requested", a))
+    store.create(b, event("requested", b))
+    assert [r.id for r in store.find()] == ["JIT-B", "JIT-A"]
+    assert [r.id for r in store.find(requester="U0OTHER01")] == ["JIT-B"]
+    assert store.find(states=(State.ACTIVE,)) == []
+    assert len(store.find(limit=1)) == 1
+    assert store.get("JIT-NONE") is None
+
+
+def test_event_filters(store):
+    a = make_request()
+    store.create(a, event("requested", a))
+    store.record(AuditEvent(event="exported", at=T0 + timedelta(days=1), actor="U0AUDIT01"))
+    assert [e.event for e in store.events(AuditQuery(since=T0 + timedelta(hours=1)))] == ["exported"]
+    assert [e.event for e in store.events(AuditQuery(until=T0 + timedelta(hours=1)))] == ["requested"]
+    assert [e.event for e in store.events(AuditQuery(user="U0REQ0001"))] == ["requested"]
+    assert [e.event for e in store.events(AuditQuery(scope="payments-read"))] == ["requested"]
+
+
+def test_message_refs(store):
+    store.add_message_ref("JIT-A", "C1", "1.000")
+    store.add_message_ref("JIT-A", "D2", "2.000")
+    assert sorted(store.message_refs("JIT-A")) == [("C1", "1.000"), ("D2", "2.000")]
+    assert store.message_refs("JIT-B") == []
