@@ -9,13 +9,14 @@ from pathlib import Path
 
 from bot.settings import SettingsError, load_settings
 from grants.catalog import CatalogError
+from grants.domain import CredentialError
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (SettingsError, CatalogError) as error:
+    except (SettingsError, CatalogError, CredentialError) as error:
         print(f"jitbot: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -25,8 +25,9 @@ def error_text(error: DomainError, command: str) -> str:
     return f":warning: {error}" + (f"\n{hint}" if hint else "")
 
 
-def usage_text(problem: str, command: str) -> str:
-    return f":warning: {problem}\n{HINTS['invalid_request'].format(command=command)}"
+def usage_text(problem: str, command: str, usage: str | None = None) -> str:
+    hint = f"Type `{command} {usage}`." if usage else HINTS["invalid_request"].format(command=command)
+    return f":warning: {problem}\n{hint}"
 
 
 def news_text(request: Request, news: str, context: dict[str, object]) -> str:
@@ -38,7 +39,9 @@ def news_text(request: Request, news: str, context: dict[str, object]) -> str:
         reason = f" Reason: {context['reason']}" if context.get("reason") else ""
         return f":no_entry: {rid}: your request for `{scope}` was denied by <@{request.decided_by}>.{reason}"
     if news == "timed_out":
-        return f":hourglass: {rid}: nobody decided your request for `{scope}` in time, so it ended. Ask again if you still need it."
+        return (
+            f":hourglass: {rid}: nobody decided your request for `{scope}` in time, so it ended. Ask again if you still need it."
+        )
     if news == "issue_failed":
         return (
             f":x: {rid}: your request for `{scope}` was approved, but the credential could not be issued "

@@ -7,7 +7,11 @@ from datetime import timedelta
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 
 from bot.app import build_app
 from bot.context import BotContext
@@ -19,6 +23,7 @@ from grants.adapters.migrate import upgrade
 from grants.adapters.scheduler_timer import SchedulerTimer
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.adapters.vault_issuer import VaultIssuer, vault_client
+from grants.adapters.vault_sync import sync as vault_sync
 from grants.catalog import Catalog, load_catalog
 from grants.service import ElevationService
 

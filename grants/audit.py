@@ -122,5 +122,7 @@ def parse_time(text: str, now: datetime) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"`{text}` is not a time; use an ISO date such as 2026-11-01, 2026-11-01T09:30Z, or an age such as 7d") from None
+        raise ValueError(
+            f"`{text}` is not a time; use an ISO date such as 2026-11-01, 2026-11-01T09:30Z, or an age such as 7d"
+        ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -162,8 +162,7 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
         eligible = len(catalog.approvers(scope))
         if scope.approvals_required > eligible:
             problems.append(
-                f"{where}.approvals_required: {scope.approvals_required} approvals needed "
-                f"but only {eligible} approver(s) named"
+                f"{where}.approvals_required: {scope.approvals_required} approvals needed but only {eligible} approver(s) named"
             )
         if policy_dir is not None:
             for policy in scope.policies:

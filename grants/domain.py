@@ -102,7 +102,7 @@ class IssuedCredential:
     accessor: str
     delivery: str = field(repr=False)
     delivery_ttl: timedelta = timedelta(minutes=5)
-    unwrap_hint: str = ""
+    unwrap_hint: str = field(default="", repr=False)
 
 
 class DomainError(Exception):

@@ -19,7 +19,7 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip().lower())
     if not text.strip() or match is None or not any(match.groups()):
         raise DurationError(f"`{text}` is not a duration; use a number with a unit, e.g. {DURATION_EXAMPLES}")
-    seconds = sum(int(v) * s for v, s in zip(match.groups(), _UNITS.values()) if v)
+    seconds = sum(int(v) * s for v, s in zip(match.groups(), _UNITS.values(), strict=False) if v)
     if seconds <= 0:
         raise DurationError(f"`{text}` is zero; a duration must be positive, e.g. {DURATION_EXAMPLES}")
     return timedelta(seconds=seconds)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import IO, Any
 
 from grants import rules
 from grants.audit import AuditQuery
-from grants.exports import export_trail
 from grants.catalog import Catalog
 from grants.domain import (
     TRANSITIONS,
@@ -24,6 +24,7 @@ from grants.domain import (
     new_request_id,
 )
 from grants.durations import format_duration
+from grants.exports import export_trail
 from grants.ports import Clock, CredentialIssuer, Notifier, Store, Timer
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class ElevationService:
     def cancel(self, request_id: str, actor: str) -> Request:
         while True:
             request = self._load(request_id)
-            self._guard(request, actor, "cancel", lambda: rules.require_requester_of(request, actor, "cancel"))
+            self._guard(request, actor, "cancel", partial(rules.require_requester_of, request, actor, "cancel"))
             if request.state is not State.PENDING:
                 raise AlreadyDecided(f"{request.id} is already {request.state}; only pending requests can be cancelled.")
             now = self.clock.now()
@@ -253,7 +254,11 @@ class ElevationService:
             return failed
         active = request.moved(State.ACTIVE, issued_at=now, expires_at=now + request.duration, accessor=credential.accessor)
         event = self._event(
-            "issued", active, "system", accessor=credential.accessor, expires_at=active.expires_at.isoformat() if active.expires_at else None
+            "issued",
+            active,
+            "system",
+            accessor=credential.accessor,
+            expires_at=active.expires_at.isoformat() if active.expires_at else None,
         )
         if not self.store.save(active, request.version, event):
             # Someone else issued (or ended) this request meanwhile: our token must not survive.

@@ -68,7 +68,7 @@ class FakeStore:
 
     def events(self, query: AuditQuery) -> Iterator[AuditEvent]:
         for e in list(self.audit):
-            if query.since and e.at < query.since or query.until and e.at >= query.until:
+            if (query.since and e.at < query.since) or (query.until and e.at >= query.until):
                 continue
             if query.scope and e.scope != query.scope:
                 continue

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from grants.audit import GENESIS_HASH, EXPORT_FIELDS, chained, parse_time, verify, write_export
+from grants.audit import EXPORT_FIELDS, GENESIS_HASH, chained, parse_time, verify, write_export
 from grants.domain import AuditEvent
 from grants.durations import DurationError, format_duration, parse_duration
 
@@ -25,7 +25,7 @@ def test_durations_parse_and_format(text, seconds):
 
 @pytest.mark.parametrize("text", ["", "10", "10x", "h", "1.5h", "-5m", "0m", "30m1h"])
 def test_bad_durations_say_what_to_type(text):
-    with pytest.raises(DurationError, match="e.g. 90s, 15m"):
+    with pytest.raises(DurationError, match=r"e\.g\. 90s, 15m"):
         parse_duration(text)
 
 

@@ -151,7 +151,7 @@ def test_pending_times_out(world):
 
 
 def test_cancel_by_requester_only(world):
-    service, store, *_ = world
+    service, _store, *_ = world
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     with pytest.raises(NotAllowed):
         service.cancel(request.id, APPROVER_1)
@@ -184,7 +184,7 @@ def test_vault_down_at_expiry_retries_with_backoff(world):
 
 
 def test_slack_failure_never_undoes_a_decision(world):
-    service, store, issuer, notifier, _ = world
+    service, _store, issuer, notifier, _ = world
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     notifier.broken = True
     assert service.approve(request.id, APPROVER_1).state is State.ACTIVE and issuer.live

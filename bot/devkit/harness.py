@@ -34,14 +34,21 @@ class LocalBot:
         self.runtime = build_runtime(self.settings, wrap_ttl=self.wrap_ttl, cli=self.cli)
         self.start_counts = self.runtime.start()
         self._server = serve(self.runtime.web, "127.0.0.1", self.port)
-        self._thread = threading.Thread(target=self._server.run, name="jitbot-http", daemon=True)
+        self._thread = threading.Thread(target=self._serve, args=(self._server,), name="jitbot-http", daemon=True)
         self._thread.start()
         return self
 
+    def _serve(self, server: Any) -> None:
+        try:
+            server.run()
+        except OSError:
+            if self._server is not None:  # closed by stop(): the poll loop lost its sockets
+                raise
+
     def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            self._server = None
+            server, self._server = self._server, None
+            server.close()
         if self.runtime is not None:
             self.runtime.notifier.drain()
             self.runtime.stop()

@@ -17,6 +17,11 @@ from grants.domain import DomainError
 from grants.durations import looks_like_duration
 
 
+def say(ack: Ack, text: str) -> None:
+    """Acknowledge with an ephemeral reply that only the person who typed the command sees."""
+    ack(text=text, response_type="ephemeral")
+
+
 def register(app: App, ctx: BotContext) -> None:
     @app.command(ctx.command)
     def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
@@ -27,9 +32,9 @@ def register(app: App, ctx: BotContext) -> None:
             if not words:
                 open_form(ack, ctx, client, user, command)
             elif verb == "help":
-                ack(messages.help_text(ctx.command, ctx.catalog.requestable_by(user)))
+                say(ack, messages.help_text(ctx.command, ctx.catalog.requestable_by(user)))
             elif verb == "list":
-                ack(blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
+                say(ack, blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
             elif verb in ("revoke", "cancel"):
                 end_grant(ack, respond, ctx, user, verb, words[1:])
             elif verb == "audit":
@@ -38,17 +43,25 @@ def register(app: App, ctx: BotContext) -> None:
                 request(ack, ctx, user, words)
             else:
                 scopes = ", ".join(f"`{s}`" for s in ctx.catalog.requestable_by(user)) or "none"
-                ack(messages.usage_text(f"`{words[0]}` is neither a subcommand (list, revoke, audit, help) nor a scope. Scopes you can request: {scopes}.", ctx.command))
+                say(
+                    ack,
+                    messages.usage_text(
+                        f"`{words[0]}` is neither a subcommand (list, revoke, audit, help) nor a scope. Scopes you can request: {scopes}.",
+                        ctx.command,
+                    ),
+                )
         except DomainError as error:
-            ack(messages.error_text(error, ctx.command))
+            say(ack, messages.error_text(error, ctx.command))
 
 
 def open_form(ack: Ack, ctx: BotContext, client: WebClient, user: str, command: dict[str, Any]) -> None:
     if not ctx.catalog.requestable_by(user):
-        ack(":warning: There is no scope you can request. Ask an admin to add you to a scope's requesters.")
+        say(ack, ":warning: There is no scope you can request. Ask an admin to add you to a scope's requesters.")
         return
     ack()
-    client.views_open(trigger_id=command["trigger_id"], view=blocks.request_modal(ctx.catalog, user, command.get("channel_id", "")))
+    client.views_open(
+        trigger_id=command["trigger_id"], view=blocks.request_modal(ctx.catalog, user, command.get("channel_id", ""))
+    )
 
 
 def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
@@ -57,16 +70,17 @@ def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
     reason = " ".join(rest[1:] if duration else rest)
     created = ctx.service.request(user, scope, duration, reason)
     approvers = ctx.catalog.approvers(ctx.catalog.scopes[scope]) - {user}
-    ack(
+    say(
+        ack,
         f":outbox_tray: Request `{created.id}` for `{scope}` ({messages.format_duration(created.duration)}) sent to "
         f"{', '.join(f'<@{a}>' for a in sorted(approvers))}; {created.approvals_required} approval(s) needed. "
-        f"I'll DM you when it is decided. `{ctx.command} revoke {created.id}` cancels it."
+        f"I'll DM you when it is decided. `{ctx.command} revoke {created.id}` cancels it.",
     )
 
 
 def end_grant(ack: Ack, respond: Respond, ctx: BotContext, user: str, verb: str, args: list[str]) -> None:
     if len(args) != 1:
-        ack(messages.usage_text(f"`{verb}` takes one request ID.", ctx.command).replace("<scope> <duration> <reason…>", f"{verb} <request-id>"))
+        say(ack, messages.usage_text(f"`{verb}` takes one request ID.", ctx.command, f"{verb} <request-id>"))
         return
     ack()  # Vault may take a moment; the outcome follows through the response URL
     try:
@@ -81,10 +95,10 @@ def audit(ack: Ack, respond: Respond, ctx: BotContext, client: WebClient, user: 
     try:
         fmt, query = parse_audit_args(text, ctx)
     except ValueError as error:
-        ack(messages.usage_text(str(error), ctx.command).split("\n")[0] + f"\nType `{ctx.command} audit [--since T] [--until T] [--format csv|jsonl]`.")
+        say(ack, messages.usage_text(str(error), ctx.command, "audit [--since T] [--until T] [--format csv|jsonl]"))
         return
     ctx.service.require_auditor(user, "audit_export")
-    ack(f":hourglass_flowing_sand: Preparing the {fmt.upper()} export…")
+    say(ack, f":hourglass_flowing_sand: Preparing the {fmt.upper()} export…")
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as out:
         count = ctx.service.export(user, query, out, fmt, via="slack")
         out.seek(0)

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, or_, text, update
 from sqlmodel import Session, col, select
 
-from grants.audit import GENESIS_HASH, AuditQuery, chained
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow
+from grants.audit import GENESIS_HASH, AuditQuery, chained
 from grants.domain import AuditEvent, Request, State
 
 

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real OpenBao, fresh SQLite/PostgreSQL databases, the Slack stand-in and a real bot."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+from sqlalchemy import text
+
+from bot.devkit.harness import LocalBot
+from bot.devkit.openbao import OpenBaoDevServer
+from bot.devkit.slack_client import SignedSlackClient
+from bot.devkit.slack_standin import SlackStandIn, message_text
+from tests.databases import fresh_database
+from tests.vault_fixtures import bot_vault_token, openbao, vault_root, vault_synced  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT_TOKEN = "xoxb-test-0000-jitbot"
+SIGNING_SECRET = "test-signing-secret-8f14e45fceea167a"
+USERS = {
+    "U0DEV0001": "dana",
+    "U0DEV0002": "devon",
+    "U0APPR001": "ari",
+    "U0APPR002": "ben",
+    "U0APPR003": "cleo",
+    "U0APPR004": "dmitri",
+    "U0AUDIT01": "audrey",
+    "U0ADMIN01": "adam",
+    "U0OUTSIDE": "olga",
+}
+REQUESTER, APPROVER, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER = (
+    "U0DEV0001", "U0APPR001", "U0APPR002", "U0APPR003", "U0AUDIT01", "U0OUTSIDE",
+)  # fmt: skip
+WRAP_TOKEN = re.compile(r"unwrap ([A-Za-z0-9._-]{20,})")
+
+
+def make_catalog_dir(tmp_path: Path) -> Path:
+    """The shipped catalog and policies, with the staging scope allowed down to 2 s for expiry tests."""
+    target = tmp_path / "policies"
+    shutil.copytree(ROOT / "vault_policies", target)
+    catalog = target / "catalog.toml"
+    catalog.write_text(catalog.read_text().replace('min_duration = "10s"', 'min_duration = "2s"'))
+    return target
+
+
+@dataclass
+class World:
+    bot: LocalBot
+    slack: SlackStandIn
+    client: SignedSlackClient
+    vault: hvac.Client
+    vault_addr: str
+    db_url: str
+
+    def rows(self, sql: str) -> list[Any]:
+        assert self.bot.runtime is not None
+        with self.bot.runtime.store.engine.connect() as connection:
+            return list(connection.execute(text(sql)))
+
+    def audit_names(self, request_id: str) -> list[str]:
+        return [r[0] for r in self.rows(f"SELECT event FROM audit_events WHERE request_id = '{request_id}' ORDER BY seq")]
+
+    def wait_audit(self, request_id: str, event: str, timeout: float = 15) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while event not in self.audit_names(request_id):
+            assert time.monotonic() < deadline, f"no `{event}` for {request_id}: {self.audit_names(request_id)}"
+            time.sleep(0.05)
+
+    def wrapping_token(self, user: str, request_id: str, timeout: float = 10) -> str:
+        message = self.slack.wait_for(
+            lambda: next(
+                (m for m in self.slack.dm_messages(user) if request_id in message_text(m) and "unwrap" in message_text(m)), None
+            ),
+            timeout=timeout,
+        )
+        match = WRAP_TOKEN.search(message_text(message))
+        assert match, message_text(message)
+        return match.group(1)
+
+    def unwrap(self, wrapping_token: str) -> str:
+        response = hvac.Client(url=self.vault_addr, token=wrapping_token).sys.unwrap()
+        return str(response["auth"]["client_token"])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def world(tmp_path, db_url, openbao: OpenBaoDevServer, vault_root, bot_vault_token) -> Iterator[World]:  # noqa: F811
+    policies = make_catalog_dir(tmp_path)
+    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
+        bot = LocalBot(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=openbao.addr,
+            vault_token=bot_vault_token,
+            database_url=db_url,
+            jitbot_catalog=policies / "catalog.toml",
+        )
+        with bot:
+            client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
+            yield World(bot, slack, client, vault_root, openbao.addr, db_url)

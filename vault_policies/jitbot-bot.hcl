@@ -1,0 +1,44 @@
+# jitbot-bot: the bot's own token. It issues grants through the `jitbot` token role, revokes them by accessor
+# and keeps itself alive; nothing else. Policies and the role are written by an operator running
+# `jitbot vault sync` with an admin token: the bot can neither write policies nor change its role.
+# Give the bot this policy alone (`-no-default-policy` is fine: everything it needs is listed here).
+
+# Issue a grant, only through the role. The role pins what a grant may be (its policies must be a subset of the
+# catalog's, an orphan service token, not renewable, never past the catalog's longest max_duration); the
+# parameter list below additionally refuses `id`, `period`, `type` and `entity_alias`, and any `renewable`
+# but false. If you rename the role (`token_role`), rename this path too.
+path "auth/token/create/jitbot" {
+  capabilities = ["create", "update"]
+  allowed_parameters = {
+    "policies"          = []
+    "no_default_policy" = []
+    "ttl"               = []
+    "explicit_max_ttl"  = []
+    "display_name"      = []
+    "meta"              = []
+    "no_parent"         = []
+    "num_uses"          = []
+    "renewable"         = [false]
+  }
+}
+
+# Revoke a grant early or on expiry. The bot never holds a grant's token, only its accessor.
+# (Vault cannot limit this path to the role's tokens: guard the bot's token accordingly.)
+path "auth/token/revoke-accessor" {
+  capabilities = ["update"]
+}
+
+# See whether a grant still exists and what it carries (start-up reconciliation), again by accessor.
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}
+
+# Health check and self-renewal: read its own TTL, and renew itself before it runs out.
+# (`sys/health` needs no token, so nothing is granted for it.)
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
