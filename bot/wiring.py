@@ -101,6 +101,8 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "vault") -> Runtime:
+    settings.require_slack()  # settings first: one message naming the variable beats a later failure
+    settings.require_vault()
     catalog = load_catalog(settings.jitbot_catalog)
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
