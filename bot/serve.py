@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 def run(settings: Settings, host: str, port: int, socket_mode: bool = False) -> int:
     runtime = build_runtime(settings)
-    counts = runtime.start()
-    log.info("reconciled at start-up", extra=counts)
+    runtime.start()
+    log.info("started", extra={"role": runtime.role()})
     server = serve(runtime.web, host, port)
 
     def stop(*_: Any) -> None:

@@ -18,9 +18,9 @@ StartResponse = Callable[..., Any]
 class WebApp:
     """A tiny WSGI router; `health` returns the state of each dependency."""
 
-    def __init__(self, app: App, health: Callable[[], dict[str, bool]]):
+    def __init__(self, app: App, health: Callable[[], dict[str, bool]], info: Callable[[], dict[str, str]] = dict):
         self.slack = SlackRequestHandler(app)
-        self.health = health
+        self.health, self.info = health, info
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -28,7 +28,7 @@ class WebApp:
             return self._slack(environ, start_response)
         if path == "/healthz" and method == "GET":
             state = self.health()
-            body = {name: ("ok" if up else "down") for name, up in state.items()}
+            body = {name: ("ok" if up else "down") for name, up in state.items()} | self.info()
             return _json(start_response, "200 OK" if all(state.values()) else "503 Service Unavailable", body)
         return _json(start_response, "404 Not Found", {"error": "not found"})
 

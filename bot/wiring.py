@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +21,7 @@ from bot.notifier import SlackNotifier
 from bot.settings import Settings
 from bot.web import WebApp
 from grants.adapters.clock import SystemClock
+from grants.adapters.leader_lock import leader_lock
 from grants.adapters.migrate import upgrade
 from grants.adapters.scheduler_timer import SchedulerTimer
 from grants.adapters.sql_store import SqlStore, make_engine
@@ -26,6 +29,9 @@ from grants.adapters.vault_issuer import VaultIssuer, vault_client
 from grants.adapters.vault_sync import sync as vault_sync
 from grants.catalog import Catalog, load_catalog
 from grants.service import ElevationService
+from grants.timekeeper import TimeKeeper
+
+log = logging.getLogger(__name__)
 
 
 def open_store(settings: Settings, migrate: bool = False) -> SqlStore:
@@ -82,22 +88,47 @@ class Runtime:
     timer: SchedulerTimer
     service: ElevationService
     notifier: SlackNotifier
+    timekeeper: TimeKeeper
     app: App
     web: WebApp
+    tick_every: float = 1.0
 
-    def start(self) -> dict[str, int]:
-        """Start timers, then reconcile whatever happened while the bot was down."""
+    def __post_init__(self) -> None:
+        self._stopping = threading.Event()
+        self._loop: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the scheduler and the leadership loop; the first tick (leader or not) runs at once,
+        so a leader reconciles whatever happened while the bot was down before serving."""
         self.timer.start()
-        counts = self.service.reconcile()
-        self.service.start_sweeping()
-        return counts
+        self.timekeeper.timer.deactivate()  # no timers until this replica is elected
+        self._tick()
+        self._loop = threading.Thread(target=self._run, name="jitbot-leadership", daemon=True)
+        self._loop.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.tick_every):
+            self._tick()
+
+    def _tick(self) -> None:
+        try:
+            self.timekeeper.tick()
+        except Exception:
+            log.exception("leadership tick failed")  # e.g. the database is down; the next tick retries
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._loop is not None:
+            self._loop.join(timeout=5)
+        self.timekeeper.step_down()
         self.timer.shutdown()
         self.notifier.shutdown()
 
     def health(self) -> dict[str, bool]:
         return {"database": self.store.healthy(), "vault": self.service.issuer.healthy(), "scheduler": self.timer.healthy()}
+
+    def role(self) -> str:
+        return "leader" if self.timekeeper.leader else "follower"
 
 
 def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "vault") -> Runtime:
@@ -110,8 +141,11 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     issuer = VaultIssuer(open_vault(settings), wrap_ttl=wrap_ttl, cli=cli)
     timer = SchedulerTimer()
     notifier = SlackNotifier(client, catalog, store)
-    service = ElevationService(catalog, store, issuer, notifier, timer, SystemClock())
+    clock = SystemClock()
+    service = ElevationService(catalog, store, issuer, notifier, timer, clock)
+    timekeeper = TimeKeeper(service, leader_lock(store.engine), timer, clock)
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
-    runtime = Runtime(catalog, store, timer, service, notifier, app, WebApp(app, lambda: runtime.health()))
+    web = WebApp(app, lambda: runtime.health(), lambda: {"role": runtime.role()})
+    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, app, web)
     return runtime

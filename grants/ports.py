@@ -32,6 +32,10 @@ class Store(Protocol):
         self, *, states: Collection[State] | None = None, requester: str | None = None, limit: int | None = None
     ) -> list[Request]: ...
 
+    def due(self, horizon: datetime) -> list[Request]:
+        """Active grants expiring, and pending requests timing out, before `horizon`."""
+        ...
+
     def record(self, event: AuditEvent) -> AuditEvent:
         """Append one audit event that changes no request (rejections, exports, failures)."""
         ...
@@ -69,6 +73,20 @@ class Notifier(Protocol):
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None: ...
 
     def alert(self, text: str) -> None: ...
+
+
+class LeaderLock(Protocol):
+    """At most one replica holds it; only the holder runs the timers."""
+
+    def acquire(self) -> bool:
+        """Try to take the lock without waiting; True when this replica holds it now."""
+        ...
+
+    def holding(self) -> bool:
+        """Still held (the connection or file that carries it is alive)."""
+        ...
+
+    def release(self) -> None: ...
 
 
 class Timer(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import IO, Any
 
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 STUCK_APPROVAL_AFTER = timedelta(seconds=15)
 REVOKE_BACKOFF_MAX = timedelta(minutes=5)
-SWEEP_EVERY = timedelta(seconds=15)
 
 
 class ElevationService:
@@ -180,20 +179,14 @@ class ElevationService:
     def reconcile(self) -> dict[str, int]:
         """Bring the world in line with the database: the bot may have been down for a while."""
         now = self.clock.now()
-        counts = {"expired": 0, "armed": 0, "timed_out": 0, "retried": 0}
-        for request in self.store.find(states=(State.ACTIVE,)):
-            if request.expires_at is not None and request.expires_at <= now:
+        counts = {"expired": 0, "timed_out": 0, "retried": 0}
+        for request in self.store.due(now):
+            if request.state is State.ACTIVE:
                 self.expire(request.id)
                 counts["expired"] += 1
             else:
-                self._schedule_expiry(request)
-                counts["armed"] += 1
-        for request in self.store.find(states=(State.PENDING,)):
-            if request.pending_until <= now:
                 self.time_out(request.id)
                 counts["timed_out"] += 1
-            else:
-                self._schedule_timeout(request)
         for request in self.store.find(states=(State.APPROVED,)):
             # An approval older than this was interrupted between the decision and Vault.
             if request.decided_at is not None and now - request.decided_at >= STUCK_APPROVAL_AFTER:
@@ -201,16 +194,15 @@ class ElevationService:
                 counts["retried"] += 1
         return counts
 
-    def start_sweeping(self) -> None:
-        """Reconcile now and then on a timer, as a safety net under the per-request timers."""
-        self.reconcile()
-        self.timer.schedule("sweep", self.clock.now() + SWEEP_EVERY, self._sweep)
-
-    def _sweep(self) -> None:
-        try:
-            self.reconcile()
-        finally:
-            self.timer.schedule("sweep", self.clock.now() + SWEEP_EVERY, self._sweep)
+    def arm_due(self, horizon: datetime) -> int:
+        """Arm exact timers for whatever falls due before `horizon`, whichever replica created it."""
+        due = self.store.due(horizon)
+        for request in due:
+            if request.state is State.ACTIVE:
+                self._schedule_expiry(request)
+            else:
+                self._schedule_timeout(request)
+        return len(due)
 
     # ---- queries and other audited actions ---------------------------------------------------
 

@@ -56,6 +56,13 @@ class FakeStore:
         ]  # fmt: skip
         return found[:limit] if limit else found
 
+    def due(self, horizon: datetime) -> list[Request]:
+        return [
+            r for r in self.requests.values()
+            if (r.state is State.ACTIVE and r.expires_at is not None and r.expires_at <= horizon)
+            or (r.state is State.PENDING and r.pending_until <= horizon)
+        ]  # fmt: skip
+
     def record(self, event: AuditEvent) -> AuditEvent:
         with self.lock:
             return self._append(event)

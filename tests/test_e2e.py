@@ -249,4 +249,4 @@ def test_healthz(world: World):
 
     with urllib.request.urlopen(f"{world.bot.url}/healthz", timeout=5) as response:
         assert response.status == 200
-        assert json.load(response) == {"database": "ok", "vault": "ok", "scheduler": "ok"}
+        assert json.load(response) == {"database": "ok", "vault": "ok", "scheduler": "ok", "role": "leader"}

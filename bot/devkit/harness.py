@@ -32,7 +32,7 @@ class LocalBot:
 
     def start(self) -> LocalBot:
         self.runtime = build_runtime(self.settings, wrap_ttl=self.wrap_ttl, cli=self.cli)
-        self.start_counts = self.runtime.start()
+        self.runtime.start()
         self._server = serve(self.runtime.web, "127.0.0.1", self.port)
         self._thread = threading.Thread(target=self._serve, args=(self._server,), name="jitbot-http", daemon=True)
         self._thread.start()

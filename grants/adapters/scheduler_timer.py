@@ -25,6 +25,16 @@ class SchedulerTimer:
             timezone="UTC",
         )
 
+        self.active = True
+
+    def activate(self) -> None:
+        self.active = True
+
+    def deactivate(self) -> None:
+        # A follower must never run timers: the leader's copy of the same job would race it.
+        self.active = False
+        self.scheduler.remove_all_jobs()
+
     def start(self) -> None:
         if not self.scheduler.running:
             self.scheduler.start()
@@ -34,6 +44,8 @@ class SchedulerTimer:
             self.scheduler.shutdown(wait=False)
 
     def schedule(self, key: str, when: datetime, action: Callable[[], None]) -> None:
+        if not self.active:
+            return  # the leader's due poller arms it on the replica that runs timers
         self.scheduler.add_job(_guarded, "date", run_date=when, args=(key, action), id=key, replace_existing=True)
 
     def cancel(self, key: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, or_, text, update
+from sqlalchemy import Engine, and_, create_engine, event, func, or_, text, update
 from sqlmodel import Session, col, select
 
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow
@@ -145,6 +145,20 @@ class SqlStore:
             query = query.limit(limit)
         with Session(self.engine) as session:
             return [_from_row(row) for row in session.exec(query)]
+
+    def due(self, horizon: datetime) -> list[Request]:
+        query = select(RequestRow).where(
+            or_(
+                and_(col(RequestRow.state) == State.ACTIVE.value, col(RequestRow.expires_at) <= horizon),
+                and_(col(RequestRow.state) == State.PENDING.value, col(RequestRow.pending_until) <= horizon),
+            )
+        )
+        with Session(self.engine) as session:
+            return [_from_row(row) for row in session.exec(query)]
+
+    def count(self, state: State) -> int:
+        with Session(self.engine) as session:
+            return int(session.exec(select(func.count()).select_from(RequestRow).where(RequestRow.state == state.value)).one())
 
     # audit ----------------------------------------------------------------------------------------
 
