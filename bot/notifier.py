@@ -29,13 +29,20 @@ class SlackNotifier:
     """Implements the Notifier port. Work for one request runs in order on one lane, so the
     approval message exists before it is updated; different requests run in parallel."""
 
-    def __init__(self, client: WebClient, catalog: Catalog, refs: MessageRefs, lanes: int = 4):
-        self.client, self.catalog, self.refs = client, catalog, refs
+    def __init__(
+        self,
+        client: WebClient,
+        catalog: Catalog,
+        refs: MessageRefs,
+        lanes: int = 4,
+        on_failure: Callable[[], None] = lambda: None,
+    ):
+        self.client, self.catalog, self.refs, self.on_failure = client, catalog, refs, on_failure
         self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"notify-{i}") for i in range(lanes)]
 
     def _submit(self, request_id: str, work: Callable[[], None]) -> Future[None]:
         lane = self._lanes[zlib.crc32(request_id.encode()) % len(self._lanes)]
-        return lane.submit(_logged, request_id, work)
+        return lane.submit(_logged, request_id, work, self.on_failure)
 
     def drain(self) -> None:
         """Wait for every queued notification (shutdown, tests)."""
@@ -98,10 +105,11 @@ class SlackNotifier:
             self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
 
 
-def _logged(request_id: str, work: Callable[[], None]) -> None:
+def _logged(request_id: str, work: Callable[[], None], on_failure: Callable[[], None]) -> None:
     try:
         work()
     except Exception as exc:
+        on_failure()
         # The decision stands even when Slack fails. Only the error's kind is logged: Slack's
         # error payloads can echo the message, and a message may carry a wrapping token.
         code = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__

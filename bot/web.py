@@ -1,4 +1,4 @@
-"""The HTTP front: `POST /slack/events` to Bolt, `GET /healthz`; served by waitress."""
+"""The HTTP front: `POST /slack/events` to Bolt, `GET /healthz`, `GET /metrics`; served by waitress."""
 
 from __future__ import annotations
 
@@ -18,9 +18,15 @@ StartResponse = Callable[..., Any]
 class WebApp:
     """A tiny WSGI router; `health` returns the state of each dependency."""
 
-    def __init__(self, app: App, health: Callable[[], dict[str, bool]], info: Callable[[], dict[str, str]] = dict):
+    def __init__(
+        self,
+        app: App,
+        health: Callable[[], dict[str, bool]],
+        info: Callable[[], dict[str, str]] = dict,
+        metrics: Callable[[], bytes] = bytes,
+    ):
         self.slack = SlackRequestHandler(app)
-        self.health, self.info = health, info
+        self.health, self.info, self.metrics = health, info, metrics
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -30,6 +36,10 @@ class WebApp:
             state = self.health()
             body = {name: ("ok" if up else "down") for name, up in state.items()} | self.info()
             return _json(start_response, "200 OK" if all(state.values()) else "503 Service Unavailable", body)
+        if path == "/metrics" and method == "GET":
+            data = self.metrics()
+            start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(data)))])
+            return [data]
         return _json(start_response, "404 Not Found", {"error": "not found"})
 
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.app import build_app
 from bot.context import BotContext
+from bot.metrics import MeteredIssuer, MeteredStore, Metrics
 from bot.notifier import SlackNotifier
 from bot.settings import Settings
 from bot.web import WebApp
@@ -138,14 +139,15 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
     store = open_store(settings, migrate=True)
-    issuer = VaultIssuer(open_vault(settings), wrap_ttl=wrap_ttl, cli=cli)
+    metrics = Metrics()
+    issuer = MeteredIssuer(VaultIssuer(open_vault(settings), wrap_ttl=wrap_ttl, cli=cli), metrics)
     timer = SchedulerTimer()
-    notifier = SlackNotifier(client, catalog, store)
+    notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
     clock = SystemClock()
-    service = ElevationService(catalog, store, issuer, notifier, timer, clock)
+    service = ElevationService(catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock)
     timekeeper = TimeKeeper(service, leader_lock(store.engine), timer, clock)
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
-    web = WebApp(app, lambda: runtime.health(), lambda: {"role": runtime.role()})
+    web = WebApp(app, lambda: runtime.health(), lambda: {"role": runtime.role()}, metrics.render)
     runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, app, web)
     return runtime

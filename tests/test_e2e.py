@@ -250,3 +250,24 @@ def test_healthz(world: World):
     with urllib.request.urlopen(f"{world.bot.url}/healthz", timeout=5) as response:
         assert response.status == 200
         assert json.load(response) == {"database": "ok", "vault": "ok", "scheduler": "ok", "role": "leader"}
+
+
+def test_metrics_follow_the_audit_trail(world: World):
+    import urllib.request
+
+    rid = ask(world, "db-admin-staging 2s metrics")
+    world.client.click(APPROVER, "approve", rid)
+    world.wait_audit(rid, "issued")
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"{world.bot.url}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    text = scrape()
+    assert 'jitbot_audit_events_total{event="issued"} 1.0' in text
+    assert "jitbot_active_grants 1.0" in text and "jitbot_issue_seconds_count 1.0" in text
+    assert 'jitbot_decisions_total{decision="approved"} 1.0' in text
+    world.wait_audit(rid, "expired", timeout=10)
+    text = scrape()
+    assert "jitbot_active_grants 0.0" in text and "jitbot_revocation_lag_seconds_count 1.0" in text
+    assert 'jitbot_request_outcomes_total{outcome="expired"} 1.0' in text
