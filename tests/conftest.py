@@ -26,6 +26,7 @@ SIGNING_SECRET = "test-signing-secret-8f14e45fceea167a"
 USERS = {
     "U0DEV0001": "dana",
     "U0DEV0002": "devon",
+    "U0DEV0003": "dee",
     "U0APPR001": "ari",
     "U0APPR002": "ben",
     "U0APPR003": "cleo",
