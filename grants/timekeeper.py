@@ -46,6 +46,7 @@ class TimeKeeper:
             self.timer.activate()
             log.info("became leader: running the timers")
         elif not self.lock.holding():
+            log.warning("lost the leader lock: timers stop here")
             self.step_down()
             return
         now = self.clock.now()
@@ -57,8 +58,6 @@ class TimeKeeper:
         self.service.arm_due(now + self.horizon)
 
     def step_down(self) -> None:
-        if self.leader:
-            log.warning("lost the leader lock: timers stop here")
         self.leader = False
         self._last_full = None
         self.timer.deactivate()

@@ -1,0 +1,164 @@
+"""`jitbot demo`: the whole elevation path on a local OpenBao, a Slack stand-in and the real bot, narrated.
+
+Nothing outside this machine is needed: no Slack workspace, no Vault, no settings. Every credential the demo
+makes (OpenBao root token, the bot's Vault token, Slack signing secret and bot token) is random per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from bot.demo_steps import AUDREY, DANA, Stage, play
+from bot.demo_tools import Bao, DemoError, Narrator
+from bot.devkit.harness import LocalBot
+from bot.devkit.openbao import OpenBaoDevServer
+from bot.devkit.slack_client import SignedSlackClient
+from bot.devkit.slack_standin import SlackStandIn
+from bot.logs import setup_logging
+from bot.settings import load_settings
+from bot.wiring import sync_vault
+from grants.catalog import Catalog, load_catalog
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "vault_policies"
+# Display names for everyone the shipped catalog names; anyone else it names is shown by user ID.
+CAST = {
+    "U0DEV0001": "Dana", "U0DEV0002": "Devon", "U0DEV0003": "Drew",
+    "U0APPR001": "Ari", "U0APPR002": "Ben", "U0APPR003": "Cleo", "U0APPR004": "Dmitri",
+    "U0APPR005": "Eve", "U0APPR006": "Farid", "U0AUDIT01": "Audrey", "U0ADMIN01": "Adam",
+}  # fmt: skip
+DEMO_SECRETS = {
+    "secret/payments/stripe": ["api_key=sk_demo_not_a_real_key_4242", "webhook_secret=whsec_demo_only"],
+    "secret/k8s/prod": ["kubeconfig=demo-cluster-admin-config"],  # exists, but lies outside payments-read
+}
+
+
+def run_demo(workdir: Path | None) -> int:
+    """Run the demo; 0 when every step did what it should, 1 (with the reason on stderr) otherwise."""
+    setup_logging(logging.WARNING)  # JSON lines on stderr, and only when something is wrong: stdout is the transcript
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_expected_noise)
+    narrator = Narrator(CAST)
+    with ExitStack() as stack:
+        try:
+            stage = set_stage(stack, narrator, workdir)
+            play(stage)
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # any failure ends the demo with one clear line, never a traceback
+            kind = "" if isinstance(error, DemoError) else f"{type(error).__name__}: "
+            print(narrator.mask(f"\njitbot demo: FAILED: {kind}{error}"), file=sys.stderr)
+            return 1
+        finally:
+            narrator.say("\nStopping the bot, the Slack stand-in and OpenBao…")
+    narrator.say("Demo complete.")
+    return 0
+
+
+def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None) -> Stage:
+    """OpenBao with the policies synced and demo secrets, the bot's own token, the Slack stand-in and the bot."""
+    catalog_path = POLICY_DIR / "catalog.toml"
+    if not catalog_path.is_file():
+        raise DemoError(
+            f"the demo runs on the shipped catalog, expected at {catalog_path}, which is missing: "
+            "run `jitbot demo` from a source checkout of jitbot (e.g. `pip install -e .`)"
+        )
+    catalog = load_catalog(catalog_path)
+    work = workdir.resolve() if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jitbot-demo-")))
+    work.mkdir(parents=True, exist_ok=True)
+    database = work / "jitbot-demo.sqlite3"
+    for leftover in ("", "-wal", "-shm", "-journal"):  # every run starts its audit trail afresh
+        database.with_name(database.name + leftover).unlink(missing_ok=True)
+    narrator.step("Setting the stage (all local, all throwaway)", numbered=False)
+
+    openbao = OpenBaoDevServer()
+    narrator.hide(openbao.root_token)
+    _on_exit(stack, openbao.close)
+    openbao.start()
+    narrator.note(f"OpenBao dev server (in memory) at {openbao.addr}; an operator holds its root token")
+    bao = Bao(openbao.addr, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jitbot-demo-bao-"))))
+    base: dict[str, Any] = {  # explicit settings win over the environment and .env
+        "vault_addr": openbao.addr,
+        "vault_role_id": None,
+        "vault_secret_id": None,
+        "slack_app_token": None,
+        "jitbot_catalog": catalog_path,
+        "database_url": f"sqlite:///{database}",
+    }
+    admin = load_settings(vault_token=openbao.root_token, **base)
+    narrator.shell("The operator", "jitbot vault sync", sync_vault(admin))
+    for path, pairs in DEMO_SECRETS.items():
+        written = bao.must("kv put", path, *pairs, token=openbao.root_token)
+        shown = [p.split("=")[0] + "=…" for p in pairs]
+        narrator.shell("The operator", f"bao kv put {path} {' '.join(shown)}", [f"version {written['data']['version']}"])
+    bot_vault_token = _bot_token(narrator, bao, openbao.root_token)
+
+    slack_token, signing_secret = "xoxb-demo-" + secrets.token_hex(12), secrets.token_hex(24)
+    narrator.hide(slack_token)
+    narrator.hide(signing_secret)
+    standin = SlackStandIn(slack_token, users=cast_of(catalog))
+    _on_exit(stack, standin.stop)
+    standin.start()
+    narrator.standin = standin
+    bot = LocalBot(
+        cli="bao", slack_bot_token=slack_token, slack_signing_secret=signing_secret, slack_api_url=standin.url,
+        vault_token=bot_vault_token, **base,
+    )  # fmt: skip
+    _on_exit(stack, bot.stop)
+    bot.start()
+    narrator.note(f"Slack stand-in at {standin.url} (no workspace); people: {_people(catalog)}")
+    narrator.note(f"jitbot serving POST /slack/events at {bot.url}; database {database}")
+    client = SignedSlackClient(bot.url, signing_secret, standin=standin)
+    return Stage(narrator, bao, standin, client, bot, bot.settings)
+
+
+def _expected_noise(record: logging.LogRecord) -> bool:
+    """False for Bolt's start-up notes that a token (e.g. $SLACK_BOT_TOKEN) goes unused: the wiring passes its own."""
+    message = record.getMessage()
+    return not (record.name.startswith("slack_bolt") and ("will be ignored" in message or "will be unused" in message))
+
+
+def cast_of(catalog: Catalog) -> dict[str, str]:
+    """Everyone the catalog names (so the bot may DM them), with display names; the stand-in rejects anyone else."""
+    named = set(catalog.settings.auditors) | set(catalog.settings.admins)
+    named.update(user for members in catalog.groups.values() for user in members)
+    for scope in catalog.scopes.values():
+        named.update(catalog.members(scope.requesters) | catalog.members(scope.approvers))
+    named.discard("*")
+    return {user: CAST.get(user, user) for user in sorted(named)}
+
+
+def _bot_token(narrator: Narrator, bao: Bao, root_token: str) -> str:
+    command = ("token create", "-policy=jitbot-bot", "-no-default-policy", "-orphan", "-ttl=1h", "-display-name=jitbot-bot")
+    auth = bao.must(*command, token=root_token)["auth"]
+    token = str(auth["client_token"])
+    narrator.hide(token)
+    if sorted(auth["policies"]) != ["jitbot-bot"]:
+        raise DemoError(f"the bot's token should hold only jitbot-bot, it holds {auth['policies']}")
+    narrator.shell(
+        "The operator", "bao " + " ".join(command), [f"the bot's own token: policies {auth['policies']}, ttl 1h (not shown)"]
+    )
+    return token
+
+
+def _people(catalog: Catalog) -> str:
+    approvers = ", ".join(CAST.get(u, u) for u in sorted(catalog.approvers(catalog.scopes["payments-read"])))
+    return f"{CAST[DANA]} requests; {approvers} approve payments-read; {CAST[AUDREY]} audits"
+
+
+def _on_exit(stack: ExitStack, stop: Callable[[], None]) -> None:
+    """Stop `stop`'s part when the demo ends, however it ends; a part that will not stop is reported, not raised."""
+
+    def safely() -> None:
+        try:
+            stop()
+        except Exception as error:  # the other parts must still be stopped
+            print(f"jitbot demo: while stopping: {type(error).__name__}: {error}", file=sys.stderr)
+
+    stack.callback(safely)
