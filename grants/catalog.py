@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,6 +16,7 @@ from grants.durations import DurationError, parse_duration
 SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge"})
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 CREDENTIAL_KINDS = ("vault_token",)
 
 Duration = Annotated[str, Field(description="a duration such as 15m or 1h30m")]
@@ -59,6 +61,50 @@ class Settings(_Strict):
         return parse_duration(self.pending_timeout)
 
 
+class Step(_Strict):
+    """One ordered approval step: `approvals` distinct people from `approvers`."""
+
+    name: str = ""
+    approvers: list[str] = Field(min_length=1)
+    approvals: int = Field(default=1, ge=1)
+
+
+class AutoApprove(_Strict):
+    """Approve without a human for these requesters, up to `max_duration`; recorded as `system`."""
+
+    name: str = ""
+    requesters: list[str] = Field(min_length=1)
+    max_duration: Duration
+
+    _durations = field_validator("max_duration")(_check_duration)
+
+    @property
+    def max(self) -> timedelta:
+        return parse_duration(self.max_duration)
+
+
+class BreakGlass(_Strict):
+    """Issue at once, with a short cap, a loud notice and a post-hoc review by an approver."""
+
+    requesters: list[str] = Field(min_length=1)
+    max_duration: Duration = "30m"
+    review_within: Duration = "24h"
+
+    _durations = field_validator("max_duration", "review_within")(_check_duration)
+
+    @property
+    def max(self) -> timedelta:
+        return parse_duration(self.max_duration)
+
+    @property
+    def review_delta(self) -> timedelta:
+        return parse_duration(self.review_within)
+
+
+def _optional_duration(value: str | None) -> str | None:
+    return None if value is None else _check_duration(value)
+
+
 class Scope(_Strict):
     description: str
     credential: Literal["vault_token"] = "vault_token"
@@ -68,12 +114,47 @@ class Scope(_Strict):
     default_duration: Duration = "15m"
     max_duration: Duration = "1h"
     requesters: list[str] = Field(min_length=1)
-    approvers: list[str] = Field(min_length=1)
+    approvers: list[str] = []
     approvals_required: int = Field(default=1, ge=1)
+    approval_steps: list[Step] = []
     require_reason: bool = True
     reason_pattern: str = ""
+    remind_after: Duration | None = None
+    escalate_after: Duration | None = None
+    escalation: list[str] = []
+    auto_approve: list[AutoApprove] = []
+    break_glass: BreakGlass | None = None
+    warn_before: Duration = "5m"
+    max_extensions: int = Field(default=0, ge=0)
+    extension_requires_approval: bool = True
+    max_total_duration: Duration | None = None
 
-    _durations = field_validator("min_duration", "default_duration", "max_duration")(_check_duration)
+    _durations = field_validator("min_duration", "default_duration", "max_duration", "warn_before")(_check_duration)
+    _optional = field_validator("remind_after", "escalate_after", "max_total_duration")(_optional_duration)
+
+    @property
+    def steps(self) -> list[Step]:
+        """The ordered approval steps; a scope without `approval_steps` has one step."""
+        if self.approval_steps:
+            return list(self.approval_steps)
+        return [Step(name="approval", approvers=self.approvers, approvals=self.approvals_required)]
+
+    @property
+    def approvals_needed(self) -> int:
+        return sum(step.approvals for step in self.steps)
+
+    @property
+    def all_approvers(self) -> list[str]:
+        """Everyone who may approve some step (they also may revoke grants and close reviews)."""
+        return [p for step in self.steps for p in step.approvers]
+
+    def delta(self, name: str) -> timedelta | None:
+        value = getattr(self, name)
+        return parse_duration(value) if value else None
+
+    @property
+    def max_total(self) -> timedelta:
+        return parse_duration(self.max_total_duration) if self.max_total_duration else self.max * (1 + self.max_extensions)
 
     @field_validator("reason_pattern")
     @classmethod
@@ -102,12 +183,16 @@ class Catalog(_Strict):
     groups: dict[str, list[str]] = {}
     scopes: dict[str, Scope] = Field(min_length=1)
 
-    def members(self, principals: list[str]) -> frozenset[str]:
-        """Expand user IDs and `group:NAME` entries into user IDs (`*` stays `*`)."""
+    def members(
+        self, principals: list[str], usergroups: Callable[[str], frozenset[str]] = lambda _: frozenset()
+    ) -> frozenset[str]:
+        """Expand user IDs, `group:NAME` and (through `usergroups`) `usergroup:S…` into user IDs; `*` stays `*`."""
         users: set[str] = set()
         for principal in principals:
             if principal.startswith("group:"):
                 users.update(self.groups.get(principal.removeprefix("group:"), []))
+            elif principal.startswith("usergroup:"):
+                users.update(usergroups(principal.removeprefix("usergroup:")))
             else:
                 users.add(principal)
         return frozenset(users)
@@ -117,7 +202,7 @@ class Catalog(_Strict):
         return "*" in allowed or user in allowed
 
     def approvers(self, scope: Scope) -> frozenset[str]:
-        return self.members(scope.approvers)
+        return self.members(scope.all_approvers)
 
     def requestable_by(self, user: str) -> list[str]:
         return [name for name, scope in self.scopes.items() if self.can_request(scope, user)]
@@ -138,11 +223,14 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
             if value.startswith("group:"):
                 if value.removeprefix("group:") not in groups:
                     problems.append(f"{where}: unknown group `{value}`; define it under [groups]")
+            elif value.startswith("usergroup:"):
+                if not USERGROUP_ID.match(value.removeprefix("usergroup:")):
+                    problems.append(f"{where}: `{value}` is not a Slack user group ID (usergroup:S…)")
             elif value == "*":
                 if not star_ok:
                     problems.append(f"{where}: `*` is not allowed here; name the users or groups")
             elif not USER_ID.match(value):
-                problems.append(f"{where}: `{value}` is neither a Slack user ID (U…), `group:NAME` nor `*`")
+                problems.append(f"{where}: `{value}` is neither a Slack user ID (U…), `group:NAME`, `usergroup:S…` nor `*`")
 
     principals("settings.auditors", catalog.settings.auditors, star_ok=False)
     principals("settings.admins", catalog.settings.admins, star_ok=False)
@@ -154,15 +242,40 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
             problems.append(f"{where}: scope names use lowercase letters, digits, `-` and `_`")
         principals(f"{where}.requesters", scope.requesters, star_ok=True)
         principals(f"{where}.approvers", scope.approvers, star_ok=False)
+        principals(f"{where}.escalation", scope.escalation, star_ok=False)
+        if scope.approval_steps and scope.approvers:
+            problems.append(f"{where}: use either `approvers` (with approvals_required) or `approval_steps`, not both")
+        elif not scope.approval_steps and not scope.approvers:
+            problems.append(f"{where}: name the `approvers` (or `approval_steps`)")
+        for i, step in enumerate(scope.steps):
+            at = f"{where}.approval_steps[{i}]" if scope.approval_steps else f"{where}.approvals_required"
+            if scope.approval_steps:
+                principals(f"{at}.approvers", step.approvers, star_ok=False)
+            # Usergroups are resolved only at run time; they may hold anyone, so they are not counted here.
+            named = catalog.members(step.approvers)
+            if not any(p.startswith("usergroup:") for p in step.approvers) and step.approvals > len(named):
+                problems.append(f"{at}: {step.approvals} approvals needed but only {len(named)} approver(s) named")
+        if scope.approval_steps and scope.approvals_required != 1:
+            problems.append(f"{where}.approvals_required: set `approvals` per step instead when using approval_steps")
+        for i, rule in enumerate(scope.auto_approve):
+            principals(f"{where}.auto_approve[{i}].requesters", rule.requesters, star_ok=True)
+            if rule.max > scope.max:
+                problems.append(f"{where}.auto_approve[{i}].max_duration: {rule.max_duration} is above the scope's max_duration")
+        if scope.break_glass is not None:
+            principals(f"{where}.break_glass.requesters", scope.break_glass.requesters, star_ok=False)
+            if scope.break_glass.max > scope.max:
+                problems.append(
+                    f"{where}.break_glass.max_duration: the break-glass cap {scope.break_glass.max_duration} "
+                    f"is above the scope's max_duration {scope.max_duration}"
+                )
+        if scope.escalate_after and not scope.escalation:
+            problems.append(f"{where}.escalation: escalate_after is set but nobody to escalate to")
+        if scope.max_total < scope.max:
+            problems.append(f"{where}.max_total_duration: below max_duration")
         if not (scope.min <= scope.default <= scope.max):
             problems.append(
                 f"{where}: durations must satisfy min_duration <= default_duration <= max_duration "
                 f"(got {scope.min_duration}, {scope.default_duration}, {scope.max_duration})"
-            )
-        eligible = len(catalog.approvers(scope))
-        if scope.approvals_required > eligible:
-            problems.append(
-                f"{where}.approvals_required: {scope.approvals_required} approvals needed but only {eligible} approver(s) named"
             )
         if policy_dir is not None:
             for policy in scope.policies:

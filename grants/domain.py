@@ -63,6 +63,17 @@ class Request:
     ended_at: datetime | None = None
     accessor: str | None = None
     revoke_attempts: int = 0
+    break_glass: bool = False
+    extensions: int = 0
+    extension_pending: timedelta | None = None
+    reminders_sent: int = 0
+    escalated: bool = False
+    nudged_at: datetime | None = None
+    warned: bool = False
+    review_state: str | None = None  # break-glass: open, acknowledged or flagged
+    review_due_at: datetime | None = None
+    reviewed_by: str | None = None
+    wake_at: datetime | None = None  # the next moment a timer must look at this request
     version: int = 0
 
     def moved(self, to: State, **changes: Any) -> Request:
@@ -139,6 +150,12 @@ class NotAllowed(DomainError):
     def __init__(self, message: str, rule: str, **context: Any):
         super().__init__(message, **context)
         self.rule = rule
+
+
+class ExtensionOffered(DomainError):
+    """The requester already holds the scope: extending it is the answer, not a second grant."""
+
+    code = "extension_offered"
 
 
 class CredentialError(Exception):

@@ -33,7 +33,11 @@ class Store(Protocol):
     ) -> list[Request]: ...
 
     def due(self, horizon: datetime) -> list[Request]:
-        """Active grants expiring, and pending requests timing out, before `horizon`."""
+        """Requests whose `wake_at` comes before `horizon`, soonest first."""
+        ...
+
+    def open_reviews(self) -> list[Request]:
+        """Break-glass grants whose post-hoc review is still open."""
         ...
 
     def record(self, event: AuditEvent) -> AuditEvent:
@@ -63,6 +67,10 @@ class Notifier(Protocol):
     """Tells people what happened; failures here never undo a decision."""
 
     def request_opened(self, request: Request, approvers: frozenset[str]) -> None: ...
+
+    def approvers_notice(self, request: Request, approvers: frozenset[str], kind: str) -> None:
+        """A reminder, escalation, break-glass notice, review reminder or extension request for approvers."""
+        ...
 
     def request_changed(self, request: Request) -> None:
         """Re-render every message about `request` from its current state."""

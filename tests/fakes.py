@@ -57,11 +57,12 @@ class FakeStore:
         return found[:limit] if limit else found
 
     def due(self, horizon: datetime) -> list[Request]:
-        return [
-            r for r in self.requests.values()
-            if (r.state is State.ACTIVE and r.expires_at is not None and r.expires_at <= horizon)
-            or (r.state is State.PENDING and r.pending_until <= horizon)
-        ]  # fmt: skip
+        return sorted(
+            (r for r in self.requests.values() if r.wake_at is not None and r.wake_at <= horizon), key=lambda r: r.wake_at
+        )
+
+    def open_reviews(self) -> list[Request]:
+        return [r for r in self.requests.values() if r.review_state == "open"]
 
     def record(self, event: AuditEvent) -> AuditEvent:
         with self.lock:

@@ -66,10 +66,10 @@ def test_only_the_leader_runs_timers_and_a_new_leader_takes_over():
     b.approve(request.id, APPROVER_1)
     assert timer_b.jobs == {}
     keeper_a.tick()
-    assert f"expire:{request.id}" not in timer_a.jobs  # 10 s away: beyond the horizon
+    assert f"wake:{request.id}" not in timer_a.jobs  # 10 s away: beyond the horizon
     clock.advance(timedelta(seconds=8))
     keeper_a.tick()
-    assert f"expire:{request.id}" in timer_a.jobs  # due within the horizon: armed on the leader
+    assert f"wake:{request.id}" in timer_a.jobs  # due within the horizon: armed on the leader
     # The leader dies; the follower gets the lock and revokes what came due meanwhile.
     lock_a.held, lock_b.free = False, True
     timer_a.jobs.clear()
@@ -88,10 +88,10 @@ def test_far_grants_are_armed_only_when_they_come_near():
     service.approve(request.id, APPROVER_1)
     keeper.timer.deactivate()
     keeper.tick()
-    assert f"expire:{request.id}" not in timer.jobs
+    assert f"wake:{request.id}" not in timer.jobs
     clock.advance(timedelta(minutes=29, seconds=58))
     keeper.tick()
-    assert f"expire:{request.id}" in timer.jobs
+    assert f"wake:{request.id}" in timer.jobs
 
 
 def test_postgres_advisory_lock_has_one_holder_and_dies_with_its_session(tmp_path):

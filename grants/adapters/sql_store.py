@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, event, func, or_, text, update
+from sqlalchemy import Engine, create_engine, event, func, or_, text, update
 from sqlmodel import Session, col, select
 
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow
@@ -63,6 +63,17 @@ def _to_row(request: Request) -> dict[str, Any]:
         "ended_at": request.ended_at,
         "accessor": request.accessor,
         "revoke_attempts": request.revoke_attempts,
+        "break_glass": request.break_glass,
+        "extensions": request.extensions,
+        "extension_pending_seconds": int(request.extension_pending.total_seconds()) if request.extension_pending else None,
+        "reminders_sent": request.reminders_sent,
+        "escalated": request.escalated,
+        "nudged_at": request.nudged_at,
+        "warned": request.warned,
+        "review_state": request.review_state,
+        "review_due_at": request.review_due_at,
+        "reviewed_by": request.reviewed_by,
+        "wake_at": request.wake_at,
         "version": request.version,
     }
 
@@ -86,6 +97,17 @@ def _from_row(row: RequestRow) -> Request:
         ended_at=as_utc(row.ended_at),
         accessor=row.accessor,
         revoke_attempts=row.revoke_attempts,
+        break_glass=row.break_glass,
+        extensions=row.extensions,
+        extension_pending=timedelta(seconds=row.extension_pending_seconds) if row.extension_pending_seconds else None,
+        reminders_sent=row.reminders_sent,
+        escalated=row.escalated,
+        nudged_at=as_utc(row.nudged_at),
+        warned=row.warned,
+        review_state=row.review_state,
+        review_due_at=as_utc(row.review_due_at),
+        reviewed_by=row.reviewed_by,
+        wake_at=as_utc(row.wake_at),
         version=row.version,
     )
 
@@ -147,12 +169,12 @@ class SqlStore:
             return [_from_row(row) for row in session.exec(query)]
 
     def due(self, horizon: datetime) -> list[Request]:
-        query = select(RequestRow).where(
-            or_(
-                and_(col(RequestRow.state) == State.ACTIVE.value, col(RequestRow.expires_at) <= horizon),
-                and_(col(RequestRow.state) == State.PENDING.value, col(RequestRow.pending_until) <= horizon),
-            )
-        )
+        query = select(RequestRow).where(col(RequestRow.wake_at) <= horizon).order_by(col(RequestRow.wake_at))
+        with Session(self.engine) as session:
+            return [_from_row(row) for row in session.exec(query)]
+
+    def open_reviews(self) -> list[Request]:
+        query = select(RequestRow).where(RequestRow.review_state == "open").order_by(col(RequestRow.created_at))
         with Session(self.engine) as session:
             return [_from_row(row) for row in session.exec(query)]
 

@@ -32,6 +32,17 @@ class RequestRow(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=_utc())
     accessor: str | None = Field(default=None, max_length=128)
     revoke_attempts: int = 0
+    break_glass: bool = False
+    extensions: int = 0
+    extension_pending_seconds: int | None = None
+    reminders_sent: int = 0
+    escalated: bool = False
+    nudged_at: datetime | None = Field(default=None, sa_column=_utc())
+    warned: bool = False
+    review_state: str | None = Field(default=None, max_length=16, index=True)
+    review_due_at: datetime | None = Field(default=None, sa_column=_utc())
+    reviewed_by: str | None = Field(default=None, max_length=32)
+    wake_at: datetime | None = Field(default=None, sa_column=_utc(index=True))
     version: int = 0
 
 

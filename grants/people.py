@@ -1,0 +1,51 @@
+"""Who is who: catalog principals (users, groups, Slack user groups through a directory) resolved to user IDs."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from grants.catalog import Catalog, Scope, Step
+
+
+class Directory(Protocol):
+    def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
+        """The members of a Slack user group (cached by the adapter)."""
+        ...
+
+
+class NoDirectory:
+    def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
+        return frozenset()
+
+
+class People:
+    def __init__(self, catalog: Catalog, directory: Directory | None = None):
+        self.catalog = catalog
+        self.directory = directory or NoDirectory()
+
+    def members(self, principals: list[str]) -> frozenset[str]:
+        return self.catalog.members(principals, self.directory.usergroup_members)
+
+    def can_request(self, scope: Scope, user: str) -> bool:
+        allowed = self.members(scope.requesters)
+        return "*" in allowed or user in allowed
+
+    def requestable_by(self, user: str) -> list[str]:
+        return [name for name, scope in self.catalog.scopes.items() if self.can_request(scope, user)]
+
+    def approvers(self, scope: Scope) -> frozenset[str]:
+        """Everyone who may approve some step, escalation included."""
+        return self.members(scope.all_approvers) | self.members(scope.escalation)
+
+    def step_approvers(self, step: Step, scope: Scope, escalated: bool) -> frozenset[str]:
+        return self.members(step.approvers) | (self.members(scope.escalation) if escalated else frozenset())
+
+    def admins(self) -> frozenset[str]:
+        return self.members(self.catalog.settings.admins)
+
+    def auditors(self) -> frozenset[str]:
+        return self.members(self.catalog.settings.auditors)
+
+    def in_rule(self, principals: list[str], user: str) -> bool:
+        allowed = self.members(principals)
+        return "*" in allowed or user in allowed
