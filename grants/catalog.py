@@ -137,7 +137,7 @@ class Scope(_Strict):
         """The ordered approval steps; a scope without `approval_steps` has one step."""
         if self.approval_steps:
             return list(self.approval_steps)
-        return [Step(name="approval", approvers=self.approvers, approvals=self.approvals_required)]
+        return [Step.model_construct(name="approval", approvers=self.approvers, approvals=self.approvals_required)]
 
     @property
     def approvals_needed(self) -> int:

@@ -133,6 +133,9 @@ class FakeNotifier:
     def request_opened(self, request: Request, approvers: frozenset[str]) -> None:
         self._log("opened", (request.id, sorted(approvers)))
 
+    def approvers_notice(self, request: Request, approvers: frozenset[str], kind: str) -> None:
+        self._log("notice", (request.id, sorted(approvers), kind))
+
     def request_changed(self, request: Request) -> None:
         self._log("changed", (request.id, request.state.value))
 

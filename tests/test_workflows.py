@@ -1,0 +1,255 @@
+"""Table-driven unit tests of routing, steps, reminders, escalation, auto-approval, break-glass and extensions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from grants.catalog import CatalogError, parse_catalog
+from grants.domain import AlreadyDecided, ExtensionOffered, InvalidRequest, NotAllowed, State
+from grants.service import ElevationService
+from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer
+
+REQ, DEV, LEAD1, LEAD2, SEC1, SEC2, BOSS, AUD = (
+    "U0REQ0001",
+    "U0DEV0001",
+    "U0LEAD001",
+    "U0LEAD002",
+    "U0SEC0001",
+    "U0SEC0002",
+    "U0BOSS001",
+    "U0AUDIT01",
+)
+
+
+def data() -> dict:
+    return {
+        "settings": {"pending_timeout": "4h", "auditors": [AUD]},
+        "groups": {"leads": [LEAD1, LEAD2], "devs": [DEV, REQ], "oncall": [REQ]},
+        "scopes": {
+            "prod-write": {
+                "description": "two steps",
+                "policies": ["p"],
+                "max_duration": "1h",
+                "requesters": ["*"],
+                "approval_steps": [
+                    {"name": "team lead", "approvers": ["group:leads"], "approvals": 1},
+                    {"name": "security", "approvers": ["usergroup:S0SECURITY", LEAD1], "approvals": 1},
+                ],
+                "remind_after": "10m",
+                "escalate_after": "30m",
+                "escalation": [BOSS],
+            },
+            "staging": {
+                "description": "auto for devs",
+                "policies": ["p"],
+                "max_duration": "3h",
+                "default_duration": "1h",
+                "requesters": ["*"],
+                "approvers": ["group:leads"],
+                "auto_approve": [{"name": "devs-on-staging", "requesters": ["group:devs"], "max_duration": "2h"}],
+                "require_reason": False,
+                "max_extensions": 2,
+                "extension_requires_approval": False,
+                "max_total_duration": "3h",
+                "warn_before": "10m",
+            },
+            "db": {
+                "description": "break-glass and approved extensions",
+                "policies": ["p"],
+                "max_duration": "1h",
+                "requesters": ["*"],
+                "approvers": ["group:leads"],
+                "break_glass": {"requesters": ["group:oncall"], "max_duration": "20m", "review_within": "1h"},
+                "max_extensions": 1,
+            },
+        },
+    }
+
+
+class Directory:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
+        self.calls += 1
+        return frozenset({SEC1, SEC2}) if usergroup_id == "S0SECURITY" else frozenset()
+
+
+@pytest.fixture
+def w():
+    clock = FakeClock()
+    store, issuer, notifier, timer = FakeStore(), FakeIssuer(), FakeNotifier(), FakeTimer(clock)
+    service = ElevationService(parse_catalog(data()), store, issuer, notifier, timer, clock, Directory())
+    return service, store, issuer, notifier, timer
+
+
+def test_steps_in_order_with_usergroups(w):
+    service, store, issuer, notifier, _ = w
+    r = service.request(REQ, "prod-write", "30m", "CHG-1")
+    assert r.approvals_required == 2
+    assert notifier.sent[0] == ("opened", (r.id, [LEAD1, LEAD2]))  # step one's approvers only
+    with pytest.raises(NotAllowed) as refused:
+        service.approve(r.id, SEC1)  # security cannot approve before the team lead
+    assert refused.value.rule == "not_this_step"
+    r = service.approve(r.id, LEAD2)
+    assert r.state is State.PENDING and ("opened", (r.id, [LEAD1, SEC1, SEC2])) in notifier.sent
+    with pytest.raises(NotAllowed) as refused:
+        service.approve(r.id, LEAD2)  # the same person may not approve the second step too
+    assert refused.value.rule == "one_step_per_person"
+    assert service.approve(r.id, SEC2).state is State.ACTIVE
+    rejected = [e.detail["rule"] for e in store.audit if e.event == "rejected"]
+    assert rejected == ["not_this_step", "one_step_per_person"]
+
+
+def test_a_lead_in_both_steps_still_approves_only_one(w):
+    service, *_ = w
+    r = service.request(REQ, "prod-write", "30m", "CHG-2")
+    service.approve(r.id, LEAD1)
+    with pytest.raises(NotAllowed, match="one step"):
+        service.approve(r.id, LEAD1)
+
+
+def test_reminders_double_and_escalation_fires_on_time(w):
+    service, store, _, notifier, timer = w
+    r = service.request(REQ, "prod-write", "30m", "CHG-3")
+    timer.advance(timedelta(minutes=9, seconds=59))
+    assert "reminded" not in store.names()
+    timer.advance(timedelta(seconds=1))  # 10m
+    timer.advance(timedelta(minutes=19, seconds=59))  # 29m59s: the next reminder is at 30m, with the escalation
+    assert store.names().count("reminded") == 1 and "escalated" not in store.names()
+    timer.advance(timedelta(seconds=1))  # 30m
+    assert "escalated" in store.names()
+    assert ("notice", (r.id, [BOSS], "escalation")) in notifier.sent
+    timer.advance(timedelta(minutes=40))  # 70m: the third reminder (10m, 30m, 70m)
+    assert store.names().count("reminded") == 3
+    # Escalation approvers may now approve the waiting step.
+    assert service.approve(r.id, BOSS).state is State.PENDING
+
+
+def test_nudge_once_per_interval(w):
+    service, store, _, notifier, timer = w
+    r = service.request(REQ, "prod-write", "30m", "CHG-4")
+    service.nudge(r.id, REQ)
+    with pytest.raises(InvalidRequest, match="nudge again after"):
+        service.nudge(r.id, REQ)
+    with pytest.raises(NotAllowed):
+        service.nudge(r.id, LEAD1)
+    timer.clock.advance(timedelta(minutes=10))
+    service.nudge(r.id, REQ)
+    assert store.names().count("nudged") == 2
+
+
+@pytest.mark.parametrize(
+    ("requester", "duration", "auto"),
+    [(DEV, "2h", True), (DEV, "2h1s", False), (LEAD1, "10m", False), (REQ, "1h", True)],
+)
+def test_auto_approval_caps(w, requester, duration, auto):
+    service, store, issuer, *_ = w
+    r = service.request(requester, "staging", duration, "")
+    assert (r.state is State.ACTIVE) is auto
+    if auto:
+        approved = next(e for e in store.audit if e.event == "approved")
+        assert approved.actor == "system" and approved.detail["auto_approve"] == "devs-on-staging"
+
+
+def test_break_glass_eligibility_cap_and_review(w):
+    service, store, issuer, notifier, timer = w
+    with pytest.raises(InvalidRequest, match="not available"):
+        service.break_glass(DEV, "db", "10m", "fire")
+    with pytest.raises(InvalidRequest, match="capped at 20m"):
+        service.break_glass(REQ, "db", "30m", "fire")
+    with pytest.raises(InvalidRequest, match="reason"):
+        service.break_glass(REQ, "db", "10m", " ")
+    r = service.break_glass(REQ, "db", "10m", "INC-9 db is on fire")
+    assert r.state is State.ACTIVE and r.break_glass and r.review_state == "open" and issuer.live
+    assert ("notice", (r.id, [LEAD1, LEAD2], "break_glass")) in notifier.sent and "alert" in notifier.kinds()
+    with pytest.raises(InvalidRequest, match="cannot be extended"):
+        service.extend(r.id, REQ, "5m")
+    timer.advance(timedelta(minutes=10))
+    assert store.get(r.id).state is State.EXPIRED and store.get(r.id).review_state == "open"
+    timer.advance(timedelta(minutes=50))  # review_within 1h passed: re-sent
+    assert "review_reminded" in store.names()
+    assert [x.id for x in service.open_reviews(AUD)] == [r.id] and service.open_reviews(DEV) == []
+    with pytest.raises(NotAllowed):
+        service.review(r.id, REQ, "acknowledged")
+    reviewed = service.review(r.id, LEAD1, "flagged", "should have paged first")
+    assert reviewed.review_state == "flagged" and store.names()[-1] == "review_flagged"
+    with pytest.raises(AlreadyDecided):
+        service.review(r.id, LEAD2, "acknowledged")
+    assert service.open_reviews(AUD) == []
+
+
+def test_expiry_warning_and_self_service_extension_with_caps(w):
+    service, store, issuer, notifier, timer = w
+    r = service.request(DEV, "staging", "1h", "")
+    timer.advance(timedelta(minutes=50))
+    assert ("told", (r.id, "expiring")) in notifier.sent
+    old = r.accessor
+    r = service.extend(r.id, DEV, "1h")
+    assert r.extensions == 1 and r.duration == timedelta(hours=2) and r.accessor != old and old not in issuer.live
+    assert r.expires_at == r.issued_at + timedelta(hours=2)
+    with pytest.raises(InvalidRequest, match="at most 1h"):
+        service.extend(r.id, DEV, "2h")  # the 3h total cap
+    r = service.extend(r.id, DEV, None)  # the default (1h) fits exactly
+    with pytest.raises(InvalidRequest, match="no room left"):
+        service.extend(r.id, DEV, "1m")
+    timer.advance(timedelta(hours=2, minutes=10))
+    assert store.get(r.id).state is State.EXPIRED and not issuer.live
+    assert store.names().count("extended") == 2
+
+
+def test_extension_needing_approval_and_second_request_offers_it(w):
+    service, store, issuer, notifier, _ = w
+    r = service.request(REQ, "db", "30m", "INC-1")
+    service.approve(r.id, LEAD1)
+    with pytest.raises(ExtensionOffered, match=f"extend {r.id}"):
+        service.request(REQ, "db", "30m", "INC-1 again")
+    pending = service.extend(r.id, REQ, "20m")
+    assert pending.extension_pending == timedelta(minutes=20) and ("notice", (r.id, [LEAD1, LEAD2], "extension")) in notifier.sent
+    assert [x.id for x in service.waiting_on(LEAD2)] == [r.id]
+    with pytest.raises(NotAllowed):
+        service.approve(r.id, REQ)
+    extended = service.approve(r.id, LEAD2)
+    assert extended.extensions == 1 and extended.duration == timedelta(minutes=50) and extended.extension_pending is None
+    with pytest.raises(InvalidRequest, match="no room"):
+        service.extend(r.id, REQ, "5m")  # max_extensions = 1
+
+
+def test_extension_can_be_denied(w):
+    service, store, *_ = w
+    r = service.request(REQ, "db", "30m", "INC-1")
+    service.approve(r.id, LEAD1)
+    service.extend(r.id, REQ, "10m")
+    denied = service.deny(r.id, LEAD2, "enough")
+    assert denied.state is State.ACTIVE and denied.extension_pending is None and store.names()[-1] == "extension_denied"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d["scopes"]["db"]["break_glass"].update(max_duration="2h"), "break-glass cap 2h is above"),
+        (lambda d: d["scopes"]["prod-write"]["approval_steps"][0].update(approvals=3), "3 approvals needed but only 2"),
+        (lambda d: d["scopes"]["prod-write"].update(escalation=["group:nobody"]), "unknown group `group:nobody`"),
+        (lambda d: d["scopes"]["staging"]["auto_approve"][0].update(max_duration="9h"), "above the scope's max_duration"),
+        (lambda d: d["scopes"]["prod-write"]["approval_steps"][1].update(approvers=["usergroup:bad"]), "not a Slack user group"),
+        (lambda d: d["scopes"]["db"].update(approvers=[]), "name the `approvers`"),
+    ],
+)
+def test_catalog_misuse_of_new_keys_is_reported(change, problem):
+    broken = data()
+    change(broken)
+    with pytest.raises(CatalogError) as error:
+        parse_catalog(broken)
+    assert any(problem in p for p in error.value.problems), error.value.problems
+
+
+def test_all_new_key_problems_are_reported_together():
+    broken = data()
+    broken["scopes"]["db"]["break_glass"]["max_duration"] = "2h"
+    broken["scopes"]["prod-write"]["approval_steps"][0]["approvals"] = 3
+    broken["scopes"]["prod-write"]["escalation"] = ["group:nobody"]
+    with pytest.raises(CatalogError) as error:
+        parse_catalog(broken)
+    assert len(error.value.problems) >= 3
