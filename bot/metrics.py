@@ -90,6 +90,9 @@ class MeteredStore:
     def due(self, horizon: datetime) -> list[Request]:
         return self.inner.due(horizon)  # type: ignore[no-any-return]
 
+    def open_reviews(self) -> list[Request]:
+        return self.inner.open_reviews()  # type: ignore[no-any-return]
+
     def events(self, query: AuditQuery) -> Iterator[AuditEvent]:
         return self.inner.events(query)  # type: ignore[no-any-return]
 

@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.app import build_app
 from bot.context import BotContext
+from bot.directory import SlackDirectory
 from bot.metrics import MeteredIssuer, MeteredStore, Metrics
 from bot.notifier import SlackNotifier
 from bot.settings import Settings
@@ -144,7 +145,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     timer = SchedulerTimer()
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
     clock = SystemClock()
-    service = ElevationService(catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock)
+    service = ElevationService(catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client))
     timekeeper = TimeKeeper(service, leader_lock(store.engine), timer, clock)
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
