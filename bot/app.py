@@ -10,7 +10,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.context import BotContext
-from bot.listeners import actions, commands, views
+from bot.listeners import actions, commands, events, views
 
 log = logging.getLogger(__name__)
 
@@ -37,4 +37,5 @@ def build_app(ctx: BotContext, client: WebClient, signing_secret: str) -> App:
     commands.register(app, ctx)
     actions.register(app, ctx)
     views.register(app, ctx)
+    events.register(app, ctx)
     return app

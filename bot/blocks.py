@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from bot.messages import when
-from grants.catalog import Catalog
+from grants.catalog import Catalog, Scope
 from grants.domain import Request, State
 from grants.durations import format_duration
+from grants.policy import step_progress
 
 Block = dict[str, Any]
 
-APPROVE, DENY = "approve", "deny"
-REQUEST_MODAL = "request_modal"
+APPROVE, DENY, CANCEL, DONE = "approve", "deny", "cancel", "done"
+EXTEND, NUDGE, REVIEW_ACK, REVIEW_FLAG = "extend", "nudge", "review_acknowledged", "review_flagged"
+REQUEST_MODAL, DENY_MODAL = "request_modal", "deny_modal"
 
 _STATUS = {
     State.PENDING: ":hourglass_flowing_sand: Waiting for approval",
@@ -35,30 +37,94 @@ def _context(markdown: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": markdown}]}
 
 
+def _plain(text: str) -> dict[str, str]:
+    return {"type": "plain_text", "text": text}
+
+
+def button(label: str, action_id: str, request_id: str, style: str | None = None) -> Block:
+    """A button carrying only the request ID: whoever clicks it is re-authorized by the service."""
+    element: Block = {"type": "button", "action_id": action_id, "value": request_id, "text": _plain(label)}
+    return {**element, "style": style} if style else element
+
+
+def decide_buttons(request_id: str) -> Block:
+    return {
+        "type": "actions",
+        "block_id": f"decide:{request_id}",
+        "elements": [button("Approve", APPROVE, request_id, "primary"), button("Deny", DENY, request_id, "danger")],
+    }
+
+
+def _who(user: str | None) -> str:
+    return "auto-approval" if user == "system" else f"<@{user}>"
+
+
 def status_line(request: Request) -> str:
-    line = _STATUS[request.state]
-    if request.state in (State.APPROVED, State.ACTIVE, State.DENIED) and request.decided_by:
-        who = "auto-approval" if request.decided_by == "system" else f"<@{request.decided_by}>"
-        verb = "denied" if request.state is State.DENIED else "approved"
-        line += f" · {verb} by {who} at {when(request.decided_at)}"
-    if request.approvals and request.state is not State.DENIED:
-        line += " · approvals: " + ", ".join(f"<@{a}>" for a in request.approvals)
-    if request.state is State.ACTIVE:
-        line += f" · until {when(request.expires_at)}"
+    """One line that says where the request stands, who moved it there and when."""
+    parts = [_STATUS[request.state]]
+    if request.state is State.DENIED:
+        parts[0] += f" by {_who(request.decided_by)} at {when(request.decided_at)}"
     elif request.state is State.REVOKED:
-        line += f" by <@{request.decided_by}> at {when(request.ended_at)}"
+        parts[0] += f" by {_who(request.decided_by)} at {when(request.ended_at)}"
     elif request.state in (State.EXPIRED, State.TIMED_OUT, State.CANCELLED, State.FAILED):
-        line += f" at {when(request.ended_at)}"
-    return line
+        parts[0] += f" at {when(request.ended_at)}"
+    elif request.state is State.ACTIVE:
+        parts.append(f"until {when(request.expires_at)}")
+    if request.break_glass:
+        parts.append(":rotating_light: break-glass, no approval")
+    elif request.approvals:
+        parts.append("approved by " + ", ".join(f"<@{a}>" for a in request.approvals))
+    elif request.decided_by == "system" and request.state not in (State.PENDING, State.TIMED_OUT):
+        parts.append("auto-approved by catalog rule")
+    if request.extensions:
+        parts.append(f"extended {request.extensions} time(s)")
+    if request.extension_pending:
+        parts.append(f"asks {format_duration(request.extension_pending)} more")
+    if request.review_state:
+        parts.append(f"review: {request.review_state}" + (f" by <@{request.reviewed_by}>" if request.reviewed_by else ""))
+    return " · ".join(parts)
+
+
+def outcome_text(verb: str, request: Request) -> str:
+    """The reply to `revoke`, `cancel`, `extend` and `nudge`."""
+    if verb == "nudge":
+        return f":wave: {request.id}: the approvers were reminded."
+    if verb == "extend" and request.extension_pending:
+        return f":hourglass: {request.id}: extension by {format_duration(request.extension_pending)} asked; an approver decides."
+    if verb == "extend":
+        return f":hourglass: {request.id}: extended until {when(request.expires_at)}; the new credential comes by DM."
+    return f"{request.id}: {status_line(request)}"
+
+
+def review_list(reviews: list[Request]) -> str:
+    if not reviews:
+        return "No break-glass review is open."
+    lines = ["*Open break-glass reviews*"]
+    lines += [f"• `{r.id}` <@{r.requester}> took `{r.scope}` — {r.reason} · due {when(r.review_due_at)}" for r in reviews]
+    return "\n".join(lines)
+
+
+def review_buttons(request_id: str) -> Block:
+    return {
+        "type": "actions",
+        "block_id": f"review:{request_id}",
+        "elements": [
+            button("Acknowledge", REVIEW_ACK, request_id, "primary"),
+            button("Flag", REVIEW_FLAG, request_id, "danger"),
+        ],
+    }
 
 
 def approval_message(request: Request, catalog: Catalog) -> tuple[str, list[Block]]:
-    """The approvers' message: who, what, how long, why, the request ID and, while pending, the buttons."""
+    """The approvers' message: who, what, how long, why, the request ID and, while something waits
+    on the approvers (a decision, an extension, a break-glass review), its buttons."""
     scope = catalog.scopes.get(request.scope)
     description = f" — {scope.description}" if scope else ""
     fallback = f"{request.id}: <@{request.requester}> requests `{request.scope}` for {format_duration(request.duration)}"
+    title = f":rotating_light: *BREAK-GLASS {request.id}*" if request.break_glass else f"*Elevation request {request.id}*"
+    verb = "took" if request.break_glass else "requests"
     blocks: list[Block] = [
-        _text(f"*Elevation request {request.id}*\n<@{request.requester}> requests *`{request.scope}`*{description}"),
+        _text(f"{title}\n<@{request.requester}> {verb} *`{request.scope}`*{description}"),
         {
             "type": "section",
             "fields": [
@@ -72,21 +138,39 @@ def approval_message(request: Request, catalog: Catalog) -> tuple[str, list[Bloc
         },
     ]
     if request.state is State.PENDING:
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": f"decide:{request.id}",
-                "elements": [
-                    {"type": "button", "action_id": APPROVE, "value": request.id, "style": "primary",
-                     "text": {"type": "plain_text", "text": "Approve"}},
-                    {"type": "button", "action_id": DENY, "value": request.id, "style": "danger",
-                     "text": {"type": "plain_text", "text": "Deny"}},
-                ],
-            }
-        )  # fmt: skip
+        if scope is not None and len(scope.steps) > 1:
+            blocks.append(_context(_steps(scope, request)))
+        blocks.append(decide_buttons(request.id))
         blocks.append(_context(f"Undecided requests end at {when(request.pending_until)}."))
+    elif request.state is State.ACTIVE and request.extension_pending:
+        blocks.append(_text(f"<@{request.requester}> asks to extend by *{format_duration(request.extension_pending)}*."))
+        blocks.append(decide_buttons(request.id))
+    if request.review_state == "open":
+        blocks.append(_text("*Post-hoc review:* an approver must acknowledge this break-glass use or flag it."))
+        blocks.append(review_buttons(request.id))
     blocks.append(_context(status_line(request)))
     return fallback, blocks
+
+
+def _steps(scope: Scope, request: Request) -> str:
+    index, have = step_progress(scope, request.approvals)
+    names = [f"{i + 1}. {step.name or 'approval'} ({step.approvals})" for i, step in enumerate(scope.steps)]
+    waiting = scope.steps[index].name if index < len(scope.steps) else "done"
+    return f"Approval steps: {' → '.join(names)} · now waiting for *{waiting}* ({have} of {scope.steps[min(index, len(scope.steps) - 1)].approvals})"
+
+
+def expiring(request: Request, text: str, can_extend: bool) -> list[Block]:
+    """The expiry warning DM: Extend (when policy allows) and I'm done."""
+    elements = [button("Extend", EXTEND, request.id, "primary")] if can_extend else []
+    elements.append(button("I'm done", DONE, request.id))
+    return [_text(text), {"type": "actions", "block_id": f"expiring:{request.id}", "elements": elements}]
+
+
+def extension_offer(text: str, request_id: str) -> list[Block]:
+    return [
+        _text(text),
+        {"type": "actions", "block_id": f"offer:{request_id}", "elements": [button("Extend", EXTEND, request_id, "primary")]},
+    ]
 
 
 def request_list(mine: list[Request], waiting: list[Request]) -> str:
@@ -121,3 +205,50 @@ def request_modal(catalog: Catalog, user: str, channel: str) -> dict[str, Any]:
              "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}},
         ],
     }  # fmt: skip
+
+
+def receipt(text: str, request: Request) -> list[Block]:
+    """The requester's confirmation of a new request, with a Cancel request button while it is pending."""
+    if request.state is not State.PENDING:
+        return [_text(text)]
+    cancel = button("Cancel request", CANCEL, request.id)
+    return [_text(text), {"type": "actions", "block_id": f"cancel:{request.id}", "elements": [cancel]}]
+
+
+def note(markdown: str) -> list[Block]:
+    """A message that is just this text: what a replaced message turns into."""
+    return [_text(markdown)]
+
+
+def thread_line(request: Request) -> str:
+    """The one-line reply posted in the approval message's thread when the request moves on."""
+    return f"{request.id}: {status_line(request)}"
+
+
+def deny_modal(request: Request) -> dict[str, Any]:
+    """Asks the approver for an optional reason; the request ID travels in private_metadata."""
+    if request.extension_pending:
+        asks = f"asks for {format_duration(request.extension_pending)} more of `{request.scope}`"
+        summary = f"Deny the extension of *{request.id}*: <@{request.requester}> {asks}."
+    else:
+        summary = (
+            f"Deny *{request.id}*: <@{request.requester}> asks for `{request.scope}` for {format_duration(request.duration)}."
+        )
+    return {
+        "type": "modal",
+        "callback_id": DENY_MODAL,
+        "private_metadata": request.id,
+        "title": _plain("Deny request"),
+        "submit": _plain("Deny"),
+        "close": _plain("Back"),
+        "blocks": [
+            _text(summary + (f"\n>{request.reason}" if request.reason else "")),
+            {"type": "input", "block_id": "reason", "optional": True, "label": _plain("Reason (the requester sees it)"),
+             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 500}},
+        ],
+    }  # fmt: skip
+
+
+def notice_modal(title: str, text: str) -> dict[str, Any]:
+    """What a modal turns into when its submission was refused: the reason, and a Close button."""
+    return {"type": "modal", "title": _plain(title[:24]), "close": _plain("Close"), "blocks": [_text(text)]}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from grants.domain import DomainError, Request
+from grants.catalog import Scope
+from grants.domain import DomainError, Request, State
 from grants.durations import format_duration
+from grants.people import People
 
 HINTS = {
     "invalid_request": "Type `{command} <scope> <duration> <reason…>`, e.g. `{command} payments-read 30m INC-4411 replay refunds`, "
@@ -53,7 +55,61 @@ def news_text(request: Request, news: str, context: dict[str, object]) -> str:
         by = context.get("actor")
         who = "you" if by == request.requester else f"<@{by}>"
         return f":lock: {rid}: your access to `{scope}` was revoked by {who} at {when(request.ended_at)}."
+    if news == "auto_approved":
+        return f":robot_face: {rid}: `{scope}` was approved automatically by the catalog rule “{context.get('rule') or 'auto_approve'}”."
+    if news == "expiring":
+        extend = " Extend it, or say you are done." if context.get("can_extend") else " Say you are done if you are."
+        return f":alarm_clock: {rid}: your access to `{scope}` ends at {when(request.expires_at)}.{extend}"
+    if news == "extension_denied":
+        reason = f" Reason: {context['reason']}" if context.get("reason") else ""
+        return f":no_entry: {rid}: <@{context.get('actor')}> denied extending `{scope}`; it still ends at {when(request.expires_at)}.{reason}"
+    if news == "extension_failed":
+        return f":x: {rid}: the extension of `{scope}` could not be issued ({context.get('error')}); your grant is unchanged."
+    if news in ("review_acknowledged", "review_flagged"):
+        verdict = "acknowledged" if news == "review_acknowledged" else "FLAGGED"
+        note = f" Note: {context['note']}" if context.get("note") else ""
+        return f":mag: {rid}: <@{context.get('actor')}> {verdict} your break-glass use of `{scope}`.{note}"
     return f"{rid}: {news}"
+
+
+def receipt_text(request: Request, scope: Scope, people: People, command: str) -> str:
+    """The requester's confirmation: who can approve, how many approvals, how to cancel."""
+    head = f"Request `{request.id}` for `{request.scope}` ({format_duration(request.duration)})"
+    if request.state is not State.PENDING:
+        return f":robot_face: {head} was approved automatically by a catalog rule; your credential comes by DM."
+    first = scope.steps[0]
+    who = ", ".join(f"<@{a}>" for a in sorted(people.step_approvers(first, scope, False) - {request.requester})) or "nobody yet"
+    steps = ""
+    if len(scope.steps) > 1:
+        steps = " in steps: " + " → ".join(f"{s.name or 'approval'} ({s.approvals})" for s in scope.steps) + ";"
+    return (
+        f":outbox_tray: {head} sent to {who}; {request.approvals_required} approval(s) needed{steps}. "
+        f"I'll DM you when it is decided. The button or `{command} cancel {request.id}` cancels it."
+    )
+
+
+def break_glass_text(request: Request) -> str:
+    if request.state is not State.ACTIVE:
+        return f":x: Break-glass {request.id} for `{request.scope}`: {request.state}; nothing was issued."
+    return (
+        f":rotating_light: Break-glass {request.id}: `{request.scope}` is yours until {when(request.expires_at)}; "
+        "the credential comes by DM. The approvers and the alert channel were told, and an approver will review it."
+    )
+
+
+def notice_text(request: Request, approvers: frozenset[str], kind: str) -> str:
+    """What approvers read for a reminder, nudge, escalation, review reminder or extension request."""
+    who = " ".join(f"<@{a}>" for a in sorted(approvers))
+    rid, scope = request.id, request.scope
+    texts = {
+        "reminder": f":bell: {who} reminder: {rid} (<@{request.requester}>, `{scope}`) still waits for your decision.",
+        "nudge": f":wave: {who} <@{request.requester}> nudges: {rid} (`{scope}`) still waits for your decision.",
+        "escalation": f":arrow_double_up: {who} escalated to you: {rid} (`{scope}`) waited too long; you may approve it now.",
+        "review": f":mag: {who} the break-glass review of {rid} (`{scope}`) is still open: acknowledge or flag it.",
+        "extension": f":hourglass: {who} <@{request.requester}> asks to extend {rid} (`{scope}`).",
+        "break_glass": f":rotating_light: {who} BREAK-GLASS: <@{request.requester}> took `{scope}` ({rid}) without approval.",
+    }
+    return texts.get(kind, f"{rid}: {kind}")
 
 
 def credential_text(request: Request, wrapping_token: str, unwrap_hint: str, wrap_ttl: timedelta) -> str:
@@ -73,7 +129,12 @@ def help_text(command: str, scopes: list[str]) -> str:
             f"• `{command}` — open the request form",
             f"• `{command} <scope> <duration> <reason…>` — request elevation, e.g. `{command} payments-read 30m INC-4411 replay refunds`",
             f"• `{command} list` — your requests and active grants (approvers: also what waits on you)",
+            f"• `{command} cancel <request-id>` — withdraw your pending request",
             f"• `{command} revoke <request-id>` — end a grant now (or cancel your pending request)",
+            f"• `{command} extend <request-id> [duration]` — more time on your grant, as the catalog allows",
+            f"• `{command} nudge <request-id>` — remind the approvers of your pending request (once per interval)",
+            f"• `{command} break-glass <scope> [duration] <reason…>` — emergency access where allowed; reviewed afterwards",
+            f"• `{command} reviews` — open break-glass reviews (approvers and auditors)",
             f"• `{command} audit [--since T] [--until T] [--format csv|jsonl]` — auditors: the audit trail as a file",
             f"• `{command} help` — this text",
             "Durations look like `90s`, `15m`, `1h30m`, `2d`. Times (T) are ISO dates such as `2026-11-01` or ages such as `7d`.",

@@ -1,11 +1,13 @@
-"""The Slack notifier: posts and re-renders approval messages and DMs people, off the request path."""
+"""The Slack notifier: approval messages and their threads, DMs and Home tabs, all off the request path."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
@@ -17,6 +19,7 @@ from grants.domain import IssuedCredential, Request
 
 log = logging.getLogger(__name__)
 GROUP_DM_LIMIT = 8  # Slack's multi-person DMs hold at most 8 people besides the bot
+REMEMBERED = 10_000  # requests whose last thread line and approvers are kept in memory
 
 
 class MessageRefs(Protocol):
@@ -27,7 +30,8 @@ class MessageRefs(Protocol):
 
 class SlackNotifier:
     """Implements the Notifier port. Work for one request runs in order on one lane, so the
-    approval message exists before it is updated; different requests run in parallel."""
+    approval message exists before it is updated; different requests run in parallel. Each
+    person's Home tab is published on a lane of its own, rendered from the database when it runs."""
 
     def __init__(
         self,
@@ -36,11 +40,17 @@ class SlackNotifier:
         refs: MessageRefs,
         lanes: int = 4,
         on_failure: Callable[[], None] = lambda: None,
+        home: Callable[[str], dict[str, Any]] | None = None,
     ):
         self.client, self.catalog, self.refs, self.on_failure = client, catalog, refs, on_failure
+        self.home = home  # renders one person's Home tab view; without it Home tabs are left alone
         self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"notify-{i}") for i in range(lanes)]
+        self._lock = threading.Lock()
+        self._viewers: set[str] = set()  # who opened the Home tab since this process started
+        self._approvers: dict[str, frozenset[str]] = {}  # request ID -> everyone it was offered to
+        self._lines: dict[str, str] = {}  # request ID -> the last state line posted in its threads
 
-    def _submit(self, request_id: str, work: Callable[[], None]) -> Future[None]:
+    def _submit(self, request_id: str, work: Callable[[], object]) -> Future[None]:
         lane = self._lanes[zlib.crc32(request_id.encode()) % len(self._lanes)]
         return lane.submit(_logged, request_id, work, self.on_failure)
 
@@ -56,14 +66,32 @@ class SlackNotifier:
     # Notifier port ----------------------------------------------------------------------------------
 
     def request_opened(self, request: Request, approvers: frozenset[str]) -> None:
+        with self._lock:
+            _remember(self._approvers, request.id, self._approvers.get(request.id, frozenset()) | approvers)
         self._submit(request.id, lambda: self._post_approval(request, approvers))
+        self.refresh_home(*self._concerned(request))
 
     def request_changed(self, request: Request) -> None:
         self._submit(request.id, lambda: self._rerender(request))
+        self.refresh_home(*self._concerned(request))
+
+    def approvers_notice(self, request: Request, approvers: frozenset[str], kind: str) -> None:
+        with self._lock:
+            _remember(self._approvers, request.id, self._approvers.get(request.id, frozenset()) | approvers)
+        text = messages.notice_text(request, approvers, kind)
+        if kind in ("break_glass", "extension", "escalation"):
+            # These need buttons the people may not have yet: a message of their own, kept in step
+            # with the request like any approval message, and the notice (with mentions) in its thread.
+            self._submit(request.id, lambda: (self._post_approval(request, approvers), self._thread_reply(request.id, text)))
+        else:
+            self.post_in_thread(request, text)
+        self.refresh_home(*self._concerned(request))
 
     def tell_requester(self, request: Request, news: str, **context: object) -> None:
         text = messages.news_text(request, news, context)
-        self._submit(request.id, lambda: self.dm(request.requester, text))
+        body = blocks.expiring(request, text, bool(context.get("can_extend"))) if news == "expiring" else None
+        self._submit(request.id, lambda: self.dm(request.requester, text, body))
+        self.refresh_home(request.requester)
 
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
         # The wrapping token goes to the requester's DM only: never a channel, never a log line.
@@ -76,6 +104,41 @@ class SlackNotifier:
         if channel:
             self._submit("alerts", lambda: self._post(channel, f":rotating_light: {text}"))
 
+    # Home tabs and threads -------------------------------------------------------------------------
+
+    def show_home(self, user: str) -> None:
+        """`user` is looking at the Home tab: publish it now and keep it fresh from here on."""
+        with self._lock:
+            self._viewers.add(user)
+        self._submit(f"home:{user}", lambda: self._publish_home(user))
+
+    def refresh_home(self, *users: str) -> None:
+        """Re-publish the Home tab of those of `users` who have opened it (others see it fresh when they do)."""
+        with self._lock:
+            viewers = sorted(set(users) & self._viewers)
+        for user in viewers:
+            self._submit(f"home:{user}", partial(self._publish_home, user))
+
+    def post_in_thread(self, request: Request, text: str) -> None:
+        """One line under every approval message of `request` (reminders, extensions and the like)."""
+        self._submit(request.id, lambda: self._thread_reply(request.id, text))
+
+    def _thread_reply(self, request_id: str, text: str) -> None:
+        for channel, ts in self.refs.message_refs(request_id):
+            self._post(channel, text, thread_ts=ts)
+
+    def _concerned(self, request: Request) -> set[str]:
+        # The catalog's approvers, plus everyone the service offered the request to (Slack user
+        # groups, later steps, escalation): whoever may have it under "Waiting on you".
+        scope = self.catalog.scopes.get(request.scope)
+        with self._lock:
+            offered = self._approvers.get(request.id, frozenset())
+        return {request.requester, *offered, *(self.catalog.approvers(scope) if scope else ())}
+
+    def _publish_home(self, user: str) -> None:
+        if self.home is not None:
+            self.client.views_publish(user_id=user, view=self.home(user))
+
     # Slack calls ------------------------------------------------------------------------------------
 
     def dm(self, user: str, text: str, blocks_: list[dict[str, Any]] | None = None) -> str:
@@ -83,8 +146,10 @@ class SlackNotifier:
         self._post(channel, text, blocks_)
         return str(channel)
 
-    def _post(self, channel: str, text: str, blocks_: list[dict[str, Any]] | None = None) -> str:
-        response = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks_, unfurl_links=False)
+    def _post(self, channel: str, text: str, blocks_: list[dict[str, Any]] | None = None, thread_ts: str | None = None) -> str:
+        response = self.client.chat_postMessage(
+            channel=channel, text=text, blocks=blocks_, thread_ts=thread_ts, unfurl_links=False
+        )
         return str(response["ts"])
 
     def _post_approval(self, request: Request, approvers: frozenset[str]) -> None:
@@ -96,16 +161,33 @@ class SlackNotifier:
             targets = [self.client.conversations_open(users=",".join(sorted(approvers)))["channel"]["id"]]
         else:
             targets = [self.client.conversations_open(users=a)["channel"]["id"] for a in sorted(approvers)]
+        with self._lock:
+            if request.id not in self._lines:  # the message itself says it; the thread starts with what follows
+                _remember(self._lines, request.id, blocks.thread_line(request))
         for target in targets:
             self.refs.add_message_ref(request.id, target, self._post(target, text, body))
 
     def _rerender(self, request: Request) -> None:
         text, body = blocks.approval_message(request, self.catalog)
+        line = blocks.thread_line(request)
+        with self._lock:
+            moved_on = self._lines.get(request.id) != line
+            _remember(self._lines, request.id, line)
         for channel, ts in self.refs.message_refs(request.id):
             self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
+        if moved_on:  # a re-render of the same state adds nothing to the thread
+            self._thread_reply(request.id, line)
 
 
-def _logged(request_id: str, work: Callable[[], None], on_failure: Callable[[], None]) -> None:
+def _remember(memory: dict[str, Any], key: str, value: Any) -> None:
+    """Set `key`, forgetting the oldest entries beyond REMEMBERED (a restart forgets them all)."""
+    memory.pop(key, None)
+    memory[key] = value
+    while len(memory) > REMEMBERED:
+        memory.pop(next(iter(memory)))
+
+
+def _logged(request_id: str, work: Callable[[], object], on_failure: Callable[[], None]) -> None:
     try:
         work()
     except Exception as exc:

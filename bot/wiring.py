@@ -15,6 +15,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot import home
 from bot.app import build_app
 from bot.context import BotContext
 from bot.directory import SlackDirectory
@@ -146,6 +147,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
     clock = SystemClock()
     service = ElevationService(catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client))
+    notifier.home = home.renderer(service)
     timekeeper = TimeKeeper(service, leader_lock(store.engine), timer, clock)
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())

@@ -34,6 +34,10 @@ USERS = {
     "U0AUDIT01": "audrey",
     "U0ADMIN01": "adam",
     "U0OUTSIDE": "olga",
+    "U0SEC0001": "sam",
+    "U0SEC0002": "sue",
+    "U0APPR005": "pat",
+    "U0APPR006": "pia",
 }
 REQUESTER, APPROVER, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER = (
     "U0DEV0001", "U0APPR001", "U0APPR002", "U0APPR003", "U0AUDIT01", "U0OUTSIDE",
@@ -41,13 +45,24 @@ REQUESTER, APPROVER, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER = (
 WRAP_TOKEN = re.compile(r"unwrap ([A-Za-z0-9._-]{20,})")
 
 
-def make_catalog_dir(tmp_path: Path) -> Path:
-    """The shipped catalog and policies, with the staging scope allowed down to 2 s for expiry tests."""
+def make_catalog_dir(tmp_path: Path, edits: dict[str, str] | None = None) -> Path:
+    """The shipped catalog and policies, with the staging scopes allowed down to 2 s for expiry tests,
+    and any other `edits` (text replacements) applied."""
     target = tmp_path / "policies"
     shutil.copytree(ROOT / "vault_policies", target)
     catalog = target / "catalog.toml"
-    catalog.write_text(catalog.read_text().replace('min_duration = "10s"', 'min_duration = "2s"'))
+    text_ = catalog.read_text().replace('min_duration = "10s"', 'min_duration = "2s"')
+    for old, new in (edits or {}).items():
+        assert old in text_, f"catalog edit target not found: {old}"
+        text_ = text_.replace(old, new)
+    catalog.write_text(text_)
     return target
+
+
+@pytest.fixture
+def catalog_edits() -> dict[str, str]:
+    """Text replacements for the test catalog; a test module overrides this fixture to tune it."""
+    return {}
 
 
 @dataclass
@@ -98,8 +113,8 @@ def db_url(request, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def world(tmp_path, db_url, openbao: OpenBaoDevServer, vault_root, bot_vault_token) -> Iterator[World]:  # noqa: F811
-    policies = make_catalog_dir(tmp_path)
+def world(tmp_path, db_url, openbao: OpenBaoDevServer, vault_root, bot_vault_token, catalog_edits) -> Iterator[World]:  # noqa: F811
+    policies = make_catalog_dir(tmp_path, catalog_edits)
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         bot = LocalBot(
             slack_bot_token=BOT_TOKEN,

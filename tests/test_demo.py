@@ -55,7 +55,7 @@ def test_self_approval_is_refused_and_audited(demo: Demo) -> None:
 def test_approval_delivers_a_credential_that_works_in_scope_only(demo: Demo) -> None:
     step = section(demo.stdout, "Step 3 ·")
     assert "Ari clicks  [Approve]" in step
-    assert "(updated in place)" in step and "Active · approved by @Ari" in step and "- [Approve] [Deny]" in step
+    assert "(updated in place)" in step and "approved by @Ari" in step and ":large_green_circle: Active" in step and "- [Approve] [Deny]" in step
     assert "[DM jitbot → Dana]" in step and re.search(r"```bao unwrap s\.[A-Za-z0-9]{4}…```", step)
     assert "wrapping token is not valid or does not exist  (single use)" in step
     assert "api_key = sk_demo_not_a_real_key_4242" in step and "the unwrapped credential read the secret" in step

@@ -199,6 +199,8 @@ def test_list_help_and_deny(world: World):
     assert "/elevate revoke <request-id>" in help_["text"]
     approval_message(world, rid)
     world.client.click(APPROVER, "deny", rid)
+    world.slack.wait_for(lambda: any(v["view"].get("callback_id") == "deny_modal" for v in world.slack.views.values()))
+    world.client.submit_view(APPROVER, "deny_modal", {"reason": {"value": ""}})
     world.slack.wait_for(lambda: any("denied" in shown(m) and rid in shown(m) for m in world.slack.dm_messages(REQUESTER)))
     world.client.click(APPROVER_2, "approve", rid)
     name = world.client.last_response_name

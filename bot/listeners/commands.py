@@ -1,4 +1,4 @@
-"""The slash command: request, list, revoke, audit, help, and the request form when typed bare."""
+"""The slash command: request, list, cancel, revoke, audit, help, and the request form when typed bare."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from bot import blocks, messages
 from bot.context import BotContext
 from grants.audit import AuditQuery, parse_time
-from grants.domain import DomainError
+from grants.domain import DomainError, ExtensionOffered
 from grants.durations import looks_like_duration
 
 
@@ -35,8 +35,12 @@ def register(app: App, ctx: BotContext) -> None:
                 say(ack, messages.help_text(ctx.command, ctx.catalog.requestable_by(user)))
             elif verb == "list":
                 say(ack, blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
-            elif verb in ("revoke", "cancel"):
-                end_grant(ack, respond, ctx, user, verb, words[1:])
+            elif verb in ("revoke", "cancel", "extend", "nudge"):
+                act_on(ack, respond, ctx, user, verb, words[1:])
+            elif verb == "break-glass":
+                break_glass(ack, ctx, user, words[1:])
+            elif verb == "reviews":
+                say(ack, blocks.review_list(ctx.service.open_reviews(user)))
             elif verb == "audit":
                 audit(ack, respond, ctx, client, user, text[len(words[0]) :])
             elif verb in ctx.catalog.scopes:
@@ -46,10 +50,13 @@ def register(app: App, ctx: BotContext) -> None:
                 say(
                     ack,
                     messages.usage_text(
-                        f"`{words[0]}` is neither a subcommand (list, revoke, audit, help) nor a scope. Scopes you can request: {scopes}.",
+                        f"`{words[0]}` is neither a subcommand (list, cancel, revoke, extend, nudge, break-glass, reviews, audit, help) nor a scope. Scopes you can request: {scopes}.",
                         ctx.command,
                     ),
                 )
+        except ExtensionOffered as offer:
+            text = messages.error_text(offer, ctx.command)
+            ack(text=text, blocks=blocks.extension_offer(text, str(offer.context["request_id"])), response_type="ephemeral")
         except DomainError as error:
             say(ack, messages.error_text(error, ctx.command))
 
@@ -65,30 +72,49 @@ def open_form(ack: Ack, ctx: BotContext, client: WebClient, user: str, command: 
 
 
 def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
+    scope, duration, reason = split_request(words)
+    created = ctx.service.request(user, scope, duration, reason)
+    text = messages.receipt_text(created, ctx.catalog.scopes[scope], ctx.service.people, ctx.command)
+    ack(text=text, blocks=blocks.receipt(text, created), response_type="ephemeral")
+
+
+def break_glass(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
+    if not words:
+        say(ack, messages.usage_text("Name the scope.", ctx.command, "break-glass <scope> [duration] <reason…>"))
+        return
+    scope, duration, reason = split_request(words)
+    granted = ctx.service.break_glass(user, scope, duration, reason)
+    say(ack, messages.break_glass_text(granted))
+
+
+def split_request(words: list[str]) -> tuple[str, str | None, str]:
+    """`<scope> [duration] <reason…>`: a word that starts with a digit is the duration."""
     scope, rest = words[0].lower(), words[1:]
     duration = rest[0] if rest and looks_like_duration(rest[0]) else None
-    reason = " ".join(rest[1:] if duration else rest)
-    created = ctx.service.request(user, scope, duration, reason)
-    approvers = ctx.catalog.approvers(ctx.catalog.scopes[scope]) - {user}
-    say(
-        ack,
-        f":outbox_tray: Request `{created.id}` for `{scope}` ({messages.format_duration(created.duration)}) sent to "
-        f"{', '.join(f'<@{a}>' for a in sorted(approvers))}; {created.approvals_required} approval(s) needed. "
-        f"I'll DM you when it is decided. `{ctx.command} revoke {created.id}` cancels it.",
-    )
+    return scope, duration, " ".join(rest[1:] if duration else rest)
 
 
-def end_grant(ack: Ack, respond: Respond, ctx: BotContext, user: str, verb: str, args: list[str]) -> None:
-    if len(args) != 1:
-        say(ack, messages.usage_text(f"`{verb}` takes one request ID.", ctx.command, f"{verb} <request-id>"))
+USAGE = {"revoke": "revoke <request-id>", "cancel": "cancel <request-id>", "nudge": "nudge <request-id>",
+         "extend": "extend <request-id> [duration]"}  # fmt: skip
+
+
+def act_on(ack: Ack, respond: Respond, ctx: BotContext, user: str, verb: str, args: list[str]) -> None:
+    if not (len(args) == 1 or (verb == "extend" and len(args) == 2)):
+        say(ack, messages.usage_text(f"`{verb}` takes one request ID.", ctx.command, USAGE[verb]))
         return
     ack()  # Vault may take a moment; the outcome follows through the response URL
+    operations = {
+        "revoke": lambda: ctx.service.revoke(args[0], user),
+        "cancel": lambda: ctx.service.cancel(args[0], user),
+        "nudge": lambda: ctx.service.nudge(args[0], user),
+        "extend": lambda: ctx.service.extend(args[0], user, args[1] if len(args) == 2 else None),
+    }
     try:
-        ended = ctx.service.revoke(args[0], user) if verb == "revoke" else ctx.service.cancel(args[0], user)
+        outcome = operations[verb]()
     except DomainError as error:
         respond(messages.error_text(error, ctx.command))
         return
-    respond(f"{ended.id}: {blocks.status_line(ended)}")
+    respond(blocks.outcome_text(verb, outcome))
 
 
 def audit(ack: Ack, respond: Respond, ctx: BotContext, client: WebClient, user: str, text: str) -> None:

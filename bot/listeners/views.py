@@ -1,4 +1,4 @@
-"""Modal submissions: the request form."""
+"""Modal submissions: the request form and the deny reason."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from slack_bolt import Ack, App
 
 from bot import blocks, messages
 from bot.context import BotContext
-from grants.domain import InvalidRequest
+from grants.domain import DomainError, InvalidRequest
+from grants.durations import format_duration
 
 
 def register(app: App, ctx: BotContext) -> None:
@@ -26,8 +27,22 @@ def register(app: App, ctx: BotContext) -> None:
             ack(response_action="errors", errors={field: str(error)})
             return
         ack()
-        ctx.notifier.dm(
-            user,
-            f":outbox_tray: Request `{created.id}` for `{created.scope}` ({messages.format_duration(created.duration)}) "
-            f"sent to its approvers. I'll DM you when it is decided.",
+        text = (
+            f":outbox_tray: Request `{created.id}` for `{created.scope}` ({format_duration(created.duration)}) "
+            f"sent to its approvers. I'll DM you when it is decided."
         )
+        ctx.notifier.dm(user, text, blocks.receipt(text, created))
+
+    @app.view(blocks.DENY_MODAL)
+    def submit_deny(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        # The request ID comes back from private_metadata and could be forged like any payload:
+        # the service re-checks the submitter and audits a refusal, exactly as for a button.
+        user, request_id = body["user"]["id"], view.get("private_metadata", "")
+        reason = " ".join((view["state"]["values"].get("reason", {}).get("value", {}).get("value") or "").split())[:500]
+        try:
+            ctx.service.deny(request_id, user, reason)
+        except DomainError as error:
+            ack(response_action="update", view=blocks.notice_modal("Not denied", messages.error_text(error, ctx.command)))
+            return
+        ack()
+        ctx.notifier.refresh_home(user)  # also when only an extension was denied: the request itself did not change

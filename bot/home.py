@@ -1,0 +1,121 @@
+"""The App Home tab: one person's grants, pending requests and what waits on them, rendered from current state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.blocks import CANCEL, DONE, NUDGE, Block, button, decide_buttons, review_buttons, status_line
+from bot.messages import when
+from grants.domain import Request, State, ends_in
+from grants.durations import format_duration
+from grants.service import ElevationService
+
+MAX_WAITING = 20  # a Home view holds at most 100 blocks; the rest is one `list` away
+
+
+def renderer(service: ElevationService) -> Callable[[str], dict[str, Any]]:
+    """The SlackNotifier's `home`: renders a user's Home tab from the service's queries."""
+
+    def render(user: str) -> dict[str, Any]:
+        auditor = user in service.people.auditors()
+        return home_view(
+            service.mine(user), service.waiting_on(user), auditor, service.clock.now(), service.catalog.settings.command,
+            service.open_reviews(user),
+        )  # fmt: skip
+
+    return render
+
+
+def home_view(
+    mine: list[Request],
+    waiting: list[Request],
+    auditor: bool,
+    now: datetime,
+    command: str,
+    reviews: list[Request] = (),  # type: ignore[assignment]
+) -> dict[str, Any]:
+    active = [r for r in mine if r.state in (State.APPROVED, State.ACTIVE)]
+    pending = [r for r in mine if r.state is State.PENDING]
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Just-in-time access"}},
+        _context(f"Updated {when(now)} · `{command}` opens the request form · `{command} help` shows everything"),
+        {"type": "divider"},
+        _section("*Your active grants*"),
+        *(
+            [_grant(r, now) for r in active]
+            or [_context("None. Access you are granted shows up here with the time it has left.")]
+        ),
+        _section("*Your pending requests*"),
+        *([b for r in pending for b in (_pending(r), _nudge(r))] or [_context(f"None. Type `{command}` to ask for access.")]),
+    ]
+    if waiting:
+        blocks += [{"type": "divider"}, _section(f"*Waiting on you* ({len(waiting)})")]
+        for r in waiting[:MAX_WAITING]:
+            blocks += [_asks(r), decide_buttons(r.id)]
+        if len(waiting) > MAX_WAITING:
+            blocks.append(_context(f"…and {len(waiting) - MAX_WAITING} more: `{command} list` shows them all."))
+    if reviews:
+        blocks += [{"type": "divider"}, _section(f"*Open break-glass reviews* ({len(reviews)})")]
+        for r in reviews[:MAX_WAITING]:
+            blocks.append(
+                _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review_due_at)}\n>{r.reason}")
+            )
+            if not auditor or r.requester != r.reviewed_by:
+                blocks.append(review_buttons(r.id))
+    if auditor:
+        blocks += [
+            {"type": "divider"},
+            _section(
+                f"*Audit trail* — you are an auditor.\n`{command} audit --since 7d` uploads the trail to our DM as CSV "
+                f"(add `--format jsonl` for JSON lines). From a shell: `jitbot audit export --format csv -o trail.csv`, "
+                f"and `jitbot audit verify` checks the hash chain."
+            ),
+        ]
+    return {"type": "home", "blocks": blocks}
+
+
+def _section(markdown: str, accessory: Block | None = None) -> Block:
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
+    return {**block, "accessory": accessory} if accessory else block
+
+
+def _context(markdown: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": markdown}]}
+
+
+def _left(request: Request, now: datetime) -> str:
+    left = ends_in(request, now)
+    if left >= timedelta(minutes=1):
+        left = timedelta(minutes=round(left.total_seconds() / 60))
+    return format_duration(left)
+
+
+def _grant(request: Request, now: datetime) -> Block:
+    head = f"`{request.scope}` · `{request.id}`"
+    if request.state is State.APPROVED:
+        return _section(f"{head}\nApproved; the credential is being issued.")
+    text = f"{head}\n*{_left(request, now)} left* (until {when(request.expires_at)})"
+    return _section(text, button("I'm done", DONE, request.id))
+
+
+def _pending(request: Request) -> Block:
+    text = (
+        f"`{request.scope}` for {format_duration(request.duration)} · `{request.id}`\n"
+        f"{len(request.approvals)} of {request.approvals_required} approval(s) · ends at {when(request.pending_until)} if undecided"
+    )
+    return _section(text, button("Cancel request", CANCEL, request.id))
+
+
+def _nudge(request: Request) -> Block:
+    return {"type": "actions", "block_id": f"nudge:{request.id}", "elements": [button("Nudge approvers", NUDGE, request.id)]}
+
+
+def _asks(request: Request) -> Block:
+    if request.extension_pending:
+        asks = f"asks for {format_duration(request.extension_pending)} more of `{request.scope}`"
+    else:
+        asks = f"asks for `{request.scope}` for {format_duration(request.duration)}"
+    reason = f"\n>{request.reason}" if request.reason else ""
+    return _section(f"<@{request.requester}> {asks} · `{request.id}`{reason}\n{status_line(request)}")
