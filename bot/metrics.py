@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from grants.audit import AuditQuery
 from grants.catalog import Scope
 from grants.domain import AuditEvent, CredentialError, IssuedCredential, Request, State
 from grants.ports import CredentialIssuer
@@ -79,25 +77,8 @@ class MeteredStore:
         self._seen(recorded)
         return recorded
 
-    def get(self, request_id: str) -> Request | None:
-        return self.inner.get(request_id)  # type: ignore[no-any-return]
-
-    def find(
-        self, *, states: Collection[State] | None = None, requester: str | None = None, limit: int | None = None
-    ) -> list[Request]:
-        return self.inner.find(states=states, requester=requester, limit=limit)  # type: ignore[no-any-return]
-
-    def due(self, horizon: datetime) -> list[Request]:
-        return self.inner.due(horizon)  # type: ignore[no-any-return]
-
-    def open_reviews(self) -> list[Request]:
-        return self.inner.open_reviews()  # type: ignore[no-any-return]
-
-    def events(self, query: AuditQuery) -> Iterator[AuditEvent]:
-        return self.inner.events(query)  # type: ignore[no-any-return]
-
-    def healthy(self) -> bool:
-        return bool(self.inner.healthy())
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # reads pass straight through
 
 
 class MeteredIssuer:

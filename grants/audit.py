@@ -25,9 +25,8 @@ class AuditQuery:
     user: str | None = None  # matches actor or subject
 
 
-def canonical_json(event: AuditEvent) -> str:
-    """The exact bytes hashed: every field but the hashes, sorted keys, no whitespace."""
-    body = {
+def _fields(event: AuditEvent) -> dict[str, object]:
+    return {
         "seq": event.seq,
         "at": iso(event.at),
         "event": event.event,
@@ -37,7 +36,11 @@ def canonical_json(event: AuditEvent) -> str:
         "subject": event.subject,
         "detail": event.detail,
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(event: AuditEvent) -> str:
+    """The exact bytes hashed: every field but the hashes, sorted keys, no whitespace."""
+    return json.dumps(_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def iso(at: datetime) -> str:
@@ -77,18 +80,7 @@ def verify(events: Iterable[AuditEvent]) -> Verdict:
 
 
 def _row(event: AuditEvent) -> dict[str, object]:
-    return {
-        "seq": event.seq,
-        "at": iso(event.at),
-        "event": event.event,
-        "request_id": event.request_id,
-        "scope": event.scope,
-        "actor": event.actor,
-        "subject": event.subject,
-        "detail": event.detail,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
+    return {**_fields(event), "prev_hash": event.prev_hash, "hash": event.hash}
 
 
 def write_export(events: Iterator[AuditEvent], out: IO[str], fmt: str) -> int:

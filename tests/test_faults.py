@@ -111,7 +111,8 @@ def private_vault():
         yield server, root
 
 
-def test_vault_down_at_revocation_is_retried_alerted_and_recorded(tmp_path, private_vault):
+@pytest.fixture
+def vault_world(tmp_path, private_vault):
     server, root = private_vault
     catalog = catalog_with_alerts(tmp_path)
     sync(root, catalog.parent, load_catalog(catalog))
@@ -119,42 +120,37 @@ def test_vault_down_at_revocation_is_retried_alerted_and_recorded(tmp_path, priv
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url, vault_addr=server.addr,
         vault_token=server.root_token, database_url=f"sqlite:///{tmp_path / 'jitbot.db'}", jitbot_catalog=catalog,
     ) as bot:  # fmt: skip
-        client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
         trail = Trail(f"sqlite:///{tmp_path / 'jitbot.db'}")
-        rid = request_and_approve(client, slack, REQUESTER, "db-admin-staging 2s vault outage")
-        trail.wait(rid, "issued")
-        server.stop()
-        trail.wait(rid, "revoke_failed", timeout=10)
-        alert = slack.wait_for(lambda: next((m for m in slack.messages_in(ALERTS) if rid in m["text"]), None))
-        assert "Retrying" in alert["text"] and "TTL" in alert["text"]
-        assert bot.runtime is not None and bot.runtime.health()["vault"] is False
-        assert "expired" not in trail.names(rid)
-        server.start()
-        trail.wait(rid, "expired", timeout=20)
-        names = trail.names(rid)
-        assert names.count("expired") == 1 and names[-1] == "expired"
+        yield server, slack, bot, SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack), trail
         trail.engine.dispose()
 
 
-def test_vault_down_at_issue_time_fails_cleanly(tmp_path, private_vault):
-    server, root = private_vault
-    catalog = catalog_with_alerts(tmp_path)
-    sync(root, catalog.parent, load_catalog(catalog))
-    with SlackStandIn(BOT_TOKEN, users=USERS, strict_users=False) as slack, LocalBot(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url, vault_addr=server.addr,
-        vault_token=server.root_token, database_url=f"sqlite:///{tmp_path / 'jitbot.db'}", jitbot_catalog=catalog,
-    ) as bot:  # fmt: skip
-        client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
-        trail = Trail(f"sqlite:///{tmp_path / 'jitbot.db'}")
-        server.stop()
-        rid = request_and_approve(client, slack, REQUESTER, "payments-read 10m INC-8 vault down")
-        trail.wait(rid, "issue_failed")
-        told = slack.wait_for(lambda: next((m for m in slack.dm_messages(REQUESTER) if "could not be issued" in m["text"]), None))
-        assert rid in told["text"] and "Nothing was issued" in told["text"]
-        assert not any("unwrap" in m["text"] for m in slack.dm_messages(REQUESTER))
-        slack.wait_for(lambda: any(rid in m["text"] for m in slack.messages_in(ALERTS)))
-        server.start()
-        trail.engine.dispose()
+def test_vault_down_at_revocation_is_retried_alerted_and_recorded(vault_world):
+    server, slack, bot, client, trail = vault_world
+    rid = request_and_approve(client, slack, REQUESTER, "db-admin-staging 2s vault outage")
+    trail.wait(rid, "issued")
+    server.stop()
+    trail.wait(rid, "revoke_failed", timeout=10)
+    alert = slack.wait_for(lambda: next((m for m in slack.messages_in(ALERTS) if rid in m["text"]), None))
+    assert "Retrying" in alert["text"] and "TTL" in alert["text"]
+    assert bot.runtime is not None and bot.runtime.health()["vault"] is False
+    assert "expired" not in trail.names(rid)
+    server.start()
+    trail.wait(rid, "expired", timeout=20)
+    names = trail.names(rid)
+    assert names.count("expired") == 1 and names[-1] == "expired"
+
+
+def test_vault_down_at_issue_time_fails_cleanly(vault_world):
+    server, slack, bot, client, trail = vault_world
+    server.stop()
+    rid = request_and_approve(client, slack, REQUESTER, "payments-read 10m INC-8 vault down")
+    trail.wait(rid, "issue_failed")
+    told = slack.wait_for(lambda: next((m for m in slack.dm_messages(REQUESTER) if "could not be issued" in m["text"]), None))
+    assert rid in told["text"] and "Nothing was issued" in told["text"]
+    assert not any("unwrap" in m["text"] for m in slack.dm_messages(REQUESTER))
+    slack.wait_for(lambda: any(rid in m["text"] for m in slack.messages_in(ALERTS)))
+    server.start()
 
 
 def test_slack_errors_and_rate_limits_lose_nothing(tmp_path, openbao, bot_vault_token):
