@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bot.demo_steps import AUDREY, DANA, Stage, play
+from bot.demo_steps import Stage, play
 from bot.demo_tools import Bao, DemoError, Narrator
 from bot.devkit.harness import LocalBot
 from bot.devkit.openbao import OpenBaoDevServer
@@ -31,7 +31,8 @@ POLICY_DIR = Path(__file__).resolve().parent.parent / "vault_policies"
 CAST = {
     "U0DEV0001": "Dana", "U0DEV0002": "Devon", "U0DEV0003": "Drew",
     "U0APPR001": "Ari", "U0APPR002": "Ben", "U0APPR003": "Cleo", "U0APPR004": "Dmitri",
-    "U0APPR005": "Eve", "U0APPR006": "Farid", "U0AUDIT01": "Audrey", "U0ADMIN01": "Adam",
+    "U0APPR005": "Eve", "U0APPR006": "Farid", "U0SEC0001": "Sam", "U0SEC0002": "Sasha",
+    "U0AUDIT01": "Audrey", "U0ADMIN01": "Adam",
 }  # fmt: skip
 DEMO_SECRETS = {
     "secret/payments/stripe": ["api_key=sk_demo_not_a_real_key_4242", "webhook_secret=whsec_demo_only"],
@@ -45,6 +46,15 @@ def run_demo(workdir: Path | None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(_expected_noise)
     narrator = Narrator(CAST)
+    alerts = _AlertsToTranscript(narrator)
+    logging.getLogger().addHandler(alerts)
+    try:
+        return _run(narrator, workdir)
+    finally:
+        logging.getLogger().removeHandler(alerts)
+
+
+def _run(narrator: Narrator, workdir: Path | None) -> int:
     with ExitStack() as stack:
         try:
             stage = set_stage(stack, narrator, workdir)
@@ -112,24 +122,49 @@ def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None) -> Sta
     )  # fmt: skip
     _on_exit(stack, bot.stop)
     bot.start()
-    narrator.note(f"Slack stand-in at {standin.url} (no workspace); people: {_people(catalog)}")
+    narrator.note(f"Slack stand-in at {standin.url} (no workspace); who is who in the shipped catalog:")
+    for line in _people(catalog):
+        narrator.say(f"- {line}", 4)
     narrator.note(f"jitbot serving POST /slack/events at {bot.url}; database {database}")
     client = SignedSlackClient(bot.url, signing_secret, standin=standin)
     return Stage(narrator, bao, standin, client, bot, bot.settings)
 
 
 def _expected_noise(record: logging.LogRecord) -> bool:
-    """False for Bolt's start-up notes that a token (e.g. $SLACK_BOT_TOKEN) goes unused: the wiring passes its own."""
+    """False for Bolt's start-up notes that a token (e.g. $SLACK_BOT_TOKEN) goes unused (the wiring passes its own)
+    and for the break-glass alert, which the transcript shows where it happens (_AlertsToTranscript)."""
     message = record.getMessage()
-    return not (record.name.startswith("slack_bolt") and ("will be ignored" in message or "will be unused" in message))
+    unused_token = record.name.startswith("slack_bolt") and ("will be ignored" in message or "will be unused" in message)
+    return not (unused_token or _is_alert(record))
+
+
+def _is_alert(record: logging.LogRecord) -> bool:
+    """The break-glass alert the scenario expects: the notifier logs every alert, and with no alert_channel in the
+    catalog that log line is all there is. Any other alert means something went wrong and stays on stderr."""
+    return record.name == "bot.notifier" and record.getMessage().startswith("alert: BREAK-GLASS ")
+
+
+class _AlertsToTranscript(logging.Handler):
+    """Hands the bot's alert log lines to the narrator, which prints them with the step they belong to."""
+
+    def __init__(self, narrator: Narrator):
+        super().__init__(logging.WARNING)
+        self.narrator = narrator
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _is_alert(record):
+            self.narrator.bot_log(record.levelname.lower(), record.getMessage())
 
 
 def cast_of(catalog: Catalog) -> dict[str, str]:
     """Everyone the catalog names (so the bot may DM them), with display names; the stand-in rejects anyone else."""
-    named = set(catalog.settings.auditors) | set(catalog.settings.admins)
+    named = set(catalog.members(catalog.settings.auditors) | catalog.members(catalog.settings.admins))
     named.update(user for members in catalog.groups.values() for user in members)
     for scope in catalog.scopes.values():
-        named.update(catalog.members(scope.requesters) | catalog.members(scope.approvers))
+        principals = [*scope.requesters, *scope.all_approvers, *scope.escalation]
+        principals += [p for rule in scope.auto_approve for p in rule.requesters]
+        principals += scope.break_glass.requesters if scope.break_glass else []
+        named.update(catalog.members(principals))
     named.discard("*")
     return {user: CAST.get(user, user) for user in sorted(named)}
 
@@ -147,9 +182,18 @@ def _bot_token(narrator: Narrator, bao: Bao, root_token: str) -> str:
     return token
 
 
-def _people(catalog: Catalog) -> str:
-    approvers = ", ".join(CAST.get(u, u) for u in sorted(catalog.approvers(catalog.scopes["payments-read"])))
-    return f"{CAST[DANA]} requests; {approvers} approve payments-read; {CAST[AUDREY]} audits"
+def _people(catalog: Catalog) -> list[str]:
+    def names(principals: list[str]) -> str:
+        return ", ".join(CAST.get(u, u) for u in sorted(catalog.members(principals)))
+
+    read, write = catalog.scopes["payments-read"], catalog.scopes["payments-write"]
+    steps = " then ".join(f"{names(s.approvers)} ({s.name})" for s in write.steps)
+    glass = names(read.break_glass.requesters) if read.break_glass else "nobody"
+    return [
+        f"payments-read: anyone requests; {names(read.all_approvers)} approve; {glass} may break the glass",
+        f"payments-write: {names(write.requesters)} request; {steps} approve",
+        f"developers ({names(['group:developers'])}) get staging-read automatically; {names(catalog.settings.auditors)} audits",
+    ]
 
 
 def _on_exit(stack: ExitStack, stop: Callable[[], None]) -> None:

@@ -41,6 +41,8 @@ class Narrator:
         self._steps = 0
         self._versions: dict[tuple[str, str], list[str]] = {}  # (where, first line) → the message as last shown
         self._terminal: tuple[str, str] | None = None  # whose terminal the last shell lines were in
+        self._logged: list[tuple[str, str]] = []  # (level, message): the bot's log lines shown in the transcript
+        self._logged_seen = 0
 
     def hide(self, value: str | None, keep: int = 0) -> None:
         """Never print `value`: show its first `keep` characters and "…", or "[hidden]" when keep is 0."""
@@ -78,8 +80,16 @@ class Narrator:
         """The slash command's immediate answer (the HTTP reply to Slack, so not in the stand-in's record)."""
         self._show(f"only {self.name(user_id)} sees", text)
 
+    def bot_log(self, level: str, message: str) -> None:
+        """A line of the bot's log that belongs in the story (shown with the next look at Slack); any thread may call."""
+        self._logged.append((level, message))
+
+    def logged(self) -> list[str]:
+        """The bot's log lines handed to bot_log so far."""
+        return [message for _level, message in self._logged]
+
     def slack(self) -> int:
-        """Print what appeared in Slack since the last call; the number of new entries."""
+        """Print what appeared in Slack (and the bot's log lines) since the last call; the number of new entries."""
         assert self.standin is not None
         entries = self.standin.transcript()
         new, self._seen = entries[self._seen :], len(entries)
@@ -87,7 +97,11 @@ class Narrator:
             match = _LABEL.match(entry)
             label, text = (match.group(1), entry[match.end() :]) if match else ("Slack", entry)
             self._show(self._label(label), self._changes(label, [line.removeprefix("    ") for line in text.split("\n")]))
-        return len(new)
+        logged = self._logged[self._logged_seen :]
+        self._logged_seen += len(logged)
+        for level, message in logged:
+            self._show(f"jitbot's log, {level}", message)
+        return len(new) + len(logged)
 
     def shell(self, who: str, command: str, lines: list[str], env: str = "") -> None:
         """A command someone runs and what it printed; consecutive commands in one terminal share its heading."""

@@ -55,7 +55,12 @@ def test_self_approval_is_refused_and_audited(demo: Demo) -> None:
 def test_approval_delivers_a_credential_that_works_in_scope_only(demo: Demo) -> None:
     step = section(demo.stdout, "Step 3 ·")
     assert "Ari clicks  [Approve]" in step
-    assert "(updated in place)" in step and "approved by @Ari" in step and ":large_green_circle: Active" in step and "- [Approve] [Deny]" in step
+    assert (
+        "(updated in place)" in step
+        and "approved by @Ari" in step
+        and ":large_green_circle: Active" in step
+        and "- [Approve] [Deny]" in step
+    )
     assert "[DM jitbot → Dana]" in step and re.search(r"```bao unwrap s\.[A-Za-z0-9]{4}…```", step)
     assert "wrapping token is not valid or does not exist  (single use)" in step
     assert "api_key = sk_demo_not_a_real_key_4242" in step and "the unwrapped credential read the secret" in step
@@ -82,17 +87,68 @@ def test_expiry_on_time(demo: Demo) -> None:
     assert re.search(r"bao token lookup\n +HTTP 403: permission denied", step)
 
 
-def test_audit_export_and_verify(demo: Demo) -> None:
+def test_two_step_approval_goes_step_by_step(demo: Demo) -> None:
     step = section(demo.stdout, "Step 6 ·")
+    assert "/elevate payments-write 10m CHG-2291 rotate webhook keys" in step
+    assert "[only Ari sees]" in step and "in steps: payments lead (1) → security (1)" in step
+    assert "[group DM jitbot → Cleo, Dmitri]" in step and "now waiting for *payments lead* (0 of 1)" in step
+    sam_first, cleo = step.index("▶ Sam clicks  [Approve]"), step.index("▶ Cleo clicks  [Approve]")
+    assert sam_first < step.index("rejected (not_this_step), actor Sam") < cleo
+    assert "[only Sam sees" in step and "waits for step `payments lead`, which you are not an approver of" in step
+    assert "+ Approval steps: 1. payments lead (1) → 2. security (1) · now waiting for *security* (0 of 1)" in step
+    assert step.index("[group DM jitbot → Sam, Sasha]") > cleo and "approval_added, actor Cleo" in step
+    cleo_again = step.index("▶ Cleo clicks  [Approve]", cleo + 1)
+    sam = step.index("▶ Sam clicks  [Approve]", cleo_again)
+    refusal = step.index("rejected (one_step_per_person), actor Cleo")
+    assert cleo_again < refusal < sam and "one person approves at most one step" in step
+    assert "approved by @Cleo, @Sam" in step and re.search(r"audit #\d+: approved, actor Sam", step[sam:])
+    assert "[DM jitbot → Ari]" in step and re.search(r"```bao unwrap s\.[A-Za-z0-9_-]{4}…```", step[sam:])
+    assert "policies          ['default', 'payments-read', 'payments-write']" in step and "explicit_max_ttl  600s" in step
+
+
+def test_break_glass_is_issued_at_once_and_reviewed(demo: Demo) -> None:
+    step = section(demo.stdout, "Step 7 ·")
+    assert "Ben types   /elevate break-glass payments-read 10m INC-5000 payments API down" in step
+    assert "[only Ben sees]" in step and "`payments-read` is yours until" in step
+    assert "[DM jitbot → Ben]" in step and "your `payments-read` credential is ready" in step
+    assert "[group DM jitbot → Ari, Cleo]" in step and "BREAK-GLASS JIT-" in step and "[Acknowledge] [Flag]" in step
+    assert "@Ari @Cleo BREAK-GLASS: @Ben took `payments-read`" in step and "[jitbot's log, warning]" in step
+    assert "requested (break-glass), actor Ben" in step and "approved (break-glass), actor system" in step
+    listed = step.index("*Open break-glass reviews*")
+    acknowledged = step.index("▶ Ari clicks  [Acknowledge]")
+    assert "Audrey types   /elevate reviews" in step and listed < acknowledged
+    assert "review: acknowledged by @Ari" in step and "@Ari acknowledged your break-glass use of `payments-read`" in step
+    assert "review_acknowledged, actor Ari" in step
+    assert step.index("No break-glass review is open.") > acknowledged
+
+
+def test_auto_approval_and_a_self_service_extension(demo: Demo) -> None:
+    step = section(demo.stdout, "Step 8 ·")
+    assert "Dana types   /elevate staging-read 30m" in step and "approved automatically" in step
+    assert "approved automatically by the catalog rule “developers on staging”" in step
+    assert "approved (catalog rule “developers on staging”), actor system" in step
+    assert "You already hold `staging-read`" in step and "[Extend]" in step
+    assert re.search(r"/elevate extend JIT-[A-Z0-9]+ 15m", step) and "extended until" in step
+    assert "extended (+15m" in step and step.count("your `staging-read` credential is ready") == 2
+    new, old = step.index("(VAULT_TOKEN=the new token)"), step.index("(VAULT_TOKEN=the old token)")
+    ttl = re.search(r"\bttl +(\d+)s", step[new:])
+    assert ttl and 2600 < int(ttl.group(1)) <= 2700  # 30m + 15m, less the seconds gone by
+    assert re.search(r"bao token lookup\n +HTTP 403: permission denied", step[old:])
+
+
+def test_audit_export_and_verify(demo: Demo) -> None:
+    step = section(demo.stdout, "Step 9 ·")
     assert "/elevate audit --format csv" in step and "[DM jitbot → Audrey]" in step and "(uploaded jitbot-audit-" in step
     assert CSV_HEADER in step and ",rejected," in step and ",issued," in step and ",expired," in step
-    assert re.search(r"audit trail intact: 1\d events verified", demo.stdout)
+    for kind in ("rejected 3", "approval_added 1", "review_acknowledged 1", "extended 1"):
+        assert kind in step, kind
+    assert re.search(r"audit trail intact: 2\d events verified", demo.stdout)
 
 
 def test_no_token_or_secret_is_ever_printed(demo: Demo) -> None:
     everything = demo.stdout + demo.stderr
     assert not FULL_TOKEN.findall(everything), "a Vault token was printed in full"
-    assert len(re.findall(r"bao unwrap s\.[A-Za-z0-9]{4}…", everything)) >= 2  # shown masked, both grants
+    assert len(re.findall(r"bao unwrap s\.[A-Za-z0-9]{4}…", everything)) >= 6  # shown masked, every credential
     assert not re.search(r"root-[0-9a-f]{8}", everything) and "xoxb-" not in everything
 
 
@@ -101,3 +157,12 @@ def test_demo_without_its_catalog_fails_clearly() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert "jitbot demo: FAILED: the demo runs on the shipped catalog" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_stand_in_knows_everyone_the_catalog_names() -> None:
+    from bot.demo import POLICY_DIR, cast_of
+    from grants.catalog import load_catalog
+
+    cast = cast_of(load_catalog(POLICY_DIR / "catalog.toml"))
+    assert {"U0SEC0001": "Sam", "U0SEC0002": "Sasha", "U0APPR004": "Dmitri", "U0AUDIT01": "Audrey"}.items() <= cast.items()
+    assert "*" not in cast

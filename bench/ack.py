@@ -1,0 +1,162 @@
+"""Ack latency at 50 in flight: signed slash commands and button clicks, the real bot against a bare Bolt app that only acks."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+
+from bench.core import APPROVER, BOT_TOKEN, SCOPE, SIGNING_SECRET, Figure, Lab, p50, p99, say, wait_until
+from bench.loadgen import drive
+from bench.seed import StateCounter
+from bench.slack_bodies import BodyRecorder
+from bench.slack_proc import SlackProc
+from bot import blocks
+from bot.devkit.harness import LocalBot, free_port
+from bot.web import WebApp, serve
+from grants.domain import State
+
+NAME = "ack"
+CONCURRENCY = 50
+KINDS = ("list", "request", "click")
+LABELS = {"list": "/elevate list", "request": "/elevate <scope> (new request)", "click": "Approve click"}
+
+
+def bare_app(slack_url: str) -> App:
+    """The baseline: a Bolt app with the same signing, authorization style and ack mode, whose listeners only ack."""
+
+    def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=BOT_TOKEN)
+
+    app = App(
+        client=WebClient(token=BOT_TOKEN, base_url=slack_url),
+        signing_secret=SIGNING_SECRET,
+        authorize=authorize,
+        token_verification_enabled=False,
+        process_before_response=False,
+    )
+
+    @app.command("/elevate")
+    def command(ack: Ack) -> None:
+        ack()
+
+    @app.action(re.compile(".*"))
+    def action(ack: Ack) -> None:
+        ack()
+
+    return app
+
+
+@contextmanager
+def serving_bare(slack_url: str) -> Iterator[str]:
+    """The bare app behind the same waitress server (bot.web.serve, same thread count) the bot uses."""
+    port = free_port()
+    server = serve(WebApp(bare_app(slack_url), lambda: {"app": True}), "127.0.0.1", port)
+    thread = threading.Thread(target=server.run, name="bare-bolt-http", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/slack/events"
+    finally:
+        server.close()
+        thread.join(timeout=5)
+
+
+def _workload(recorder: BodyRecorder, bot: LocalBot, per_kind: int, tag: str) -> list[tuple[str, str]]:
+    """`per_kind` of each kind, shuffled: list by requesters with a pending request, new requests, Approve clicks."""
+    assert bot.runtime is not None
+    service, store, catalog = bot.runtime.service, bot.runtime.store, bot.runtime.catalog
+    targets = [service.request(f"U0C{tag}{i:05d}", SCOPE, "30m", f"bench click target {i}") for i in range(per_kind)]
+    bot.runtime.notifier.drain()  # every approval message is posted (and its reference stored) before anyone clicks
+    items: list[tuple[str, str]] = []
+    for i, target in enumerate(targets):
+        channel, ts = store.message_refs(target.id)[0]
+        text, body = blocks.approval_message(target, catalog)
+        items.append(("click", recorder.click_body(APPROVER, "approve", target.id, channel, ts, {"text": text, "blocks": body})))
+        items.append(("list", recorder.slash_body(target.requester, "list")))
+        items.append(("request", recorder.slash_body(f"U0R{tag}{i:05d}", f"{SCOPE} 30m INC-{i} bench request {tag}")))
+    random.Random(4).shuffle(items)
+    return items
+
+
+def _run_load(
+    lab: Lab, url: str, recorder: BodyRecorder, items: list[tuple[str, str]], label: str
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Latencies by kind (every answer counts, failures included) and, by kind, how many were not a 200."""
+    spec = {
+        "url": url,
+        "concurrency": CONCURRENCY,
+        "timeout": 15,
+        "requests": [[kind, body, recorder.signed(body)] for kind, body in items],
+    }
+    report = drive(spec, lab.workdir / f"load-{label.replace(' ', '-')}.json")
+    if report["missing"]:
+        raise RuntimeError(f"{label}: {report['missing']} requests got no answer at all")
+    by_kind: dict[str, list[float]] = {kind: [] for kind in (*KINDS, "all")}
+    failed: dict[str, int] = dict.fromkeys((*KINDS, "all"), 0)
+    statuses: dict[int, int] = {}
+    for kind, millis, status in report["results"]:
+        for key in (kind, "all"):
+            by_kind[key].append(millis)
+            failed[key] += status != 200
+        statuses[status] = statuses.get(status, 0) + 1
+    answered = len(report["results"])
+    codes = ", ".join(f"{count}x HTTP {status}" for status, count in sorted(statuses.items()))
+    say(f"{label}: {answered} requests in {report['wall']:.1f}s ({answered / report['wall']:.0f}/s): {codes}")
+    return by_kind, failed, float(report["wall"])
+
+
+def run(lab: Lab) -> list[Figure]:
+    per_kind, warm = lab.size(200, 20), lab.size(30, 5)
+    with SlackProc(BOT_TOKEN) as slack, lab.database(NAME) as database_url:
+        lab.adopt(slack)
+        recorder = BodyRecorder(slack.url.removesuffix("/api/"))
+        bot = lab.bot(database_url, slack.url).start()
+        try:
+            warm_items = _workload(recorder, bot, warm, "W")
+            items = _workload(recorder, bot, per_kind, "M")
+            say(f"seeded {per_kind + warm} pending requests through the service; {3 * per_kind} measured requests")
+            _run_load(lab, bot.url + "/slack/events", recorder, warm_items, "bot warm-up")
+            subject, subject_failed, subject_wall = _run_load(lab, bot.url + "/slack/events", recorder, items, "bot")
+            # Every click's approval (Vault issue, Slack DMs) runs after its ack; let it finish before the baseline runs.
+            counter = StateCounter(database_url)
+            try:
+                wait_until(lambda: counter.count(State.ACTIVE) >= per_kind + warm, 180, "every clicked request to be issued", 0.2)
+            finally:
+                counter.close()
+            assert bot.runtime is not None
+            bot.runtime.notifier.drain()
+        finally:
+            bot.stop()
+        with serving_bare(slack.url) as bare_url:
+            _run_load(lab, bare_url, recorder, warm_items, "bare warm-up")
+            baseline, baseline_failed, baseline_wall = _run_load(lab, bare_url, recorder, items, "bare Bolt")
+    figures = []
+    for kind in (*KINDS, "all"):
+        label = LABELS.get(kind, "all kinds")
+        # Bolt answers 404 when a listener has not acked within its 3 s ack timeout: Slack would show the user an error.
+        failures = f"; {subject_failed[kind]} not acked (HTTP 404 after Bolt's 3 s ack timeout)" if subject_failed[kind] else ""
+        failures += f"; bare: {baseline_failed[kind]} failed" if baseline_failed[kind] else ""
+        figures.append(Figure(NAME, f"{label} p50", "ms", p50(subject[kind]), p50(baseline[kind]), "bare Bolt p50"))
+        figures.append(
+            Figure(
+                NAME, f"{label} p99", "ms", p99(subject[kind]), p99(baseline[kind]), "bare Bolt p99",
+                max_ratio=1.5, below=100.0, note=f"n={len(subject[kind])}, {CONCURRENCY} in flight{failures}",
+            )
+        )  # fmt: skip
+    # With 50 clients always waiting, latency is mostly queueing (Little's law: mean latency = 50 / throughput),
+    # so the server's time per request is the figure that explains the percentiles above.
+    n = len(subject["all"])
+    figures.append(
+        Figure(
+            NAME, "time per request at saturation (wall / n)", "ms", subject_wall / n * 1000, baseline_wall / n * 1000,
+            "bare Bolt, same load", note=f"{n / subject_wall:.0f} vs {n / baseline_wall:.0f} requests/s; post-ack work included",
+        )
+    )  # fmt: skip
+    return figures

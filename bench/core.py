@@ -1,0 +1,219 @@
+"""Shared benchmark machinery: figures with their baseline and verdict, the lab of real parts, small timing helpers."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import statistics
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hvac
+import psycopg
+
+from bot.devkit.harness import LocalBot
+from bot.devkit.openbao import OpenBaoDevServer
+from grants.adapters.vault_issuer import vault_client
+from grants.adapters.vault_sync import sync
+from grants.catalog import Catalog, load_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT_TOKEN = "xoxb-bench-0000-jitbot"
+SIGNING_SECRET = "bench-signing-secret-5d41402abc4b2a76"
+APPROVER = "U0APPR001"  # an approver of payments-read in the shipped catalog
+SCOPE = "payments-read"
+PG_ADMIN = os.environ.get("JITBOT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never goes through $http_proxy
+
+
+@dataclass
+class Figure:
+    """One measured figure, its baseline from the same run, and the target it is held to (if any)."""
+
+    bench: str
+    metric: str
+    unit: str
+    value: float
+    baseline: float
+    baseline_label: str
+    max_ratio: float | None = None  # value / baseline must be <= this
+    at_most: float | None = None  # value must be <= this (in `unit`)
+    below: float | None = None  # value must be < this (in `unit`)
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline > 0 else math.inf
+
+    @property
+    def target(self) -> str:
+        parts = []
+        if self.max_ratio is not None:
+            parts.append(f"<={self.max_ratio:g}x")
+        if self.at_most is not None:
+            parts.append(f"<={self.at_most:g} {self.unit}")
+        if self.below is not None:
+            parts.append(f"<{self.below:g} {self.unit}")
+        return " & ".join(parts) or "-"
+
+    @property
+    def verdict(self) -> str:
+        if self.max_ratio is None and self.at_most is None and self.below is None:
+            return "-"
+        ok = (self.max_ratio is None or self.ratio <= self.max_ratio) and (
+            (self.at_most is None or self.value <= self.at_most) and (self.below is None or self.value < self.below)
+        )
+        return "PASS" if ok else "MISS"
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio, "target": self.target, "verdict": self.verdict}
+
+
+def p50(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def p99(values: list[float]) -> float:
+    if len(values) < 2:
+        return float(values[0])
+    return float(statistics.quantiles(values, n=100, method="inclusive")[98])
+
+
+def say(text: str) -> None:
+    """Progress goes to stderr; the table goes to stdout."""
+    print(f"  · {text}", file=sys.stderr, flush=True)
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    """Poll `check` until it is truthy; TimeoutError naming `what` after `timeout` seconds. Never hangs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def http_status(url: str, timeout: float = 5.0) -> int:
+    try:
+        with DIRECT.open(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+@dataclass
+class Lab:
+    """The real parts the benchmarks share: one OpenBao dev server (synced), the catalog, fresh databases."""
+
+    workdir: Path
+    quick: bool
+    pg: bool
+    _vault: OpenBaoDevServer | None = None
+    _bot_token: str | None = None
+    _children: list[Any] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    @property
+    def catalog_path(self) -> Path:
+        target = self.workdir / "policies"
+        if not target.exists():
+            shutil.copytree(ROOT / "vault_policies", target)
+        return target / "catalog.toml"
+
+    @property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.catalog_path)
+
+    @property
+    def vault(self) -> OpenBaoDevServer:
+        with self._lock:
+            if self._vault is None:
+                server = OpenBaoDevServer().start()
+                root = vault_client(server.addr, server.root_token)
+                sync(root, self.catalog_path.parent, load_catalog(self.catalog_path))
+                created = root.auth.token.create(
+                    policies=["jitbot-bot"], no_default_policy=True, ttl="4h", display_name="bench-bot"
+                )
+                self._bot_token = str(created["auth"]["client_token"])
+                self._vault = server
+            return self._vault
+
+    @property
+    def bot_token(self) -> str:
+        _ = self.vault
+        assert self._bot_token is not None
+        return self._bot_token
+
+    def bot_vault(self) -> hvac.Client:
+        """A fresh client holding the bot's own token (jitbot-bot policy): one per thread."""
+        return vault_client(self.vault.addr, self.bot_token)
+
+    @contextmanager
+    def database(self, tag: str) -> Iterator[str]:
+        """A fresh, empty database: a SQLite file in the work dir, or (with --pg) a new PostgreSQL database."""
+        if not self.pg:
+            path = self.workdir / f"{tag}-{uuid.uuid4().hex[:6]}.db"
+            try:
+                yield f"sqlite:///{path}"
+            finally:
+                for leftover in path.parent.glob(f"{path.name}*"):  # -wal, -shm, the leader lock file
+                    leftover.unlink(missing_ok=True)
+            return
+        name = f"jitbot_bench_{tag}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        host = PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
+        try:
+            yield f"postgresql+psycopg://{host}/{name}"
+        finally:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def bot(self, database_url: str, slack_url: str) -> LocalBot:
+        """The real runtime behind waitress (not started), on this lab's Vault and catalog."""
+        return LocalBot(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack_url,
+            vault_addr=self.vault.addr,
+            vault_token=self.bot_token,
+            database_url=database_url,
+            jitbot_catalog=self.catalog_path,
+        )
+
+    def adopt(self, child: Any) -> Any:
+        """Remember a child process (anything with .kill()) so an emergency stop can end it."""
+        self._children.append(child)
+        return child
+
+    def emergency_stop(self) -> None:
+        for child in self._children:
+            try:
+                child.kill()
+            except Exception:  # noqa: S110 - best effort on the way out
+                pass
+        if self._vault is not None:
+            self._vault.close()
+
+    def close(self) -> None:
+        if self._vault is not None:
+            self._vault.close()
+            self._vault = None

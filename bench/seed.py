@@ -1,0 +1,118 @@
+"""Seeding helpers: real Vault tokens through the `jitbot` role, grants written through the real schema and row mapping."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields, replace
+from datetime import datetime, timedelta
+
+import hvac
+from sqlalchemy import func, insert, select
+
+from bench.core import SCOPE, Lab
+from grants.adapters.migrate import upgrade
+from grants.adapters.sql_store import _to_row, make_engine
+from grants.adapters.sql_tables import RequestRow
+from grants.adapters.vault_issuer import DEFAULT_ROLE
+from grants.catalog import Catalog, Scope
+from grants.domain import Request, State, new_request_id
+
+
+def create_tokens(lab: Lab, count: int, ttl: str = "15m", workers: int = 8) -> list[str]:
+    """`count` grant-shaped tokens created with the bot's own token through the `jitbot` role; their accessors."""
+    local = threading.local()
+
+    def one(index: int) -> str:
+        if not hasattr(local, "client"):
+            local.client = lab.bot_vault()
+        client: hvac.Client = local.client
+        response = client.auth.token.create(
+            role_name=DEFAULT_ROLE,
+            policies=[SCOPE],
+            ttl=ttl,
+            explicit_max_ttl=ttl,
+            renewable=False,
+            display_name=f"jitbot-bench-{index}",
+            meta={"request_id": f"BENCH-{index}", "requester": "U0BENCH", "scope": SCOPE},
+        )
+        return str(response["auth"]["accessor"])
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def _with_wake(request: Request, scope: Scope | None) -> Request:
+    """Set `wake_at` as the service would (on versions of the core whose timers are driven by it)."""
+    if "wake_at" not in {f.name for f in fields(Request)}:
+        return request
+    try:
+        from grants.policy import next_wake  # type: ignore[attr-defined]
+    except ImportError:
+        return replace(request, wake_at=request.expires_at)  # type: ignore[call-arg]
+    return replace(request, wake_at=next_wake(scope, request))  # type: ignore[call-arg]
+
+
+def active_grants(accessors: list[str], expiries: list[datetime], now: datetime, catalog: Catalog | None = None) -> list[Request]:
+    """Active grants as the service leaves them after `issued`: one per accessor, expiring at the given times."""
+    scope = catalog.scopes.get(SCOPE) if catalog is not None else None
+    ids: set[str] = set()
+    grants = []
+    for index, (accessor, expires_at) in enumerate(zip(accessors, expiries, strict=True)):
+        request_id = new_request_id()
+        while request_id in ids:
+            request_id = new_request_id()
+        ids.add(request_id)
+        duration = max(timedelta(seconds=1), expires_at - now)
+        grants.append(
+            _with_wake(
+                Request(
+                    id=request_id,
+                    scope=SCOPE,
+                    requester=f"U0G{index:06d}",
+                    duration=timedelta(seconds=round(duration.total_seconds())),
+                    reason="bench: seeded grant",
+                    state=State.ACTIVE,
+                    created_at=now - timedelta(seconds=30),
+                    pending_until=now + timedelta(hours=1),
+                    approvals=("U0APPR001",),
+                    decided_by="U0APPR001",
+                    decided_at=now - timedelta(seconds=20),
+                    issued_at=now - timedelta(seconds=20),
+                    expires_at=expires_at,
+                    accessor=accessor,
+                    version=2,
+                ),
+                scope,
+            )
+        )
+    return grants
+
+
+def insert_requests(database_url: str, requests: list[Request]) -> None:
+    """Migrate the database and bulk-insert these requests with the store's own row mapping."""
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        rows = [_to_row(request) for request in requests]
+        with engine.begin() as connection:
+            for start in range(0, len(rows), 5000):
+                connection.execute(insert(RequestRow.__table__), rows[start : start + 5000])  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+class StateCounter:
+    """Counts requests by state on its own connection pool (for polling while the bot works)."""
+
+    def __init__(self, database_url: str):
+        self.engine = make_engine(database_url)
+        self._table = RequestRow.__table__  # type: ignore[attr-defined]
+
+    def count(self, state: State) -> int:
+        query = select(func.count()).select_from(self._table).where(self._table.c.state == state.value)
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def close(self) -> None:
+        self.engine.dispose()

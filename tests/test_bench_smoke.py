@@ -1,0 +1,37 @@
+"""The benchmark command runs end to end at smoke-test sizes; it never asserts speed, only that figures come out."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RATIO_LINE = re.compile(r"^(export|startup)\s.*\s\d+\.\d\dx\s.*\s(PASS|MISS|-)\s", re.MULTILINE)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_bench_prints_every_figure_with_its_ratio(tmp_path: Path) -> None:
+    results = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "export,startup", "--json", str(results)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
+    lines = RATIO_LINE.findall(done.stdout)
+    assert {bench for bench, _ in lines} == {"export", "startup"}, done.stdout
+    assert "ratio = jitbot / baseline" in done.stdout and "machine:" in done.stdout
+    report = json.loads(results.read_text())
+    assert report["mode"] == "quick" and not report["failures"]
+    for figure in report["figures"]:
+        assert figure["value"] > 0 and figure["baseline"] > 0, figure
+        assert figure["verdict"] in ("PASS", "MISS", "-")
