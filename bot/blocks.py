@@ -73,7 +73,8 @@ def status_line(request: Request) -> str:
     if request.break_glass:
         parts.append(":rotating_light: break-glass, no approval")
     elif request.approvals:
-        parts.append("approved by " + ", ".join(f"<@{a}>" for a in request.approvals))
+        verb = "approvals so far:" if request.state is State.PENDING else "approved by"
+        parts.append(f"{verb} " + ", ".join(f"<@{a}>" for a in request.approvals))
     elif request.decided_by == "system" and request.state not in (State.PENDING, State.TIMED_OUT):
         parts.append("auto-approved by catalog rule")
     if request.extensions:
@@ -104,6 +105,10 @@ def review_list(reviews: list[Request]) -> str:
     return "\n".join(lines)
 
 
+def _approvals(request: Request) -> str:
+    return "none (break-glass)" if request.break_glass else f"{len(request.approvals)} of {request.approvals_required}"
+
+
 def review_buttons(request_id: str) -> Block:
     return {
         "type": "actions",
@@ -131,7 +136,7 @@ def approval_message(request: Request, catalog: Catalog) -> tuple[str, list[Bloc
                 {"type": "mrkdwn", "text": f"*Requester*\n<@{request.requester}>"},
                 {"type": "mrkdwn", "text": f"*Scope*\n`{request.scope}`"},
                 {"type": "mrkdwn", "text": f"*Duration*\n{format_duration(request.duration)}"},
-                {"type": "mrkdwn", "text": f"*Approvals*\n{len(request.approvals)} of {request.approvals_required}"},
+                {"type": "mrkdwn", "text": f"*Approvals*\n{_approvals(request)}"},
                 {"type": "mrkdwn", "text": f"*Reason*\n{request.reason or '—'}"},
                 {"type": "mrkdwn", "text": f"*Request ID*\n`{request.id}`"},
             ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from grants.catalog import Scope
-from grants.domain import DomainError, Request, State
+from grants.domain import DomainError, NotAllowed, Request, State
 from grants.durations import format_duration
 from grants.people import People
 
@@ -15,6 +15,7 @@ HINTS = {
     "not_found": "Type `{command} list` to see your requests and their IDs.",
     "not_allowed": "Ask one of the scope's approvers, or `{command} help` for who may do what.",
     "already_decided": "Type `{command} list` to see where your requests stand.",
+    "extension_offered": "Press Extend, or type `{command} extend {request_id} [duration]`.",
 }
 
 
@@ -23,8 +24,10 @@ def when(at: datetime | None) -> str:
 
 
 def error_text(error: DomainError, command: str) -> str:
-    hint = HINTS.get(error.code, "").format(command=command)
-    return f":warning: {error}" + (f"\n{hint}" if hint else "")
+    hint = HINTS.get(error.code, "").format(command=command, request_id=error.context.get("request_id", "<id>"))
+    icon = ":hourglass:" if error.code == "extension_offered" else ":warning:"
+    rule = f" (rule `{error.rule}`)" if isinstance(error, NotAllowed) else ""
+    return f"{icon} {error}{rule}" + (f"\n{hint}" if hint else "")
 
 
 def usage_text(problem: str, command: str, usage: str | None = None) -> str:
@@ -36,7 +39,8 @@ def news_text(request: Request, news: str, context: dict[str, object]) -> str:
     """The requester's DM for each step of their request; the request ID appears in every one."""
     rid, scope = request.id, request.scope
     if news == "approved":
-        return f":white_check_mark: {rid}: your request for `{scope}` was approved by <@{request.decided_by}>. Issuing the credential…"
+        by = ", ".join(f"<@{a}>" for a in request.approvals) or f"<@{request.decided_by}>"
+        return f":white_check_mark: {rid}: your request for `{scope}` was approved by {by}. Issuing the credential…"
     if news == "denied":
         reason = f" Reason: {context['reason']}" if context.get("reason") else ""
         return f":no_entry: {rid}: your request for `{scope}` was denied by <@{request.decided_by}>.{reason}"
@@ -76,24 +80,26 @@ def receipt_text(request: Request, scope: Scope, people: People, command: str) -
     """The requester's confirmation: who can approve, how many approvals, how to cancel."""
     head = f"Request `{request.id}` for `{request.scope}` ({format_duration(request.duration)})"
     if request.state is not State.PENDING:
-        return f":robot_face: {head} was approved automatically by a catalog rule; your credential comes by DM."
+        rule = next((r.name for r in scope.auto_approve if r.name), "auto_approve")
+        return f":robot_face: {head} was approved automatically by the catalog rule “{rule}”; your credential comes by DM."
     first = scope.steps[0]
     who = ", ".join(f"<@{a}>" for a in sorted(people.step_approvers(first, scope, False) - {request.requester})) or "nobody yet"
     steps = ""
     if len(scope.steps) > 1:
-        steps = " in steps: " + " → ".join(f"{s.name or 'approval'} ({s.approvals})" for s in scope.steps) + ";"
+        steps = " in steps: " + " → ".join(f"{s.name or 'approval'} ({s.approvals})" for s in scope.steps)
     return (
         f":outbox_tray: {head} sent to {who}; {request.approvals_required} approval(s) needed{steps}. "
         f"I'll DM you when it is decided. The button or `{command} cancel {request.id}` cancels it."
     )
 
 
-def break_glass_text(request: Request) -> str:
+def break_glass_text(request: Request, alert_channel: str) -> str:
     if request.state is not State.ACTIVE:
         return f":x: Break-glass {request.id} for `{request.scope}`: {request.state}; nothing was issued."
+    told = "The approvers and the alert channel were told" if alert_channel else "The approvers were told"
     return (
         f":rotating_light: Break-glass {request.id}: `{request.scope}` is yours until {when(request.expires_at)}; "
-        "the credential comes by DM. The approvers and the alert channel were told, and an approver will review it."
+        f"the credential comes by DM. {told}, and an approver will review it."
     )
 
 
@@ -115,8 +121,8 @@ def notice_text(request: Request, approvers: frozenset[str], kind: str) -> str:
 def credential_text(request: Request, wrapping_token: str, unwrap_hint: str, wrap_ttl: timedelta) -> str:
     cli = unwrap_hint.split()[0] if unwrap_hint else "vault"
     return (
-        f":key: {request.id}: your `{request.scope}` credential is ready. It lives {format_duration(request.duration)} "
-        f"(until {when(request.expires_at)}) and cannot be renewed.\n"
+        f":key: {request.id}: your `{request.scope}` credential is ready. It lives until {when(request.expires_at)} "
+        f"({format_duration(request.duration)} in all) and cannot be renewed.\n"
         f"It is response-wrapped: unwrap it once, within {format_duration(wrap_ttl)}:\n"
         f"```{cli} unwrap {wrapping_token}```"
     )

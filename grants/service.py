@@ -129,7 +129,7 @@ class ElevationService:
             approvers = self.people.approvers(scope) - {request.requester}
             self._notify(self.notifier.approvers_notice, updated, approvers, "extension")
             return updated
-        return self._apply_extension(request, added, "system")
+        return self._apply_extension(request, added, actor)  # no approval needed: the requester is the actor
 
     def nudge(self, request_id: str, actor: str) -> Request:
         request = self._load(request_id)
@@ -158,7 +158,7 @@ class ElevationService:
             self._require_pending(request)
             approvals = (*request.approvals, actor)
             now = self.clock.now()
-            step_index, _ = policy.step_progress(scope, approvals)
+            step_index, _ = policy.step_progress(scope, request.approvals)  # the step this approval counts for
             if len(approvals) >= request.approvals_required:
                 updated = request.moved(State.APPROVED, approvals=approvals, decided_by=actor, decided_at=now)
                 saved = self._save(updated, request, "approved", actor, approvers=list(approvals))
@@ -166,7 +166,7 @@ class ElevationService:
                 updated = request.changed(approvals=approvals)
                 saved = self._save(
                     updated, request, "approval_added", actor, approvers=list(approvals), step=step_index + 1,
-                    approvals_required=request.approvals_required,
+                    step_name=scope.steps[step_index].name, approvals_required=request.approvals_required,
                 )  # fmt: skip
             if saved:
                 break  # lost a race otherwise: reload and decide again on the current state
@@ -174,7 +174,7 @@ class ElevationService:
         if updated.state is State.APPROVED:
             self._notify(self.notifier.tell_requester, updated, "approved")
             return self._issue(updated)
-        if step_index > policy.step_progress(scope, request.approvals)[0]:  # a step completed: tell the next one
+        if policy.step_progress(scope, updated.approvals)[0] > step_index:  # a step completed: tell the next one
             self._notify(self.notifier.request_opened, updated, self._waiting_approvers(scope, updated))
         return updated
 
@@ -378,8 +378,7 @@ class ElevationService:
                 continue
             if open_request.state is State.ACTIVE and policy.extension_room(scope, open_request):
                 raise ExtensionOffered(
-                    f"You already hold `{scope_name}` ({open_request.id}) until {open_request.expires_at:%H:%M:%S} UTC. "
-                    f"Extend it instead: `extend {open_request.id}`.",
+                    f"You already hold `{scope_name}` ({open_request.id}) until {open_request.expires_at:%Y-%m-%d %H:%M:%S} UTC.",
                     request_id=open_request.id,
                 )
             raise InvalidRequest(
@@ -455,7 +454,7 @@ class ElevationService:
         if not self._save(extended, request, "extended", actor, expires_at=new_expiry.isoformat(), **detail):
             self._try_revoke(credential.accessor)
             raise AlreadyDecided(f"{request.id} changed while extending it; look at it again.")
-        self._try_revoke(request.accessor)
+        self._revoke_replaced(extended, request.accessor)
         self._notify(self.notifier.deliver_credential, extended, credential)
         self._notify(self.notifier.request_changed, extended)
         return extended
@@ -495,6 +494,17 @@ class ElevationService:
                 f"Retrying in {format_duration(delay)}; Vault's own TTL still ends it.",
             )
         return updated
+
+    def _revoke_replaced(self, request: Request, accessor: str) -> None:
+        """The token an extension replaced must end now; if Vault refuses, audit and alert (its TTL still ends it)."""
+        try:
+            self.issuer.revoke(accessor)
+        except CredentialError as exc:
+            self.store.record(self._event("revoke_failed", request, "system", accessor=accessor, replaced=True, error=str(exc)))
+            self._notify(
+                self.notifier.alert,
+                f"Revoking the token that {request.id}'s extension replaced failed: {exc}. Its own TTL ends it at the old expiry.",
+            )
 
     def _try_revoke(self, accessor: str) -> None:
         try:

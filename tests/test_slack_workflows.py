@@ -295,7 +295,10 @@ def test_home_view_lists_at_most_twenty_waiting_requests():
     grant = req(1, state=State.ACTIVE, expires_at=now + timedelta(minutes=29, seconds=40))
     view = home.home_view([grant, req(2)], [req(n) for n in range(10, 35)], False, now, "/elevate")
     text = render_blocks(view["blocks"])
-    assert len(view["blocks"]) <= 100 and len({b["block_id"] for b in view["blocks"] if b.get("block_id", "").startswith("decide:")}) == 20
+    assert (
+        len(view["blocks"]) <= 100
+        and len({b["block_id"] for b in view["blocks"] if b.get("block_id", "").startswith("decide:")}) == 20
+    )
     assert "*30m left*" in text and "*Waiting on you* (25)" in text and "…and 5 more: `/elevate list`" in text
     assert "Audit trail" not in text
 

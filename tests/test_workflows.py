@@ -204,7 +204,7 @@ def test_extension_needing_approval_and_second_request_offers_it(w):
     service, store, issuer, notifier, _ = w
     r = service.request(REQ, "db", "30m", "INC-1")
     service.approve(r.id, LEAD1)
-    with pytest.raises(ExtensionOffered, match=f"extend {r.id}"):
+    with pytest.raises(ExtensionOffered, match=f"already hold `db` \\({r.id}\\)"):
         service.request(REQ, "db", "30m", "INC-1 again")
     pending = service.extend(r.id, REQ, "20m")
     assert pending.extension_pending == timedelta(minutes=20) and ("notice", (r.id, [LEAD1, LEAD2], "extension")) in notifier.sent

@@ -84,7 +84,7 @@ def break_glass(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
         return
     scope, duration, reason = split_request(words)
     granted = ctx.service.break_glass(user, scope, duration, reason)
-    say(ack, messages.break_glass_text(granted))
+    say(ack, messages.break_glass_text(granted, ctx.catalog.settings.alert_channel))
 
 
 def split_request(words: list[str]) -> tuple[str, str | None, str]:
