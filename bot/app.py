@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -28,6 +29,9 @@ def build_app(ctx: BotContext, client: WebClient, signing_secret: str) -> App:
         authorize=authorize,
         token_verification_enabled=False,
         process_before_response=False,
+        # Clicks do their Vault and database work after the ack, in this pool: size it so that
+        # slow work never leaves a new request waiting for a thread to ack it.
+        listener_executor=ThreadPoolExecutor(max_workers=48, thread_name_prefix="bolt-listener"),
     )
 
     @app.error

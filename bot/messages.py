@@ -120,8 +120,12 @@ def notice_text(request: Request, approvers: frozenset[str], kind: str) -> str:
 
 def credential_text(request: Request, wrapping_token: str, unwrap_hint: str, wrap_ttl: timedelta) -> str:
     cli = unwrap_hint.split()[0] if unwrap_hint else "vault"
+    if request.approvals and not request.extensions:
+        how = f"your request for `{request.scope}` was approved by {', '.join(f'<@{a}>' for a in request.approvals)}; "
+    else:
+        how = ""
     return (
-        f":key: {request.id}: your `{request.scope}` credential is ready. It lives until {when(request.expires_at)} "
+        f":key: {request.id}: {how}your `{request.scope}` credential is ready. It lives until {when(request.expires_at)} "
         f"({format_duration(request.duration)} in all) and cannot be renewed.\n"
         f"It is response-wrapped: unwrap it once, within {format_duration(wrap_ttl)}:\n"
         f"```{cli} unwrap {wrapping_token}```"

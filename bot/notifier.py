@@ -49,6 +49,7 @@ class SlackNotifier:
         self._viewers: set[str] = set()  # who opened the Home tab since this process started
         self._approvers: dict[str, frozenset[str]] = {}  # request ID -> everyone it was offered to
         self._lines: dict[str, str] = {}  # request ID -> the last state line posted in its threads
+        self._dm_channels: dict[str, str] = {}  # user ID -> their DM channel with the bot
 
     def _submit(self, request_id: str, work: Callable[[], object]) -> Future[None]:
         lane = self._lanes[zlib.crc32(request_id.encode()) % len(self._lanes)]
@@ -142,9 +143,19 @@ class SlackNotifier:
     # Slack calls ------------------------------------------------------------------------------------
 
     def dm(self, user: str, text: str, blocks_: list[dict[str, Any]] | None = None) -> str:
-        channel = self.client.conversations_open(users=user)["channel"]["id"]
+        channel = self.dm_channel(user)
         self._post(channel, text, blocks_)
-        return str(channel)
+        return channel
+
+    def dm_channel(self, user: str) -> str:
+        """A person's DM channel ID never changes: ask Slack once per user and process."""
+        with self._lock:
+            cached = self._dm_channels.get(user)
+        if cached is None:
+            cached = str(self.client.conversations_open(users=user)["channel"]["id"])
+            with self._lock:
+                _remember(self._dm_channels, user, cached)
+        return cached
 
     def _post(self, channel: str, text: str, blocks_: list[dict[str, Any]] | None = None, thread_ts: str | None = None) -> str:
         response = self.client.chat_postMessage(
@@ -160,7 +171,7 @@ class SlackNotifier:
         elif len(approvers) <= GROUP_DM_LIMIT:
             targets = [self.client.conversations_open(users=",".join(sorted(approvers)))["channel"]["id"]]
         else:
-            targets = [self.client.conversations_open(users=a)["channel"]["id"] for a in sorted(approvers)]
+            targets = [self.dm_channel(a) for a in sorted(approvers)]
         with self._lock:
             if request.id not in self._lines:  # the message itself says it; the thread starts with what follows
                 _remember(self._lines, request.id, blocks.thread_line(request))

@@ -29,7 +29,12 @@ class Store(Protocol):
     def get(self, request_id: str) -> Request | None: ...
 
     def find(
-        self, *, states: Collection[State] | None = None, requester: str | None = None, limit: int | None = None
+        self,
+        *,
+        states: Collection[State] | None = None,
+        requester: str | None = None,
+        scopes: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> list[Request]: ...
 
     def due(self, horizon: datetime) -> list[Request]:

@@ -170,10 +170,11 @@ class ElevationService:
                 )  # fmt: skip
             if saved:
                 break  # lost a race otherwise: reload and decide again on the current state
-        self._notify(self.notifier.request_changed, updated)
         if updated.state is State.APPROVED:
-            self._notify(self.notifier.tell_requester, updated, "approved")
+            # Straight to Vault: the credential DM (which names the approvers) is the first thing
+            # queued, and the approvers' message is re-rendered right after it.
             return self._issue(updated)
+        self._notify(self.notifier.request_changed, updated)
         if policy.step_progress(scope, updated.approvals)[0] > step_index:  # a step completed: tell the next one
             self._notify(self.notifier.request_opened, updated, self._waiting_approvers(scope, updated))
         return updated
@@ -272,10 +273,7 @@ class ElevationService:
                 )
         else:
             self._arm(request)
-            return
-        current = self.store.get(request_id)
-        if current is not None:
-            self._arm(current)
+        # Each successful save above re-armed the request for its next deadline; a lost race left it to the winner.
 
     def _wake_pending(self, request: Request, scope: Scope | None, now: datetime) -> None:
         if now >= request.pending_until or scope is None:
@@ -298,7 +296,7 @@ class ElevationService:
         now = self.clock.now()
         counts = {"woken": 0, "retried": 0}
         for request in self.store.due(now):
-            self.wake(request.id)
+            self._arm(request)  # due now: the timer runs it at once, on the timer's workers, never twice
             counts["woken"] += 1
         for request in self.store.find(states=(State.APPROVED,)):
             # An approval older than this was interrupted between the decision and Vault.
@@ -320,11 +318,18 @@ class ElevationService:
         return self._load(request_id)
 
     def mine(self, user: str) -> list[Request]:
-        return self.store.find(requester=user, limit=20)
+        """The user's open requests and grants, then their most recent others (20 at most)."""
+        open_ = self.store.find(requester=user, states=(State.PENDING, State.APPROVED, State.ACTIVE))
+        seen = {r.id for r in open_}
+        recent = [r for r in self.store.find(requester=user, limit=20) if r.id not in seen]
+        return (open_ + recent)[:20] if len(open_) < 20 else open_
 
     def waiting_on(self, user: str) -> list[Request]:
+        scopes = [name for name, scope in self.catalog.scopes.items() if user in self.people.approvers(scope)]
+        if not scopes:
+            return []  # most people approve nothing: no query at all
         waiting = []
-        for request in self.store.find(states=(State.PENDING, State.ACTIVE)):
+        for request in self.store.find(states=(State.PENDING, State.ACTIVE), scopes=scopes):
             scope = self.catalog.scopes.get(request.scope)
             if scope is None or request.requester == user or user in request.approvals:
                 continue

@@ -49,10 +49,11 @@ class FakeStore:
         return self.requests.get(request_id)
 
     def find(self, *, states: Collection[State] | None = None, requester: str | None = None,
-             limit: int | None = None) -> list[Request]:  # fmt: skip
+             scopes: Collection[str] | None = None, limit: int | None = None) -> list[Request]:  # fmt: skip
         found = [
             r for r in sorted(self.requests.values(), key=lambda r: r.created_at, reverse=True)
             if (states is None or r.state in states) and (requester is None or r.requester == requester)
+            and (scopes is None or r.scope in scopes)
         ]  # fmt: skip
         return found[:limit] if limit else found
 

@@ -130,7 +130,7 @@ def audit(ack: Ack, respond: Respond, ctx: BotContext, client: WebClient, user: 
         out.seek(0)
         content = out.read().encode("utf-8")
     name = f"jitbot-audit-{ctx.service.clock.now():%Y%m%dT%H%M%SZ}.{fmt}"
-    channel = client.conversations_open(users=user)["channel"]["id"]
+    channel = ctx.notifier.dm_channel(user)
     client.files_upload_v2(
         channel=channel,
         content=content,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -26,6 +27,8 @@ class SchedulerTimer:
         )
 
         self.active = True
+        self._armed: dict[str, datetime] = {}  # key -> the moment it is armed for
+        self._lock = threading.Lock()
 
     def activate(self) -> None:
         self.active = True
@@ -33,6 +36,8 @@ class SchedulerTimer:
     def deactivate(self) -> None:
         # A follower must never run timers: the leader's copy of the same job would race it.
         self.active = False
+        with self._lock:
+            self._armed.clear()
         self.scheduler.remove_all_jobs()
 
     def start(self) -> None:
@@ -46,9 +51,21 @@ class SchedulerTimer:
     def schedule(self, key: str, when: datetime, action: Callable[[], None]) -> None:
         if not self.active:
             return  # the leader's due poller arms it on the replica that runs timers
-        self.scheduler.add_job(_guarded, "date", run_date=when, args=(key, action), id=key, replace_existing=True)
+        with self._lock:
+            if self._armed.get(key) == when:
+                return  # already armed for that moment (the due poller re-arms every second)
+            self._armed[key] = when
+        self.scheduler.add_job(self._run, "date", run_date=when, args=(key, when, action), id=key, replace_existing=True)
+
+    def _run(self, key: str, when: datetime, action: Callable[[], None]) -> None:
+        with self._lock:
+            if self._armed.get(key) == when:
+                del self._armed[key]
+        _guarded(key, action)
 
     def cancel(self, key: str) -> None:
+        with self._lock:
+            self._armed.pop(key, None)
         try:
             self.scheduler.remove_job(key)
         except JobLookupError:

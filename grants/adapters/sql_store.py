@@ -7,15 +7,14 @@ from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, or_, text, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, create_engine, event, func, or_, select, text
 
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow
 from grants.audit import GENESIS_HASH, AuditQuery, chained
 from grants.domain import AuditEvent, Request, State
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, writer: bool = True) -> Engine:
     """An engine that survives dropped connections and serializes SQLite writers safely."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -30,8 +29,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Any) -> None:
-            # IMMEDIATE takes the write lock up front, so a read-then-write never deadlocks.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # IMMEDIATE takes the write lock up front, so a read-then-write never deadlocks;
+            # a reader engine begins DEFERRED and, in WAL mode, never waits for a writer.
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -78,7 +78,7 @@ def _to_row(request: Request) -> dict[str, Any]:
     }
 
 
-def _from_row(row: RequestRow) -> Request:
+def _from_row(row: Any) -> Request:
     return Request(
         id=row.id,
         scope=row.scope,
@@ -120,126 +120,132 @@ def _event_from(seq: int, at: datetime, name: str, request_id: str | None, scope
     )  # fmt: skip
 
 
+REQUESTS = RequestRow.__table__  # type: ignore[attr-defined]
+AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
+HEAD = AuditHeadRow.__table__  # type: ignore[attr-defined]
+REFS = MessageRefRow.__table__  # type: ignore[attr-defined]
+
+
 class SqlStore:
-    """Implements the Store port (and the notifier's message references) on SQLite or PostgreSQL."""
+    """Implements the Store port (and the notifier's message references) on SQLite or PostgreSQL,
+    with SQLAlchemy Core statements on the hot paths."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        sqlite = engine.dialect.name == "sqlite"
+        self.reader = make_engine(engine.url.render_as_string(hide_password=False), writer=False) if sqlite else engine
 
     # requests -----------------------------------------------------------------------------------
 
     def create(self, request: Request, event: AuditEvent) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.add(RequestRow(**_to_row(request)))
-            session.flush()
-            self._append(session, event)
+        with self.engine.begin() as connection:
+            connection.execute(REQUESTS.insert().values(**_to_row(request)))
+            self._append(connection, event)
 
     def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
-        with Session(self.engine) as session, session.begin():
-            values = _to_row(request)
-            del values["id"]
-            result = session.execute(
-                update(RequestRow)
-                .where(col(RequestRow.id) == request.id, col(RequestRow.version) == expected_version)
-                .values(**values)
+        values = _to_row(request)
+        del values["id"]
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                REQUESTS.update().where(REQUESTS.c.id == request.id, REQUESTS.c.version == expected_version).values(**values)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                session.rollback()
-                return False
+            if result.rowcount != 1:
+                return False  # someone else moved it first: nothing was written
             if event is not None:
-                self._append(session, event)
+                self._append(connection, event)
             return True
 
     def get(self, request_id: str) -> Request | None:
-        with Session(self.engine) as session:
-            row = session.get(RequestRow, request_id)
-            return _from_row(row) if row else None
+        return next(iter(self._requests(select(REQUESTS).where(REQUESTS.c.id == request_id))), None)
 
     def find(
-        self, *, states: Collection[State] | None = None, requester: str | None = None, limit: int | None = None
+        self,
+        *,
+        states: Collection[State] | None = None,
+        requester: str | None = None,
+        scopes: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> list[Request]:
-        query = select(RequestRow).order_by(col(RequestRow.created_at).desc())
+        query = select(REQUESTS).order_by(REQUESTS.c.created_at.desc())
         if states is not None:
-            query = query.where(col(RequestRow.state).in_([s.value for s in states]))
+            query = query.where(REQUESTS.c.state.in_([s.value for s in states]))
         if requester is not None:
-            query = query.where(RequestRow.requester == requester)
+            query = query.where(REQUESTS.c.requester == requester)
+        if scopes is not None:
+            query = query.where(REQUESTS.c.scope.in_(list(scopes)))
         if limit is not None:
             query = query.limit(limit)
-        with Session(self.engine) as session:
-            return [_from_row(row) for row in session.exec(query)]
+        return self._requests(query)
 
     def due(self, horizon: datetime) -> list[Request]:
-        query = select(RequestRow).where(col(RequestRow.wake_at) <= horizon).order_by(col(RequestRow.wake_at))
-        with Session(self.engine) as session:
-            return [_from_row(row) for row in session.exec(query)]
+        return self._requests(select(REQUESTS).where(REQUESTS.c.wake_at <= horizon).order_by(REQUESTS.c.wake_at))
 
     def open_reviews(self) -> list[Request]:
-        query = select(RequestRow).where(RequestRow.review_state == "open").order_by(col(RequestRow.created_at))
-        with Session(self.engine) as session:
-            return [_from_row(row) for row in session.exec(query)]
+        return self._requests(select(REQUESTS).where(REQUESTS.c.review_state == "open").order_by(REQUESTS.c.created_at))
 
     def count(self, state: State) -> int:
-        with Session(self.engine) as session:
-            return int(session.exec(select(func.count()).select_from(RequestRow).where(RequestRow.state == state.value)).one())
+        with self.reader.connect() as connection:
+            return int(
+                connection.execute(select(func.count()).select_from(REQUESTS).where(REQUESTS.c.state == state.value)).scalar_one()
+            )
+
+    def _requests(self, query: Any) -> list[Request]:
+        with self.reader.connect() as connection:
+            return [_from_row(row) for row in connection.execute(query)]
 
     # audit ----------------------------------------------------------------------------------------
 
     def record(self, event: AuditEvent) -> AuditEvent:
-        with Session(self.engine) as session, session.begin():
-            return self._append(session, event)
+        with self.engine.begin() as connection:
+            return self._append(connection, event)
 
-    def _append(self, session: Session, event: AuditEvent) -> AuditEvent:
-        head = session.exec(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
+    def _append(self, connection: Any, event: AuditEvent) -> AuditEvent:
+        # Locking the one head row serializes appends across threads and replicas: the chain never forks.
+        head = connection.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()).first()
         if head is None:
-            head = AuditHeadRow(id=1, seq=0, hash=GENESIS_HASH)
-            session.add(head)
-        linked = chained(event, head.seq + 1, head.hash)
-        assert linked.hash is not None and linked.seq is not None and linked.prev_hash is not None
-        session.add(
-            AuditRow(
-                seq=linked.seq,
-                at=linked.at,
-                event=linked.event,
-                request_id=linked.request_id,
-                scope=linked.scope,
-                actor=linked.actor,
-                subject=linked.subject,
+            connection.execute(HEAD.insert().values(id=1, seq=0, hash=GENESIS_HASH))
+            seq, prev = 0, GENESIS_HASH
+        else:
+            seq, prev = head
+        linked = chained(event, seq + 1, prev)
+        connection.execute(
+            AUDIT.insert().values(
+                seq=linked.seq, at=linked.at, event=linked.event, request_id=linked.request_id, scope=linked.scope,
+                actor=linked.actor, subject=linked.subject, prev_hash=linked.prev_hash, hash=linked.hash,
                 detail=json.dumps(linked.detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
-                prev_hash=linked.prev_hash,
-                hash=linked.hash,
             )
-        )
-        head.seq, head.hash = linked.seq, linked.hash
-        session.add(head)
-        session.flush()
+        )  # fmt: skip
+        connection.execute(HEAD.update().where(HEAD.c.id == 1).values(seq=linked.seq, hash=linked.hash))
         return linked
 
     def events(self, query: AuditQuery) -> Iterator[AuditEvent]:
-        table = AuditRow.__table__  # type: ignore[attr-defined]
-        statement = select(*table.c).order_by(table.c.seq)
+        for row in self.event_rows(query):
+            yield _event_from(*row)
+
+    def event_rows(self, query: AuditQuery) -> Iterator[Any]:
+        """Raw rows in `seq` order, streamed: seq, at, event, request_id, scope, actor, subject, detail (JSON text), hashes."""
+        statement = select(*AUDIT.c).order_by(AUDIT.c.seq)
         if query.since is not None:
-            statement = statement.where(table.c.at >= query.since)
+            statement = statement.where(AUDIT.c.at >= query.since)
         if query.until is not None:
-            statement = statement.where(table.c.at < query.until)
+            statement = statement.where(AUDIT.c.at < query.until)
         if query.scope is not None:
-            statement = statement.where(table.c.scope == query.scope)
+            statement = statement.where(AUDIT.c.scope == query.scope)
         if query.user is not None:
-            statement = statement.where(or_(table.c.actor == query.user, table.c.subject == query.user))
-        with self.engine.connect() as connection:
-            result = connection.execution_options(stream_results=True, yield_per=2000).execute(statement)
-            for row in result:
-                yield _event_from(*row)
+            statement = statement.where(or_(AUDIT.c.actor == query.user, AUDIT.c.subject == query.user))
+        with self.reader.connect() as connection:
+            yield from connection.execution_options(stream_results=True, yield_per=5000).execute(statement)
 
     # message references (used by the Slack notifier) -----------------------------------------------
 
     def add_message_ref(self, request_id: str, channel: str, ts: str) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.add(MessageRefRow(request_id=request_id, channel=channel, ts=ts))
+        with self.engine.begin() as connection:
+            connection.execute(REFS.insert().values(request_id=request_id, channel=channel, ts=ts))
 
     def message_refs(self, request_id: str) -> list[tuple[str, str]]:
-        with Session(self.engine) as session:
-            rows = session.exec(select(MessageRefRow).where(MessageRefRow.request_id == request_id))
-            return [(row.channel, row.ts) for row in rows]
+        query = select(REFS.c.channel, REFS.c.ts).where(REFS.c.request_id == request_id).order_by(REFS.c.id)
+        with self.reader.connect() as connection:
+            return [(channel, ts) for channel, ts in connection.execute(query)]
 
     def healthy(self) -> bool:
         try:

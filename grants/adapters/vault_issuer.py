@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import hvac
+import requests
 from hvac.exceptions import InvalidRequest, VaultError
 from requests.exceptions import RequestException
 
@@ -34,7 +35,7 @@ def vault_client(
     ~/.vault-token and VAULT_CACERT, and only the bot's settings may read the environment.
     """
     if role_id and secret_id:
-        client = hvac.Client(url=addr, token="", timeout=timeout, verify=verify)
+        client = hvac.Client(url=addr, token="", timeout=timeout, verify=verify, session=_session())
         try:
             client.auth.approle.login(role_id=role_id, secret_id=secret_id)  # sets client.token
         except BackendError as exc:
@@ -42,7 +43,14 @@ def vault_client(
         return client
     if not token:
         raise ValueError("vault_client needs a token, or role_id and secret_id for an AppRole login")
-    return hvac.Client(url=addr, token=token, timeout=timeout, verify=verify)
+    return hvac.Client(url=addr, token=token, timeout=timeout, verify=verify, session=_session())
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    # Settings come from jitbot's own configuration only: no proxy or CA variables, no ~/.netrc.
+    session.trust_env = False
+    return session
 
 
 def describe(exc: BaseException) -> str:
