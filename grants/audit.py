@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 
 from grants.domain import AuditEvent
 from grants.durations import DurationError, parse_duration
@@ -79,28 +79,51 @@ def verify(events: Iterable[AuditEvent]) -> Verdict:
     return Verdict(True, count)
 
 
-def _row(event: AuditEvent) -> dict[str, object]:
-    return {**_fields(event), "prev_hash": event.prev_hash, "hash": event.hash}
+def at_text(value: datetime | str) -> str:
+    """`at` as exported (ISO 8601 with its UTC offset), from a datetime or SQLite's stored UTC text."""
+    if isinstance(value, datetime):
+        return iso(value if value.tzinfo else value.replace(tzinfo=UTC))
+    date, _, time = value.partition(" ")
+    if "." not in time:
+        time += ".000000"
+    return f"{date}T{time}+00:00"
 
 
-def write_export(events: Iterator[AuditEvent], out: IO[str], fmt: str) -> int:
-    """Stream events to `out` as CSV or JSONL, one at a time; return how many were written."""
+def write_export_rows(rows: Iterable[Sequence[Any]], out: IO[str], fmt: str) -> int:
+    """Stream rows (detail as its canonical JSON text) as CSV or JSONL: a store can hand over its stored
+    rows as they are, so a million events are never decoded and re-encoded."""
     count = 0
     if fmt == "jsonl":
-        for event in events:
-            out.write(json.dumps(_row(event), ensure_ascii=False, separators=(",", ":")) + "\n")
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        for seq, at, event, request_id, scope, actor, subject, detail, prev_hash, hash_ in rows:
+            head = dumps({"seq": seq, "at": at_text(at), "event": event, "request_id": request_id, "scope": scope,
+                          "actor": actor, "subject": subject})  # fmt: skip
+            tail = dumps({"prev_hash": prev_hash, "hash": hash_})
+            out.write(f'{head[:-1]},"detail":{detail},{tail[1:]}\n')
             count += 1
         return count
     if fmt != "csv":
         raise ValueError(f"unknown export format `{fmt}`; use csv or jsonl")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_FIELDS)
-    for event in events:
-        row = _row(event)
-        row["detail"] = json.dumps(event.detail, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        writer.writerow(["" if row[f] is None else row[f] for f in EXPORT_FIELDS])
+    for seq, at, event, request_id, scope, actor, subject, detail, prev_hash, hash_ in rows:
+        writer.writerow((seq, at_text(at), event, request_id or "", scope or "", actor, subject or "", detail, prev_hash, hash_))
         count += 1
     return count
+
+
+def write_export(events: Iterator[AuditEvent], out: IO[str], fmt: str) -> int:
+    """Stream events to `out` as CSV or JSONL, one at a time; return how many were written."""
+    rows = (
+        (e.seq, e.at, e.event, e.request_id, e.scope, e.actor, e.subject, detail_text(e.detail), e.prev_hash, e.hash)
+        for e in events
+    )
+    return write_export_rows(rows, out, fmt)
+
+
+def detail_text(detail: dict[str, Any]) -> str:
+    """The canonical JSON text of a detail, as stored and exported."""
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_time(text: str, now: datetime) -> datetime:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from grants.audit import EXPORT_FIELDS, GENESIS_HASH, chained, parse_time, verify, write_export
+from grants.audit import EXPORT_FIELDS, GENESIS_HASH, chained, parse_time, verify, write_export, write_export_rows
 from grants.domain import AuditEvent
 from grants.durations import DurationError, format_duration, parse_duration
 
@@ -69,3 +69,18 @@ def test_parse_time_accepts_dates_datetimes_and_ages():
     assert parse_time("2026-11-01T09:30+01:00", now) == datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
     with pytest.raises(ValueError, match="ISO date"):
         parse_time("yesterday", now)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_the_fast_export_path_writes_the_same_bytes(fmt):
+    events = chain(4)
+    events[1] = chained(AuditEvent(event="exported", at=T0, actor="system", detail={"é": "ü", "n": [1, 2]}), 2, events[0].hash)
+    slow, fast = io.StringIO(), io.StringIO()
+    write_export(iter(events), slow, fmt)
+    rows = [
+        (e.seq, e.at.replace(tzinfo=None).isoformat(sep=" "), e.event, e.request_id, e.scope, e.actor, e.subject,
+         json.dumps(e.detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False), e.prev_hash, e.hash)
+        for e in events
+    ]  # fmt: skip
+    write_export_rows(rows, fast, fmt)
+    assert fast.getvalue() == slow.getvalue()
