@@ -6,33 +6,25 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from slack_bolt import App
-from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
-
-from bot import home
-from bot.app import build_app
-from bot.context import BotContext
-from bot.directory import SlackDirectory
-from bot.metrics import MeteredIssuer, MeteredStore, Metrics
-from bot.notifier import SlackNotifier
 from bot.settings import Settings
-from bot.web import WebApp
 from grants.adapters.clock import SystemClock
-from grants.adapters.leader_lock import leader_lock
-from grants.adapters.migrate import upgrade
-from grants.adapters.scheduler_timer import SchedulerTimer
 from grants.adapters.sql_store import SqlStore, make_engine
-from grants.adapters.vault_issuer import VaultIssuer, vault_client
-from grants.adapters.vault_sync import sync as vault_sync
-from grants.catalog import Catalog, load_catalog
-from grants.service import ElevationService
-from grants.timekeeper import TimeKeeper
+from grants.catalog import load_catalog
+
+# The Slack, Vault and scheduler stacks are imported where they are built, so that the audit
+# commands (which need only the database) start in a fraction of the time.
+if TYPE_CHECKING:
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    from bot.notifier import SlackNotifier
+    from bot.web import WebApp
+    from grants.adapters.scheduler_timer import SchedulerTimer
+    from grants.catalog import Catalog
+    from grants.service import ElevationService
+    from grants.timekeeper import TimeKeeper
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +32,18 @@ log = logging.getLogger(__name__)
 def open_store(settings: Settings, migrate: bool = False) -> SqlStore:
     engine = make_engine(settings.database_url)
     if migrate:
-        upgrade(engine)
+        migrate_engine(engine)
     return SqlStore(engine)
 
 
 def migrate_database(settings: Settings) -> None:
-    upgrade(make_engine(settings.database_url))
+    migrate_engine(make_engine(settings.database_url))
+
+
+def migrate_engine(engine: object) -> None:
+    from grants.adapters.migrate import upgrade  # Alembic is slow to import and only needed here
+
+    upgrade(engine)  # type: ignore[arg-type]
 
 
 def open_audit(settings: Settings) -> tuple[SqlStore, SystemClock]:
@@ -54,11 +52,15 @@ def open_audit(settings: Settings) -> tuple[SqlStore, SystemClock]:
 
 
 def sync_vault(settings: Settings) -> list[str]:
+    from grants.adapters.vault_sync import sync as vault_sync
+
     catalog = load_catalog(settings.jitbot_catalog)
     return vault_sync(open_vault(settings), settings.jitbot_catalog.parent, catalog)
 
 
 def open_vault(settings: Settings) -> object:
+    from grants.adapters.vault_issuer import vault_client
+
     settings.require_vault()
     assert settings.vault_addr is not None
     return vault_client(
@@ -70,6 +72,13 @@ def open_vault(settings: Settings) -> object:
 
 
 def slack_client(settings: Settings) -> WebClient:
+    from slack_sdk import WebClient
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+        ServerErrorRetryHandler,
+    )
+
     settings.require_slack()
     assert settings.slack_bot_token is not None
     return WebClient(
@@ -135,6 +144,19 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "vault") -> Runtime:
+    from bot import home
+    from bot.app import build_app
+    from bot.context import BotContext
+    from bot.directory import SlackDirectory
+    from bot.metrics import MeteredIssuer, MeteredStore, Metrics
+    from bot.notifier import SlackNotifier
+    from bot.web import WebApp
+    from grants.adapters.leader_lock import leader_lock
+    from grants.adapters.scheduler_timer import SchedulerTimer
+    from grants.adapters.vault_issuer import VaultIssuer
+    from grants.service import ElevationService
+    from grants.timekeeper import TimeKeeper
+
     settings.require_slack()  # settings first: one message naming the variable beats a later failure
     settings.require_vault()
     catalog = load_catalog(settings.jitbot_catalog)
