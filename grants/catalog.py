@@ -197,15 +197,9 @@ class Catalog(_Strict):
                 users.add(principal)
         return frozenset(users)
 
-    def can_request(self, scope: Scope, user: str) -> bool:
-        allowed = self.members(scope.requesters)
-        return "*" in allowed or user in allowed
-
     def approvers(self, scope: Scope) -> frozenset[str]:
+        """The approvers the catalog names (Slack user groups are resolved by `grants.people.People`)."""
         return self.members(scope.all_approvers)
-
-    def requestable_by(self, user: str) -> list[str]:
-        return [name for name, scope in self.scopes.items() if self.can_request(scope, user)]
 
 
 def _location(loc: tuple[object, ...]) -> str:

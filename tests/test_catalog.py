@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from grants.catalog import CatalogError, load_catalog, parse_catalog
+from grants.people import People
 from tests.catalogs import catalog_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,10 +96,10 @@ def test_missing_catalog_file_says_what_to_set(tmp_path):
 
 
 def test_requesters_and_groups_expand():
-    catalog = parse_catalog(catalog_data())
-    write = catalog.scopes["payments-write"]
-    assert catalog.can_request(write, "U0REQ0001") and not catalog.can_request(write, "U0OUTSIDE")
-    assert catalog.requestable_by("U0OUTSIDE") == ["payments-read"]
+    people = People(parse_catalog(catalog_data()))
+    write = people.catalog.scopes["payments-write"]
+    assert people.can_request(write, "U0REQ0001") and not people.can_request(write, "U0OUTSIDE")
+    assert people.requestable_by("U0OUTSIDE") == ["payments-read"]
 
 
 def test_bad_user_ids_and_star_approvers_are_refused():

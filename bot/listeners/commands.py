@@ -32,7 +32,7 @@ def register(app: App, ctx: BotContext) -> None:
             if not words:
                 open_form(ack, ctx, client, user, command)
             elif verb == "help":
-                say(ack, messages.help_text(ctx.command, ctx.catalog.requestable_by(user)))
+                say(ack, messages.help_text(ctx.command, ctx.service.people.requestable_by(user)))
             elif verb == "list":
                 say(ack, blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
             elif verb in ("revoke", "cancel", "extend", "nudge"):
@@ -46,7 +46,7 @@ def register(app: App, ctx: BotContext) -> None:
             elif verb in ctx.catalog.scopes:
                 request(ack, ctx, user, words)
             else:
-                scopes = ", ".join(f"`{s}`" for s in ctx.catalog.requestable_by(user)) or "none"
+                scopes = ", ".join(f"`{s}`" for s in ctx.service.people.requestable_by(user)) or "none"
                 say(
                     ack,
                     messages.usage_text(
@@ -62,12 +62,12 @@ def register(app: App, ctx: BotContext) -> None:
 
 
 def open_form(ack: Ack, ctx: BotContext, client: WebClient, user: str, command: dict[str, Any]) -> None:
-    if not ctx.catalog.requestable_by(user):
+    if not ctx.service.people.requestable_by(user):
         say(ack, ":warning: There is no scope you can request. Ask an admin to add you to a scope's requesters.")
         return
     ack()
     client.views_open(
-        trigger_id=command["trigger_id"], view=blocks.request_modal(ctx.catalog, user, command.get("channel_id", ""))
+        trigger_id=command["trigger_id"], view=blocks.request_modal(ctx.catalog, ctx.service.people.requestable_by(user), command.get("channel_id", ""))
     )
 
 
