@@ -112,3 +112,28 @@ def test_message_refs(store):
     store.add_message_ref("JIT-A", "D2", "2.000")
     assert sorted(store.message_refs("JIT-A")) == [("C1", "1.000"), ("D2", "2.000")]
     assert store.message_refs("JIT-B") == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_fast_paths_match_the_generic_writer(store, fmt):
+    import io
+
+    from grants.audit import write_export
+    from grants.exports import export_trail
+    from tests.fakes import FakeClock
+
+    a = make_request()
+    store.create(a, event("requested", a, reason='quotes " and, commas', n=[1, 2]))
+    store.record(AuditEvent(event="exported", at=T0 + timedelta(days=1), actor="U0AUDIT01"))
+    store.record(AuditEvent(event="rejected", at=T0 + timedelta(days=2), actor="U0REQ0001", detail={"rule": "x"}))
+    for query in (
+        AuditQuery(),
+        AuditQuery(since=T0 + timedelta(hours=1)),
+        AuditQuery(user="U0REQ0001"),
+        AuditQuery(scope="payments-read"),
+    ):
+        expected = io.StringIO()
+        write_export(iter(list(store.events(query))), expected, fmt)
+        got = io.StringIO()
+        count = export_trail(store, FakeClock(T0 + timedelta(days=3)), "system", query, got, fmt)
+        assert got.getvalue() == expected.getvalue() and count == len(expected.getvalue().splitlines()) - (fmt == "csv")
