@@ -271,8 +271,8 @@ class SqlStore:
         try:
             cursor = connection.cursor()
             cursor.execute(sql, params)
-            while chunk := cursor.fetchmany(5000):
-                yield "".join(f"{text_}\n" for (text_,) in chunk), len(chunk)
+            while chunk := cursor.fetchmany(20000):
+                yield "\n".join([line for (line,) in chunk]) + "\n", len(chunk)
         finally:
             connection.close()
 
