@@ -271,7 +271,7 @@ class SqlStore:
         try:
             cursor = connection.cursor()
             cursor.execute(sql, params)
-            while chunk := cursor.fetchmany(20000):
+            while chunk := cursor.fetchmany(5000):
                 yield "\n".join([line for (line,) in chunk]) + "\n", len(chunk)
         finally:
             connection.close()
