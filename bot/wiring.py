@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from slack_bolt import App
     from slack_sdk import WebClient
 
+    from bot.context import BotContext
     from bot.notifier import SlackNotifier
     from bot.web import WebApp
     from grants.adapters.scheduler_timer import SchedulerTimer
@@ -101,6 +102,7 @@ class Runtime:
     service: ElevationService
     notifier: SlackNotifier
     timekeeper: TimeKeeper
+    ctx: BotContext
     app: App
     web: WebApp
     tick_every: float = 1.0
@@ -130,6 +132,7 @@ class Runtime:
 
     def stop(self) -> None:
         self._stopping.set()
+        self.ctx.work.shutdown(wait=True)
         if self._loop is not None:
             self._loop.join(timeout=5)
         self.timekeeper.step_down()
@@ -174,5 +177,5 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
     web = WebApp(app, lambda: runtime.health(), lambda: {"role": runtime.role()}, metrics.render)
-    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, app, web)
+    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, ctx, app, web)
     return runtime

@@ -20,7 +20,7 @@ def register(app: App, ctx: BotContext) -> None:
     @app.action(blocks.APPROVE)
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()  # acknowledge within Slack's 3 s; Vault is called after the ack
-        act(ctx, body, respond, ctx.service.approve)
+        ctx.later(act, ctx, body, respond, ctx.service.approve)
 
     @app.action(blocks.DENY)
     def deny(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
@@ -30,32 +30,32 @@ def register(app: App, ctx: BotContext) -> None:
     @app.action(blocks.CANCEL)
     def cancel(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        act(ctx, body, respond, ctx.service.cancel, replace=True)
+        ctx.later(act, ctx, body, respond, ctx.service.cancel, True)
 
     @app.action(blocks.DONE)
     def done(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()  # "I'm done": the requester ends their own grant; Vault revokes after the ack
-        act(ctx, body, respond, ctx.service.revoke, replace=True)
+        ctx.later(act, ctx, body, respond, ctx.service.revoke, True)
 
     @app.action(blocks.EXTEND)
     def extend(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()  # the scope's default extension, within the catalog's caps; the service re-checks everything
-        act(ctx, body, respond, ctx.service.extend, replace=True)
+        ctx.later(act, ctx, body, respond, ctx.service.extend, True)
 
     @app.action(blocks.NUDGE)
     def nudge(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        act(ctx, body, respond, ctx.service.nudge)
+        ctx.later(act, ctx, body, respond, ctx.service.nudge)
 
     @app.action(blocks.REVIEW_ACK)
     def acknowledge(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        act(ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "acknowledged"))
+        ctx.later(act, ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "acknowledged"))
 
     @app.action(blocks.REVIEW_FLAG)
     def flag(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        act(ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "flagged"))
+        ctx.later(act, ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "flagged"))
 
 
 def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Operation, replace: bool = False) -> None:

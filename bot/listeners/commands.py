@@ -67,7 +67,8 @@ def open_form(ack: Ack, ctx: BotContext, client: WebClient, user: str, command: 
         return
     ack()
     client.views_open(
-        trigger_id=command["trigger_id"], view=blocks.request_modal(ctx.catalog, ctx.service.people.requestable_by(user), command.get("channel_id", ""))
+        trigger_id=command["trigger_id"],
+        view=blocks.request_modal(ctx.catalog, ctx.service.people.requestable_by(user), command.get("channel_id", "")),
     )
 
 
@@ -103,6 +104,10 @@ def act_on(ack: Ack, respond: Respond, ctx: BotContext, user: str, verb: str, ar
         say(ack, messages.usage_text(f"`{verb}` takes one request ID.", ctx.command, USAGE[verb]))
         return
     ack()  # Vault may take a moment; the outcome follows through the response URL
+    ctx.later(run_verb, ctx, respond, user, verb, args)
+
+
+def run_verb(ctx: BotContext, respond: Respond, user: str, verb: str, args: list[str]) -> None:
     operations = {
         "revoke": lambda: ctx.service.revoke(args[0], user),
         "cancel": lambda: ctx.service.cancel(args[0], user),
