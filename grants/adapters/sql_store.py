@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -134,18 +136,27 @@ class SqlStore:
         self.engine = engine
         sqlite = engine.dialect.name == "sqlite"
         self.reader = make_engine(engine.url.render_as_string(hide_password=False), writer=False) if sqlite else engine
+        # SQLite has one writer at a time. Queueing our own threads on a lock wakes the next one the
+        # moment the last commits; left to SQLite's busy handler they would poll with growing sleeps.
+        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """A write transaction, taken after the in-process writer lock (a no-op on PostgreSQL)."""
+        with self._write_lock, self.engine.begin() as connection:
+            yield connection
 
     # requests -----------------------------------------------------------------------------------
 
     def create(self, request: Request, event: AuditEvent) -> None:
-        with self.engine.begin() as connection:
+        with self._writing() as connection:
             connection.execute(REQUESTS.insert().values(**_to_row(request)))
             self._append(connection, event)
 
     def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
         values = _to_row(request)
         del values["id"]
-        with self.engine.begin() as connection:
+        with self._writing() as connection:
             result = connection.execute(
                 REQUESTS.update().where(REQUESTS.c.id == request.id, REQUESTS.c.version == expected_version).values(**values)
             )
@@ -196,7 +207,7 @@ class SqlStore:
     # audit ----------------------------------------------------------------------------------------
 
     def record(self, event: AuditEvent) -> AuditEvent:
-        with self.engine.begin() as connection:
+        with self._writing() as connection:
             return self._append(connection, event)
 
     def _append(self, connection: Any, event: AuditEvent) -> AuditEvent:
@@ -279,7 +290,7 @@ class SqlStore:
     # message references (used by the Slack notifier) -----------------------------------------------
 
     def add_message_ref(self, request_id: str, channel: str, ts: str) -> None:
-        with self.engine.begin() as connection:
+        with self._writing() as connection:
             connection.execute(REFS.insert().values(request_id=request_id, channel=channel, ts=ts))
 
     def message_refs(self, request_id: str) -> list[tuple[str, str]]:
