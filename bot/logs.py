@@ -32,5 +32,5 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # At DEBUG these log whole request and response bodies, which can carry tokens.
-    for noisy in ("slack_sdk", "slack_bolt", "hvac", "urllib3", "apscheduler", "waitress"):
+    for noisy in ("slack_sdk", "slack_bolt", "hvac", "urllib3", "apscheduler", "waitress", "alembic"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

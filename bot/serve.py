@@ -6,6 +6,8 @@ import logging
 import signal
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
+
 from bot.settings import Settings
 from bot.web import serve
 from bot.wiring import build_runtime
@@ -29,8 +31,13 @@ def run(settings: Settings, host: str, port: int, socket_mode: bool = False) -> 
 
             if settings.slack_app_token is None:
                 raise SystemExit("SLACK_APP_TOKEN is missing: Socket Mode needs an app-level token starting with xapp-.")
-            handler = SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value())
-            handler.connect()  # events arrive over the socket; HTTP keeps /healthz
+            # The app's own client, so SLACK_API_URL applies to Socket Mode too.
+            handler = SocketModeHandler(runtime.app, settings.slack_app_token.get_secret_value(), web_client=runtime.app.client)
+            try:
+                handler.connect()  # events arrive over the socket; HTTP keeps /healthz
+            except SlackApiError as error:
+                log.error("Socket Mode could not connect: %s; check SLACK_APP_TOKEN", error.response.get("error"))
+                return 1
             log.info("connected by Socket Mode")
         log.info("serving", extra={"host": host, "port": port})
         server.run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -122,3 +123,16 @@ def test_secrets_reach_no_log_database_export_or_channel(env, tmp_path, openbao,
             assert secret not in haystack, f"a secret leaked into the {where}"
     # The one place the wrapping token may appear: the requester's own DM.
     assert any(wrapping in m["text"] for m in slack.dm_messages(REQUESTER))
+
+
+def test_socket_mode_is_used_when_an_app_token_is_set(env, tmp_path):
+    slack, variables = env
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+        cwd=ROOT, env={**os.environ, **variables, "SLACK_APP_TOKEN": "xapp-1-A0JITBOT-test"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    # The stand-in has no WebSocket endpoint: the bot asks for one, is refused, says why and stops.
+    assert result.returncode == 1
+    assert slack.calls_to("apps.connections.open"), "Socket Mode asked the (configured) Slack API for a WebSocket URL"
+    assert "Socket Mode could not connect" in result.stderr and "xapp-1-A0JITBOT-test" not in result.stderr
