@@ -76,7 +76,7 @@ def _workload(recorder: BodyRecorder, bot: LocalBot, per_kind: int, tag: str) ->
     bot.runtime.notifier.drain()  # every approval message is posted (and its reference stored) before anyone clicks
     items: list[tuple[str, str]] = []
     for i, target in enumerate(targets):
-        channel, ts = store.message_refs(target.id)[0]
+        channel, ts, _ = store.message_refs(target.id)[0]
         text, body = blocks.approval_message(target, catalog)
         items.append(("click", recorder.click_body(APPROVER, "approve", target.id, channel, ts, {"text": text, "blocks": body})))
         items.append(("list", recorder.slash_body(target.requester, "list")))

@@ -52,7 +52,7 @@ def run(lab: Lab) -> list[Figure]:
                 # Subject: a pending request with its approval message posted; an approver clicks Approve.
                 request = runtime.service.request(f"U0A{i:05d}", SCOPE, "30m", f"INC-{i} bench approve")
                 runtime.notifier.drain()
-                channel, ts = runtime.store.message_refs(request.id)[0]
+                channel, ts, _ = runtime.store.message_refs(request.id)[0]
                 text, body_blocks = blocks.approval_message(request, runtime.catalog)
                 body = recorder.click_body(APPROVER, "approve", request.id, channel, ts, {"text": text, "blocks": body_blocks})
                 headers = recorder.signed(body)

@@ -120,7 +120,7 @@ def review_buttons(request_id: str) -> Block:
     }
 
 
-def approval_message(request: Request, catalog: Catalog) -> tuple[str, list[Block]]:
+def approval_message(request: Request, catalog: Catalog, step_done: bool = False) -> tuple[str, list[Block]]:
     """The approvers' message: who, what, how long, why, the request ID and, while something waits
     on the approvers (a decision, an extension, a break-glass review), its buttons."""
     scope = catalog.scopes.get(request.scope)
@@ -145,7 +145,10 @@ def approval_message(request: Request, catalog: Catalog) -> tuple[str, list[Bloc
     if request.state is State.PENDING:
         if scope is not None and len(scope.steps) > 1:
             blocks.append(_context(_steps(scope, request)))
-        blocks.append(decide_buttons(request.id))
+        if step_done:
+            blocks.append(_context("Your step is done; the next step's approvers have the request now."))
+        else:
+            blocks.append(decide_buttons(request.id))
         blocks.append(_context(f"Undecided requests end at {when(request.pending_until)}."))
     elif request.state is State.ACTIVE and request.extension_pending:
         blocks.append(_text(f"<@{request.requester}> asks to extend by *{format_duration(request.extension_pending)}*."))

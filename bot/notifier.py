@@ -15,7 +15,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, messages
 from grants.catalog import Catalog
-from grants.domain import IssuedCredential, Request
+from grants.domain import IssuedCredential, Request, State
+from grants.policy import step_progress
 
 log = logging.getLogger(__name__)
 GROUP_DM_LIMIT = 8  # Slack's multi-person DMs hold at most 8 people besides the bot
@@ -69,7 +70,8 @@ class SlackNotifier:
     def request_opened(self, request: Request, approvers: frozenset[str]) -> None:
         with self._lock:
             _remember(self._approvers, request.id, self._approvers.get(request.id, frozenset()) | approvers)
-        self._submit(request.id, lambda: self._post_approval(request, approvers))
+        step = self._step_waiting(request)
+        self._submit(request.id, lambda: self._post_approval(request, approvers, step))
         self.refresh_home(*self._concerned(request))
 
     def request_changed(self, request: Request) -> None:
@@ -125,7 +127,7 @@ class SlackNotifier:
         self._submit(request.id, lambda: self._thread_reply(request.id, text))
 
     def _thread_reply(self, request_id: str, text: str) -> None:
-        for channel, ts in self.refs.message_refs(request_id):
+        for channel, ts, _ in self.refs.message_refs(request_id):
             self._post(channel, text, thread_ts=ts)
 
     def _concerned(self, request: Request) -> set[str]:
@@ -135,6 +137,13 @@ class SlackNotifier:
         with self._lock:
             offered = self._approvers.get(request.id, frozenset())
         return {request.requester, *offered, *(self.catalog.approvers(scope) if scope else ())}
+
+    def _step_waiting(self, request: Request) -> int | None:
+        """The index of the approval step a pending request waits for (None when not pending)."""
+        scope = self.catalog.scopes.get(request.scope)
+        if scope is None or request.state is not State.PENDING:
+            return None
+        return step_progress(scope, request.approvals)[0]
 
     def _publish_home(self, user: str) -> None:
         if self.home is not None:
@@ -163,7 +172,7 @@ class SlackNotifier:
         )
         return str(response["ts"])
 
-    def _post_approval(self, request: Request, approvers: frozenset[str]) -> None:
+    def _post_approval(self, request: Request, approvers: frozenset[str], step: int | None = None) -> None:
         text, body = blocks.approval_message(request, self.catalog)
         channel = self.catalog.settings.approval_channel
         if channel:
@@ -176,7 +185,7 @@ class SlackNotifier:
             if request.id not in self._lines:  # the message itself says it; the thread starts with what follows
                 _remember(self._lines, request.id, blocks.thread_line(request))
         for target in targets:
-            self.refs.add_message_ref(request.id, target, self._post(target, text, body))
+            self.refs.add_message_ref(request.id, target, self._post(target, text, body), step)
 
     def _rerender(self, request: Request) -> None:
         text, body = blocks.approval_message(request, self.catalog)
@@ -184,8 +193,14 @@ class SlackNotifier:
         with self._lock:
             moved_on = self._lines.get(request.id) != line
             _remember(self._lines, request.id, line)
-        for channel, ts in self.refs.message_refs(request.id):
-            self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
+        waiting = self._step_waiting(request)
+        for channel, ts, step in self.refs.message_refs(request.id):
+            if step is not None and waiting is not None and step < waiting:
+                # The people of a finished step keep the story but lose the buttons: nothing there is theirs to decide.
+                done_text, done_body = blocks.approval_message(request, self.catalog, step_done=True)
+                self.client.chat_update(channel=channel, ts=ts, text=done_text, blocks=done_body)
+            else:
+                self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
         if moved_on:  # a re-render of the same state adds nothing to the thread
             self._thread_reply(request.id, line)
 

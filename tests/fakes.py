@@ -28,7 +28,7 @@ class FakeStore:
         self.requests: dict[str, Request] = {}
         self.audit: list[AuditEvent] = []
         self.lock = threading.Lock()
-        self.refs: dict[str, list[tuple[str, str]]] = {}
+        self.refs: dict[str, list[tuple[str, str, int | None]]] = {}
 
     def create(self, request: Request, event: AuditEvent) -> None:
         with self.lock:
@@ -85,10 +85,10 @@ class FakeStore:
                 continue
             yield e
 
-    def add_message_ref(self, request_id: str, channel: str, ts: str) -> None:
-        self.refs.setdefault(request_id, []).append((channel, ts))
+    def add_message_ref(self, request_id: str, channel: str, ts: str, step: int | None = None) -> None:
+        self.refs.setdefault(request_id, []).append((channel, ts, step))
 
-    def message_refs(self, request_id: str) -> list[tuple[str, str]]:
+    def message_refs(self, request_id: str) -> list[tuple[str, str, int | None]]:
         return self.refs.get(request_id, [])
 
     def healthy(self) -> bool:

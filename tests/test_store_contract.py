@@ -109,8 +109,8 @@ def test_event_filters(store):
 
 def test_message_refs(store):
     store.add_message_ref("JIT-A", "C1", "1.000")
-    store.add_message_ref("JIT-A", "D2", "2.000")
-    assert sorted(store.message_refs("JIT-A")) == [("C1", "1.000"), ("D2", "2.000")]
+    store.add_message_ref("JIT-A", "D2", "2.000", step=1)
+    assert sorted(store.message_refs("JIT-A")) == [("C1", "1.000", None), ("D2", "2.000", 1)]
     assert store.message_refs("JIT-B") == []
 
 

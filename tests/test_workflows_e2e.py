@@ -60,6 +60,11 @@ def test_two_step_approval_with_escalation(w: World):
     assert "waits for step `payments lead`" in reply(w)
     w.client.click(LEAD, "approve", rid)
     message_with(w, rid, "[Approve]", "now waiting for *security*")
+    done = w.slack.wait_for(
+        lambda: (m := next(m for m in w.slack.messages_in(first["channel"]) if m["ts"] == first["ts"]))
+        and "Your step is done" in shown(m) and m
+    )
+    assert "[Approve]" not in shown(done), "the finished step's approvers have nothing left to click"
     w.client.click(LEAD, "approve", rid)
     assert "one person approves at most one step" in reply(w)
     # Nobody from security decides in time: the platform group is offered the request (escalate_after 3 s).

@@ -289,14 +289,14 @@ class SqlStore:
 
     # message references (used by the Slack notifier) -----------------------------------------------
 
-    def add_message_ref(self, request_id: str, channel: str, ts: str) -> None:
+    def add_message_ref(self, request_id: str, channel: str, ts: str, step: int | None = None) -> None:
         with self._writing() as connection:
-            connection.execute(REFS.insert().values(request_id=request_id, channel=channel, ts=ts))
+            connection.execute(REFS.insert().values(request_id=request_id, channel=channel, ts=ts, step=step))
 
-    def message_refs(self, request_id: str) -> list[tuple[str, str]]:
-        query = select(REFS.c.channel, REFS.c.ts).where(REFS.c.request_id == request_id).order_by(REFS.c.id)
+    def message_refs(self, request_id: str) -> list[tuple[str, str, int | None]]:
+        query = select(REFS.c.channel, REFS.c.ts, REFS.c.step).where(REFS.c.request_id == request_id).order_by(REFS.c.id)
         with self.reader.connect() as connection:
-            return [(channel, ts) for channel, ts in connection.execute(query)]
+            return [(channel, ts, step) for channel, ts, step in connection.execute(query)]
 
     def healthy(self) -> bool:
         try:

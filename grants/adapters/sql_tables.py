@@ -81,3 +81,4 @@ class MessageRefRow(SQLModel, table=True):
     request_id: str = Field(max_length=16, index=True)
     channel: str = Field(max_length=32)
     ts: str = Field(max_length=32)
+    step: int | None = None  # the approval step the message asked for; None: it follows the request

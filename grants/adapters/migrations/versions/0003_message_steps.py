@@ -1,0 +1,23 @@
+"""Message references remember the approval step they were posted for.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("message_refs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("step", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("message_refs", schema=None) as batch_op:
+        batch_op.drop_column("step")
