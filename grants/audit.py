@@ -63,6 +63,7 @@ class Verdict:
     count: int
     broken_seq: int | None = None
     why: str = ""
+    last_hash: str = GENESIS_HASH
 
 
 def verify(events: Iterable[AuditEvent]) -> Verdict:
@@ -76,13 +77,13 @@ def verify(events: Iterable[AuditEvent]) -> Verdict:
         if event.hash != event_hash(prev_hash, event):
             return Verdict(False, count, event.seq, "hash does not match the event's contents")
         prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
-    return Verdict(True, count)
+    return Verdict(True, count, last_hash=prev_hash)
 
 
 def at_text(value: datetime | str) -> str:
     """`at` as exported (ISO 8601 with its UTC offset), from a datetime or SQLite's stored UTC text."""
     if isinstance(value, datetime):
-        return iso(value if value.tzinfo else value.replace(tzinfo=UTC))
+        return iso(value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC))
     date, _, time = value.partition(" ")
     if "." not in time:
         time += ".000000"

@@ -33,9 +33,10 @@ class People:
     def requestable_by(self, user: str) -> list[str]:
         return [name for name, scope in self.catalog.scopes.items() if self.can_request(scope, user)]
 
-    def approvers(self, scope: Scope) -> frozenset[str]:
-        """Everyone who may approve some step, escalation included."""
-        return self.members(scope.all_approvers) | self.members(scope.escalation)
+    def approvers(self, scope: Scope, escalated: bool = False) -> frozenset[str]:
+        """Everyone who may approve some step; the escalation list only once a request was escalated."""
+        escalation = self.members(scope.escalation) if escalated else frozenset()
+        return self.members(scope.all_approvers) | escalation
 
     def step_approvers(self, step: Step, scope: Scope, escalated: bool) -> frozenset[str]:
         return self.members(step.approvers) | (self.members(scope.escalation) if escalated else frozenset())

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 from grants.catalog import Catalog, Scope
-from grants.domain import InvalidRequest, NotAllowed, Request
+from grants.domain import InvalidRequest, NotAllowed, Request, State
 from grants.durations import DURATION_EXAMPLES, DurationError, format_duration, parse_duration
 from grants.people import People
 from grants.policy import current_step, extension_room
@@ -66,13 +66,15 @@ def require_can_decide(people: People, scope: Scope, request: Request, actor: st
     if actor == request.requester:
         raise NotAllowed("You cannot approve or deny your own request.", rule="self_approval")
     # Buttons carry only the request ID; the clicking user is re-authorized here, never trusted.
-    if actor not in people.approvers(scope):
+    if actor not in people.approvers(scope, request.escalated):
         raise NotAllowed(f"You are not an approver of `{request.scope}`.", rule="not_an_approver")
 
 
 def require_can_approve_step(people: People, scope: Scope, request: Request, actor: str) -> None:
     """Approvals go step by step; a person approves at most one step of a request."""
     require_can_decide(people, scope, request, actor)
+    if request.state is not State.PENDING:
+        return  # a double click after the decision: the state check answers "already decided"
     if actor in request.approvals:
         raise NotAllowed(f"You already approved {request.id}; one person approves at most one step.", rule="one_step_per_person")
     step = current_step(scope, request)

@@ -126,7 +126,7 @@ class ElevationService(Workflows):
         return (open_ + recent)[:20] if len(open_) < 20 else open_
 
     def waiting_on(self, user: str) -> list[Request]:
-        scopes = [name for name, scope in self.catalog.scopes.items() if user in self.people.approvers(scope)]
+        scopes = [name for name, scope in self.catalog.scopes.items() if user in self.people.approvers(scope, escalated=True)]
         if not scopes:
             return []  # most people approve nothing: no query at all
         waiting = []

@@ -90,6 +90,10 @@ class ServiceCore:
         return self.people.step_approvers(step, scope, request.escalated) - {request.requester} - set(request.approvals)
 
     def _require_pending(self, request: Request) -> None:
+        # The deadline is checked by the operation itself, not left to a timer that may be late.
+        if request.state is State.PENDING and self.clock.now() >= request.pending_until:
+            self.wake(request.id)
+            raise AlreadyDecided(f"{request.id} was not decided in time and has ended; ask for it again.")
         if request.state is not State.PENDING:
             who = f" by <@{request.decided_by}>" if request.decided_by and request.decided_by != "system" else ""
             raise AlreadyDecided(f"{request.id} was already decided: it is {request.state}{who}.")
@@ -131,8 +135,11 @@ class ServiceCore:
         if to is State.EXPIRED and request.expires_at is not None:
             detail["lag_seconds"] = round((now - request.expires_at).total_seconds(), 3)
         if not self._save(ended, request, TRANSITIONS[(request.state, to)], actor, **detail):
-            current = self.store.get(request.id)  # ended concurrently: one event only, theirs
-            return current if current is not None else request
+            current = self.store.get(request.id)
+            if current is not None and current.state is State.ACTIVE and current.accessor:
+                # Lost to a change that kept it active (a warning, an extension): end it as it is now.
+                return self._end(current, to, actor)
+            return current if current is not None else request  # ended concurrently: one event only, theirs
         self._notify(self.notifier.request_changed, ended)
         self._notify(self.notifier.tell_requester, ended, to.value, actor=actor)
         return ended

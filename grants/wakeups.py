@@ -17,14 +17,20 @@ class WakeUps(ServiceCore):
     """The timers' side of the service: the database says what is due, the timer only wakes us."""
 
     def wake(self, request_id: str) -> None:
-        """A timer fired: do whatever is due for this request (one step at a time), then sleep again."""
+        """A timer fired: do whatever is due for this request, one step at a time, until nothing is due."""
+        for _ in range(10):  # a reminder and an escalation (say) can fall due together after downtime
+            if not self._wake_once(request_id):
+                return
+
+    def _wake_once(self, request_id: str) -> bool:
+        """Handle the one thing due now; True when something was done (and more may be due)."""
         request = self.store.get(request_id)
         if request is None:
-            return
+            return False
         now, scope = self.clock.now(), self.catalog.scopes.get(request.scope)
         if request.wake_at is None or now < request.wake_at:
             self._arm(request)  # woken early (or nothing left): sleep until the real deadline
-            return
+            return False
         if request.state is State.PENDING:
             self._wake_pending(request, scope, now)
         elif request.state is State.ACTIVE and request.expires_at is not None and now >= request.expires_at:
@@ -44,7 +50,9 @@ class WakeUps(ServiceCore):
                 )
         else:
             self._arm(request)
+            return False
         # Each successful save above re-armed the request for its next deadline; a lost race left it to the winner.
+        return True
 
     def _wake_pending(self, request: Request, scope: Scope | None, now: datetime) -> None:
         if now >= request.pending_until or scope is None:

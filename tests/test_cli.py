@@ -123,3 +123,11 @@ def test_db_upgrade(tmp_path):
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     engine.dispose()
+
+
+def test_deleting_the_newest_events_breaks_verify(trail):
+    db_url, engine = trail
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_events WHERE seq > 45"))
+    result = jitbot("audit", "verify", DATABASE_URL=db_url)
+    assert result.returncode == 1 and "the newest were deleted" in result.stdout

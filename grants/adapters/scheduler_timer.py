@@ -22,7 +22,9 @@ class SchedulerTimer:
         # (APScheduler's default of 1 s would silently drop it); coalesce: run it once, not N times.
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers)},
-            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            # max_instances 2: a job that re-arms its own key for a moment already past must not be
+            # skipped (and so dropped) while its first run is still finishing.
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 2},
             timezone="UTC",
         )
 
@@ -52,7 +54,7 @@ class SchedulerTimer:
         if not self.active:
             return  # the leader's due poller arms it on the replica that runs timers
         with self._lock:
-            if self._armed.get(key) == when:
+            if self._armed.get(key) == when and self.scheduler.get_job(key) is not None:
                 return  # already armed for that moment (the due poller re-arms every second)
             self._armed[key] = when
         self.scheduler.add_job(self._run, "date", run_date=when, args=(key, when, action), id=key, replace_existing=True)

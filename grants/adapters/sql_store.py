@@ -36,7 +36,8 @@ def make_engine(url: str, writer: bool = True) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Sessions in UTC, whatever the server's default: `at` is hashed and exported as UTC.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"options": "-c timezone=utc"})
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -297,6 +298,12 @@ class SqlStore:
         query = select(REFS.c.channel, REFS.c.ts, REFS.c.step).where(REFS.c.request_id == request_id).order_by(REFS.c.id)
         with self.reader.connect() as connection:
             return [(channel, ts, step) for channel, ts, step in connection.execute(query)]
+
+    def chain_head(self) -> tuple[int, str]:
+        """The last seq and hash the chain head records (0 and the genesis hash when empty)."""
+        with self.reader.connect() as connection:
+            head = connection.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1)).first()
+        return (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
 
     def healthy(self) -> bool:
         try:
