@@ -127,7 +127,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     head_seq, head_hash = store.chain_head()
     if verdict.intact and (verdict.count, verdict.last_hash) != (head_seq, head_hash):
         # The chain head remembers the last append: events missing at the end are tampering too.
-        print(f"audit trail BROKEN after event seq {verdict.count}: the chain head says {head_seq} events (the newest were deleted)")
+        print(
+            f"audit trail BROKEN after event seq {verdict.count}: the chain head says {head_seq} events (the newest were deleted)"
+        )
         return 1
     if verdict.intact:
         print(f"audit trail intact: {verdict.count} events verified")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from grants.durations import DurationError, parse_duration
 
-SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge"})
+SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge", "reviews"})
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -278,17 +278,51 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
     return problems
 
 
+def _shape_problems(error: ValidationError, prefix: tuple[object, ...] = ()) -> list[str]:
+    problems = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; check the spelling against the catalog reference"
+        problems.append(f"{_location((*prefix, *item['loc']))}: {message}")
+    return problems
+
+
+def _salvage(data: dict[str, object]) -> Catalog | None:
+    """The parts of a malformed catalog that are well-formed, so their own problems are reported too."""
+    raw = data.get("scopes")
+    scopes: dict[str, object] = raw if isinstance(raw, dict) else {}
+    good: dict[str, object] = {}
+    for name, scope in scopes.items():
+        try:
+            good[name] = Scope.model_validate(scope)
+        except ValidationError:
+            continue
+    parts: dict[str, object] = {"scopes": good}
+    for key in ("settings", "groups"):
+        if key in data:
+            try:
+                Catalog.model_validate(
+                    {key: data[key], "scopes": {"x": {"description": "", "policies": ["x"], "requesters": ["*"]}}}
+                )
+                parts[key] = data[key]
+            except ValidationError:
+                continue
+    try:
+        return Catalog.model_validate(parts) if good else None
+    except ValidationError:
+        return None
+
+
 def parse_catalog(data: dict[str, object], policy_dir: Path | None = None) -> Catalog:
-    """Validate catalog data; raise CatalogError listing every problem found."""
+    """Validate catalog data; raise CatalogError listing every problem found, shape and meaning together."""
     try:
         catalog = Catalog.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key; check the spelling against the catalog reference"
-            problems.append(f"{_location(error['loc'])}: {message}")
+        problems = _shape_problems(exc)
+        salvaged = _salvage(data)
+        if salvaged is not None:
+            problems += [p for p in _semantic_problems(salvaged, policy_dir) if p not in problems]
         raise CatalogError(problems) from None
     problems = _semantic_problems(catalog, policy_dir)
     if problems:

@@ -8,6 +8,7 @@ from datetime import timedelta
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 DURATION_EXAMPLES = "90s, 15m, 1h, 1h30m or 2d"
+MAX_SECONDS = 365 * 86400
 
 
 class DurationError(ValueError):

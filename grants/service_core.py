@@ -175,10 +175,12 @@ class ServiceCore:
             self._reject(actor, action, refusal.rule, request)
             raise
 
-    def _reject(self, actor: str, action: str, rule: str, request: Request | None) -> None:
+    def _reject(self, actor: str, action: str, rule: str, request: Request | None, scope: str | None = None) -> None:
         detail = {"action": action, "rule": rule}
         if request is None:
-            self.store.record(AuditEvent(event="rejected", at=self.clock.now(), actor=actor, detail=detail))
+            self.store.record(
+                AuditEvent(event="rejected", at=self.clock.now(), actor=actor, scope=scope, subject=actor, detail=detail)
+            )
         else:
             self.store.record(self._event("rejected", request, actor, **detail))
 

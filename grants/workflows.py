@@ -28,6 +28,8 @@ class Workflows(WakeUps):
         scope = rules.scope_of(self.catalog, scope_name)
         glass = scope.break_glass
         if glass is None or not self.people.in_rule(glass.requesters, requester):
+            # Trying to bypass approval without the right to is a security refusal: audited.
+            self._reject(requester, "break_glass", "not_break_glass_eligible", None, scope=scope_name)
             raise InvalidRequest(
                 f"Break-glass is not available to you for `{scope_name}`. Use a normal request: "
                 f"`{scope_name} <duration> <reason…>`.",

@@ -69,9 +69,14 @@ def test_check_lists_every_problem_of_a_broken_catalog(tmp_path):
     result = jitbot("check", env={**os.environ, "JITBOT_CATALOG": str(tmp_path / "catalog.toml")})
     assert result.returncode == 1
     out = result.stdout
-    for expected in ("settings.pending_timeout", "settings.colour: unknown key", "reason_pattern"):
+    for expected in (
+        "settings.pending_timeout",
+        "settings.colour: unknown key",
+        "reason_pattern",
+        "scopes.list: `list` is a subcommand word",
+    ):
         assert expected in out, out
-    # Semantic problems are only reported once the shape is right; fix the shape and check again.
+    # The meaning of the well-formed parts is checked too; fix the shape and every other problem shows.
     fixed = BROKEN.replace('pending_timeout = "soon"\ncolour = "blue"', "").replace('reason_pattern = "(unclosed"', "")
     (tmp_path / "catalog.toml").write_text(fixed)
     result = jitbot("check", env={**os.environ, "JITBOT_CATALOG": str(tmp_path / "catalog.toml")})

@@ -84,3 +84,8 @@ def test_the_fast_export_path_writes_the_same_bytes(fmt):
     ]  # fmt: skip
     write_export_rows(rows, fast, fmt)
     assert fast.getvalue() == slow.getvalue()
+
+
+def test_absurd_durations_are_refused_not_crashed():
+    with pytest.raises(DurationError, match="too long"):
+        parse_duration("9999999999d")

@@ -253,3 +253,11 @@ def test_all_new_key_problems_are_reported_together():
     with pytest.raises(CatalogError) as error:
         parse_catalog(broken)
     assert len(error.value.problems) >= 3
+
+
+def test_break_glass_attempt_without_the_right_is_audited(w):
+    service, store, *_ = w
+    with pytest.raises(InvalidRequest):
+        service.break_glass(DEV, "db", "10m", "fire")
+    assert store.audit[-1].event == "rejected" and store.audit[-1].detail["rule"] == "not_break_glass_eligible"
+    assert store.audit[-1].actor == DEV and store.audit[-1].scope == "db"

@@ -61,8 +61,11 @@ def test_two_step_approval_with_escalation(w: World):
     w.client.click(LEAD, "approve", rid)
     message_with(w, rid, "[Approve]", "now waiting for *security*")
     done = w.slack.wait_for(
-        lambda: (m := next(m for m in w.slack.messages_in(first["channel"]) if m["ts"] == first["ts"]))
-        and "Your step is done" in shown(m) and m
+        lambda: (
+            (m := next(m for m in w.slack.messages_in(first["channel"]) if m["ts"] == first["ts"]))
+            and "Your step is done" in shown(m)
+            and m
+        )
     )
     assert "[Approve]" not in shown(done), "the finished step's approvers have nothing left to click"
     w.client.click(LEAD, "approve", rid)

@@ -8,8 +8,7 @@ from slack_bolt import Ack, App
 
 from bot import blocks, messages
 from bot.context import BotContext
-from grants.domain import DomainError, InvalidRequest
-from grants.durations import format_duration
+from grants.domain import DomainError
 
 
 def register(app: App, ctx: BotContext) -> None:
@@ -21,16 +20,13 @@ def register(app: App, ctx: BotContext) -> None:
         reason = values.get("reason", {}).get("value", {}).get("value") or ""
         try:
             created = ctx.service.request(user, selected.get("value", ""), duration, reason)
-        except InvalidRequest as error:
+        except DomainError as error:
             # The form stays open with the message under the field that is wrong.
             field = str(error.context.get("field", "scope"))
-            ack(response_action="errors", errors={field: str(error)})
+            ack(response_action="errors", errors={field: messages.error_text(error, ctx.command)[:2000]})
             return
         ack()
-        text = (
-            f":outbox_tray: Request `{created.id}` for `{created.scope}` ({format_duration(created.duration)}) "
-            f"sent to its approvers. I'll DM you when it is decided."
-        )
+        text = messages.receipt_text(created, ctx.catalog.scopes[created.scope], ctx.service.people, ctx.command)
         ctx.notifier.dm(user, text, blocks.receipt(text, created))
 
     @app.view(blocks.DENY_MODAL)
