@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.messages import when
+from bot.messages import esc, when
 from grants.catalog import Catalog, Scope
 from grants.domain import Request, State
 from grants.durations import format_duration
@@ -101,7 +101,7 @@ def review_list(reviews: list[Request]) -> str:
     if not reviews:
         return "No break-glass review is open."
     lines = ["*Open break-glass reviews*"]
-    lines += [f"• `{r.id}` <@{r.requester}> took `{r.scope}` — {r.reason} · due {when(r.review_due_at)}" for r in reviews]
+    lines += [f"• `{r.id}` <@{r.requester}> took `{r.scope}` — {esc(r.reason)} · due {when(r.review_due_at)}" for r in reviews]
     return "\n".join(lines)
 
 
@@ -137,7 +137,7 @@ def approval_message(request: Request, catalog: Catalog, step_done: bool = False
                 {"type": "mrkdwn", "text": f"*Scope*\n`{request.scope}`"},
                 {"type": "mrkdwn", "text": f"*Duration*\n{format_duration(request.duration)}"},
                 {"type": "mrkdwn", "text": f"*Approvals*\n{_approvals(request)}"},
-                {"type": "mrkdwn", "text": f"*Reason*\n{request.reason or '—'}"},
+                {"type": "mrkdwn", "text": f"*Reason*\n{esc(request.reason) or '—'}"},
                 {"type": "mrkdwn", "text": f"*Request ID*\n`{request.id}`"},
             ],
         },
@@ -186,7 +186,7 @@ def request_list(mine: list[Request], waiting: list[Request]) -> str:
     lines += [f"• `{r.id}` `{r.scope}` {format_duration(r.duration)} — {status_line(r)}" for r in mine]
     if waiting:
         lines.append("*Waiting on you*")
-        lines += [f"• `{r.id}` <@{r.requester}> wants `{r.scope}` for {format_duration(r.duration)}: {r.reason}" for r in waiting]
+        lines += [f"• `{r.id}` <@{r.requester}> wants `{r.scope}` for {format_duration(r.duration)}: {esc(r.reason)}" for r in waiting]
     return "\n".join(lines)
 
 
@@ -250,7 +250,7 @@ def deny_modal(request: Request) -> dict[str, Any]:
         "submit": _plain("Deny"),
         "close": _plain("Back"),
         "blocks": [
-            _text(summary + (f"\n>{request.reason}" if request.reason else "")),
+            _text(summary + (f"\n>{esc(request.reason)}" if request.reason else "")),
             {"type": "input", "block_id": "reason", "optional": True, "label": _plain("Reason (the requester sees it)"),
              "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 500}},
         ],

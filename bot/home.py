@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.blocks import CANCEL, DONE, NUDGE, Block, button, decide_buttons, review_buttons, status_line
-from bot.messages import when
+from bot.messages import esc, when
 from grants.domain import Request, State, ends_in
 from grants.durations import format_duration
 from grants.service import ElevationService
@@ -60,7 +60,7 @@ def home_view(
         blocks += [{"type": "divider"}, _section(f"*Open break-glass reviews* ({len(reviews)})")]
         for r in reviews[:MAX_WAITING]:
             blocks.append(
-                _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review_due_at)}\n>{r.reason}")
+                _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review_due_at)}\n>{esc(r.reason)}")
             )
             if not auditor or r.requester != r.reviewed_by:
                 blocks.append(review_buttons(r.id))
@@ -117,5 +117,5 @@ def _asks(request: Request) -> Block:
         asks = f"asks for {format_duration(request.extension_pending)} more of `{request.scope}`"
     else:
         asks = f"asks for `{request.scope}` for {format_duration(request.duration)}"
-    reason = f"\n>{request.reason}" if request.reason else ""
+    reason = f"\n>{esc(request.reason)}" if request.reason else ""
     return _section(f"<@{request.requester}> {asks} · `{request.id}`{reason}\n{status_line(request)}")

@@ -19,6 +19,12 @@ HINTS = {
 }
 
 
+def esc(text: object) -> str:
+    """People's own words in mrkdwn: `<`, `>` and `&` escaped, so a reason cannot ping @channel,
+    fake a mention or hide a link behind other text."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "—"
 
@@ -42,7 +48,7 @@ def news_text(request: Request, news: str, context: dict[str, object]) -> str:
         by = ", ".join(f"<@{a}>" for a in request.approvals) or f"<@{request.decided_by}>"
         return f":white_check_mark: {rid}: your request for `{scope}` was approved by {by}. Issuing the credential…"
     if news == "denied":
-        reason = f" Reason: {context['reason']}" if context.get("reason") else ""
+        reason = f" Reason: {esc(context['reason'])}" if context.get("reason") else ""
         return f":no_entry: {rid}: your request for `{scope}` was denied by <@{request.decided_by}>.{reason}"
     if news == "timed_out":
         return (
@@ -65,13 +71,13 @@ def news_text(request: Request, news: str, context: dict[str, object]) -> str:
         extend = " Extend it, or say you are done." if context.get("can_extend") else " Say you are done if you are."
         return f":alarm_clock: {rid}: your access to `{scope}` ends at {when(request.expires_at)}.{extend}"
     if news == "extension_denied":
-        reason = f" Reason: {context['reason']}" if context.get("reason") else ""
+        reason = f" Reason: {esc(context['reason'])}" if context.get("reason") else ""
         return f":no_entry: {rid}: <@{context.get('actor')}> denied extending `{scope}`; it still ends at {when(request.expires_at)}.{reason}"
     if news == "extension_failed":
         return f":x: {rid}: the extension of `{scope}` could not be issued ({context.get('error')}); your grant is unchanged."
     if news in ("review_acknowledged", "review_flagged"):
         verdict = "acknowledged" if news == "review_acknowledged" else "FLAGGED"
-        note = f" Note: {context['note']}" if context.get("note") else ""
+        note = f" Note: {esc(context['note'])}" if context.get("note") else ""
         return f":mag: {rid}: <@{context.get('actor')}> {verdict} your break-glass use of `{scope}`.{note}"
     return f"{rid}: {news}"
 

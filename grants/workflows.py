@@ -59,7 +59,7 @@ class Workflows(WakeUps):
             self._notify(
                 self.notifier.alert,
                 f"BREAK-GLASS {active.id}: <@{requester}> took `{scope_name}` for {format_duration(duration)} "
-                f"without approval. Reason: {reason}. An approver must review it within {glass.review_within}.",
+                f"without approval. An approver must review it within {glass.review_within}.",
             )
         return active
 
