@@ -186,7 +186,9 @@ def request_list(mine: list[Request], waiting: list[Request]) -> str:
     lines += [f"• `{r.id}` `{r.scope}` {format_duration(r.duration)} — {status_line(r)}" for r in mine]
     if waiting:
         lines.append("*Waiting on you*")
-        lines += [f"• `{r.id}` <@{r.requester}> wants `{r.scope}` for {format_duration(r.duration)}: {esc(r.reason)}" for r in waiting]
+        lines += [
+            f"• `{r.id}` <@{r.requester}> wants `{r.scope}` for {format_duration(r.duration)}: {esc(r.reason)}" for r in waiting
+        ]
     return "\n".join(lines)
 
 

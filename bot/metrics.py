@@ -105,3 +105,8 @@ class MeteredIssuer:
 
     def healthy(self) -> bool:
         return self.inner.healthy()
+
+    def keep_alive(self) -> None:
+        keep_alive = getattr(self.inner, "keep_alive", None)
+        if keep_alive is not None:
+            keep_alive()

@@ -121,8 +121,18 @@ class Runtime:
         self._loop.start()
 
     def _run(self) -> None:
+        ticks = 0
         while not self._stopping.wait(self.tick_every):
             self._tick()
+            ticks += 1
+            if ticks % 60 == 0:  # every replica keeps its own Vault token alive
+                self._keep_vault_token()
+
+    def _keep_vault_token(self) -> None:
+        try:
+            self.service.issuer.keep_alive()  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("keeping the bot's Vault token alive failed")
 
     def _tick(self) -> None:
         try:

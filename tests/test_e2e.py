@@ -278,6 +278,8 @@ def test_metrics_follow_the_audit_trail(world: World):
 def test_a_reason_cannot_ping_everyone_or_fake_a_mention(world: World):
     rid = ask(world, "payments-read 10m INC-1 <!channel> approved by <@U0APPR001> <https://evil.example|docs>")
     message = approval_message(world, rid)
-    reason_field = next(f["text"] for b in message["blocks"] if b.get("fields") for f in b["fields"] if f["text"].startswith("*Reason*"))
+    reason_field = next(
+        f["text"] for b in message["blocks"] if b.get("fields") for f in b["fields"] if f["text"].startswith("*Reason*")
+    )
     assert "<!channel>" not in reason_field and "&lt;!channel&gt;" in reason_field
     assert "<@U0APPR001>" not in reason_field and "<https://" not in reason_field

@@ -281,3 +281,19 @@ def test_with_vault_down_issue_and_revoke_raise_and_health_is_false() -> None:
 
         server.start()  # back on the same address (empty again: dev mode keeps nothing)
         assert issuer.healthy()
+
+
+def test_keep_alive_renews_the_bots_own_token(openbao, vault_root, vault_synced):
+    import time
+
+    from grants.adapters.vault_issuer import VaultIssuer, vault_client
+
+    created = vault_root.auth.token.create(policies=["jitbot-bot"], no_default_policy=True, ttl="6s", renewable=True)
+    token = created["auth"]["client_token"]
+    issuer = VaultIssuer(vault_client(openbao.addr, token))
+    issuer.keep_alive()  # fresh: nothing to do yet
+    time.sleep(3.5)  # past half its life: the real TTL is what is under test
+    before = vault_root.auth.token.lookup(token)["data"]["ttl"]
+    issuer.keep_alive()
+    after = vault_root.auth.token.lookup(token)["data"]["ttl"]
+    assert before <= 3 and after >= 5

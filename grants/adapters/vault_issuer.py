@@ -36,14 +36,19 @@ def vault_client(
     """
     if role_id and secret_id:
         client = hvac.Client(url=addr, token="", timeout=timeout, verify=verify, session=_session())
-        try:
-            client.auth.approle.login(role_id=role_id, secret_id=secret_id)  # sets client.token
-        except BackendError as exc:
-            raise CredentialError(f"AppRole login to Vault at {addr} failed: {describe(exc)}") from None
+        approle_login(client, role_id, secret_id)
+        client.relogin = lambda: approle_login(client, role_id, secret_id)  # used when the token cannot be renewed
         return client
     if not token:
         raise ValueError("vault_client needs a token, or role_id and secret_id for an AppRole login")
     return hvac.Client(url=addr, token=token, timeout=timeout, verify=verify, session=_session())
+
+
+def approle_login(client: hvac.Client, role_id: str, secret_id: str) -> None:
+    try:
+        client.auth.approle.login(role_id=role_id, secret_id=secret_id)  # sets client.token
+    except BackendError as exc:
+        raise CredentialError(f"AppRole login to Vault at {client.url} failed: {describe(exc)}") from None
 
 
 def _session() -> requests.Session:
@@ -135,6 +140,20 @@ class VaultIssuer:
             raise CredentialError(f"Vault refused to revoke accessor {accessor}: {describe(exc)}") from None
         except BackendError as exc:
             raise CredentialError(f"Vault could not revoke accessor {accessor}: {describe(exc)}") from None
+
+    def keep_alive(self) -> None:
+        """Renew the bot's own token once past half its life; when it cannot be (expired, not renewable
+        any more) and the bot logs in by AppRole, log in again. Without this a periodic token dies."""
+        try:
+            info = self._client.auth.token.lookup_self()["data"]
+            ttl, creation = int(info.get("ttl") or 0), int(info.get("creation_ttl") or 0)
+            if info.get("renewable") and creation and ttl < creation / 2:
+                self._client.auth.token.renew_self()
+        except BackendError as exc:
+            relogin = getattr(self._client, "relogin", None)
+            if relogin is None:
+                raise CredentialError(f"the bot's Vault token could not be renewed: {describe(exc)}") from None
+            relogin()
 
     def healthy(self) -> bool:
         """Vault answers, is initialized and unsealed, and still accepts the bot's own token."""

@@ -52,7 +52,8 @@ def role_settings(catalog: Catalog) -> dict[str, Any]:
         "allowed_policies": sorted(policies),  # a grant's policies must be a subset
         "orphan": True,  # a grant outlives neither more nor less than its own TTL, not the bot's token
         "renewable": False,  # nobody can stretch a grant past its approval
-        "token_explicit_max_ttl": int(max(scope.max for scope in catalog.scopes.values()).total_seconds()),
+        # An extension re-issues for the rest of the grant, up to max_total_duration: the cap must allow it.
+        "token_explicit_max_ttl": int(max(scope.max_total for scope in catalog.scopes.values()).total_seconds()),
         "token_type": "service",  # batch tokens have no accessor and so could not be revoked early
     }
 
