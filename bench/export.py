@@ -133,7 +133,7 @@ def build_trail(path: Path, count: int) -> None:
             linked.append((*row, prev, digest))
             prev = digest
         connection.executemany("INSERT INTO audit_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", linked)
-    connection.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)", (count, prev))
+    connection.execute("INSERT OR REPLACE INTO audit_head (id, seq, hash) VALUES (1, ?, ?)", (count, prev))
     for (sql,) in indexes:
         connection.execute(sql)
     connection.execute("COMMIT")

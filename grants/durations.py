@@ -21,6 +21,8 @@ def parse_duration(text: str) -> timedelta:
     if not text.strip() or match is None or not any(match.groups()):
         raise DurationError(f"`{text}` is not a duration; use a number with a unit, e.g. {DURATION_EXAMPLES}")
     seconds = sum(int(v) * s for v, s in zip(match.groups(), _UNITS.values(), strict=False) if v)
+    if seconds > MAX_SECONDS:
+        raise DurationError(f"`{text}` is too long; durations go up to 365d")
     if seconds <= 0:
         raise DurationError(f"`{text}` is zero; a duration must be positive, e.g. {DURATION_EXAMPLES}")
     return timedelta(seconds=seconds)
