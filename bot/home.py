@@ -22,7 +22,7 @@ def renderer(service: ElevationService) -> Callable[[str], dict[str, Any]]:
         auditor = user in service.people.auditors()
         return home_view(
             service.mine(user), service.waiting_on(user), auditor, service.clock.now(), service.catalog.settings.command,
-            service.open_reviews(user),
+            [r for r in service.open_reviews(user) if r.requester != user],  # nobody reviews their own break-glass
         )  # fmt: skip
 
     return render
@@ -62,8 +62,7 @@ def home_view(
             blocks.append(
                 _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review_due_at)}\n>{esc(r.reason)}")
             )
-            if not auditor or r.requester != r.reviewed_by:
-                blocks.append(review_buttons(r.id))
+            blocks.append(review_buttons(r.id))
     if auditor:
         blocks += [
             {"type": "divider"},

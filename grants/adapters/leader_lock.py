@@ -27,9 +27,7 @@ class PostgresLeaderLock:
                 self._connection = self.engine.connect()
             got = bool(self._connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LOCK_KEY}).scalar())
             self._connection.commit()
-            if not got:
-                self._close()  # followers hold no connection open
-            return got
+            return got  # a follower keeps its one connection for the next try
         except Exception:
             self._close()
             return False
