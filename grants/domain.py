@@ -32,7 +32,6 @@ TRANSITIONS: dict[tuple[State, State], str] = {
     (State.ACTIVE, State.EXPIRED): "expired",
     (State.ACTIVE, State.REVOKED): "revoked",
 }
-FINAL_STATES = frozenset({State.EXPIRED, State.REVOKED, State.DENIED, State.CANCELLED, State.TIMED_OUT, State.FAILED})
 
 _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: IDs are read and typed by people
 
