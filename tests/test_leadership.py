@@ -9,11 +9,10 @@ import psycopg
 from grants.adapters.leader_lock import FileLeaderLock, PostgresLeaderLock
 from grants.adapters.sql_store import make_engine
 from grants.domain import State
-from grants.service import ElevationService
 from grants.timekeeper import TimeKeeper
 from tests.catalogs import APPROVER_1, REQUESTER, make_catalog
 from tests.databases import PG_ADMIN, fresh_database
-from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer
+from tests.fakes import FakeClock, FakeIssuer, FakeStore, FakeTimer, bootstrap
 
 
 class FakeLock:
@@ -41,14 +40,14 @@ class SwitchTimer(FakeTimer):
         self.active = False
         self.jobs.clear()
 
-    def schedule(self, key, when, action) -> None:
+    def schedule(self, key, when) -> None:
         if self.active:
-            super().schedule(key, when, action)
+            super().schedule(key, when)
 
 
 def replica(store: FakeStore, issuer: FakeIssuer, clock: FakeClock, free: bool):
     timer = SwitchTimer(clock)
-    service = ElevationService(make_catalog(), store, issuer, FakeNotifier(), timer, clock)
+    service = bootstrap(make_catalog(), clock=clock, store=store, issuer=issuer, timer=timer).service
     lock = FakeLock(free)
     return service, TimeKeeper(service, lock, timer, clock), timer, lock
 
@@ -66,10 +65,10 @@ def test_only_the_leader_runs_timers_and_a_new_leader_takes_over():
     b.approve(request.id, APPROVER_1)
     assert timer_b.jobs == {}
     keeper_a.tick()
-    assert f"wake:{request.id}" not in timer_a.jobs  # 10 s away: beyond the horizon
+    assert request.id not in timer_a.jobs  # 10 s away: beyond the horizon
     clock.advance(timedelta(seconds=8))
     keeper_a.tick()
-    assert f"wake:{request.id}" in timer_a.jobs  # due within the horizon: armed on the leader
+    assert request.id in timer_a.jobs  # due within the horizon: armed on the leader
     # The leader dies; the follower gets the lock and revokes what came due meanwhile.
     lock_a.held, lock_b.free = False, True
     timer_a.jobs.clear()
@@ -89,10 +88,10 @@ def test_far_grants_are_armed_only_when_they_come_near():
     service.approve(request.id, APPROVER_1)
     keeper.timer.deactivate()
     keeper.tick()
-    assert f"wake:{request.id}" not in timer.jobs
+    assert request.id not in timer.jobs
     clock.advance(timedelta(minutes=29, seconds=58))
     keeper.tick()
-    assert f"wake:{request.id}" in timer.jobs
+    assert request.id in timer.jobs
 
 
 def test_postgres_advisory_lock_has_one_holder_and_dies_with_its_session(tmp_path):

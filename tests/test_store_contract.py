@@ -11,7 +11,8 @@ import pytest
 from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.audit import AuditQuery, verify
-from grants.domain import AuditEvent, Request, State
+from grants.credentials import CredentialHandle
+from grants.domain import Approval, AuditEvent, Event, Grant, PendingExtension, Request, Review, State
 from tests.databases import fresh_database
 from tests.fakes import FakeStore
 
@@ -45,9 +46,10 @@ def event(name: str, request: Request, actor: str = "system", **detail) -> Audit
 def test_round_trip_keeps_every_field_and_utc(store):
     request = make_request()
     store.create(request, event("requested", request, reason=request.reason))
-    active = request.moved(State.APPROVED, approvals=("U1", "U2"), decided_by="U2", decided_at=T0)
+    active = request.advance(Event.APPROVED, approval=Approval(2, ("U1", "U2"), "U2", T0, 1, True, T0))
     assert store.save(active, 0, event("approved", active))
-    active2 = active.moved(State.ACTIVE, issued_at=T0, expires_at=T0 + timedelta(minutes=30), accessor="acc")
+    grant = Grant(CredentialHandle("database", "acc"), T0, T0 + timedelta(minutes=30), extensions=1, warned=True)
+    active2 = active.advance(Event.ISSUED, grant=grant, review=Review("open", T0, None), extension=PendingExtension(timedelta(1)))
     assert store.save(active2, 1, event("issued", active2, accessor="acc"))
     loaded = store.get(request.id)
     assert loaded == active2
@@ -57,8 +59,8 @@ def test_round_trip_keeps_every_field_and_utc(store):
 def test_compare_and_swap_refuses_a_stale_version(store):
     request = make_request()
     store.create(request, event("requested", request))
-    assert store.save(request.moved(State.APPROVED), 0, event("approved", request))
-    assert not store.save(request.moved(State.DENIED), 0, event("denied", request))
+    assert store.save(request.advance(Event.APPROVED), 0, event("approved", request))
+    assert not store.save(request.advance(Event.DENIED), 0, event("denied", request))
     assert store.get(request.id).state is State.APPROVED
     assert [e.event for e in store.events(AuditQuery())] == ["requested", "approved"]
 
@@ -71,7 +73,7 @@ def test_racing_writers_one_wins_and_chain_stays_intact(store):
 
     def race(i: int) -> None:
         barrier.wait()
-        results.append(store.save(request.moved(State.APPROVED, decided_by=f"U{i}"), 0, event("approved", request, f"U{i}")))
+        results.append(store.save(request.advance(Event.APPROVED, approval=Approval(decided_by=f"U{i}")), 0, event("approved", request, f"U{i}")))
 
     threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
     for t in threads:
@@ -119,7 +121,7 @@ def test_export_fast_paths_match_the_generic_writer(store, fmt):
     import io
 
     from grants.audit import write_export
-    from grants.exports import export_trail
+    from grants.usecases.auditing import export as export_trail
     from tests.fakes import FakeClock
 
     a = make_request()
