@@ -10,7 +10,7 @@ from bench.core import APPROVER, BOT_TOKEN, SCOPE, Figure, Lab, p50, say
 from bench.slack_bodies import BodyRecorder
 from bench.slack_proc import SlackProc
 from bot import blocks
-from grants.adapters.vault_issuer import DEFAULT_ROLE
+from grants.adapters.kinds.vault_token import token_role
 
 NAME = "approve"
 WARM = 3
@@ -44,7 +44,7 @@ def run(lab: Lab) -> list[Figure]:
                 # Baseline: the one Vault call an approval needs, with the issuer's own arguments, on the bot's token.
                 started = time.monotonic()
                 vault.auth.token.create(
-                    role_name=DEFAULT_ROLE, policies=[SCOPE], no_default_policy=False, ttl=lifetime, explicit_max_ttl=lifetime,
+                    role_name=token_role(SCOPE), policies=[SCOPE], no_default_policy=False, ttl=lifetime, explicit_max_ttl=lifetime,
                     renewable=False, display_name=f"jitbot-bench-{i}",
                     meta={"request_id": f"BENCH-{i}", "requester": "U0BENCH", "scope": SCOPE}, wrap_ttl=wrap,
                 )  # fmt: skip

@@ -23,7 +23,8 @@ import psycopg
 
 from bot.devkit.harness import LocalBot
 from bot.devkit.openbao import OpenBaoDevServer
-from grants.adapters.vault_client import vault_client
+from grants.adapters.kinds import credential_kinds
+from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import Catalog, load_catalog
 
@@ -148,7 +149,7 @@ class Lab:
             if self._vault is None:
                 server = OpenBaoDevServer().start()
                 root = vault_client(server.addr, server.root_token)
-                sync(root, self.catalog_path.parent, load_catalog(self.catalog_path))
+                sync(root, self.catalog_path.parent, load_catalog(self.catalog_path), credential_kinds(VaultSession(root)))
                 created = root.auth.token.create(
                     policies=["jitbot-bot"], no_default_policy=True, ttl="4h", display_name="bench-bot"
                 )

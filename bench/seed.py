@@ -1,56 +1,55 @@
-"""Seeding helpers: real Vault tokens through the `jitbot` role, grants written through the real schema and row mapping."""
+"""Seeding helpers: real Vault tokens through the scope's token role, grants written through the real schema and row mapping."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import hvac
 from sqlalchemy import func, insert, select
 
 from bench.core import SCOPE, Lab
+from grants.adapters.kinds.vault_token import token_role
 from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import _to_row, make_engine
 from grants.adapters.sql_tables import RequestRow
-from grants.adapters.vault_issuer import DEFAULT_ROLE
-from grants.catalog import Catalog, Scope
-from grants.domain import Request, State, new_request_id
+from grants.catalog import Catalog
+from grants.credentials import CredentialHandle
+from grants.deadlines import next_wake
+from grants.domain import Approval, Grant, Request, State, new_request_id
+
+# The request each seeded token was issued for (its metadata): the bot revokes only a grant's own token.
+TOKEN_OWNERS: dict[str, str] = {}
 
 
 def create_tokens(lab: Lab, count: int, ttl: str = "15m", workers: int = 8) -> list[str]:
-    """`count` grant-shaped tokens created with the bot's own token through the `jitbot` role; their accessors."""
+    """`count` grant-shaped tokens created with the bot's own token through the scope's role (wrapped, as the
+    bot's policy requires); their accessors. Each token's request ID is remembered in TOKEN_OWNERS."""
     local = threading.local()
 
     def one(index: int) -> str:
         if not hasattr(local, "client"):
             local.client = lab.bot_vault()
         client: hvac.Client = local.client
+        request_id = new_request_id()
         response = client.auth.token.create(
-            role_name=DEFAULT_ROLE,
+            role_name=token_role(SCOPE),
             policies=[SCOPE],
             ttl=ttl,
             explicit_max_ttl=ttl,
             renewable=False,
-            display_name=f"jitbot-bench-{index}",
-            meta={"request_id": f"BENCH-{index}", "requester": "U0BENCH", "scope": SCOPE},
+            display_name=f"jitbot-{request_id}",
+            meta={"request_id": request_id, "requester": "U0BENCH", "scope": SCOPE},
+            wrap_ttl="60s",
         )
-        return str(response["auth"]["accessor"])
+        accessor = str(response["wrap_info"]["wrapped_accessor"])
+        TOKEN_OWNERS[accessor] = request_id
+        return accessor
 
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(one, range(count)))
-
-
-def _with_wake(request: Request, scope: Scope | None) -> Request:
-    """Set `wake_at` as the service would (on versions of the core whose timers are driven by it)."""
-    if "wake_at" not in {f.name for f in fields(Request)}:
-        return request
-    try:
-        from grants.policy import next_wake  # type: ignore[attr-defined]
-    except ImportError:
-        return replace(request, wake_at=request.expires_at)  # type: ignore[call-arg]
-    return replace(request, wake_at=next_wake(scope, request))  # type: ignore[call-arg]
 
 
 def active_grants(accessors: list[str], expiries: list[datetime], now: datetime, catalog: Catalog | None = None) -> list[Request]:
@@ -59,33 +58,25 @@ def active_grants(accessors: list[str], expiries: list[datetime], now: datetime,
     ids: set[str] = set()
     grants = []
     for index, (accessor, expires_at) in enumerate(zip(accessors, expiries, strict=True)):
-        request_id = new_request_id()
+        request_id = TOKEN_OWNERS.get(accessor) or new_request_id()
         while request_id in ids:
             request_id = new_request_id()
         ids.add(request_id)
         duration = max(timedelta(seconds=1), expires_at - now)
-        grants.append(
-            _with_wake(
-                Request(
-                    id=request_id,
-                    scope=SCOPE,
-                    requester=f"U0G{index:06d}",
-                    duration=timedelta(seconds=round(duration.total_seconds())),
-                    reason="bench: seeded grant",
-                    state=State.ACTIVE,
-                    created_at=now - timedelta(seconds=30),
-                    pending_until=now + timedelta(hours=1),
-                    approvals=("U0APPR001",),
-                    decided_by="U0APPR001",
-                    decided_at=now - timedelta(seconds=20),
-                    issued_at=now - timedelta(seconds=20),
-                    expires_at=expires_at,
-                    accessor=accessor,
-                    version=2,
-                ),
-                scope,
-            )
+        grant = Request(
+            id=request_id,
+            scope=SCOPE,
+            requester=f"U0G{index:06d}",
+            duration=timedelta(seconds=round(duration.total_seconds())),
+            reason="bench: seeded grant",
+            state=State.ACTIVE,
+            created_at=now - timedelta(seconds=30),
+            pending_until=now + timedelta(hours=1),
+            approval=Approval(given=("U0APPR001",), decided_by="U0APPR001", decided_at=now - timedelta(seconds=20)),
+            grant=Grant(CredentialHandle("vault_token", accessor), now - timedelta(seconds=20), expires_at),
+            version=2,
         )
+        grants.append(replace(grant, wake_at=next_wake(scope, grant)))
     return grants
 
 

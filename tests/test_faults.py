@@ -14,7 +14,8 @@ from bot.devkit.harness import LocalBot
 from bot.devkit.openbao import OpenBaoDevServer
 from bot.devkit.slack_client import SignedSlackClient
 from bot.devkit.slack_standin import SlackStandIn, message_text
-from grants.adapters.vault_client import vault_client
+from grants.adapters.kinds import credential_kinds
+from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import load_catalog
 from tests.conftest import APPROVER, APPROVER_2, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, make_catalog_dir
@@ -115,7 +116,7 @@ def private_vault():
 def vault_world(tmp_path, private_vault):
     server, root = private_vault
     catalog = catalog_with_alerts(tmp_path)
-    sync(root, catalog.parent, load_catalog(catalog))
+    sync(root, catalog.parent, load_catalog(catalog), credential_kinds(VaultSession(root)))
     with SlackStandIn(BOT_TOKEN, users=USERS, strict_users=False) as slack, LocalBot(
         slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url, vault_addr=server.addr,
         vault_token=server.root_token, database_url=f"sqlite:///{tmp_path / 'jitbot.db'}", jitbot_catalog=catalog,

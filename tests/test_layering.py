@@ -36,10 +36,13 @@ def test_the_real_tree_keeps_its_layers(tmp_path):
     ("module", "line", "contract"),
     [
         ("grants/service.py", "import bot.messages", "never imports the Slack side"),
-        ("grants/rules.py", "import sqlalchemy", "Only the core's adapters"),
+        ("grants/guards.py", "import sqlalchemy", "Only the core's adapters"),
         ("grants/catalog.py", "import hvac", "Only the core's adapters"),
         ("bot/listeners/actions.py", "import apscheduler", "Only the core's adapters"),
         ("bot/app.py", "import grants.adapters.sql_store", "Only the wiring builds adapters"),
+        ("grants/usecases/granting.py", "import grants.usecases.deciding", "Use cases import one way"),
+        ("grants/usecases/deciding.py", "import grants.usecases.requesting", "Use cases import one way"),
+        ("grants/usecases/deps.py", "import grants.service", "Use cases import one way"),
     ],
 )
 def test_a_forbidden_import_breaks_the_check(tmp_path, module, line, contract):
