@@ -63,7 +63,7 @@ def news_text(request: Request, news: str, context: dict[str, object]) -> str:
     if news == "expired":
         return f":lock: {rid}: your access to `{scope}` ended at {when(request.ended_at)} and the credential was revoked."
     if news == "revoked":
-        by = context.get("actor")
+        by = str(context.get("actor"))
         who = "you" if by == request.requester else f"<@{by}>"
         return f":lock: {rid}: your access to `{scope}` was revoked by {who} at {when(request.ended_at)}."
     if news == "auto_approved":

@@ -25,9 +25,11 @@ REMEMBERED = 10_000  # requests whose last thread line and approvers are kept in
 
 
 class MessageRefs(Protocol):
-    def add_message_ref(self, request_id: str, channel: str, ts: str) -> None: ...
+    """Where each request's messages were posted (and for which approval step), to update them in place."""
 
-    def message_refs(self, request_id: str) -> list[tuple[str, str]]: ...
+    def add_message_ref(self, request_id: str, channel: str, ts: str, step: int | None = None) -> None: ...
+
+    def message_refs(self, request_id: str) -> list[tuple[str, str, int | None]]: ...
 
 
 class SlackNotifier:
@@ -86,7 +88,11 @@ class SlackNotifier:
         if kind in ("break_glass", "extension", "escalation"):
             # These need buttons the people may not have yet: a message of their own, kept in step
             # with the request like any approval message, and the notice (with mentions) in its thread.
-            self._submit(request.id, lambda: (self._post_approval(request, approvers), self._thread_reply(request.id, text)))
+            def post_then_thread() -> None:
+                self._post_approval(request, approvers)
+                self._thread_reply(request.id, text)
+
+            self._submit(request.id, post_then_thread)
         else:
             self.post_in_thread(request, text)
         self.refresh_home(*self._concerned(request))

@@ -15,7 +15,8 @@ from bot import home
 from bot.blocks import button
 from bot.devkit.slack_standin import message_text as shown
 from bot.devkit.slack_standin import render_blocks
-from grants.domain import Request, State
+from grants.credentials import CredentialHandle
+from grants.domain import Grant, Request, State
 from tests.conftest import APPROVER, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER, REQUESTER, World
 
 _events = itertools.count(1)
@@ -292,7 +293,7 @@ def test_home_view_lists_at_most_twenty_waiting_requests():
                     state=State.PENDING, created_at=now, pending_until=now + timedelta(hours=1))  # fmt: skip
         return Request(**{**base, **fields})
 
-    grant = req(1, state=State.ACTIVE, expires_at=now + timedelta(minutes=29, seconds=40))
+    grant = req(1, state=State.ACTIVE, grant=Grant(CredentialHandle("vault_token", "a"), now, now + timedelta(minutes=29, seconds=40)))
     view = home.home_view([grant, req(2)], [req(n) for n in range(10, 35)], False, now, "/elevate")
     text = render_blocks(view["blocks"])
     assert (
