@@ -117,3 +117,19 @@ def _read_strings(blob: bytes) -> list[bytes]:
         parts.append(blob[offset : offset + length])
         offset += length
     return parts
+
+
+FORBIDDEN_PRINCIPALS = frozenset({"root", "*"})
+
+
+def principal_problems(principals: list[str] | tuple[str, ...]) -> list[str]:
+    """Why a scope's principals cannot be signed, or []: never empty, never root, never a wildcard."""
+    problems = []
+    if not principals:
+        # Vault would fall back to the role's default user: a certificate must name exactly what was approved.
+        problems.append("an ssh scope needs at least one principal")
+    for principal in principals:
+        if principal in FORBIDDEN_PRINCIPALS or "*" in principal or "," in principal or not principal.strip():
+            # root is break-everything, a wildcard is every account, a comma would smuggle a second principal.
+            problems.append(f"principal `{principal}` is not allowed (never root, never a wildcard, no commas)")
+    return problems

@@ -42,3 +42,22 @@ path "auth/token/lookup-self" {
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }
+
+# --- Kind `ssh`: sign a person's public key with a scope's signer role (`jit-*`, written by `jitbot vault sync`).
+# The role pins principals, max TTL and extensions. A stolen bot token can sign a thief's key for any `jit-*`
+# role's principals, up to its max TTL: use a dedicated CA for jitbot and keep SSH scopes short.
+path "ssh-client-signer/sign/jit-*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "public_key"       = []
+    "valid_principals" = []
+    "ttl"              = []
+    "key_id"           = []
+    "cert_type"        = ["user"]
+  }
+}
+
+# The CA's public key, to build the KRL of early-revoked certificates.
+path "ssh-client-signer/config/ca" {
+  capabilities = ["read"]
+}

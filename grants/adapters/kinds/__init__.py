@@ -1,0 +1,1 @@
+"""Credential kinds beyond plain Vault tokens: database users, SSH certificates, temporary Vault identity."""
