@@ -61,3 +61,23 @@ path "ssh-client-signer/sign/jit-*" {
 path "ssh-client-signer/config/ca" {
   capabilities = ["read"]
 }
+
+# --- Kind `database`: create a grant's reader token through its dedicated role. The role allows only the
+# `jitbot-dbread-*` policies, each of which reads one `database/creds/<role>` and only response-wrapped, so the
+# bot never sees a database password. The reader's lease dies with the reader token (revoke-accessor above).
+# A stolen bot token can obtain wrapped credentials for any jitbot database role and unwrap them itself:
+# keep those roles' privileges narrow and their scopes' max durations short.
+path "auth/token/create/jitbot-database" {
+  capabilities = ["create", "update"]
+  allowed_parameters = {
+    "policies"          = []
+    "no_default_policy" = []
+    "ttl"               = []
+    "explicit_max_ttl"  = []
+    "display_name"      = []
+    "meta"              = []
+    "renewable"         = [false]
+    "no_parent"         = []
+    "num_uses"          = []  # hvac always sends 0; a limit would only end a grant early, never widen it
+  }
+}
