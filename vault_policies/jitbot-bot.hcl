@@ -81,3 +81,31 @@ path "auth/token/create/jitbot-database" {
     "num_uses"          = []  # hvac always sends 0; a limit would only end a grant early, never widen it
   }
 }
+
+# --- Kind `vault_identity`: one internal group `jit-<request id>` per grant, holding the requester's (or a listed
+# service's) entity. `policies` is pinned to what identity scopes may grant: one entry per vault_identity scope, its
+# policies comma-joined in catalog order. Keep it equal to the catalog, or a stolen bot token could attach any
+# policy to a group of its own.
+path "identity/group/name/jit-*" {
+  capabilities = ["create", "update", "read", "delete"]
+  allowed_parameters = {
+    "type"              = ["internal"]
+    "policies"          = ["payments-read"]
+    "member_entity_ids" = []
+    "metadata"          = []
+  }
+}
+
+# Find a requester's entity by its alias (named by the Slack user ID) and a service's entity by name.
+path "identity/lookup/entity" {
+  capabilities = ["update"]
+}
+
+path "identity/entity/name/*" {
+  capabilities = ["read"]
+}
+
+# The alias mount's accessor (entity lookups name mounts by accessor).
+path "sys/auth" {
+  capabilities = ["read"]
+}

@@ -1,0 +1,136 @@
+"""The `vault_identity` kind on a real OpenBao: a userpass user's existing token gains a policy only while the group lives."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import hvac
+import pytest
+from hvac.exceptions import Forbidden, InvalidRequest
+
+from bot.devkit.openbao import OpenBaoDevServer
+from grants.adapters.kinds.identity import (
+    UnlinkedPerson,
+    create_grant_group,
+    delete_grant_group,
+    grant_group,
+    requester_entity_id,
+    service_entity_id,
+    sweep,
+)
+from grants.adapters.vault_issuer import vault_client
+from grants.domain import CredentialError, new_request_id
+
+MOUNT = "slack"  # the auth mount whose aliases are named by Slack user IDs
+SECRET = "payments/identity-test"
+
+
+@pytest.fixture(scope="module")
+def linked_person(vault_root: hvac.Client, vault_synced: list[str]) -> Iterator[tuple[str, str]]:
+    """A person who logs in with userpass on the `slack` mount as their Slack user ID: (user ID, their own token)."""
+    try:
+        vault_root.sys.enable_auth_method("userpass", path=MOUNT)
+    except InvalidRequest:
+        pass
+    user, password = "U0ALICE01", secrets.token_hex(12)
+    vault_root.write_data(f"auth/{MOUNT}/users/{user}", data={"password": password, "token_policies": "default"})
+    login = vault_root.write_data(f"auth/{MOUNT}/login/{user}", data={"password": password})  # creates the entity
+    vault_root.secrets.kv.v2.create_or_update_secret(path=SECRET, secret={"card": "4111"})
+    yield user, login["auth"]["client_token"]
+
+
+@pytest.fixture
+def bot(openbao: OpenBaoDevServer, bot_vault_token: str) -> hvac.Client:
+    return vault_client(openbao.addr, bot_vault_token)
+
+
+def _can_read(openbao: OpenBaoDevServer, token: str) -> bool:
+    try:
+        vault_client(openbao.addr, token).secrets.kv.v2.read_secret_version(path=SECRET, raise_on_deleted_version=True)
+    except Forbidden:
+        return False
+    return True
+
+
+def _grant(bot: hvac.Client, user: str, request_id: str, ends_in: timedelta = timedelta(minutes=30)) -> None:
+    entity = requester_entity_id(bot, user, MOUNT)
+    create_grant_group(bot, request_id, ["payments-read"], entity, datetime.now(UTC) + ends_in, user)
+
+
+def test_the_existing_token_reads_only_while_the_group_exists(
+    openbao: OpenBaoDevServer, bot: hvac.Client, linked_person: tuple[str, str]
+) -> None:
+    user, token = linked_person
+    assert not _can_read(openbao, token)
+    request_id = new_request_id()
+    _grant(bot, user, request_id)
+    assert _can_read(openbao, token)  # the same token, no new login: identity policies apply per request
+    group = grant_group(bot, request_id)
+    assert group is not None and group["name"] == f"jit-{request_id}" and group["policies"] == ["payments-read"]
+    assert group["metadata"]["request_id"] == request_id and group["metadata"]["requester"] == user
+    delete_grant_group(bot, request_id)  # early revoke
+    assert not _can_read(openbao, token)
+    delete_grant_group(bot, request_id)  # already gone is success
+    assert grant_group(bot, request_id) is None
+
+
+def test_the_sweeper_ends_expired_and_too_old_groups_with_its_own_small_policy(
+    openbao: OpenBaoDevServer, bot: hvac.Client, vault_root: hvac.Client, linked_person: tuple[str, str]
+) -> None:
+    user, token = linked_person
+    expired, live = new_request_id(), new_request_id()
+    _grant(bot, user, expired, ends_in=timedelta(seconds=-1))  # the bot "died" before ending it
+    _grant(bot, user, live, ends_in=timedelta(days=30))  # as if someone forged a far-future expires_at
+    sweeper_token = vault_root.auth.token.create(policies=["jitbot-sweeper"], no_default_policy=True, ttl="5m")["auth"][
+        "client_token"
+    ]
+    sweeper = vault_client(openbao.addr, sweeper_token)
+    lines = sweep(sweeper, datetime.now(UTC), max_age=timedelta(hours=2))
+    assert [line.split(":")[0] for line in lines] == [f"deleted jit-{expired}"]
+    assert grant_group(bot, expired) is None and grant_group(bot, live) is not None
+    assert _can_read(openbao, token)  # the live grant still works
+    # Past the catalog's longest total by the server's creation time, even with a far-future expires_at.
+    lines = sweep(sweeper, datetime.now(UTC) + timedelta(hours=3), max_age=timedelta(hours=2))
+    assert len(lines) == 1 and lines[0].startswith(f"deleted jit-{live}: older than 7200s (created 20")
+    assert not _can_read(openbao, token)
+    with pytest.raises(CredentialError):  # the sweeper's policy can delete, never create
+        create_grant_group(sweeper, new_request_id(), ["payments-read"], "x", datetime.now(UTC), user)
+
+
+def test_groups_not_named_jit_are_never_swept(bot: hvac.Client, vault_root: hvac.Client) -> None:
+    vault_root.write_data("identity/group/name/ops-team", data={"policies": ["payments-read"]})
+    sweep(vault_root, datetime.now(UTC) + timedelta(days=365), max_age=timedelta(hours=1))
+    assert vault_root.read("identity/group/name/ops-team") is not None
+
+
+def test_an_unlinked_person_is_told_how_to_link(bot: hvac.Client, linked_person: tuple[str, str]) -> None:
+    with pytest.raises(UnlinkedPerson, match="entity alias named `U0NOBODY1` on the `slack` auth mount"):
+        requester_entity_id(bot, "U0NOBODY1", MOUNT)
+
+
+def test_a_service_on_behalf_gains_the_policy_for_its_own_token(
+    openbao: OpenBaoDevServer, bot: hvac.Client, vault_root: hvac.Client
+) -> None:
+    entity = vault_root.write_data("identity/entity", data={"name": "ci-deployer"})
+    entity_id = (entity or {}).get("data", {}).get("id") or vault_root.read("identity/entity/name/ci-deployer")["data"]["id"]
+    assert service_entity_id(bot, "entity:ci-deployer") == entity_id
+    with pytest.raises(CredentialError, match="does not exist"):
+        service_entity_id(bot, "entity:nobody")
+    request_id = new_request_id()
+    create_grant_group(
+        bot, request_id, ["payments-read"], entity_id, datetime.now(UTC) + timedelta(minutes=5), "U0ALICE01", "entity:ci-deployer"
+    )
+    group = grant_group(bot, request_id)
+    assert group is not None and group["member_entity_ids"] == [entity_id]
+    assert group["metadata"]["subject"] == "entity:ci-deployer" and group["metadata"]["requester"] == "U0ALICE01"
+    delete_grant_group(bot, request_id)
+
+
+def test_the_bot_cannot_attach_a_policy_identity_scopes_do_not_grant(bot: hvac.Client, linked_person: tuple[str, str]) -> None:
+    entity = requester_entity_id(bot, linked_person[0], MOUNT)
+    with pytest.raises(CredentialError, match="permission denied"):
+        create_grant_group(bot, new_request_id(), ["payments-write"], entity, datetime.now(UTC), "U0ALICE01")
+    with pytest.raises(CredentialError, match="permission denied"):
+        create_grant_group(bot, new_request_id(), ["payments-read", "payments-write"], entity, datetime.now(UTC), "U0ALICE01")
