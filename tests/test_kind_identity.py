@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import hvac
 import pytest
@@ -22,6 +26,7 @@ from grants.adapters.kinds.identity import (
 )
 from grants.adapters.vault_issuer import vault_client
 from grants.domain import CredentialError, new_request_id
+from tests.conftest import ROOT
 
 MOUNT = "slack"  # the auth mount whose aliases are named by Slack user IDs
 SECRET = "payments/identity-test"
@@ -134,3 +139,32 @@ def test_the_bot_cannot_attach_a_policy_identity_scopes_do_not_grant(bot: hvac.C
         create_grant_group(bot, new_request_id(), ["payments-write"], entity, datetime.now(UTC), "U0ALICE01")
     with pytest.raises(CredentialError, match="permission denied"):
         create_grant_group(bot, new_request_id(), ["payments-read", "payments-write"], entity, datetime.now(UTC), "U0ALICE01")
+
+
+def test_jitbot_vault_sweep_runs_from_cron_with_the_sweeper_token(
+    openbao: OpenBaoDevServer, bot: hvac.Client, vault_root: hvac.Client, linked_person: tuple[str, str], tmp_path: Path
+) -> None:
+    user, token = linked_person
+    request_id = new_request_id()
+    _grant(bot, user, request_id, ends_in=timedelta(seconds=-5))  # the bot never ended it
+    assert _can_read(openbao, token)  # fails open until someone sweeps: the reason the sweeper exists
+    sweeper_token = vault_root.auth.token.create(policies=["jitbot-sweeper"], no_default_policy=True, ttl="5m")["auth"][
+        "client_token"
+    ]
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "VAULT_ADDR": openbao.addr, "VAULT_TOKEN": sweeper_token,
+           "JITBOT_CATALOG": str(ROOT / "vault_policies" / "catalog.toml")}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "vault", "sweep"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"deleted jit-{request_id}: expired at" in result.stdout
+    assert not _can_read(openbao, token)
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "vault", "sweep", "--max-age", "soon"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--max-age" in bad.stderr and "Traceback" not in bad.stderr
