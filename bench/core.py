@@ -23,7 +23,7 @@ import psycopg
 
 from bot.devkit.harness import LocalBot
 from bot.devkit.openbao import OpenBaoDevServer
-from grants.adapters.vault_issuer import vault_client
+from grants.adapters.vault_client import vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import Catalog, load_catalog
 

@@ -14,7 +14,7 @@ from hvac.exceptions import VaultError
 from bench.core import BOT_TOKEN, Figure, Lab, p50, p99, say, wait_until
 from bench.seed import StateCounter, active_grants, create_tokens, insert_requests
 from bench.slack_proc import SlackProc
-from grants.adapters.vault_issuer import vault_client
+from grants.adapters.vault_client import vault_client
 from grants.audit import AuditQuery
 from grants.domain import AuditEvent, State
 

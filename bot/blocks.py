@@ -8,7 +8,7 @@ from bot.messages import esc, when
 from grants.catalog import Catalog, Scope
 from grants.domain import Request, State
 from grants.durations import format_duration
-from grants.policy import step_progress
+from grants.steps import step_progress
 
 Block = dict[str, Any]
 
@@ -63,7 +63,7 @@ def status_line(request: Request) -> str:
     """One line that says where the request stands, who moved it there and when."""
     parts = [_STATUS[request.state]]
     if request.state is State.DENIED:
-        parts[0] += f" by {_who(request.decided_by)} at {when(request.decided_at)}"
+        parts[0] += f" by {_who(request.decided_by)} at {when(request.approval.decided_at)}"
     elif request.state is State.REVOKED:
         parts[0] += f" by {_who(request.decided_by)} at {when(request.ended_at)}"
     elif request.state in (State.EXPIRED, State.TIMED_OUT, State.CANCELLED, State.FAILED):
@@ -77,12 +77,12 @@ def status_line(request: Request) -> str:
         parts.append(f"{verb} " + ", ".join(f"<@{a}>" for a in request.approvals))
     elif request.decided_by == "system" and request.state not in (State.PENDING, State.TIMED_OUT):
         parts.append("auto-approved by catalog rule")
-    if request.extensions:
-        parts.append(f"extended {request.extensions} time(s)")
+    if request.grant and request.grant.extensions:
+        parts.append(f"extended {request.grant.extensions} time(s)")
     if request.extension_pending:
         parts.append(f"asks {format_duration(request.extension_pending)} more")
     if request.review_state:
-        parts.append(f"review: {request.review_state}" + (f" by <@{request.reviewed_by}>" if request.reviewed_by else ""))
+        parts.append(f"review: {request.review_state}" + (f" by <@{request.review.reviewed_by}>" if request.review and request.review.reviewed_by else ""))
     return " · ".join(parts)
 
 
@@ -101,12 +101,12 @@ def review_list(reviews: list[Request]) -> str:
     if not reviews:
         return "No break-glass review is open."
     lines = ["*Open break-glass reviews*"]
-    lines += [f"• `{r.id}` <@{r.requester}> took `{r.scope}` — {esc(r.reason)} · due {when(r.review_due_at)}" for r in reviews]
+    lines += [f"• `{r.id}` <@{r.requester}> took `{r.scope}` — {esc(r.reason)} · due {when(r.review.due_at if r.review else None)}" for r in reviews]
     return "\n".join(lines)
 
 
 def _approvals(request: Request) -> str:
-    return "none (break-glass)" if request.break_glass else f"{len(request.approvals)} of {request.approvals_required}"
+    return "none (break-glass)" if request.break_glass else f"{len(request.approvals)} of {request.approval.required}"
 
 
 def review_buttons(request_id: str) -> Block:

@@ -111,8 +111,10 @@ def cmd_vault_sweep(args: argparse.Namespace) -> int:
             print(f"--max-age: {error} (e.g. --max-age 8h)", file=sys.stderr)
             return 2
     else:
-        max_age = max(scope.max_total for scope in load_catalog(settings.jitbot_catalog).scopes.values())
-    lines = sweep(open_vault(settings), datetime.now(UTC), max_age)
+        scopes = list(load_catalog(settings.jitbot_catalog).scopes.values())
+        identity = [scope for scope in scopes if scope.credential == "vault_identity"] or scopes
+        max_age = max(scope.max_total for scope in identity)
+    lines = sweep(open_vault(settings).client, datetime.now(UTC), max_age)
     for line in lines:
         print(line)
     print(f"vault sweep: {len(lines)} identity group(s) deleted")
@@ -122,7 +124,7 @@ def cmd_vault_sweep(args: argparse.Namespace) -> int:
 def cmd_audit_export(args: argparse.Namespace) -> int:
     from bot.wiring import open_audit
     from grants.audit import AuditQuery, parse_time
-    from grants.exports import export_trail
+    from grants.usecases.auditing import export as export_trail
 
     store, clock = open_audit(load_settings())
     now = clock.now()
@@ -148,17 +150,10 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from bot.wiring import open_audit
-    from grants.audit import AuditQuery, verify
+    from grants.usecases.auditing import verify_trail
 
     store, _ = open_audit(load_settings())
-    verdict = verify(store.events(AuditQuery()))
-    head_seq, head_hash = store.chain_head()
-    if verdict.intact and (verdict.count, verdict.last_hash) != (head_seq, head_hash):
-        # The chain head remembers the last append: events missing at the end are tampering too.
-        print(
-            f"audit trail BROKEN after event seq {verdict.count}: the chain head says {head_seq} events (the newest were deleted)"
-        )
-        return 1
+    verdict = verify_trail(store)
     if verdict.intact:
         print(f"audit trail intact: {verdict.count} events verified")
         return 0

@@ -60,7 +60,7 @@ def home_view(
         blocks += [{"type": "divider"}, _section(f"*Open break-glass reviews* ({len(reviews)})")]
         for r in reviews[:MAX_WAITING]:
             blocks.append(
-                _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review_due_at)}\n>{esc(r.reason)}")
+                _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review.due_at if r.review else None)}\n>{esc(r.reason)}")
             )
             blocks.append(review_buttons(r.id))
     if auditor:
@@ -102,7 +102,7 @@ def _grant(request: Request, now: datetime) -> Block:
 def _pending(request: Request) -> Block:
     text = (
         f"`{request.scope}` for {format_duration(request.duration)} · `{request.id}`\n"
-        f"{len(request.approvals)} of {request.approvals_required} approval(s) · ends at {when(request.pending_until)} if undecided"
+        f"{len(request.approvals)} of {request.approval.required} approval(s) · ends at {when(request.pending_until)} if undecided"
     )
     return _section(text, button("Cancel request", CANCEL, request.id))
 

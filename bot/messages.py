@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from grants.catalog import Scope
+from grants.credentials import Delivery
 from grants.domain import DomainError, NotAllowed, Request, State
 from grants.durations import format_duration
 from grants.people import People
@@ -94,7 +95,7 @@ def receipt_text(request: Request, scope: Scope, people: People, command: str) -
     if len(scope.steps) > 1:
         steps = " in steps: " + " → ".join(f"{s.name or 'approval'} ({s.approvals})" for s in scope.steps)
     return (
-        f":outbox_tray: {head} sent to {who}; {request.approvals_required} approval(s) needed{steps}. "
+        f":outbox_tray: {head} sent to {who}; {request.approval.required} approval(s) needed{steps}. "
         f"I'll DM you when it is decided. The button or `{command} cancel {request.id}` cancels it."
     )
 
@@ -124,18 +125,21 @@ def notice_text(request: Request, approvers: frozenset[str], kind: str) -> str:
     return texts.get(kind, f"{rid}: {kind}")
 
 
-def credential_text(request: Request, wrapping_token: str, unwrap_hint: str, wrap_ttl: timedelta) -> str:
-    cli = unwrap_hint.split()[0] if unwrap_hint else "vault"
-    if request.approvals and not request.extensions:
+def credential_text(request: Request, delivery: Delivery) -> str:
+    """The credential DM: what was granted and until when, then the kind's own instructions (DM only, never logged)."""
+    extended = request.grant is not None and request.grant.extensions > 0
+    if request.approvals and not extended:
         how = f"your request for `{request.scope}` was approved by {', '.join(f'<@{a}>' for a in request.approvals)}; "
     else:
         how = ""
-    return (
-        f":key: {request.id}: {how}your `{request.scope}` credential is ready. It lives until {when(request.expires_at)} "
-        f"({format_duration(request.duration)} in all) and cannot be renewed.\n"
-        f"It is response-wrapped: unwrap it once, within {format_duration(wrap_ttl)}:\n"
-        f"```{cli} unwrap {wrapping_token}```"
-    )
+    lines = [
+        f":key: {request.id}: {how}your `{request.scope}` credential ({delivery.summary}) is ready. "
+        f"It lives until {when(request.expires_at)} ({format_duration(request.duration)} in all).",
+        *delivery.lines,
+    ]
+    if delivery.code:
+        lines.append(f"```{delivery.code}```")
+    return "\n".join(lines)
 
 
 def help_text(command: str, scopes: list[str]) -> str:

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from grants.catalog import Scope
-from grants.domain import AuditEvent, CredentialError, IssuedCredential, Request, State
-from grants.ports import CredentialIssuer
+from grants.audit import AuditQuery
+from grants.catalog import Catalog, Scope
+from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
+from grants.domain import AuditEvent, Request
+from grants.lifecycle import Event, State
+from grants.ports import CredentialIssuer, Store
 
 log = logging.getLogger("jitbot.audit")
 T = TypeVar("T")
+DECISIONS = frozenset({Event.APPROVED, Event.DENIED})
+OUTCOMES = frozenset({Event.EXPIRED, Event.REVOKED, Event.DENIED, Event.CANCELLED, Event.TIMED_OUT, Event.ISSUE_FAILED})
+FAILURES = frozenset({Event.ISSUE_FAILED, Event.REVOKE_FAILED, Event.REJECTED})
 
 
 class Metrics:
@@ -36,14 +43,15 @@ class Metrics:
         )  # fmt: skip
 
     def observe(self, event: AuditEvent) -> None:
-        self.events.labels(event.event).inc()
-        if event.event in ("approved", "denied"):
-            self.decisions.labels(event.event).inc()
-        if event.event in ("expired", "revoked", "denied", "cancelled", "timed_out", "issue_failed"):
-            self.outcomes.labels(event.event).inc()
-        if event.event in ("issue_failed", "revoke_failed", "rejected"):
-            self.failures.labels(event.event).inc()
-        if event.event == "expired" and "lag_seconds" in event.detail:
+        name = Event(event.event)
+        self.events.labels(name).inc()
+        if name in DECISIONS:
+            self.decisions.labels(name).inc()
+        if name in OUTCOMES:
+            self.outcomes.labels(name).inc()
+        if name in FAILURES:
+            self.failures.labels(name).inc()
+        if name is Event.EXPIRED and "lag_seconds" in event.detail:
             self.lag.observe(max(0.0, float(event.detail["lag_seconds"])))
 
     def render(self) -> bytes:
@@ -53,7 +61,7 @@ class Metrics:
 class MeteredStore:
     """Wraps the store: every audit event that commits is counted and logged (name and IDs, never details)."""
 
-    def __init__(self, inner: Any, metrics: Metrics):
+    def __init__(self, inner: SqlStoreLike, metrics: Metrics):
         self.inner, self.metrics = inner, metrics
         metrics.active.set_function(lambda: inner.count(State.ACTIVE))
 
@@ -67,18 +75,48 @@ class MeteredStore:
         self._seen(event)
 
     def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
-        saved: bool = self.inner.save(request, expected_version, event)
+        saved = self.inner.save(request, expected_version, event)
         if saved:
             self._seen(event)
         return saved
 
     def record(self, event: AuditEvent) -> AuditEvent:
-        recorded: AuditEvent = self.inner.record(event)
+        recorded = self.inner.record(event)
         self._seen(recorded)
         return recorded
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)  # reads pass straight through
+    # Reads pass straight through.
+    def get(self, request_id: str) -> Request | None:
+        return self.inner.get(request_id)
+
+    def find(self, *, states: Collection[State] | None = None, requester: str | None = None,
+             scopes: Collection[str] | None = None, limit: int | None = None) -> list[Request]:  # fmt: skip
+        return self.inner.find(states=states, requester=requester, scopes=scopes, limit=limit)
+
+    def due(self, horizon: datetime) -> list[Request]:
+        return self.inner.due(horizon)
+
+    def open_reviews(self) -> list[Request]:
+        return self.inner.open_reviews()
+
+    def events(self, query: AuditQuery) -> Iterator[AuditEvent]:
+        return self.inner.events(query)
+
+    def event_rows(self, query: AuditQuery) -> Iterator[Sequence[Any]]:
+        return self.inner.event_rows(query)
+
+    def csv_lines(self, query: AuditQuery) -> Iterator[tuple[str, int]] | None:
+        return self.inner.csv_lines(query)
+
+    def chain_head(self) -> tuple[int, str]:
+        return self.inner.chain_head()
+
+    def healthy(self) -> bool:
+        return self.inner.healthy()
+
+
+class SqlStoreLike(Store, Protocol):
+    def count(self, state: State) -> int: ...
 
 
 class MeteredIssuer:
@@ -97,16 +135,20 @@ class MeteredIssuer:
         finally:
             histogram.observe(time.perf_counter() - started)
 
-    def issue(self, request: Request, scope: Scope) -> IssuedCredential:
-        return self._timed(self.metrics.issue_seconds, "vault_issue", lambda: self.inner.issue(request, scope))
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        return self._timed(self.metrics.issue_seconds, "vault_issue", lambda: self.inner.issue(order, scope))
 
-    def revoke(self, accessor: str) -> None:
-        self._timed(self.metrics.revoke_seconds, "vault_revoke", lambda: self.inner.revoke(accessor))
+    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        return self._timed(self.metrics.issue_seconds, "vault_issue", lambda: self.inner.extend(handle, order, scope))
+
+    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+        self._timed(self.metrics.revoke_seconds, "vault_revoke", lambda: self.inner.revoke(handle, request_id))
+
+    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
+        return self.inner.status(handle, request_id)
+
+    def sync(self, catalog: Catalog) -> list[str]:
+        return self.inner.sync(catalog)
 
     def healthy(self) -> bool:
         return self.inner.healthy()
-
-    def keep_alive(self) -> None:
-        keep_alive = getattr(self.inner, "keep_alive", None)
-        if keep_alive is not None:
-            keep_alive()

@@ -15,8 +15,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, messages
 from grants.catalog import Catalog
-from grants.domain import IssuedCredential, Request, State
-from grants.policy import step_progress
+from grants.credentials import IssuedCredential
+from grants.domain import Request, State
+from grants.steps import step_progress
 
 log = logging.getLogger(__name__)
 GROUP_DM_LIMIT = 8  # Slack's multi-person DMs hold at most 8 people besides the bot
@@ -98,7 +99,7 @@ class SlackNotifier:
 
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
         # The wrapping token goes to the requester's DM only: never a channel, never a log line.
-        text = messages.credential_text(request, credential.delivery, credential.unwrap_hint, credential.delivery_ttl)
+        text = messages.credential_text(request, credential.delivery)
         self._submit(request.id, lambda: self.dm(request.requester, text))
 
     def alert(self, text: str) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bot.notifier import SlackNotifier
     from bot.web import WebApp
     from grants.adapters.scheduler_timer import SchedulerTimer
+    from grants.adapters.vault_client import VaultSession
     from grants.catalog import Catalog
     from grants.service import ElevationService
     from grants.timekeeper import TimeKeeper
@@ -53,18 +54,20 @@ def open_audit(settings: Settings) -> tuple[SqlStore, SystemClock]:
 
 
 def sync_vault(settings: Settings) -> list[str]:
+    from grants.adapters.kinds import credential_kinds
     from grants.adapters.vault_sync import sync as vault_sync
 
     catalog = load_catalog(settings.jitbot_catalog)
-    return vault_sync(open_vault(settings), settings.jitbot_catalog.parent, catalog)
+    session = open_vault(settings)
+    return vault_sync(session.client, settings.jitbot_catalog.parent, catalog, credential_kinds(session))
 
 
-def open_vault(settings: Settings) -> object:
-    from grants.adapters.vault_issuer import vault_client
+def open_vault(settings: Settings) -> VaultSession:
+    from grants.adapters.vault_client import vault_session
 
     settings.require_vault()
     assert settings.vault_addr is not None
-    return vault_client(
+    return vault_session(
         settings.vault_addr,
         token=settings.vault_token.get_secret_value() if settings.vault_token else None,
         role_id=settings.vault_role_id,
@@ -102,6 +105,7 @@ class Runtime:
     service: ElevationService
     notifier: SlackNotifier
     timekeeper: TimeKeeper
+    vault: VaultSession
     ctx: BotContext
     app: App
     web: WebApp
@@ -130,7 +134,7 @@ class Runtime:
 
     def _keep_vault_token(self) -> None:
         try:
-            self.service.issuer.keep_alive()  # type: ignore[attr-defined]
+            self.vault.keep_alive()
         except Exception:
             log.exception("keeping the bot's Vault token alive failed")
 
@@ -150,7 +154,7 @@ class Runtime:
         self.notifier.shutdown()
 
     def health(self) -> dict[str, bool]:
-        return {"database": self.store.healthy(), "vault": self.service.issuer.healthy(), "scheduler": self.timer.healthy()}
+        return {"database": self.store.healthy(), "vault": self.vault.healthy(), "scheduler": self.timer.healthy()}
 
     def role(self) -> str:
         return "leader" if self.timekeeper.leader else "follower"
@@ -164,9 +168,9 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     from bot.metrics import MeteredIssuer, MeteredStore, Metrics
     from bot.notifier import SlackNotifier
     from bot.web import WebApp
+    from grants.adapters.kinds import credential_kinds
     from grants.adapters.leader_lock import leader_lock
     from grants.adapters.scheduler_timer import SchedulerTimer
-    from grants.adapters.vault_issuer import VaultIssuer
     from grants.service import ElevationService
     from grants.timekeeper import TimeKeeper
 
@@ -177,15 +181,17 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     assert settings.slack_signing_secret is not None
     store = open_store(settings, migrate=True)
     metrics = Metrics()
-    issuer = MeteredIssuer(VaultIssuer(open_vault(settings), wrap_ttl=wrap_ttl, cli=cli), metrics)
+    vault = open_vault(settings)
+    issuer = MeteredIssuer(credential_kinds(vault, wrap_ttl=wrap_ttl, cli=cli), metrics)
     timer = SchedulerTimer()
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
     clock = SystemClock()
     service = ElevationService(catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client))
+    timer.on_due = service.wake  # timers only wake the service; the database says what is due
     notifier.home = home.renderer(service)
     timekeeper = TimeKeeper(service, leader_lock(store.engine), timer, clock)
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
     web = WebApp(app, lambda: runtime.health(), lambda: {"role": runtime.role()}, metrics.render)
-    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, ctx, app, web)
+    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web)
     return runtime

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
 
 from grants.durations import DurationError, parse_duration
 
@@ -17,7 +17,7 @@ SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-gla
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
-CREDENTIAL_KINDS = ("vault_token",)
+CREDENTIAL_KINDS = ("vault_token", "database", "ssh", "vault_identity")
 
 Duration = Annotated[str, Field(description="a duration such as 15m or 1h30m")]
 
@@ -105,11 +105,10 @@ def _optional_duration(value: str | None) -> str | None:
     return None if value is None else _check_duration(value)
 
 
-class Scope(_Strict):
+class ScopeBase(_Strict):
+    """What every scope has, whatever its credential kind: durations, people, steps, break-glass, extensions."""
+
     description: str
-    credential: Literal["vault_token"] = "vault_token"
-    policies: list[str] = Field(min_length=1)
-    no_default_policy: bool = False
     min_duration: Duration = "1m"
     default_duration: Duration = "15m"
     max_duration: Duration = "1h"
@@ -131,6 +130,11 @@ class Scope(_Strict):
 
     _durations = field_validator("min_duration", "default_duration", "max_duration", "warn_before")(_check_duration)
     _optional = field_validator("remind_after", "escalate_after", "max_total_duration")(_optional_duration)
+
+    @property
+    def policies_granted(self) -> list[str]:
+        """The Vault policies this scope's credential carries (none for kinds that grant no policy)."""
+        return []
 
     @property
     def steps(self) -> list[Step]:
@@ -176,6 +180,82 @@ class Scope(_Strict):
     @property
     def max(self) -> timedelta:
         return parse_duration(self.max_duration)
+
+
+class VaultTokenScope(ScopeBase):
+    """A response-wrapped Vault token carrying exactly `policies`."""
+
+    credential: Literal["vault_token"] = "vault_token"
+    policies: list[str] = Field(min_length=1)
+    no_default_policy: bool = False
+
+    @property
+    def policies_granted(self) -> list[str]:
+        return list(self.policies)
+
+
+class DatabaseScope(ScopeBase):
+    """A dynamic database user from Vault's database secrets engine, dropped (sessions killed) at the end."""
+
+    credential: Literal["database"]
+    database_role: str = Field(min_length=1)
+    database_mount: str = "database"
+    connect_hint: str = ""
+
+
+class SshScope(ScopeBase):
+    """An SSH certificate signed by Vault's SSH CA for exactly `principals`."""
+
+    credential: Literal["ssh"]
+    ssh_mount: str = "ssh-client-signer"
+    ssh_role: str = Field(min_length=1)
+    principals: list[str] = Field(min_length=1)
+
+    @field_validator("principals")
+    @classmethod
+    def _no_wildcards(cls, value: list[str]) -> list[str]:
+        # A certificate for root or for any principal is not an exception to a control: it is no control.
+        bad = [p for p in value if p in ("root", "*") or not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", p)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: principals are plain login names, never `root` or `*`")
+        return value
+
+
+class VaultIdentityScope(ScopeBase):
+    """The requester's own Vault identity (or a listed service's) raised by `policies` for the grant."""
+
+    credential: Literal["vault_identity"]
+    policies: list[str] = Field(min_length=1)
+    on_behalf_of: list[str] = []
+
+    @property
+    def policies_granted(self) -> list[str]:
+        return list(self.policies)
+
+    @field_validator("on_behalf_of")
+    @classmethod
+    def _entities(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.fullmatch(r"entity:[A-Za-z0-9_.-]{1,64}", v)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: name services as `entity:NAME`")
+        return value
+
+
+def _credential_kind(value: object) -> str:
+    """The discriminator: `credential`, which defaults to vault_token as it always has."""
+    if isinstance(value, dict):
+        return str(value.get("credential", "vault_token"))
+    return str(getattr(value, "credential", "vault_token"))
+
+
+Scope = Annotated[
+    Annotated[VaultTokenScope, Tag("vault_token")]
+    | Annotated[DatabaseScope, Tag("database")]
+    | Annotated[SshScope, Tag("ssh")]
+    | Annotated[VaultIdentityScope, Tag("vault_identity")],
+    Discriminator(_credential_kind),
+]
+SCOPE = TypeAdapter(Scope)
 
 
 class Catalog(_Strict):
@@ -272,7 +352,7 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
                 f"(got {scope.min_duration}, {scope.default_duration}, {scope.max_duration})"
             )
         if policy_dir is not None:
-            for policy in scope.policies:
+            for policy in scope.policies_granted:
                 if not (policy_dir / f"{policy}.hcl").is_file():
                     problems.append(f"{where}.policies: no policy file `{policy}.hcl` beside the catalog")
     return problems
@@ -282,9 +362,14 @@ def _shape_problems(error: ValidationError, prefix: tuple[object, ...] = ()) -> 
     problems = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
+        loc = tuple(item["loc"])
         if item["type"] == "extra_forbidden":
             message = "unknown key; check the spelling against the catalog reference"
-        problems.append(f"{_location((*prefix, *item['loc']))}: {message}")
+        elif item["type"] == "union_tag_invalid":
+            loc, message = (*loc, "credential"), f"unknown credential kind; use one of {', '.join(CREDENTIAL_KINDS)}"
+        if len(loc) > 2 and loc[0] == "scopes" and loc[2] in CREDENTIAL_KINDS:
+            loc = (*loc[:2], *loc[3:])  # the union's tag is our `credential` field, not a level of the file
+        problems.append(f"{_location((*prefix, *loc))}: {message}")
     return problems
 
 
@@ -295,7 +380,7 @@ def _salvage(data: dict[str, object]) -> Catalog | None:
     good: dict[str, object] = {}
     for name, scope in scopes.items():
         try:
-            good[name] = Scope.model_validate(scope)
+            good[name] = SCOPE.validate_python(scope)
         except ValidationError:
             continue
     parts: dict[str, object] = {"scopes": good}
@@ -344,4 +429,4 @@ def load_catalog(path: Path) -> Catalog:
         raise CatalogError([f"{path}: {p}" for p in exc.problems]) from None
 
 
-__all__ = ["Catalog", "CatalogError", "DurationError", "Scope", "Settings", "load_catalog", "parse_catalog"]
+__all__ = ["SCOPE", "Catalog", "CatalogError", "DurationError", "Scope", "ScopeBase", "Settings", "load_catalog", "parse_catalog"]

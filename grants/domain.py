@@ -1,37 +1,17 @@
-"""Domain types: elevation requests, their states and the one transition table."""
+"""Domain types: elevation requests and their parts, audit events, and the refusals the core raises."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
+from grants.credentials import CredentialError, CredentialHandle
+from grants.lifecycle import Event, State, next_state
 
-class State(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    ACTIVE = "active"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    DENIED = "denied"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
-    FAILED = "failed"
+__all__ = ["CredentialError", "Event", "State"]  # re-exported: most of the core imports them from here
 
-
-# The one transition table: (from, to) -> the audit event that records it.
-TRANSITIONS: dict[tuple[State, State], str] = {
-    (State.PENDING, State.APPROVED): "approved",
-    (State.PENDING, State.DENIED): "denied",
-    (State.PENDING, State.CANCELLED): "cancelled",
-    (State.PENDING, State.TIMED_OUT): "timed_out",
-    (State.APPROVED, State.ACTIVE): "issued",
-    (State.APPROVED, State.FAILED): "issue_failed",
-    (State.ACTIVE, State.EXPIRED): "expired",
-    (State.ACTIVE, State.REVOKED): "revoked",
-}
 
 _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: IDs are read and typed by people
 
@@ -39,6 +19,47 @@ _ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: IDs are read a
 def new_request_id() -> str:
     """A short, unguessable, typeable request ID such as `JIT-7K3QX9PA` (12 characters)."""
     return "JIT-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Sign-off so far: who approved (in step order), who decided, and the reminders around it."""
+
+    required: int = 1
+    given: tuple[str, ...] = ()
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reminders_sent: int = 0
+    escalated: bool = False
+    nudged_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The credential a request holds once issued, and how its life went."""
+
+    handle: CredentialHandle
+    issued_at: datetime
+    expires_at: datetime
+    extensions: int = 0
+    warned: bool = False
+    revoke_attempts: int = 0
+
+
+@dataclass(frozen=True)
+class PendingExtension:
+    """More time asked for an active grant, waiting for an approver."""
+
+    added: timedelta
+
+
+@dataclass(frozen=True)
+class Review:
+    """The post-hoc review of a break-glass grant: open, acknowledged or flagged."""
+
+    state: str = "open"
+    due_at: datetime | None = None
+    reviewed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,37 +74,49 @@ class Request:
     state: State
     created_at: datetime
     pending_until: datetime
-    approvals: tuple[str, ...] = ()
-    approvals_required: int = 1
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    issued_at: datetime | None = None
-    expires_at: datetime | None = None
-    ended_at: datetime | None = None
-    accessor: str | None = None
-    revoke_attempts: int = 0
+    approval: Approval = Approval()
+    grant: Grant | None = None
+    extension: PendingExtension | None = None
+    review: Review | None = None
     break_glass: bool = False
-    extensions: int = 0
-    extension_pending: timedelta | None = None
-    reminders_sent: int = 0
-    escalated: bool = False
-    nudged_at: datetime | None = None
-    warned: bool = False
-    review_state: str | None = None  # break-glass: open, acknowledged or flagged
-    review_due_at: datetime | None = None
-    reviewed_by: str | None = None
+    ended_at: datetime | None = None
     wake_at: datetime | None = None  # the next moment a timer must look at this request
     version: int = 0
 
-    def moved(self, to: State, **changes: Any) -> Request:
-        """This request in state `to`; raises if the transition table does not allow it."""
-        if (self.state, to) not in TRANSITIONS:
-            raise IllegalTransition(f"{self.id}: {self.state} -> {to} is not a lawful transition")
+    def advance(self, event: Event, **changes: Any) -> Request:
+        """This request after `event`, in the state the lifecycle table says; raises if the table forbids it."""
+        to = next_state(self.state, event)
+        if to is None:
+            raise IllegalTransition(f"{self.id}: `{event}` is not lawful for a request that is {self.state}")
         return replace(self, state=to, version=self.version + 1, **changes)
 
-    def changed(self, **changes: Any) -> Request:
-        """The same state with other fields changed (e.g. one more approval)."""
-        return replace(self, version=self.version + 1, **changes)
+    def with_approval(self, **changes: Any) -> Approval:
+        return replace(self.approval, **changes)
+
+    def with_grant(self, **changes: Any) -> Grant:
+        assert self.grant is not None, f"{self.id} has no grant"
+        return replace(self.grant, **changes)
+
+    # Read-only views of what people and messages most often ask about.
+    @property
+    def approvals(self) -> tuple[str, ...]:
+        return self.approval.given
+
+    @property
+    def decided_by(self) -> str | None:
+        return self.approval.decided_by
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self.grant.expires_at if self.grant else None
+
+    @property
+    def extension_pending(self) -> timedelta | None:
+        return self.extension.added if self.extension else None
+
+    @property
+    def review_state(self) -> str | None:
+        return self.review.state if self.review else None
 
 
 @dataclass(frozen=True)
@@ -100,19 +133,6 @@ class AuditEvent:
     seq: int | None = None
     prev_hash: str | None = None
     hash: str | None = None
-
-
-@dataclass(frozen=True)
-class IssuedCredential:
-    """What the issuer hands back: the accessor to revoke by, and what the requester receives.
-
-    `delivery` is secret (a response-wrapping token): it goes to the requester's DM and nowhere else.
-    """
-
-    accessor: str
-    delivery: str = field(repr=False)
-    delivery_ttl: timedelta = timedelta(minutes=5)
-    unwrap_hint: str = field(default="", repr=False)
 
 
 class DomainError(Exception):
@@ -155,10 +175,6 @@ class ExtensionOffered(DomainError):
     """The requester already holds the scope: extending it is the answer, not a second grant."""
 
     code = "extension_offered"
-
-
-class CredentialError(Exception):
-    """The credential backend (Vault) failed; the message never contains a secret."""
 
 
 def ends_in(request: Request, now: datetime) -> timedelta:

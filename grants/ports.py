@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from grants.audit import AuditQuery
-from grants.catalog import Scope
-from grants.domain import AuditEvent, IssuedCredential, Request, State
+from grants.catalog import Catalog, Scope
+from grants.credentials import CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
+from grants.domain import AuditEvent, Request, State
 
 
 class Clock(Protocol):
@@ -53,17 +54,37 @@ class Store(Protocol):
         """Audit events in `seq` order, streamed."""
         ...
 
+    def event_rows(self, query: AuditQuery) -> Iterator[Sequence[Any]]:
+        """The same events as stored rows (detail as its JSON text), so an export need not decode them."""
+        ...
+
+    def csv_lines(self, query: AuditQuery) -> Iterator[tuple[str, int]] | None:
+        """CSV lines (chunk, rows in it) built by the database itself where it can; None where it cannot."""
+        ...
+
+    def chain_head(self) -> tuple[int, str]:
+        """The last seq and hash the chain head records (0 and the genesis hash when empty)."""
+        ...
+
     def healthy(self) -> bool: ...
 
 
 class CredentialIssuer(Protocol):
-    def issue(self, request: Request, scope: Scope) -> IssuedCredential:
-        """Create a credential for exactly `scope`, living exactly `request.duration`."""
+    """Every credential kind behind one port (grants.credentials.CredentialKinds dispatches by kind)."""
+
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        """Create a credential for exactly `scope`, living until `order.until`."""
         ...
 
-    def revoke(self, accessor: str) -> None:
+    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
         """End a credential; one that is already gone counts as success."""
         ...
+
+    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential: ...
+
+    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus: ...
+
+    def sync(self, catalog: Catalog) -> list[str]: ...
 
     def healthy(self) -> bool: ...
 
@@ -103,8 +124,10 @@ class LeaderLock(Protocol):
 
 
 class Timer(Protocol):
-    def schedule(self, key: str, when: datetime, action: Callable[[], None]) -> None:
-        """Run `action` at `when` (at once if past); a key scheduled again replaces the old job."""
+    """Wakes the service for a request at a moment; the adapter is built with what to call (`on_due`)."""
+
+    def schedule(self, key: str, when: datetime) -> None:
+        """Wake `key` (a request ID) at `when` (at once if past); a key scheduled again replaces the old job."""
         ...
 
     def cancel(self, key: str) -> None: ...

@@ -6,10 +6,22 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from grants.audit import GENESIS_HASH, AuditQuery, chained
-from grants.catalog import Scope
-from grants.domain import AuditEvent, CredentialError, IssuedCredential, Request, State
+from grants.audit import GENESIS_HASH, AuditQuery, chained, detail_text
+from grants.catalog import Catalog, Scope
+from grants.credentials import (
+    CredentialError,
+    CredentialHandle,
+    CredentialStatus,
+    Delivery,
+    ForeignCredential,
+    IssuedCredential,
+    IssueOrder,
+)
+from grants.domain import AuditEvent, Request, State
+from grants.people import Directory
+from grants.service import ElevationService
 
 
 class FakeClock:
@@ -85,6 +97,16 @@ class FakeStore:
                 continue
             yield e
 
+    def event_rows(self, query: AuditQuery) -> Iterator[tuple[Any, ...]]:
+        for e in self.events(query):
+            yield (e.seq, e.at, e.event, e.request_id, e.scope, e.actor, e.subject, detail_text(e.detail), e.prev_hash, e.hash)
+
+    def csv_lines(self, query: AuditQuery) -> None:
+        return None  # only a database can build CSV lines itself
+
+    def chain_head(self) -> tuple[int, str]:
+        return (len(self.audit), self.audit[-1].hash or GENESIS_HASH) if self.audit else (0, GENESIS_HASH)
+
     def add_message_ref(self, request_id: str, channel: str, ts: str, step: int | None = None) -> None:
         self.refs.setdefault(request_id, []).append((channel, ts, step))
 
@@ -99,23 +121,40 @@ class FakeStore:
 
 
 class FakeIssuer:
+    """Every kind at once: a credential is an entry in `live` until revoked; `down` makes every call fail."""
+
     def __init__(self) -> None:
-        self.live: dict[str, tuple[str, list[str]]] = {}  # accessor -> (request id, policies)
+        self.live: dict[str, tuple[str, list[str]]] = {}  # handle id -> (request id, policies)
         self.issued = 0
         self.down = False
 
-    def issue(self, request: Request, scope: Scope) -> IssuedCredential:
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
         if self.down:
             raise CredentialError("vault unreachable")
         self.issued += 1
-        accessor = f"acc-{self.issued}"
-        self.live[accessor] = (request.id, list(scope.policies))
-        return IssuedCredential(accessor=accessor, delivery=f"wrap-secret-{self.issued}", unwrap_hint="bao unwrap")
+        handle = CredentialHandle(scope.credential, f"acc-{self.issued}")
+        self.live[handle.id] = (order.request_id, scope.policies_granted)
+        secret = f"wrap-secret-{self.issued}"
+        return IssuedCredential(handle, Delivery("a fake credential", code=f"bao unwrap {secret}", secret=secret), order.until)
 
-    def revoke(self, accessor: str) -> None:
+    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
         if self.down:
             raise CredentialError("vault unreachable")
-        self.live.pop(accessor, None)
+        owner = self.live.get(handle.id, (request_id, []))[0]
+        if owner != request_id:
+            raise ForeignCredential(f"{handle.id} belongs to {owner}")
+        self.live.pop(handle.id, None)
+
+    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        return self.issue(order, scope)
+
+    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
+        if self.down:
+            return CredentialStatus.UNKNOWN
+        return CredentialStatus.ALIVE if handle.id in self.live else CredentialStatus.GONE
+
+    def sync(self, catalog: Catalog) -> list[str]:
+        return []
 
     def healthy(self) -> bool:
         return not self.down
@@ -144,7 +183,7 @@ class FakeNotifier:
         self._log("told", (request.id, news))
 
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
-        self._log("credential", (request.id, credential.accessor))
+        self._log("credential", (request.id, credential.handle.id))
 
     def alert(self, text: str) -> None:
         self._log("alert", text)
@@ -154,12 +193,15 @@ class FakeNotifier:
 
 
 class FakeTimer:
-    def __init__(self, clock: FakeClock):
-        self.clock = clock
-        self.jobs: dict[str, tuple[datetime, Callable[[], None]]] = {}
+    """Runs `on_due(key)` for every key whose moment came, when the test advances the clock."""
 
-    def schedule(self, key: str, when: datetime, action: Callable[[], None]) -> None:
-        self.jobs[key] = (when, action)
+    def __init__(self, clock: FakeClock, on_due: Callable[[str], None] | None = None):
+        self.clock = clock
+        self.on_due = on_due
+        self.jobs: dict[str, datetime] = {}
+
+    def schedule(self, key: str, when: datetime) -> None:
+        self.jobs[key] = when
 
     def cancel(self, key: str) -> None:
         self.jobs.pop(key, None)
@@ -171,9 +213,40 @@ class FakeTimer:
         """Move the clock and run every job that came due, in time order."""
         self.clock.advance(delta)
         while True:
-            due = sorted((when, key) for key, (when, _) in self.jobs.items() if when <= self.clock.now())
+            due = sorted((when, key) for key, when in self.jobs.items() if when <= self.clock.now())
             if not due:
                 return
             key = due[0][1]
-            _, action = self.jobs.pop(key)
-            action()
+            del self.jobs[key]
+            assert self.on_due is not None, "the test bootstrap sets on_due"
+            self.on_due(key)
+
+
+@dataclass
+class Core:
+    """The core wired on fakes: what a unit test drives and inspects."""
+
+    service: ElevationService
+    store: FakeStore
+    issuer: FakeIssuer
+    notifier: FakeNotifier
+    timer: FakeTimer
+    clock: FakeClock
+
+
+def bootstrap(
+    catalog: Catalog,
+    *,
+    clock: FakeClock | None = None,
+    store: FakeStore | None = None,
+    issuer: FakeIssuer | None = None,
+    timer: FakeTimer | None = None,
+    directory: Directory | None = None,
+) -> Core:
+    """The one test bootstrap: the service over honest fakes, its timer waking the service as the wiring does."""
+    clock = clock or FakeClock()
+    store, issuer, notifier = store or FakeStore(), issuer or FakeIssuer(), FakeNotifier()
+    timer = timer or FakeTimer(clock)
+    service = ElevationService(catalog, store, issuer, notifier, timer, clock, directory)
+    timer.on_due = service.wake
+    return Core(service, store, issuer, notifier, timer, clock)

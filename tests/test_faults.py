@@ -14,7 +14,7 @@ from bot.devkit.harness import LocalBot
 from bot.devkit.openbao import OpenBaoDevServer
 from bot.devkit.slack_client import SignedSlackClient
 from bot.devkit.slack_standin import SlackStandIn, message_text
-from grants.adapters.vault_issuer import vault_client
+from grants.adapters.vault_client import vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import load_catalog
 from tests.conftest import APPROVER, APPROVER_2, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, make_catalog_dir

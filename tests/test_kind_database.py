@@ -18,7 +18,7 @@ from grants.adapters.kinds.database import (
     issue_database_credential,
     sync_database,
 )
-from grants.adapters.vault_issuer import vault_client
+from grants.adapters.vault_client import vault_client
 from grants.domain import CredentialError, new_request_id
 from tests.databases import PG_ADMIN
 

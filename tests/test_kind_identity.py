@@ -24,7 +24,7 @@ from grants.adapters.kinds.identity import (
     service_entity_id,
     sweep,
 )
-from grants.adapters.vault_issuer import vault_client
+from grants.adapters.vault_client import vault_client
 from grants.domain import CredentialError, new_request_id
 from tests.conftest import ROOT
 

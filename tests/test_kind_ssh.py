@@ -12,8 +12,8 @@ import pytest
 from bot.devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds.ssh_ca import SignedCertificate, sign_certificate, ssh_role_settings, write_ssh_role
 from grants.adapters.kinds.ssh_krl import is_revoked, write_krl
-from grants.adapters.vault_issuer import vault_client
-from grants.domain import CredentialError
+from grants.adapters.vault_client import vault_client
+from grants.credentials import CredentialError
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
 
 ROLE = "jit-web-ssh"

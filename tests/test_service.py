@@ -7,42 +7,38 @@ from datetime import timedelta
 import pytest
 
 from grants.audit import AuditQuery, verify
-from grants.domain import AlreadyDecided, InvalidRequest, NotAllowed, NotFound, State
-from grants.service import ElevationService
+from grants.domain import AlreadyDecided, Event, InvalidRequest, NotAllowed, NotFound, State
 from tests.catalogs import ADMIN, APPROVER_1, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER, REQUESTER, make_catalog
-from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer
+from tests.fakes import Core, bootstrap
 
 
 @pytest.fixture
-def world():
-    clock = FakeClock()
-    store, issuer, notifier, timer = FakeStore(), FakeIssuer(), FakeNotifier(), FakeTimer(clock)
-    service = ElevationService(make_catalog(), store, issuer, notifier, timer, clock)
-    return service, store, issuer, notifier, timer
+def world() -> Core:
+    return bootstrap(make_catalog())
 
 
 def test_happy_path_issues_expires_and_chains(world):
-    service, store, issuer, notifier, timer = world
+    service, store, issuer, notifier, timer = world.service, world.store, world.issuer, world.notifier, world.timer
     request = service.request(REQUESTER, "payments-read", "30m", "INC-4411 replay stuck refunds")
     assert request.state is State.PENDING and len(request.id) <= 16
     active = service.approve(request.id, APPROVER_1)
-    assert active.state is State.ACTIVE and active.accessor in issuer.live
-    assert active.expires_at == active.issued_at + timedelta(minutes=30)
+    assert active.state is State.ACTIVE and active.grant.handle.id in issuer.live
+    assert active.expires_at == active.grant.issued_at + timedelta(minutes=30)
     timer.advance(timedelta(minutes=29, seconds=59))
     assert store.get(request.id).state is State.ACTIVE
     timer.advance(timedelta(seconds=1))
     assert store.get(request.id).state is State.EXPIRED and not issuer.live
     assert store.names() == ["requested", "approved", "issued", "expiry_warned", "expired"]
     assert verify(store.events(AuditQuery())).intact
-    assert ("credential", (request.id, active.accessor)) in notifier.sent
+    assert ("credential", (request.id, active.grant.handle.id)) in notifier.sent
 
 
 def test_requested_event_holds_reason_and_issued_the_accessor(world):
-    service, store, *_ = world
+    service, store = world.service, world.store
     request = service.request(REQUESTER, "payments-read", None, "INC-1 look")
     active = service.approve(request.id, APPROVER_1)
     assert store.audit[0].detail["reason"] == "INC-1 look" and store.audit[0].detail["duration"] == "15m"
-    assert store.audit[2].detail["accessor"] == active.accessor
+    assert store.audit[2].detail["accessor"] == active.grant.handle.id
 
 
 @pytest.mark.parametrize(
@@ -58,7 +54,7 @@ def test_requested_event_holds_reason_and_issued_the_accessor(world):
     ],
 )
 def test_bad_requests_store_nothing_and_notify_nobody(world, scope, duration, reason, field):
-    service, store, _, notifier, timer = world
+    service, store, notifier, timer = world.service, world.store, world.notifier, world.timer
     with pytest.raises(InvalidRequest) as refused:
         service.request(REQUESTER, scope, duration, reason)
     assert refused.value.context["field"] == field
@@ -66,14 +62,14 @@ def test_bad_requests_store_nothing_and_notify_nobody(world, scope, duration, re
 
 
 def test_not_a_requester_is_refused(world):
-    service, store, *_ = world
+    service, store = world.service, world.store
     with pytest.raises(InvalidRequest, match="not among the requesters"):
         service.request(OUTSIDER, "payments-write", "10m", "INC-1")
     assert not store.requests
 
 
 def test_second_open_request_for_same_scope_is_refused(world):
-    service, *_ = world
+    service = world.service
     first = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     with pytest.raises(InvalidRequest, match=first.id):
         service.request(REQUESTER, "payments-read", "10m", "INC-2")
@@ -81,7 +77,7 @@ def test_second_open_request_for_same_scope_is_refused(world):
 
 @pytest.mark.parametrize(("actor", "rule"), [(REQUESTER, "self_approval"), (OUTSIDER, "not_an_approver")])
 def test_refused_decisions_are_audited(world, actor, rule):
-    service, store, issuer, *_ = world
+    service, store, issuer = world.service, world.store, world.issuer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     for decide in (service.approve, service.deny):
         with pytest.raises(NotAllowed) as refused:
@@ -93,14 +89,14 @@ def test_refused_decisions_are_audited(world, actor, rule):
 
 
 def test_approver_who_is_requester_cannot_self_approve_two_step(world):
-    service, *_ = world
+    service = world.service
     request = service.request(APPROVER_1, "payments-write", "10m", "CHG-7")
     with pytest.raises(NotAllowed, match="own request"):
         service.approve(request.id, APPROVER_1)
 
 
 def test_two_distinct_approvals_required(world):
-    service, store, issuer, *_ = world
+    service, store, issuer = world.service, world.store, world.issuer
     request = service.request(REQUESTER, "payments-write", "10m", "CHG-7 rotate")
     first = service.approve(request.id, APPROVER_1)
     assert first.state is State.PENDING and first.approvals == (APPROVER_1,)
@@ -114,7 +110,7 @@ def test_two_distinct_approvals_required(world):
 
 
 def test_decision_after_decision_says_already_decided(world):
-    service, _, issuer, *_ = world
+    service, issuer = world.service, world.issuer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     service.deny(request.id, APPROVER_1, "not now")
     with pytest.raises(AlreadyDecided, match="denied"):
@@ -123,7 +119,7 @@ def test_decision_after_decision_says_already_decided(world):
 
 
 def test_revoke_rights(world):
-    service, store, issuer, *_ = world
+    service, store, issuer = world.service, world.store, world.issuer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     service.approve(request.id, APPROVER_1)
     with pytest.raises(NotAllowed):
@@ -136,13 +132,13 @@ def test_revoke_rights(world):
 
 
 def test_unknown_request_id(world):
-    service, *_ = world
+    service = world.service
     with pytest.raises(NotFound, match="list"):
         service.revoke("JIT-NOPE", REQUESTER)
 
 
 def test_pending_times_out(world):
-    service, store, _, notifier, timer = world
+    service, store, notifier, timer = world.service, world.store, world.notifier, world.timer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     timer.advance(timedelta(minutes=59))
     assert store.get(request.id).state is State.PENDING
@@ -152,7 +148,7 @@ def test_pending_times_out(world):
 
 
 def test_cancel_by_requester_only(world):
-    service, _store, *_ = world
+    service, _store = world.service, world.store
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     with pytest.raises(NotAllowed):
         service.cancel(request.id, APPROVER_1)
@@ -160,7 +156,7 @@ def test_cancel_by_requester_only(world):
 
 
 def test_vault_down_at_issue_fails_cleanly(world):
-    service, store, issuer, notifier, _ = world
+    service, store, issuer, notifier = world.service, world.store, world.issuer, world.notifier
     issuer.down = True
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     failed = service.approve(request.id, APPROVER_1)
@@ -169,7 +165,7 @@ def test_vault_down_at_issue_fails_cleanly(world):
 
 
 def test_vault_down_at_expiry_retries_with_backoff(world):
-    service, store, issuer, notifier, timer = world
+    service, store, issuer, notifier, timer = world.service, world.store, world.issuer, world.notifier, world.timer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     service.approve(request.id, APPROVER_1)
     issuer.down = True
@@ -185,14 +181,14 @@ def test_vault_down_at_expiry_retries_with_backoff(world):
 
 
 def test_slack_failure_never_undoes_a_decision(world):
-    service, _store, issuer, notifier, _ = world
+    service, _store, issuer, notifier = world.service, world.store, world.issuer, world.notifier
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     notifier.broken = True
     assert service.approve(request.id, APPROVER_1).state is State.ACTIVE and issuer.live
 
 
 def test_reconcile_after_downtime(world):
-    service, store, issuer, _, timer = world
+    service, store, issuer, timer = world.service, world.store, world.issuer, world.timer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     service.approve(request.id, APPROVER_1)
     stale = service.request(APPROVER_3, "payments-read", "10m", "INC-2")
@@ -205,12 +201,13 @@ def test_reconcile_after_downtime(world):
 
 
 def test_reconcile_retries_a_stuck_approval(world):
-    service, store, issuer, _, timer = world
+    service, store, issuer, timer = world.service, world.store, world.issuer, world.timer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     issuer.down = True
     # Simulate a crash between the decision and Vault: approved, never issued.
     pending = store.get(request.id)
-    approved = pending.moved(State.APPROVED, approvals=(APPROVER_1,), decided_by=APPROVER_1, decided_at=timer.clock.now())
+    approval = pending.with_approval(given=(APPROVER_1,), decided_by=APPROVER_1, decided_at=timer.clock.now())
+    approved = pending.advance(Event.APPROVED, approval=approval)
     store.save(approved, pending.version, None)
     issuer.down = False
     assert service.reconcile()["retried"] == 0  # too fresh: the approving replica may still be at it
@@ -220,7 +217,7 @@ def test_reconcile_retries_a_stuck_approval(world):
 
 
 def test_auditor_check_is_audited(world):
-    service, store, *_ = world
+    service, store = world.service, world.store
     service.require_auditor(AUDITOR, "export")
     with pytest.raises(NotAllowed):
         service.require_auditor(REQUESTER, "export")
@@ -228,7 +225,7 @@ def test_auditor_check_is_audited(world):
 
 
 def test_waiting_on_lists_only_what_the_approver_can_decide(world):
-    service, *_ = world
+    service = world.service
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     assert [r.id for r in service.waiting_on(APPROVER_1)] == [request.id]
     assert service.waiting_on(REQUESTER) == [] and service.waiting_on(OUTSIDER) == []

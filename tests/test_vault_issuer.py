@@ -1,4 +1,4 @@
-"""The Vault issuer and `vault sync` against a real OpenBao dev server, with the bot's least-privilege token.
+"""The vault_token kind and `vault sync` against a real OpenBao dev server, with the bot's least-privilege token.
 
 Fixtures `openbao`, `vault_root`, `vault_synced` and `bot_vault_token` come from tests/vault_fixtures.py via conftest.
 """
@@ -15,16 +15,20 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 
 from bot.devkit.openbao import OpenBaoDevServer
-from grants.adapters.vault_issuer import VaultIssuer, vault_client
-from grants.adapters.vault_sync import role_settings, sync
-from grants.catalog import Catalog, CatalogError, Scope, load_catalog
-from grants.domain import CredentialError, Request, State, new_request_id
+from grants.adapters.kinds import credential_kinds
+from grants.adapters.kinds.vault_token import VaultTokenKind, role_settings
+from grants.adapters.vault_client import VaultSession, vault_client
+from grants.adapters.vault_sync import sync
+from grants.catalog import Catalog, CatalogError, VaultTokenScope, load_catalog
+from grants.credentials import CredentialError, CredentialHandle, ForeignCredential, IssueOrder
+from grants.domain import new_request_id
 
 POLICY_DIR = Path(__file__).resolve().parents[1] / "vault_policies"
 
 REQUESTER = "U0REQ0001"
-PAYMENTS_READ = Scope(description="Read payment secrets", policies=["payments-read"], requesters=["*"], approvers=["U0APPR001"])
-K8S_PROD_READ = Scope(
+PAYMENTS_READ = VaultTokenScope(description="Read payment secrets", policies=["payments-read"], requesters=["*"],
+                                approvers=["U0APPR001"])  # fmt: skip
+K8S_PROD_READ = VaultTokenScope(
     description="Read k8s prod secrets",
     policies=["k8s-prod-read"],
     no_default_policy=True,
@@ -33,23 +37,14 @@ K8S_PROD_READ = Scope(
 )
 
 
-def approved(scope: str, duration: timedelta) -> Request:
+def approved(scope: str, duration: timedelta) -> IssueOrder:
     now = datetime.now(UTC)
-    return Request(
-        id=new_request_id(),
-        scope=scope,
-        requester=REQUESTER,
-        duration=duration,
-        reason="INC-4411 replay stuck refunds",
-        state=State.APPROVED,
-        created_at=now,
-        pending_until=now + timedelta(hours=1),
-    )
+    return IssueOrder(request_id=new_request_id(), scope=scope, requester=REQUESTER, ttl=duration, until=now + duration)
 
 
 @pytest.fixture
-def issuer(openbao: OpenBaoDevServer, bot_vault_token: str) -> VaultIssuer:
-    return VaultIssuer(vault_client(openbao.addr, bot_vault_token))
+def issuer(openbao: OpenBaoDevServer, bot_vault_token: str) -> VaultTokenKind:
+    return VaultTokenKind(vault_client(openbao.addr, bot_vault_token))
 
 
 @pytest.fixture
@@ -62,88 +57,106 @@ def unwrap(root: hvac.Client, wrapping_token: str) -> str:
     return str(root.sys.unwrap(wrapping_token)["auth"]["client_token"])
 
 
-def test_sync_writes_every_policy_and_the_role_and_is_idempotent(vault_root: hvac.Client, vault_synced: list[str]) -> None:
+def token_scopes(catalog: Catalog) -> dict[str, VaultTokenScope]:
+    return {name: s for name, s in catalog.scopes.items() if isinstance(s, VaultTokenScope)}
+
+
+def test_sync_writes_every_policy_and_one_role_per_scope_and_is_idempotent(
+    vault_root: hvac.Client, vault_synced: list[str]
+) -> None:
     catalog = load_catalog(POLICY_DIR / "catalog.toml")
     stems = sorted(p.stem for p in POLICY_DIR.glob("*.hcl"))
+    roles = [f"token role jitbot-{name}" for name in token_scopes(catalog)]
     assert {"jitbot-bot", "payments-read", "payments-write", "db-admin-staging", "k8s-prod-read"} <= set(stems)
     # The session's first sync (other tests may have synced the same files before: then it said `unchanged`).
-    assert [line.rsplit(": ", 1)[0] for line in vault_synced] == [f"policy {s}" for s in stems] + ["token role jitbot"]
+    assert [line.rsplit(": ", 1)[0] for line in vault_synced] == [f"policy {s}" for s in stems] + roles
 
-    again = sync(vault_root, POLICY_DIR, catalog)
-    assert again == [f"policy {s}: unchanged" for s in stems] + ["token role jitbot: unchanged"]
+    again = sync(vault_root, POLICY_DIR, catalog, credential_kinds(VaultSession(vault_root)))
+    assert again == [f"policy {s}: unchanged" for s in stems] + [f"{r}: unchanged" for r in roles]
     for stem in stems:
         assert vault_root.sys.read_acl_policy(stem)["data"]["policy"] == (POLICY_DIR / f"{stem}.hcl").read_text()
-    role = vault_root.auth.token.read_role("jitbot")["data"]
-    assert role["allowed_policies"] == sorted({p for s in catalog.scopes.values() for p in s.policies} | {"default"})
-    assert (role["orphan"], role["renewable"], role["token_type"]) == (True, False, "service")
-    assert role["token_explicit_max_ttl"] == max(int(s.max.total_seconds()) for s in catalog.scopes.values())
+    for name, scope in token_scopes(catalog).items():
+        role = vault_root.auth.token.read_role(f"jitbot-{name}")["data"]
+        default = [] if scope.no_default_policy else ["default"]
+        assert role["allowed_policies"] == sorted({*scope.policies, *default})  # this scope's, never another's
+        assert (role["orphan"], role["renewable"], role["token_type"]) == (True, False, "service")
+        assert role["token_explicit_max_ttl"] == int(scope.max_total.total_seconds())
 
 
 def test_sync_creates_then_updates_what_drifted_and_refuses_a_policy_without_its_file(
     vault_root: hvac.Client, tmp_path: Path
 ) -> None:
-    catalog = Catalog(scopes={"payments-read": PAYMENTS_READ})
-    role, scratch = f"jitbot-{uuid.uuid4().hex[:8]}", f"scratch-{uuid.uuid4().hex[:8]}"
+    name, scratch = f"s{uuid.uuid4().hex[:8]}", f"scratch-{uuid.uuid4().hex[:8]}"
+    catalog = Catalog(scopes={name: PAYMENTS_READ})
+    kinds = credential_kinds(VaultSession(vault_root))
+    role = f"jitbot-{name}"
     (tmp_path / "payments-read.hcl").write_text((POLICY_DIR / "payments-read.hcl").read_text())
     (tmp_path / f"{scratch}.hcl").write_text('path "secret/data/scratch/*" {\n  capabilities = ["read"]\n}\n')
-    lines = sync(vault_root, tmp_path, catalog, token_role=role)
+    lines = sync(vault_root, tmp_path, catalog, kinds)
     assert f"policy {scratch}: created" in lines and lines[-1].startswith(f"token role {role}: created (")
 
     (tmp_path / f"{scratch}.hcl").write_text('path "secret/data/scratch/*" {\n  capabilities = ["list"]\n}\n')
     vault_root.write_data(f"auth/token/roles/{role}", data={"renewable": True})  # someone edited the role by hand
-    lines = sync(vault_root, tmp_path, catalog, token_role=role)
+    lines = sync(vault_root, tmp_path, catalog, kinds)
     assert f"policy {scratch}: updated" in lines and lines[-1].startswith(f"token role {role}: updated")
     assert vault_root.auth.token.read_role(role)["data"]["renewable"] is False
-    assert role_settings(catalog)["token_explicit_max_ttl"] == 3600
+    assert role_settings(PAYMENTS_READ)["token_explicit_max_ttl"] == 3600
 
     (tmp_path / "payments-read.hcl").unlink()
     with pytest.raises(CatalogError, match="payments-read"):
-        sync(vault_root, tmp_path, catalog, token_role=role)
+        sync(vault_root, tmp_path, catalog, kinds)
 
 
-def test_sync_warns_when_the_bot_policy_does_not_cover_the_role(vault_root: hvac.Client, tmp_path: Path) -> None:
+def test_sync_warns_when_the_bot_policy_does_not_cover_the_roles(vault_root: hvac.Client, tmp_path: Path) -> None:
     catalog = Catalog(scopes={"payments-read": PAYMENTS_READ})
-    for stem in ("payments-read", "jitbot-bot"):
-        (tmp_path / f"{stem}.hcl").write_text((POLICY_DIR / f"{stem}.hcl").read_text())
-    lines = sync(vault_root, tmp_path, catalog, token_role="elevate")
-    assert lines[-1] == "warning: jitbot-bot.hcl does not allow auth/token/create/elevate; the bot cannot issue"
+    (tmp_path / "payments-read.hcl").write_text((POLICY_DIR / "payments-read.hcl").read_text())
+    (tmp_path / "jitbot-bot.hcl").write_text('path "auth/token/create/elevate" {\n  capabilities = ["update"]\n}\n')
+    try:
+        lines = sync(vault_root, tmp_path, catalog, credential_kinds(VaultSession(vault_root)))
+    finally:  # the session's OpenBao is shared: put the real bot policy back
+        vault_root.sys.create_or_update_acl_policy("jitbot-bot", (POLICY_DIR / "jitbot-bot.hcl").read_text())
+    assert lines[-1] == "warning: jitbot-bot.hcl does not allow auth/token/create/jitbot-*; the bot cannot issue"
 
 
-def test_issue_delivers_a_single_use_wrapping_token_for_exactly_the_scope(issuer: VaultIssuer, vault_root: hvac.Client) -> None:
-    request = approved("payments-read", timedelta(minutes=30))
-    credential = issuer.issue(request, PAYMENTS_READ)
+def test_issue_delivers_a_single_use_wrapping_token_for_exactly_the_scope(
+    issuer: VaultTokenKind, vault_root: hvac.Client
+) -> None:
+    order = approved("payments-read", timedelta(minutes=30))
+    credential = issuer.issue(order, PAYMENTS_READ)
+    wrapping = credential.delivery.secret
+    assert wrapping and credential.delivery.code == f"bao unwrap {wrapping}"
+    assert "within 5m" in credential.delivery.lines[0]
+    assert wrapping not in repr(credential)
+    info = vault_root.adapter.post("/v1/sys/wrapping/lookup", json={"token": wrapping})["data"]
+    assert info["creation_path"] == "auth/token/create/jitbot-payments-read" and info["creation_ttl"] == 300
 
-    assert credential.delivery_ttl == timedelta(minutes=5)
-    assert credential.unwrap_hint == f"bao unwrap {credential.delivery}"
-    assert "delivery=" not in repr(credential)
-    wrapping = vault_root.adapter.post("/v1/sys/wrapping/lookup", json={"token": credential.delivery})["data"]
-    assert wrapping["creation_path"] == "auth/token/create/jitbot" and wrapping["creation_ttl"] == 300
-
-    token = unwrap(vault_root, credential.delivery)
+    token = unwrap(vault_root, wrapping)
     with pytest.raises(InvalidRequest):  # single use: a second unwrap (an eavesdropper, a replay) fails
-        vault_root.sys.unwrap(credential.delivery)
+        vault_root.sys.unwrap(wrapping)
 
     info = vault_client(vault_root.url, token).auth.token.lookup_self()["data"]
-    assert info["accessor"] == credential.accessor
+    assert credential.handle == CredentialHandle("vault_token", info["accessor"])
     assert info["policies"] == ["default", "payments-read"]
     assert info["explicit_max_ttl"] == 1800 and 1790 <= info["ttl"] <= 1800
-    assert (info["renewable"], info["orphan"], info["type"], info["role"]) == (False, True, "service", "jitbot")
-    assert info["meta"] == {"request_id": request.id, "requester": REQUESTER, "scope": "payments-read"}
-    assert info["display_name"] == f"token-jitbot-{request.id}"  # Vault prefixes the mount name
+    assert (info["renewable"], info["orphan"], info["type"]) == (False, True, "service")
+    assert info["role"] == "jitbot-payments-read"
+    assert info["meta"] == {"request_id": order.request_id, "requester": REQUESTER, "scope": "payments-read"}
+    assert info["display_name"] == f"token-jitbot-{order.request_id}"  # Vault prefixes the mount name
 
 
-def test_a_scope_without_the_default_policy_gets_only_its_own(issuer: VaultIssuer, vault_root: hvac.Client) -> None:
+def test_a_scope_without_the_default_policy_gets_only_its_own(issuer: VaultTokenKind, vault_root: hvac.Client) -> None:
     credential = issuer.issue(approved("k8s-prod-read", timedelta(minutes=5)), K8S_PROD_READ)
-    token = unwrap(vault_root, credential.delivery)
+    token = unwrap(vault_root, credential.delivery.secret or "")
     info = vault_root.auth.token.lookup(token)["data"]  # lookup-self is in `default`, which this token lacks
     assert info["policies"] == ["k8s-prod-read"] and info["explicit_max_ttl"] == 300
 
 
-def test_the_grant_reads_what_its_policy_allows_and_nothing_else(issuer: VaultIssuer, vault_root: hvac.Client) -> None:
+def test_the_grant_reads_what_its_policy_allows_and_nothing_else(issuer: VaultTokenKind, vault_root: hvac.Client) -> None:
     vault_root.secrets.kv.v2.create_or_update_secret("payments/stripe", secret={"key": "sk_live_x"})
     vault_root.secrets.kv.v2.create_or_update_secret("k8s/prod/registry", secret={"password": "hunter2"})
-    credential = issuer.issue(approved("payments-read", timedelta(minutes=5)), PAYMENTS_READ)
-    grant = vault_client(vault_root.url, unwrap(vault_root, credential.delivery))
+    order = approved("payments-read", timedelta(minutes=5))
+    credential = issuer.issue(order, PAYMENTS_READ)
+    grant = vault_client(vault_root.url, unwrap(vault_root, credential.delivery.secret or ""))
 
     secret = grant.secrets.kv.v2.read_secret_version("payments/stripe", raise_on_deleted_version=True)
     assert secret["data"]["data"] == {"key": "sk_live_x"}
@@ -153,55 +166,61 @@ def test_the_grant_reads_what_its_policy_allows_and_nothing_else(issuer: VaultIs
         grant.secrets.kv.v2.create_or_update_secret("payments/stripe", secret={"key": "mine"})
 
 
-def test_revoke_by_accessor_ends_the_grant_and_is_idempotent(issuer: VaultIssuer, vault_root: hvac.Client) -> None:
-    credential = issuer.issue(approved("payments-read", timedelta(minutes=5)), PAYMENTS_READ)
-    grant = vault_client(vault_root.url, unwrap(vault_root, credential.delivery))
-    assert grant.auth.token.lookup_self()["data"]["accessor"] == credential.accessor
+def test_revoke_by_accessor_ends_the_grant_and_is_idempotent(issuer: VaultTokenKind, vault_root: hvac.Client) -> None:
+    order = approved("payments-read", timedelta(minutes=5))
+    credential = issuer.issue(order, PAYMENTS_READ)
+    grant = vault_client(vault_root.url, unwrap(vault_root, credential.delivery.secret or ""))
+    assert grant.auth.token.lookup_self()["data"]["accessor"] == credential.handle.id
 
-    issuer.revoke(credential.accessor)
+    issuer.revoke(credential.handle, order.request_id)
     with pytest.raises(Forbidden):
         grant.auth.token.lookup_self()
-    issuer.revoke(credential.accessor)  # already gone: success
-    issuer.revoke("NoSuchAccessor0000000000")  # never existed: success
+    issuer.revoke(credential.handle, order.request_id)  # already gone: success
+    issuer.revoke(CredentialHandle("vault_token", "NoSuchAccessor0000000000"), order.request_id)  # never existed: success
 
 
-def test_revoke_before_unwrap_leaves_a_dead_token_inside_the_wrapping(issuer: VaultIssuer, vault_root: hvac.Client) -> None:
-    credential = issuer.issue(approved("payments-read", timedelta(minutes=5)), PAYMENTS_READ)
-    issuer.revoke(credential.accessor)
-    token = unwrap(vault_root, credential.delivery)  # OpenBao still unwraps: the wrapping outlives what it wraps
+def test_revoke_before_unwrap_leaves_a_dead_token_inside_the_wrapping(issuer: VaultTokenKind, vault_root: hvac.Client) -> None:
+    order = approved("payments-read", timedelta(minutes=5))
+    credential = issuer.issue(order, PAYMENTS_READ)
+    issuer.revoke(credential.handle, order.request_id)
+    token = unwrap(vault_root, credential.delivery.secret or "")  # OpenBao still unwraps: the wrapping outlives what it wraps
     with pytest.raises(Forbidden):
         vault_client(vault_root.url, token).auth.token.lookup_self()
 
 
-def test_vault_itself_ends_a_short_grant(issuer: VaultIssuer, vault_root: hvac.Client) -> None:
-    credential = issuer.issue(approved("payments-read", timedelta(seconds=2)), PAYMENTS_READ)
-    grant = vault_client(vault_root.url, unwrap(vault_root, credential.delivery))
+def test_vault_itself_ends_a_short_grant(issuer: VaultTokenKind, vault_root: hvac.Client) -> None:
+    order = approved("payments-read", timedelta(seconds=2))
+    credential = issuer.issue(order, PAYMENTS_READ)
+    grant = vault_client(vault_root.url, unwrap(vault_root, credential.delivery.secret or ""))
     assert grant.auth.token.lookup_self()["data"]["explicit_max_ttl"] == 2
     time.sleep(2.5)  # the one real wait: Vault's own TTL is the backstop when the bot is down
     with pytest.raises(Forbidden):
         grant.auth.token.lookup_self()
-    issuer.revoke(credential.accessor)  # expiring on its own made it "already gone"
+    issuer.revoke(credential.handle, order.request_id)  # expiring on its own made it "already gone"
 
 
-def test_issue_outside_the_role_is_a_credential_error_without_secrets(issuer: VaultIssuer, bot_vault_token: str) -> None:
-    rogue = Scope(description="x", policies=["root"], requesters=["*"], approvers=["U0APPR001"])
+def test_issue_outside_the_role_is_a_credential_error_without_secrets(issuer: VaultTokenKind, bot_vault_token: str) -> None:
+    rogue = VaultTokenScope(description="x", policies=["root"], requesters=["*"], approvers=["U0APPR001"])
     with pytest.raises(CredentialError, match="subset of the role") as caught:
-        issuer.issue(approved("rogue", timedelta(minutes=5)), rogue)
+        issuer.issue(approved("payments-read", timedelta(minutes=5)), rogue)
     assert bot_vault_token not in str(caught.value)
 
 
-def test_the_bot_token_can_do_its_job_and_nothing_more(bot: hvac.Client, issuer: VaultIssuer) -> None:
-    assert issuer.healthy()
+def test_the_bot_token_can_do_its_job_and_nothing_more(bot: hvac.Client) -> None:
     assert bot.auth.token.lookup_self()["data"]["policies"] == ["jitbot-bot"]
     refusals = {
         "write a policy": lambda: bot.sys.create_or_update_acl_policy(name="evil", policy='path "*" { capabilities = ["sudo"] }'),
-        "change the role": lambda: bot.write_data("auth/token/roles/jitbot", data={"allowed_policies": ["root"]}),
+        "change a role": lambda: bot.write_data("auth/token/roles/jitbot-payments-read", data={"allowed_policies": ["root"]}),
         "create a token outside the role": lambda: bot.auth.token.create(policies=["payments-read"], ttl="60s"),
         "ask for a renewable token": lambda: bot.auth.token.create(
-            role_name="jitbot", policies=["payments-read"], renewable=True
+            role_name=ROLE, policies=["payments-read"], renewable=True, wrap_ttl="60s"
         ),
-        "ask for a periodic token": lambda: bot.auth.token.create(role_name="jitbot", policies=["payments-read"], period="24h"),
-        "pick the token's id": lambda: bot.auth.token.create(role_name="jitbot", id="mine", policies=["payments-read"]),
+        "ask for a periodic token": lambda: bot.auth.token.create(
+            role_name=ROLE, policies=["payments-read"], period="24h", wrap_ttl="60s"
+        ),
+        "pick the token's id": lambda: bot.auth.token.create(role_name=ROLE, id="mine", policies=["payments-read"], wrap_ttl="60s"),
+        # A stolen bot token cannot take the token itself: wrapping is required on every create path.
+        "create an unwrapped token": lambda: bot.auth.token.create(role_name=ROLE, policies=["payments-read"], ttl="60s"),
         "read a secret": lambda: bot.secrets.kv.v2.read_secret_version("payments/stripe", raise_on_deleted_version=True),
         "mount an engine": lambda: bot.sys.enable_secrets_engine("kv", path="bot-kv"),
     }
@@ -209,20 +228,43 @@ def test_the_bot_token_can_do_its_job_and_nothing_more(bot: hvac.Client, issuer:
         with pytest.raises(Forbidden):
             attempt()
             pytest.fail(f"the bot's token could {what}")
-    with pytest.raises(InvalidRequest, match="subset"):  # through the role, only the catalog's policies
-        bot.auth.token.create(role_name="jitbot", policies=["jitbot-bot"], renewable=False, ttl="60s")
+    # Through a scope's role, only that scope's policies: not the bot's own, not another scope's, not a mix.
+    for policies in (["jitbot-bot"], ["payments-write"], ["payments-read", "payments-write"]):
+        with pytest.raises(InvalidRequest, match="subset"):
+            bot.auth.token.create(role_name=ROLE, policies=policies, renewable=False, ttl="60s", wrap_ttl="60s")
+    # And never past the scope's own cap (payments-read: 1h, one extension of 1h: 2h in all).
+    wrapped = bot.auth.token.create(role_name=ROLE, policies=["payments-read"], renewable=False, ttl="8h",
+                                    explicit_max_ttl="8h", wrap_ttl="60s")  # fmt: skip
+    accessor = wrapped["wrap_info"]["wrapped_accessor"]
+    assert bot.auth.token.lookup_accessor(accessor)["data"]["ttl"] <= 2 * 3600
+
+
+ROLE = "jitbot-payments-read"
+
+
+def test_a_foreign_accessor_is_never_revoked(issuer: VaultTokenKind, vault_root: hvac.Client) -> None:
+    """A database insider swaps a grant's accessor for another token's (a CI pipeline's, say): the bot refuses."""
+    ci = vault_root.auth.token.create(policies=["default"], ttl="1h", meta={"purpose": "ci"})["auth"]
+    order = approved("payments-read", timedelta(minutes=5))
+    with pytest.raises(ForeignCredential, match=order.request_id):
+        issuer.revoke(CredentialHandle("vault_token", ci["accessor"]), order.request_id)
+    assert vault_root.auth.token.lookup(ci["client_token"])["data"]["accessor"] == ci["accessor"]  # still alive
+    other = issuer.issue(approved("payments-read", timedelta(minutes=5)), PAYMENTS_READ)  # another request's grant
+    with pytest.raises(ForeignCredential):
+        issuer.revoke(other.handle, order.request_id)
 
 
 def test_a_revoked_bot_token_makes_the_issuer_unhealthy_and_revoke_fail(
     openbao: OpenBaoDevServer, vault_root: hvac.Client, vault_synced: list[str]
 ) -> None:
     token = vault_root.auth.token.create(policies=["jitbot-bot"], no_default_policy=True, ttl="1h")["auth"]["client_token"]
-    issuer = VaultIssuer(vault_client(openbao.addr, token))
-    assert issuer.healthy()
+    session = VaultSession(vault_client(openbao.addr, token))
+    issuer = VaultTokenKind(session.client)
+    assert session.healthy()
     vault_root.auth.token.revoke(token)
-    assert not issuer.healthy()
+    assert not session.healthy()
     with pytest.raises(CredentialError, match="Forbidden") as caught:
-        issuer.revoke("SomeAccessor000000000000")
+        issuer.revoke(CredentialHandle("vault_token", "SomeAccessor000000000000"), "JIT-X")
     assert token not in str(caught.value)
 
 
@@ -240,7 +282,7 @@ def test_approle_login_and_env_is_ignored(
     client = vault_client(openbao.addr, role_id=role_id, secret_id=secret_id)
     assert client.token and client.token != openbao.root_token
     assert client.auth.token.lookup_self()["data"]["policies"] == ["jitbot-bot"]
-    assert VaultIssuer(client).healthy()
+    assert VaultSession(client).healthy()
     with pytest.raises(CredentialError, match="AppRole"):
         vault_client(openbao.addr, role_id=role_id, secret_id="wrong")
     with pytest.raises(ValueError, match="token"):
@@ -249,10 +291,14 @@ def test_approle_login_and_env_is_ignored(
 
 def test_an_unwrapped_answer_is_revoked_and_never_delivered() -> None:
     revoked: list[str] = []
+    order = approved("payments-read", timedelta(minutes=5))
 
     class Token:
         def create(self, **_: object) -> dict[str, object]:
             return {"wrap_info": None, "auth": {"client_token": "s.RealTokenThatMustNotLeak0", "accessor": "acc-1"}}
+
+        def lookup_accessor(self, accessor: str) -> dict[str, object]:
+            return {"data": {"meta": {"request_id": order.request_id}}}
 
         def revoke_accessor(self, accessor: str) -> None:
             revoked.append(accessor)
@@ -262,38 +308,51 @@ def test_an_unwrapped_answer_is_revoked_and_never_delivered() -> None:
             token = Token()
 
     with pytest.raises(CredentialError, match="without wrapping") as caught:
-        VaultIssuer(Client()).issue(approved("payments-read", timedelta(minutes=5)), PAYMENTS_READ)
+        VaultTokenKind(Client()).issue(order, PAYMENTS_READ)  # type: ignore[arg-type]
     assert revoked == ["acc-1"] and "RealToken" not in str(caught.value)
 
 
 def test_with_vault_down_issue_and_revoke_raise_and_health_is_false() -> None:
     with OpenBaoDevServer() as server:  # its own server: the session's must stay up for other tests
-        issuer = VaultIssuer(vault_client(server.addr, server.root_token, timeout=2))
-        assert issuer.healthy()
+        session = VaultSession(vault_client(server.addr, server.root_token, timeout=2))
+        issuer = VaultTokenKind(session.client)
+        assert session.healthy()
         server.stop()
 
-        assert not issuer.healthy()
+        assert not session.healthy()
         with pytest.raises(CredentialError, match="cannot reach Vault") as caught:
             issuer.issue(approved("payments-read", timedelta(minutes=5)), PAYMENTS_READ)
         assert server.root_token not in str(caught.value)
         with pytest.raises(CredentialError, match="cannot reach Vault"):
-            issuer.revoke("SomeAccessor000000000000")
+            issuer.revoke(CredentialHandle("vault_token", "SomeAccessor000000000000"), "JIT-X")
 
         server.start()  # back on the same address (empty again: dev mode keeps nothing)
-        assert issuer.healthy()
+        assert session.healthy()
 
 
 def test_keep_alive_renews_the_bots_own_token(openbao, vault_root, vault_synced):
     import time
 
-    from grants.adapters.vault_issuer import VaultIssuer, vault_client
-
     created = vault_root.auth.token.create(policies=["jitbot-bot"], no_default_policy=True, ttl="6s", renewable=True)
     token = created["auth"]["client_token"]
-    issuer = VaultIssuer(vault_client(openbao.addr, token))
+    issuer = VaultSession(vault_client(openbao.addr, token))
     issuer.keep_alive()  # fresh: nothing to do yet
     time.sleep(3.5)  # past half its life: the real TTL is what is under test
     before = vault_root.auth.token.lookup(token)["data"]["ttl"]
     issuer.keep_alive()
     after = vault_root.auth.token.lookup(token)["data"]["ttl"]
     assert before <= 3 and after >= 5
+
+
+def test_a_ttl_capped_by_a_drifted_role_is_refused_and_the_token_revoked(issuer: VaultTokenKind, vault_root: hvac.Client) -> None:
+    """Someone lowered a scope role's cap by hand: Vault would silently grant less than approved. The bot refuses."""
+    role = "jitbot-k8s-prod-read"
+    before = vault_root.auth.token.read_role(role)["data"]["token_explicit_max_ttl"]
+    vault_root.write_data(f"auth/token/roles/{role}", data={"token_explicit_max_ttl": 60})
+    try:
+        live_before = set(vault_root.list("auth/token/accessors")["data"]["keys"])
+        with pytest.raises(CredentialError, match="caps it"):
+            issuer.issue(approved("k8s-prod-read", timedelta(minutes=10)), K8S_PROD_READ)
+        assert set(vault_root.list("auth/token/accessors")["data"]["keys"]) <= live_before  # nothing left alive
+    finally:
+        vault_root.write_data(f"auth/token/roles/{role}", data={"token_explicit_max_ttl": before})

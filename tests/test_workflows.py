@@ -8,8 +8,7 @@ import pytest
 
 from grants.catalog import CatalogError, parse_catalog
 from grants.domain import AlreadyDecided, ExtensionOffered, InvalidRequest, NotAllowed, State
-from grants.service import ElevationService
-from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer
+from tests.fakes import Core, bootstrap
 
 REQ, DEV, LEAD1, LEAD2, SEC1, SEC2, BOSS, AUD = (
     "U0REQ0001",
@@ -78,17 +77,14 @@ class Directory:
 
 
 @pytest.fixture
-def w():
-    clock = FakeClock()
-    store, issuer, notifier, timer = FakeStore(), FakeIssuer(), FakeNotifier(), FakeTimer(clock)
-    service = ElevationService(parse_catalog(data()), store, issuer, notifier, timer, clock, Directory())
-    return service, store, issuer, notifier, timer
+def w() -> Core:
+    return bootstrap(parse_catalog(data()), directory=Directory())
 
 
 def test_steps_in_order_with_usergroups(w):
-    service, store, issuer, notifier, _ = w
+    service, store, notifier = w.service, w.store, w.notifier
     r = service.request(REQ, "prod-write", "30m", "CHG-1")
-    assert r.approvals_required == 2
+    assert r.approval.required == 2
     assert notifier.sent[0] == ("opened", (r.id, [LEAD1, LEAD2]))  # step one's approvers only
     with pytest.raises(NotAllowed) as refused:
         service.approve(r.id, SEC1)  # security cannot approve before the team lead
@@ -104,7 +100,7 @@ def test_steps_in_order_with_usergroups(w):
 
 
 def test_a_lead_in_both_steps_still_approves_only_one(w):
-    service, *_ = w
+    service = w.service
     r = service.request(REQ, "prod-write", "30m", "CHG-2")
     service.approve(r.id, LEAD1)
     with pytest.raises(NotAllowed, match="one step"):
@@ -112,7 +108,7 @@ def test_a_lead_in_both_steps_still_approves_only_one(w):
 
 
 def test_reminders_double_and_escalation_fires_on_time(w):
-    service, store, _, notifier, timer = w
+    service, store, notifier, timer = w.service, w.store, w.notifier, w.timer
     r = service.request(REQ, "prod-write", "30m", "CHG-3")
     timer.advance(timedelta(minutes=9, seconds=59))
     assert "reminded" not in store.names()
@@ -129,7 +125,7 @@ def test_reminders_double_and_escalation_fires_on_time(w):
 
 
 def test_nudge_once_per_interval(w):
-    service, store, _, notifier, timer = w
+    service, store, timer = w.service, w.store, w.timer
     r = service.request(REQ, "prod-write", "30m", "CHG-4")
     service.nudge(r.id, REQ)
     with pytest.raises(InvalidRequest, match="nudge again after"):
@@ -146,7 +142,7 @@ def test_nudge_once_per_interval(w):
     [(DEV, "2h", True), (DEV, "2h1s", False), (LEAD1, "10m", False), (REQ, "1h", True)],
 )
 def test_auto_approval_caps(w, requester, duration, auto):
-    service, store, issuer, *_ = w
+    service, store = w.service, w.store
     r = service.request(requester, "staging", duration, "")
     assert (r.state is State.ACTIVE) is auto
     if auto:
@@ -155,7 +151,7 @@ def test_auto_approval_caps(w, requester, duration, auto):
 
 
 def test_break_glass_eligibility_cap_and_review(w):
-    service, store, issuer, notifier, timer = w
+    service, store, issuer, notifier, timer = w.service, w.store, w.issuer, w.notifier, w.timer
     with pytest.raises(InvalidRequest, match="not available"):
         service.break_glass(DEV, "db", "10m", "fire")
     with pytest.raises(InvalidRequest, match="capped at 20m"):
@@ -182,14 +178,14 @@ def test_break_glass_eligibility_cap_and_review(w):
 
 
 def test_expiry_warning_and_self_service_extension_with_caps(w):
-    service, store, issuer, notifier, timer = w
+    service, store, issuer, notifier, timer = w.service, w.store, w.issuer, w.notifier, w.timer
     r = service.request(DEV, "staging", "1h", "")
     timer.advance(timedelta(minutes=50))
     assert ("told", (r.id, "expiring")) in notifier.sent
-    old = r.accessor
+    old = r.grant.handle.id
     r = service.extend(r.id, DEV, "1h")
-    assert r.extensions == 1 and r.duration == timedelta(hours=2) and r.accessor != old and old not in issuer.live
-    assert r.expires_at == r.issued_at + timedelta(hours=2)
+    assert r.grant.extensions == 1 and r.duration == timedelta(hours=2) and r.grant.handle.id != old and old not in issuer.live
+    assert r.expires_at == r.grant.issued_at + timedelta(hours=2)
     with pytest.raises(InvalidRequest, match="at most 1h"):
         service.extend(r.id, DEV, "2h")  # the 3h total cap
     r = service.extend(r.id, DEV, None)  # the default (1h) fits exactly
@@ -201,7 +197,7 @@ def test_expiry_warning_and_self_service_extension_with_caps(w):
 
 
 def test_extension_needing_approval_and_second_request_offers_it(w):
-    service, store, issuer, notifier, _ = w
+    service, notifier = w.service, w.notifier
     r = service.request(REQ, "db", "30m", "INC-1")
     service.approve(r.id, LEAD1)
     with pytest.raises(ExtensionOffered, match=f"already hold `db` \\({r.id}\\)"):
@@ -212,13 +208,13 @@ def test_extension_needing_approval_and_second_request_offers_it(w):
     with pytest.raises(NotAllowed):
         service.approve(r.id, REQ)
     extended = service.approve(r.id, LEAD2)
-    assert extended.extensions == 1 and extended.duration == timedelta(minutes=50) and extended.extension_pending is None
+    assert extended.grant.extensions == 1 and extended.duration == timedelta(minutes=50) and extended.extension_pending is None
     with pytest.raises(InvalidRequest, match="no room"):
         service.extend(r.id, REQ, "5m")  # max_extensions = 1
 
 
 def test_extension_can_be_denied(w):
-    service, store, *_ = w
+    service, store = w.service, w.store
     r = service.request(REQ, "db", "30m", "INC-1")
     service.approve(r.id, LEAD1)
     service.extend(r.id, REQ, "10m")
@@ -256,7 +252,7 @@ def test_all_new_key_problems_are_reported_together():
 
 
 def test_break_glass_attempt_without_the_right_is_audited(w):
-    service, store, *_ = w
+    service, store = w.service, w.store
     with pytest.raises(InvalidRequest):
         service.break_glass(DEV, "db", "10m", "fire")
     assert store.audit[-1].event == "rejected" and store.audit[-1].detail["rule"] == "not_break_glass_eligible"

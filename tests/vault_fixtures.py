@@ -9,7 +9,8 @@ import hvac
 import pytest
 
 from bot.devkit.openbao import OpenBaoDevServer
-from grants.adapters.vault_issuer import vault_client
+from grants.adapters.kinds import credential_kinds
+from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import load_catalog
 
@@ -31,7 +32,8 @@ def vault_root(openbao: OpenBaoDevServer) -> hvac.Client:
 @pytest.fixture(scope="session")
 def vault_synced(vault_root: hvac.Client) -> list[str]:
     """`jitbot vault sync` of the shipped policies and catalog, as an operator (root) would run it; its report lines."""
-    return sync(vault_root, POLICY_DIR, load_catalog(POLICY_DIR / "catalog.toml"))
+    kinds = credential_kinds(VaultSession(vault_root))
+    return sync(vault_root, POLICY_DIR, load_catalog(POLICY_DIR / "catalog.toml"), kinds)
 
 
 @pytest.fixture(scope="session")

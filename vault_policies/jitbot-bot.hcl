@@ -1,14 +1,18 @@
-# jitbot-bot: the bot's own token. It issues grants through the `jitbot` token role, revokes them by accessor
-# and keeps itself alive; nothing else. Policies and the role are written by an operator running
+# jitbot-bot: the bot's own token. It issues grants through each scope's token role (`jitbot-<scope>`),
+# revokes them by accessor and keeps itself alive; nothing else. Policies and the role are written by an operator running
 # `jitbot vault sync` with an admin token: the bot can neither write policies nor change its role.
 # Give the bot this policy alone (`-no-default-policy` is fine: everything it needs is listed here).
 
-# Issue a grant, only through the role. The role pins what a grant may be (its policies must be a subset of the
-# catalog's, an orphan service token, not renewable, never past the catalog's longest max_duration); the
-# parameter list below additionally refuses `id`, `period`, `type` and `entity_alias`, and any `renewable`
-# but false. If you rename the role (`token_role`), rename this path too.
-path "auth/token/create/jitbot" {
+# Issue a grant, only through a scope's own role. Each role pins what that scope's grants may be (its policies
+# exactly, an orphan service token, not renewable, never past that scope's longest total time), so a stolen bot
+# token cannot combine scopes or outlast a scope's cap. The parameter list below additionally refuses `id`,
+# `period`, `type` and `entity_alias`, and any `renewable` but false.
+path "auth/token/create/jitbot-*" {
   capabilities = ["create", "update"]
+  # Response wrapping is required: Vault refuses an unwrapped create, so even this token never sees a grant's
+  # token, and the wrapping token (single use) is all a thief of a DM could take.
+  min_wrapping_ttl = "1s"
+  max_wrapping_ttl = "1h"
   allowed_parameters = {
     "policies"          = []
     "no_default_policy" = []

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot import blocks, messages
 from bot.context import BotContext
-from grants import rules
+from grants import guards
 from grants.domain import DomainError, NotAllowed, Request, State
 
 Operation = Callable[[str, str], Request | None]  # (request ID, clicking user) -> the request as it now is
@@ -101,7 +101,7 @@ def may_deny(ctx: BotContext, request: Request, user: str) -> bool:
     if scope is None or not open_:
         return False
     try:
-        rules.require_can_decide(ctx.service.people, scope, request, user)
+        guards.require_can_decide(ctx.service.people, scope, request, user)
     except NotAllowed:
         return False
     return True

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 class SchedulerTimer:
     """Implements the Timer port with one in-memory job store owned by this process alone."""
 
-    def __init__(self, workers: int = 8):
+    def __init__(self, on_due: Callable[[str], None] | None = None, workers: int = 8):
+        self.on_due = on_due  # what a due key wakes (the service's `wake`); the wiring sets it
         # misfire_grace_time=None: a job that came due while we were busy or down still runs
         # (APScheduler's default of 1 s would silently drop it); coalesce: run it once, not N times.
         self.scheduler = BackgroundScheduler(
@@ -50,20 +51,23 @@ class SchedulerTimer:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
-    def schedule(self, key: str, when: datetime, action: Callable[[], None]) -> None:
+    def schedule(self, key: str, when: datetime) -> None:
         if not self.active:
             return  # the leader's due poller arms it on the replica that runs timers
         with self._lock:
             if self._armed.get(key) == when and self.scheduler.get_job(key) is not None:
                 return  # already armed for that moment (the due poller re-arms every second)
             self._armed[key] = when
-        self.scheduler.add_job(self._run, "date", run_date=when, args=(key, when, action), id=key, replace_existing=True)
+        self.scheduler.add_job(self._run, "date", run_date=when, args=(key, when), id=key, replace_existing=True)
 
-    def _run(self, key: str, when: datetime, action: Callable[[], None]) -> None:
+    def _run(self, key: str, when: datetime) -> None:
         with self._lock:
             if self._armed.get(key) == when:
                 del self._armed[key]
-        _guarded(key, action)
+        if self.on_due is None:
+            log.error("timer fired with nothing to wake", extra={"job": key})
+            return
+        _guarded(key, self.on_due)
 
     def cancel(self, key: str) -> None:
         with self._lock:
@@ -80,8 +84,8 @@ class SchedulerTimer:
         return bool(self.scheduler.running)
 
 
-def _guarded(key: str, action: Callable[[], None]) -> None:
+def _guarded(key: str, on_due: Callable[[str], None]) -> None:
     try:
-        action()
+        on_due(key)
     except Exception:
         log.exception("timer job failed", extra={"job": key})

@@ -13,7 +13,9 @@ from sqlalchemy import Engine, String, cast, create_engine, event, func, or_, se
 
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow
 from grants.audit import GENESIS_HASH, AuditQuery, at_text, chained, detail_text
-from grants.domain import AuditEvent, Request, State
+from grants.credentials import CredentialHandle
+from grants.domain import Approval, AuditEvent, Grant, PendingExtension, Request, Review, State
+from grants.lifecycle import Event
 
 
 def make_engine(url: str, writer: bool = True) -> Engine:
@@ -48,6 +50,8 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 def _to_row(request: Request) -> dict[str, Any]:
+    """The request's value objects, flattened into the one `requests` row (the schema predates them)."""
+    approval, grant, review = request.approval, request.grant, request.review
     return {
         "id": request.id,
         "scope": request.scope,
@@ -57,31 +61,38 @@ def _to_row(request: Request) -> dict[str, Any]:
         "state": request.state.value,
         "created_at": request.created_at,
         "pending_until": request.pending_until,
-        "approvals": list(request.approvals),
-        "approvals_required": request.approvals_required,
-        "decided_by": request.decided_by,
-        "decided_at": request.decided_at,
-        "issued_at": request.issued_at,
-        "expires_at": request.expires_at,
-        "ended_at": request.ended_at,
-        "accessor": request.accessor,
-        "revoke_attempts": request.revoke_attempts,
+        "approvals": list(approval.given),
+        "approvals_required": approval.required,
+        "decided_by": approval.decided_by,
+        "decided_at": approval.decided_at,
+        "reminders_sent": approval.reminders_sent,
+        "escalated": approval.escalated,
+        "nudged_at": approval.nudged_at,
+        "issued_at": grant.issued_at if grant else None,
+        "expires_at": grant.expires_at if grant else None,
+        "accessor": str(grant.handle) if grant else None,
+        "revoke_attempts": grant.revoke_attempts if grant else 0,
+        "extensions": grant.extensions if grant else 0,
+        "warned": grant.warned if grant else False,
+        "extension_pending_seconds": int(request.extension.added.total_seconds()) if request.extension else None,
+        "review_state": review.state if review else None,
+        "review_due_at": review.due_at if review else None,
+        "reviewed_by": review.reviewed_by if review else None,
         "break_glass": request.break_glass,
-        "extensions": request.extensions,
-        "extension_pending_seconds": int(request.extension_pending.total_seconds()) if request.extension_pending else None,
-        "reminders_sent": request.reminders_sent,
-        "escalated": request.escalated,
-        "nudged_at": request.nudged_at,
-        "warned": request.warned,
-        "review_state": request.review_state,
-        "review_due_at": request.review_due_at,
-        "reviewed_by": request.reviewed_by,
+        "ended_at": request.ended_at,
         "wake_at": request.wake_at,
         "version": request.version,
     }
 
 
 def _from_row(row: Any) -> Request:
+    grant = None
+    if row.accessor is not None and row.issued_at is not None and row.expires_at is not None:
+        grant = Grant(
+            handle=CredentialHandle.parse(row.accessor), issued_at=as_utc(row.issued_at),  # type: ignore[arg-type]
+            expires_at=as_utc(row.expires_at), extensions=row.extensions, warned=row.warned,  # type: ignore[arg-type]
+            revoke_attempts=row.revoke_attempts,
+        )  # fmt: skip
     return Request(
         id=row.id,
         scope=row.scope,
@@ -91,25 +102,16 @@ def _from_row(row: Any) -> Request:
         state=State(row.state),
         created_at=as_utc(row.created_at),  # type: ignore[arg-type]
         pending_until=as_utc(row.pending_until),  # type: ignore[arg-type]
-        approvals=tuple(row.approvals),
-        approvals_required=row.approvals_required,
-        decided_by=row.decided_by,
-        decided_at=as_utc(row.decided_at),
-        issued_at=as_utc(row.issued_at),
-        expires_at=as_utc(row.expires_at),
-        ended_at=as_utc(row.ended_at),
-        accessor=row.accessor,
-        revoke_attempts=row.revoke_attempts,
+        approval=Approval(
+            required=row.approvals_required, given=tuple(row.approvals), decided_by=row.decided_by,
+            decided_at=as_utc(row.decided_at), reminders_sent=row.reminders_sent, escalated=row.escalated,
+            nudged_at=as_utc(row.nudged_at),
+        ),
+        grant=grant,
+        extension=PendingExtension(timedelta(seconds=row.extension_pending_seconds)) if row.extension_pending_seconds else None,
+        review=Review(row.review_state, as_utc(row.review_due_at), row.reviewed_by) if row.review_state else None,
         break_glass=row.break_glass,
-        extensions=row.extensions,
-        extension_pending=timedelta(seconds=row.extension_pending_seconds) if row.extension_pending_seconds else None,
-        reminders_sent=row.reminders_sent,
-        escalated=row.escalated,
-        nudged_at=as_utc(row.nudged_at),
-        warned=row.warned,
-        review_state=row.review_state,
-        review_due_at=as_utc(row.review_due_at),
-        reviewed_by=row.reviewed_by,
+        ended_at=as_utc(row.ended_at),
         wake_at=as_utc(row.wake_at),
         version=row.version,
     )
@@ -118,7 +120,7 @@ def _from_row(row: Any) -> Request:
 def _event_from(seq: int, at: datetime, name: str, request_id: str | None, scope: str | None, actor: str,
                 subject: str | None, detail: str, prev_hash: str, hash_: str) -> AuditEvent:  # fmt: skip
     return AuditEvent(
-        event=name, at=as_utc(at), actor=actor, request_id=request_id, scope=scope, subject=subject,  # type: ignore[arg-type]
+        event=Event(name), at=as_utc(at), actor=actor, request_id=request_id, scope=scope, subject=subject,  # type: ignore[arg-type]
         detail=json.loads(detail), seq=seq, prev_hash=prev_hash, hash=hash_,
     )  # fmt: skip
 

@@ -10,8 +10,8 @@ from typing import Any
 import hvac
 from hvac.exceptions import InvalidPath
 
-from grants.adapters.vault_issuer import BackendError, describe, vault_client
-from grants.domain import CredentialError
+from grants.adapters.vault_client import BackendError, describe, vault_client
+from grants.credentials import CredentialError
 
 DEFAULT_MOUNT = "database"
 READER_TOKEN_ROLE = "jitbot-database"  # noqa: S105 (a role name, not a secret): the dedicated token role every reader token is created through

@@ -9,8 +9,8 @@ from typing import Any
 import hvac
 from hvac.exceptions import InvalidPath
 
-from grants.adapters.vault_issuer import BackendError, describe
-from grants.domain import CredentialError
+from grants.adapters.vault_client import BackendError, describe
+from grants.credentials import CredentialError
 
 GROUP_PREFIX = "jit-"
 SERVICE_PREFIX = "entity:"

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from grants.adapters.kinds.ssh_ca import ssh_keygen
-from grants.domain import CredentialError
+from grants.credentials import CredentialError
 
 
 def write_krl(path: Path, ca_public_key: str, serials: Iterable[int] = (), key_ids: Iterable[str] = ()) -> None:

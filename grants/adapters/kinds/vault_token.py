@@ -1,0 +1,194 @@
+"""The `vault_token` kind: a response-wrapped, non-renewable orphan token from the scope's own token role."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import hvac
+from hvac.exceptions import InvalidPath, InvalidRequest
+
+from grants.adapters.vault_client import BackendError, describe, vault_errors
+from grants.catalog import Catalog, Scope, VaultTokenScope
+from grants.credentials import (
+    CredentialError,
+    CredentialHandle,
+    CredentialStatus,
+    Delivery,
+    ForeignCredential,
+    IssuedCredential,
+    IssueOrder,
+)
+from grants.durations import format_duration
+
+KIND = "vault_token"
+# OpenBao answers an unknown, revoked or just-expired accessor with one of these (200-with-warning or 400).
+_GONE = ("invalid accessor", "no token found", "token not found")
+
+
+def token_role(scope_name: str) -> str:
+    """One token role per scope: a stolen bot token can mint nothing beyond each scope's own policies and cap."""
+    return f"jitbot-{scope_name}"
+
+
+def role_settings(scope: VaultTokenScope) -> dict[str, object]:
+    """The token role a scope's grants are created through: it bounds what even a compromised bot could issue."""
+    allowed = set(scope.policies) | (set() if scope.no_default_policy else {"default"})
+    return {
+        "allowed_policies": sorted(allowed),  # a grant's policies must be a subset: never another scope's
+        "orphan": True,  # a grant outlives neither more nor less than its own TTL, not the bot's token
+        "renewable": False,  # nobody can stretch a grant past its approval
+        # An extension re-issues for the rest of the grant, up to max_total_duration: the cap must allow it.
+        "token_explicit_max_ttl": int(scope.max_total.total_seconds()),
+        "token_type": "service",  # batch tokens have no accessor and so could not be revoked early
+    }
+
+
+class VaultTokenKind:
+    kind = KIND
+
+    def __init__(self, client: hvac.Client, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao"):
+        self._client, self._wrap_ttl, self._cli = client, wrap_ttl, cli
+
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        """Create a token for exactly `scope`'s policies, living exactly `order.ttl`, wrapped for delivery."""
+        if not isinstance(scope, VaultTokenScope):
+            raise CredentialError(f"{order.scope} is not a vault_token scope")
+        seconds = int(order.ttl.total_seconds())
+        if seconds <= 0:
+            raise CredentialError(f"{order.request_id}: no time left to grant")
+        lifetime = f"{seconds}s"
+        try:
+            response = self._client.auth.token.create(
+                role_name=token_role(order.scope),  # the role pins orphan, non-renewable, allowed policies, max TTL
+                policies=list(scope.policies),
+                no_default_policy=scope.no_default_policy,
+                ttl=lifetime,
+                explicit_max_ttl=lifetime,  # with renewable=False: it can never outlive the approval
+                renewable=False,
+                display_name=f"jitbot-{order.request_id}",
+                meta={"request_id": order.request_id, "requester": order.requester, "scope": order.scope},
+                wrap_ttl=f"{int(self._wrap_ttl.total_seconds())}s",  # the bot only ever holds the wrapping token
+            )
+        except BackendError as exc:
+            raise CredentialError(
+                f"Vault refused to issue a token for {order.request_id} ({order.scope}): {describe(exc)}"
+            ) from None
+        wrap_info = response.get("wrap_info") if isinstance(response, dict) else None
+        if not wrap_info:
+            self._discard_unwrapped(response, order.request_id)
+            raise CredentialError(f"Vault answered {order.request_id} without wrapping the token; nothing was delivered")
+        handle = CredentialHandle(KIND, wrap_info["wrapped_accessor"])  # the real token's accessor, to revoke by
+        self._check_granted_ttl(handle, order, seconds)
+        wrapping = wrap_info["token"]
+        return IssuedCredential(
+            handle=handle,
+            delivery=Delivery(
+                summary="a Vault token",
+                lines=(f"It cannot be renewed. It is response-wrapped: unwrap it once, within {format_duration(self._wrap_ttl)}:",),
+                code=f"{self._cli} unwrap {wrapping}",
+                secret=wrapping,
+            ),
+            valid_until=order.until,
+        )
+
+    def _check_granted_ttl(self, handle: CredentialHandle, order: IssueOrder, asked: int) -> None:
+        """Vault silently caps a TTL at the role's maximum: a grant shorter than approved would end early while the
+        DM and the trail said otherwise. Compare what Vault granted with what was asked for; refuse a mismatch."""
+        try:
+            granted = int(self._client.auth.token.lookup_accessor(handle.id)["data"]["ttl"])
+        except BackendError as exc:
+            self._revoke_quietly(handle, order.request_id)
+            raise CredentialError(f"Vault could not confirm the token of {order.request_id}: {describe(exc)}") from None
+        if not asked - 5 <= granted <= asked:
+            self._revoke_quietly(handle, order.request_id)
+            raise CredentialError(
+                f"Vault granted {granted}s instead of {asked}s for {order.request_id}: the token role "
+                f"{token_role(order.scope)} caps it; run `jitbot vault sync`"
+            )
+
+    def _revoke_quietly(self, handle: CredentialHandle, request_id: str) -> None:
+        try:
+            self.revoke(handle, request_id)
+        except CredentialError:
+            pass  # its own TTL still ends it
+
+    def _discard_unwrapped(self, response: object, request_id: str) -> None:
+        # A proxy that strips X-Vault-Wrap-TTL would hand us the real token: never deliver it, end it at once.
+        auth = response.get("auth") if isinstance(response, dict) else None
+        accessor = auth.get("accessor") if isinstance(auth, dict) else None
+        if accessor:
+            self._revoke_quietly(CredentialHandle(KIND, accessor), request_id)
+
+    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+        """Revoke by accessor after checking it is this request's token; already gone counts as success."""
+        if not handle.id:
+            raise CredentialError("no accessor to revoke")
+        if not self.check_owner(handle, request_id):
+            return  # already gone
+        try:
+            self._client.auth.token.revoke_accessor(handle.id)
+        except InvalidRequest as exc:
+            if _gone(exc):
+                return
+            raise CredentialError(f"Vault refused to revoke accessor {handle.id}: {describe(exc)}") from None
+        except BackendError as exc:
+            raise CredentialError(f"Vault could not revoke accessor {handle.id}: {describe(exc)}") from None
+
+    def _owner(self, handle: CredentialHandle) -> str | None:
+        """The request a live token was issued for (its metadata), or None when the token is gone."""
+        try:
+            data = self._client.auth.token.lookup_accessor(handle.id)["data"]
+        except InvalidRequest as exc:
+            if _gone(exc):
+                return None
+            raise CredentialError(f"Vault refused to look up accessor {handle.id}: {describe(exc)}") from None
+        except BackendError as exc:
+            raise CredentialError(f"Vault could not look up accessor {handle.id}: {describe(exc)}") from None
+        return str((data.get("meta") or {}).get("request_id") or "")
+
+    def check_owner(self, handle: CredentialHandle, request_id: str) -> bool:
+        """True when the token is alive and is `request_id`'s; raises ForeignCredential when it is someone else's."""
+        owner = self._owner(handle)
+        if owner is None:
+            return False
+        if owner != request_id:
+            # The row names a token this request never had (a database insider swapped it): revoking it would
+            # end an unrelated token while the real grant lives on. Refuse, loudly.
+            raise ForeignCredential(f"accessor {handle.id} belongs to {owner or 'a token jitbot did not issue'}, not {request_id}")
+        return True
+
+    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        # Vault cannot raise a token's explicit max TTL: a new token for the rest of the time replaces it.
+        return self.issue(order, scope)
+
+    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
+        try:
+            return CredentialStatus.ALIVE if self.check_owner(handle, request_id) else CredentialStatus.GONE
+        except ForeignCredential:
+            raise
+        except CredentialError:
+            return CredentialStatus.UNKNOWN
+
+    def sync(self, catalog: Catalog) -> list[str]:
+        return [self._sync_role(name, scope) for name, scope in catalog.scopes.items() if isinstance(scope, VaultTokenScope)]
+
+    def _sync_role(self, scope_name: str, scope: VaultTokenScope) -> str:
+        role, wanted = token_role(scope_name), role_settings(scope)
+        try:
+            try:
+                current = self._client.auth.token.read_role(role)["data"]
+            except InvalidPath:
+                current = None
+            if current is not None and all(current.get(key) == value for key, value in wanted.items()):
+                return f"token role {role}: unchanged"
+            # One write of every setting; hvac's create_or_update_role cannot set token_type.
+            self._client.write_data(f"auth/token/roles/{role}", data=wanted)
+        except BackendError as exc:
+            raise CredentialError(f"vault sync: cannot write token role {role}: {describe(exc)}") from None
+        summary = f"policies {', '.join(wanted['allowed_policies'])}; max TTL {wanted['token_explicit_max_ttl']}s"  # type: ignore[arg-type]
+        return f"token role {role}: {'created' if current is None else 'updated'} ({summary})"
+
+
+def _gone(exc: InvalidRequest) -> bool:
+    return any(marker in vault_errors(exc).lower() for marker in _GONE)
+

@@ -1,0 +1,140 @@
+"""The credential seam: what a grant holds (a handle), what a kind hands back, and the port every kind implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from grants.catalog import Catalog, Scope
+
+
+class CredentialError(Exception):
+    """The credential backend (Vault) failed; the message never contains a secret."""
+
+
+class ForeignCredential(CredentialError):
+    """The credential a request names is not that request's (someone rewrote the row): never revoke it."""
+
+
+@dataclass(frozen=True)
+class CredentialHandle:
+    """How a grant's credential is found again: its kind and the kind's own ID, never a secret.
+
+    vault_token and database: the accessor of the (reader) token; ssh: the certificate's serial;
+    vault_identity: the identity group's name (`jit-<request id>`)."""
+
+    kind: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> CredentialHandle:
+        """The stored form; a bare accessor (stored before kinds existed) is a vault_token handle."""
+        kind, sep, ident = text.partition(":")
+        return cls(kind, ident) if sep else cls("vault_token", text)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the requester receives, by DM only. The kind chooses the words; the chat side only lays them out.
+
+    `secret` (e.g. a response-wrapping token) and the lines that carry it are never logged or stored."""
+
+    summary: str
+    lines: tuple[str, ...] = field(default=(), repr=False)
+    code: str | None = field(default=None, repr=False)  # shown verbatim: a command with the wrapping token, a certificate
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """A credential that exists now: its handle, what to deliver, and audit-safe facts about it."""
+
+    handle: CredentialHandle
+    delivery: Delivery
+    valid_until: datetime | None  # when it ends by itself even if the bot is down; None: never (identity groups)
+    facts: Mapping[str, Any] = field(default_factory=dict)  # for the `issued` event: never a secret
+
+
+@dataclass(frozen=True)
+class IssueOrder:
+    """Everything a kind needs to issue one grant's credential, decided by the core."""
+
+    request_id: str
+    scope: str
+    requester: str
+    ttl: timedelta  # exactly the rest of the approved time
+    until: datetime
+    on_behalf_of: str | None = None  # a service entity (`entity:NAME`) instead of the requester
+    public_key: str | None = None  # ssh: the requester's registered public key
+
+
+class CredentialStatus(StrEnum):
+    ALIVE = "alive"
+    GONE = "gone"
+    UNKNOWN = "unknown"  # the backend could not say (down): do nothing rash
+
+
+class CredentialKind(Protocol):
+    """One kind of credential (one adapter per kind), registered by its `kind` name."""
+
+    kind: str
+
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        """Create a credential for exactly `scope`, ending by itself at `order.until` where the kind can."""
+        ...
+
+    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+        """End it now. Already gone counts as success; one that is not `request_id`'s raises ForeignCredential."""
+        ...
+
+    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        """Make access last until `order.until`: re-issue (the old one is revoked by the caller when the
+        returned handle differs) or stretch in place (same handle)."""
+        ...
+
+    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
+        """For reconcile: does the credential still exist?"""
+        ...
+
+    def sync(self, catalog: Catalog) -> list[str]:
+        """Write what this kind needs in Vault for the catalog's scopes (roles, reader policies); lines say what changed."""
+        ...
+
+
+class CredentialKinds:
+    """The registry of kinds; it is itself the core's CredentialIssuer port, dispatching by kind."""
+
+    def __init__(self, kinds: list[CredentialKind], healthy: Callable[[], bool] | None = None):
+        self.kinds = {kind.kind: kind for kind in kinds}
+        self._healthy = healthy
+
+    def _of(self, kind: str) -> CredentialKind:
+        try:
+            return self.kinds[kind]
+        except KeyError:
+            raise CredentialError(f"no credential kind `{kind}` is configured in this bot") from None
+
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        return self._of(scope.credential).issue(order, scope)
+
+    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+        self._of(handle.kind).revoke(handle, request_id)
+
+    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        return self._of(handle.kind).extend(handle, order, scope)
+
+    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
+        return self._of(handle.kind).status(handle, request_id)
+
+    def sync(self, catalog: Catalog) -> list[str]:
+        return [line for kind in self.kinds.values() for line in kind.sync(catalog)]
+
+    def healthy(self) -> bool:
+        return self._healthy() if self._healthy is not None else True

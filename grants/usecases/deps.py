@@ -1,0 +1,136 @@
+"""What every use case works with: the injected ports, and the one way to write a change (CAS, audit, timer)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from grants import deadlines, inputs
+from grants.catalog import Catalog, Scope
+from grants.domain import AuditEvent, IllegalTransition, NotAllowed, NotFound, Request
+from grants.lifecycle import TRAIL_EVENTS, Event, next_state
+from grants.people import Directory, People
+from grants.ports import Clock, CredentialIssuer, Notifier, Store, Timer
+from grants.steps import current_step
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    """The ports, injected once; use cases are plain functions of a `Deps` and their arguments."""
+
+    catalog: Catalog
+    store: Store
+    issuer: CredentialIssuer
+    notifier: Notifier
+    timer: Timer
+    clock: Clock
+    directory: Directory | None = None
+    people: People = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.people = People(self.catalog, self.directory)
+
+    # reading ---------------------------------------------------------------------------------------
+
+    def load(self, request_id: str) -> Request:
+        request = self.store.get(request_id.strip().upper())
+        if request is None:
+            raise NotFound(f"There is no request `{request_id}`. `list` shows your requests and their IDs.")
+        return request
+
+    def scope(self, name: str) -> Scope:
+        return inputs.scope_of(self.catalog, name)
+
+    def waiting_approvers(self, scope: Scope, request: Request) -> frozenset[str]:
+        step = current_step(scope, request)
+        if step is None:
+            return frozenset()
+        escalated = request.approval.escalated
+        return self.people.step_approvers(step, scope, escalated) - {request.requester} - set(request.approvals)
+
+    # writing: every audited change of a request goes through the lifecycle table ----------------------
+
+    def event(self, name: Event, request: Request, actor: str, **detail: Any) -> AuditEvent:
+        return AuditEvent(
+            event=name, at=self.clock.now(), actor=actor, request_id=request.id, scope=request.scope,
+            subject=request.requester, detail=detail,
+        )  # fmt: skip
+
+    def create(self, request: Request, actor: str, **detail: Any) -> None:
+        """Store a new request with its `requested` event, and arm its first deadline."""
+        _lawful(None, Event.REQUESTED, request)
+        request = self._with_wake(request)
+        self.store.create(request, self.event(Event.REQUESTED, request, actor, **detail))
+        self.arm(request)
+
+    def commit(
+        self, current: Request, updated: Request, event: Event, actor: str, wake: timedelta | None = None, **detail: Any
+    ) -> bool:
+        """CAS `current` → `updated` with its audit event; False when someone changed it first. The timer follows."""
+        _lawful(current.state, event, updated)
+        updated = self._with_wake(updated, wake)
+        saved = self.store.save(updated, current.version, self.event(event, updated, actor, **detail))
+        if saved:
+            self.arm(updated)
+        return saved
+
+    def record(self, request: Request, event: Event, actor: str, **detail: Any) -> None:
+        """An audit event about `request` that changes nothing in it (a refusal, a failed side revoke)."""
+        _lawful(request.state, event, request)
+        self.store.record(self.event(event, request, actor, **detail))
+
+    def reject(self, actor: str, action: str, rule: str, request: Request | None, scope: str | None = None) -> None:
+        detail = {"action": action, "rule": rule}
+        if request is None:
+            self.store.record(
+                AuditEvent(event=Event.REJECTED, at=self.clock.now(), actor=actor, scope=scope, subject=actor, detail=detail)
+            )
+        else:
+            self.record(request, Event.REJECTED, actor, **detail)
+
+    def guard(self, request: Request, actor: str, action: str, check: Callable[[], None]) -> None:
+        """Run a security check; a refusal is audited (actor = who tried) before it reaches the person."""
+        try:
+            check()
+        except NotAllowed as refusal:
+            self.reject(actor, action, refusal.rule, request)
+            raise
+
+    def record_trail(self, event: AuditEvent) -> AuditEvent:
+        """An event about the trail itself or about no request (exports, refusals before a request exists)."""
+        if event.event not in TRAIL_EVENTS:
+            raise IllegalTransition(f"`{event.event}` concerns a request; write it with its change")
+        return self.store.record(event)
+
+    # timers and notifications -------------------------------------------------------------------------
+
+    def arm(self, request: Request) -> None:
+        if request.wake_at is None:
+            self.timer.cancel(request.id)
+        else:
+            self.timer.schedule(request.id, request.wake_at)
+
+    def _with_wake(self, request: Request, delay: timedelta | None = None) -> Request:
+        wake = deadlines.next_wake(self.catalog.scopes.get(request.scope), request)
+        if delay is not None:
+            wake = self.clock.now() + delay
+        return replace(request, wake_at=wake)
+
+    def notify(self, send: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        # The decision is already committed: a Slack failure must never undo or block it.
+        try:
+            send(*args, **kwargs)
+        except Exception:
+            log.exception("notification failed", extra={"notification": getattr(send, "__name__", "?")})
+
+
+def _lawful(state: Any, event: Event, updated: Request) -> None:
+    """The lifecycle table is the law: the change must be one it allows, landing where it says."""
+    to = next_state(state, event)
+    if to is None or to is not updated.state:
+        raise IllegalTransition(f"{updated.id}: `{event}` from {state} to {updated.state} is not in the lifecycle table")

@@ -1,0 +1,91 @@
+"""Extending an active grant: asked by its requester, decided by an approver of the scope when the catalog says so."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from grants import guards, inputs
+from grants.credentials import CredentialError
+from grants.domain import AlreadyDecided, PendingExtension, Request, State
+from grants.durations import format_duration
+from grants.lifecycle import Event
+from grants.usecases import granting
+from grants.usecases.deps import Deps
+
+
+def extend(deps: Deps, request_id: str, actor: str, duration_text: str | None = None) -> Request:
+    """Ask for more time on an active grant: at once, or after one approver agrees, per the catalog."""
+    request = deps.load(request_id)
+    deps.guard(request, actor, "extend", partial(guards.require_requester_of, request, actor, "extend"))
+    scope = deps.scope(request.scope)
+    if request.state is not State.ACTIVE:
+        raise AlreadyDecided(f"{request.id} is {request.state}; only an active grant can be extended.")
+    if request.extension is not None:
+        raise AlreadyDecided(f"An extension of {request.id} already waits for an approver.")
+    added = inputs.checked_extension(scope, request, duration_text)
+    if scope.extension_requires_approval:
+        updated = request.advance(Event.EXTENSION_REQUESTED, extension=PendingExtension(added))
+        deps.commit(request, updated, Event.EXTENSION_REQUESTED, actor, added=format_duration(added))
+        approvers = deps.people.approvers(scope) - {request.requester}
+        deps.notify(deps.notifier.approvers_notice, updated, approvers, "extension")
+        return updated
+    return apply(deps, request, added, actor)  # no approval needed: the requester is the actor
+
+
+def has_pending_extension(request: Request) -> bool:
+    return request.state is State.ACTIVE and request.extension is not None
+
+
+def approve(deps: Deps, request_id: str, actor: str) -> Request:
+    request = deps.load(request_id)
+    scope = deps.scope(request.scope)
+    deps.guard(request, actor, "approve_extension", partial(guards.require_can_decide, deps.people, scope, request, actor))
+    if request.extension is None or request.state is not State.ACTIVE:
+        raise AlreadyDecided(f"{request.id} has no extension waiting for a decision.")
+    return apply(deps, request, request.extension.added, actor)
+
+
+def deny(deps: Deps, request_id: str, actor: str, reason: str = "") -> Request:
+    while True:
+        request = deps.load(request_id)
+        scope = deps.scope(request.scope)
+        deps.guard(request, actor, "deny", partial(guards.require_can_decide, deps.people, scope, request, actor))
+        if request.extension is None or request.state is not State.ACTIVE:
+            raise AlreadyDecided(f"{request.id} has no extension waiting for a decision.")
+        updated = request.advance(Event.EXTENSION_DENIED, extension=None)
+        if deps.commit(request, updated, Event.EXTENSION_DENIED, actor, reason=reason):
+            deps.notify(deps.notifier.tell_requester, updated, Event.EXTENSION_DENIED, reason=reason, actor=actor)
+            return updated
+
+
+def apply(deps: Deps, request: Request, added: timedelta, actor: str) -> Request:
+    """A token's explicit max TTL cannot grow, so an extension is (for most kinds) a new credential for the rest
+    of the time; the old one is revoked once the new one is recorded."""
+    scope = deps.scope(request.scope)
+    now = deps.clock.now()
+    assert request.grant is not None
+    old = request.grant.handle
+    new_expiry = request.grant.expires_at + added
+    try:
+        credential = deps.issuer.extend(old, granting.order_for(request, new_expiry, now), scope)
+    except CredentialError as exc:
+        updated = request.advance(Event.EXTENSION_FAILED, extension=None)
+        deps.commit(request, updated, Event.EXTENSION_FAILED, "system", error=str(exc))
+        deps.notify(deps.notifier.tell_requester, updated, Event.EXTENSION_FAILED, error=str(exc))
+        return updated
+    grant = request.with_grant(
+        handle=credential.handle, expires_at=new_expiry, extensions=request.grant.extensions + 1, warned=False
+    )
+    extended = request.advance(Event.EXTENDED, grant=grant, duration=request.duration + added, extension=None)
+    detail: dict[str, Any] = {"added": format_duration(added), "old_accessor": old.id, "accessor": credential.handle.id}
+    if not deps.commit(request, extended, Event.EXTENDED, actor, expires_at=new_expiry.isoformat(), **detail):
+        if credential.handle != old:
+            granting.try_revoke(deps, credential.handle, request.id)
+        raise AlreadyDecided(f"{request.id} changed while extending it; look at it again.")
+    if credential.handle != old:
+        granting.revoke_replaced(deps, extended, old)
+    deps.notify(deps.notifier.deliver_credential, extended, credential)
+    deps.notify(deps.notifier.request_changed, extended)
+    return extended

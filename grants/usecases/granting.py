@@ -1,0 +1,115 @@
+"""Granting: issue an approved request's credential, end a grant (revoke or expire), and retry what failed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from grants.credentials import CredentialError, CredentialHandle, IssueOrder
+from grants.domain import Grant, Request, State
+from grants.durations import format_duration
+from grants.lifecycle import Event
+from grants.usecases.deps import Deps
+
+log = logging.getLogger(__name__)
+
+REVOKE_BACKOFF_MAX = timedelta(minutes=5)
+
+
+def order_for(request: Request, until: datetime, now: datetime) -> IssueOrder:
+    """What the kind must issue: exactly the rest of the approved time, for exactly this request."""
+    return IssueOrder(request_id=request.id, scope=request.scope, requester=request.requester, ttl=until - now, until=until)
+
+
+def issue(deps: Deps, request: Request) -> Request:
+    """APPROVED → ACTIVE with the credential delivered, or → FAILED (audited, requester and alert channel told)."""
+    scope = deps.catalog.scopes.get(request.scope)
+    now = deps.clock.now()
+    try:
+        if scope is None:
+            raise CredentialError(f"scope `{request.scope}` is no longer in the catalog")
+        credential = deps.issuer.issue(order_for(request, now + request.duration, now), scope)
+    except CredentialError as exc:
+        failed = request.advance(Event.ISSUE_FAILED, ended_at=now, review=None)
+        if deps.commit(request, failed, Event.ISSUE_FAILED, "system", error=str(exc)):
+            deps.notify(deps.notifier.request_changed, failed)
+            deps.notify(deps.notifier.tell_requester, failed, Event.ISSUE_FAILED, error=str(exc))
+            deps.notify(deps.notifier.alert, f"Issuing {request.id} ({request.scope}) failed: {exc}")
+        return failed
+    grant = Grant(handle=credential.handle, issued_at=now, expires_at=now + request.duration)
+    active = request.advance(Event.ISSUED, grant=grant)
+    detail = {**credential.facts, "accessor": credential.handle.id, "kind": credential.handle.kind}
+    if not deps.commit(request, active, Event.ISSUED, "system", expires_at=grant.expires_at.isoformat(), **detail):
+        # Someone else issued (or ended) this request meanwhile: our credential must not survive.
+        try_revoke(deps, credential.handle, request.id)
+        current = deps.store.get(request.id)
+        return current if current is not None else request
+    deps.notify(deps.notifier.deliver_credential, active, credential)
+    deps.notify(deps.notifier.request_changed, active)
+    return active
+
+
+def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
+    """ACTIVE → EXPIRED or REVOKED: revoke first, record after; a failed revoke stays active and is retried."""
+    assert request.grant is not None
+    handle = request.grant.handle
+    now = deps.clock.now()
+    try:
+        deps.issuer.revoke(handle, request.id)
+    except CredentialError as exc:
+        return revoke_failed(deps, request, actor, exc)
+    approval = request.with_approval(decided_by=actor) if event is Event.REVOKED else request.approval
+    ended = request.advance(event, ended_at=now, approval=approval)
+    detail: dict[str, Any] = {"accessor": handle.id}
+    if event is Event.EXPIRED:
+        detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
+    if not deps.commit(request, ended, event, actor, **detail):
+        current = deps.store.get(request.id)
+        if current is not None and current.state is State.ACTIVE and current.grant is not None:
+            # Lost to a change that kept it active (a warning, an extension): end it as it is now.
+            return end(deps, current, event, actor)
+        return current if current is not None else request  # ended concurrently: one event only, theirs
+    deps.notify(deps.notifier.request_changed, ended)
+    deps.notify(deps.notifier.tell_requester, ended, event, actor=actor)
+    return ended
+
+
+def revoke_failed(deps: Deps, request: Request, actor: str, exc: CredentialError) -> Request:
+    assert request.grant is not None
+    attempts = request.grant.revoke_attempts + 1
+    delay = min(timedelta(seconds=5 * 2 ** (attempts - 1)), REVOKE_BACKOFF_MAX)
+    changes: dict[str, Any] = {"revoke_attempts": attempts}
+    now = deps.clock.now()
+    if now < request.grant.expires_at:
+        changes["expires_at"] = now  # an early revoke that failed: the grant ends at the next attempt
+    updated = request.advance(Event.REVOKE_FAILED, grant=request.with_grant(**changes))
+    # The retry is a wake-up after the backoff: revocation is re-attempted from the database state.
+    detail = {"accessor": request.grant.handle.id, "attempt": attempts, "error": str(exc), "retry_in": format_duration(delay)}
+    if deps.commit(request, updated, Event.REVOKE_FAILED, actor, wake=delay, **detail):
+        deps.notify(
+            deps.notifier.alert,
+            f"Revoking {request.id} ({request.scope}) failed (attempt {attempts}): {exc}. "
+            f"Retrying in {format_duration(delay)}; Vault's own TTL still ends it.",
+        )
+    return updated
+
+
+def try_revoke(deps: Deps, handle: CredentialHandle, request_id: str) -> None:
+    try:
+        deps.issuer.revoke(handle, request_id)
+    except CredentialError:
+        log.exception("could not revoke a surplus credential; Vault's TTL will end it")
+
+
+def revoke_replaced(deps: Deps, request: Request, handle: CredentialHandle) -> None:
+    """The credential an extension replaced must end now; if Vault refuses, audit and alert (its TTL still ends it)."""
+    try:
+        deps.issuer.revoke(handle, request.id)
+    except CredentialError as exc:
+        deps.record(request, Event.REVOKE_FAILED, "system", accessor=handle.id, replaced=True, error=str(exc))
+        deps.notify(
+            deps.notifier.alert,
+            f"Revoking the credential that {request.id}'s extension replaced failed: {exc}. "
+            "Its own TTL ends it at the old expiry.",
+        )

@@ -1,0 +1,127 @@
+"""Asking for elevation: a normal request (maybe auto-approved by a catalog rule) and break-glass."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from grants import allowances, deadlines, guards, inputs
+from grants.catalog import Scope
+from grants.domain import AlreadyDecided, Approval, ExtensionOffered, InvalidRequest, Request, Review, State, new_request_id
+from grants.durations import format_duration
+from grants.lifecycle import OPEN, Event
+from grants.usecases import granting
+from grants.usecases.deps import Deps
+
+
+def request(deps: Deps, requester: str, scope_name: str, duration_text: str | None, reason: str) -> Request:
+    scope = deps.scope(scope_name)
+    guards.require_requester(deps.people, scope_name, scope, requester)
+    duration = inputs.checked_duration(scope_name, scope, duration_text)
+    reason = inputs.checked_reason(scope_name, scope, reason)
+    refuse_duplicate(deps, requester, scope_name, scope)
+    new = _new(deps, requester, scope_name, scope, duration, reason)
+    rule = allowances.auto_rule(deps.people, scope, requester, duration)
+    approvers = deps.people.approvers(scope) - {requester}
+    deps.create(new, requester, **request_detail(new, scope, approvers))
+    if rule is not None:
+        # Policy as data: the rule that fired is recorded, and `system` is the approver of record.
+        approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=deps.clock.now()))
+        deps.commit(new, approved, Event.APPROVED, "system", auto_approve=rule.name or "auto_approve", approvers=[])
+        deps.notify(deps.notifier.tell_requester, approved, "auto_approved", rule=rule.name)
+        return granting.issue(deps, approved)
+    first_step = scope.steps[0]
+    deps.notify(deps.notifier.request_opened, new, deps.people.step_approvers(first_step, scope, False) - {requester})
+    return new
+
+
+def break_glass(deps: Deps, requester: str, scope_name: str, duration_text: str | None, reason: str) -> Request:
+    """Issue at once for people the catalog allows; approvers are told loudly and must review afterwards."""
+    scope = deps.scope(scope_name)
+    glass = scope.break_glass
+    if glass is None or not deps.people.in_rule(glass.requesters, requester):
+        # Trying to bypass approval without the right to is a security refusal: audited.
+        deps.reject(requester, "break_glass", "not_break_glass_eligible", None, scope=scope_name)
+        raise InvalidRequest(
+            f"Break-glass is not available to you for `{scope_name}`. Use a normal request: "
+            f"`{scope_name} <duration> <reason…>`.",
+            field="scope",
+        )
+    duration = inputs.checked_duration(scope_name, scope, duration_text or glass.max_duration)
+    if duration > glass.max:
+        raise InvalidRequest(f"Break-glass on `{scope_name}` is capped at {glass.max_duration}.", field="duration")
+    if not reason.strip():
+        raise InvalidRequest("Break-glass always needs a reason: say what is on fire.", field="reason")
+    reason = inputs.checked_reason(scope_name, scope, reason)
+    refuse_duplicate(deps, requester, scope_name, scope)
+    now = deps.clock.now()
+    new = _new(deps, requester, scope_name, scope, duration, reason)
+    new = replace(new, break_glass=True, review=Review("open", now + glass.review_delta))
+    approvers = deps.people.approvers(scope) - {requester}
+    deps.create(new, requester, break_glass=True, **request_detail(new, scope, approvers))
+    approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=now))
+    deps.commit(new, approved, Event.APPROVED, "system", break_glass=True, review_within=glass.review_within)
+    active = granting.issue(deps, approved)
+    if active.state is State.ACTIVE:
+        deps.notify(deps.notifier.approvers_notice, active, approvers, "break_glass")
+        deps.notify(
+            deps.notifier.alert,
+            f"BREAK-GLASS {active.id}: <@{requester}> took `{scope_name}` for {format_duration(duration)} "
+            f"without approval. An approver must review it within {glass.review_within}.",
+        )
+    return active
+
+
+def refuse_duplicate(deps: Deps, requester: str, scope_name: str, scope: Scope) -> None:
+    for open_request in deps.store.find(states=OPEN, requester=requester):
+        if open_request.scope != scope_name:
+            continue
+        if open_request.state is State.ACTIVE and allowances.extension_room(scope, open_request):
+            raise ExtensionOffered(
+                f"You already hold `{scope_name}` ({open_request.id}) until {open_request.expires_at:%Y-%m-%d %H:%M:%S} UTC.",
+                request_id=open_request.id,
+            )
+        raise InvalidRequest(
+            f"You already have {open_request.id} for `{scope_name}` ({open_request.state}). "
+            f"Use it, or end it with `revoke {open_request.id}` before asking again.",
+            field="scope",
+        )
+
+
+def _new(deps: Deps, requester: str, scope_name: str, scope: Scope, duration: timedelta, reason: str) -> Request:
+    now = deps.clock.now()
+    return Request(
+        id=new_request_id(), scope=scope_name, requester=requester, duration=duration, reason=reason,
+        state=State.PENDING, created_at=now, pending_until=now + deps.catalog.settings.pending_timeout_delta,
+        approval=Approval(required=scope.approvals_needed),
+    )  # fmt: skip
+
+
+def request_detail(request: Request, scope: Scope, approvers: frozenset[str]) -> dict[str, Any]:
+    return {
+        "duration": format_duration(request.duration),
+        "duration_seconds": int(request.duration.total_seconds()),
+        "reason": request.reason,
+        "approvers": sorted(approvers),
+        "approvals_required": scope.approvals_needed,
+        "steps": [{"name": s.name, "approvals": s.approvals} for s in scope.steps],
+    }
+
+
+def nudge(deps: Deps, request_id: str, actor: str) -> Request:
+    """The requester reminds the waiting approvers, at most once per reminder interval."""
+    request = deps.load(request_id)
+    deps.guard(request, actor, "nudge", partial(guards.require_requester_of, request, actor, "nudge"))
+    scope = deps.scope(request.scope)
+    if request.state is not State.PENDING:
+        raise AlreadyDecided(f"{request.id} is {request.state}; only a pending request can be nudged.")
+    now, interval, last = deps.clock.now(), deadlines.nudge_interval(scope), request.approval.nudged_at
+    if last is not None and now - last < interval:
+        again = last + interval
+        raise InvalidRequest(f"You nudged {request.id} already; you can nudge again after {again:%H:%M} UTC.", field="nudge")
+    updated = request.advance(Event.NUDGED, approval=request.with_approval(nudged_at=now))
+    deps.commit(request, updated, Event.NUDGED, actor)
+    deps.notify(deps.notifier.approvers_notice, updated, deps.waiting_approvers(scope, updated), "nudge")
+    return updated

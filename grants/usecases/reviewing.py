@@ -1,0 +1,32 @@
+"""The post-hoc review of a break-glass grant, closed by an approver of the scope (never its requester)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from grants import guards
+from grants.domain import AlreadyDecided, InvalidRequest, Request, Review
+from grants.lifecycle import Event
+from grants.usecases.deps import Deps
+
+OUTCOMES = {"acknowledged": Event.REVIEW_ACKNOWLEDGED, "flagged": Event.REVIEW_FLAGGED}
+
+
+def review(deps: Deps, request_id: str, actor: str, outcome: str, note: str = "") -> Request:
+    """Close a break-glass review as acknowledged or flagged."""
+    event = OUTCOMES.get(outcome)
+    if event is None:
+        raise InvalidRequest("A review ends as `acknowledged` or `flagged`.", field="outcome")
+    request = deps.load(request_id)
+    scope = deps.scope(request.scope)
+    deps.guard(request, actor, "review", partial(guards.require_can_decide, deps.people, scope, request, actor))
+    if request.review is None or request.review.state != "open":
+        raise AlreadyDecided(f"{request.id} has no open review (it is {request.review_state or 'not break-glass'}).")
+    updated = request.advance(event, review=Review(outcome, request.review.due_at, actor))
+    if not deps.commit(request, updated, event, actor, note=note):
+        raise AlreadyDecided(f"The review of {request.id} was closed a moment ago.")
+    deps.notify(deps.notifier.request_changed, updated)
+    deps.notify(deps.notifier.tell_requester, updated, event, actor=actor, note=note)
+    if event is Event.REVIEW_FLAGGED:
+        deps.notify(deps.notifier.alert, f"Break-glass {request.id} was FLAGGED by <@{actor}> on review: {note or 'no note'}")
+    return updated

@@ -1,0 +1,106 @@
+"""Time: what a timer does when it wakes for a request, and reconciling after downtime.
+
+The database says what is due; the timer only wakes us. Each wake-up re-reads the request and does the one
+thing due now, so a late, early or duplicate timer is harmless."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from grants import deadlines
+from grants.allowances import extension_room
+from grants.catalog import Scope
+from grants.domain import Request, Review, State
+from grants.lifecycle import Event
+from grants.usecases import granting
+from grants.usecases.deps import Deps
+
+STUCK_APPROVAL_AFTER = timedelta(seconds=15)
+
+
+def wake(deps: Deps, request_id: str) -> None:
+    """A timer fired: do whatever is due for this request, one step at a time, until nothing is due."""
+    for _ in range(10):  # a reminder and an escalation (say) can fall due together after downtime
+        if not _wake_once(deps, request_id):
+            return
+
+
+def _wake_once(deps: Deps, request_id: str) -> bool:
+    """Handle the one thing due now; True when something was done (and more may be due)."""
+    request = deps.store.get(request_id)
+    if request is None:
+        return False
+    now, scope = deps.clock.now(), deps.catalog.scopes.get(request.scope)
+    if request.wake_at is None or now < request.wake_at:
+        deps.arm(request)  # woken early (or nothing left): sleep until the real deadline
+        return False
+    grant = request.grant
+    if request.state is State.PENDING:
+        _wake_pending(deps, request, scope, now)
+    elif request.state is State.ACTIVE and grant is not None and now >= grant.expires_at:
+        granting.end(deps, request, Event.EXPIRED, "system")
+    elif request.state is State.ACTIVE and scope is not None and (at := deadlines.warning_at(scope, request)) and now >= at:
+        _warn(deps, request, scope)
+    elif (review := request.review) and review.state == "open" and review.due_at and now >= review.due_at and scope:
+        _remind_review(deps, request, review, scope, now)
+    else:
+        deps.arm(request)
+        return False
+    # Each successful commit above re-armed the request for its next deadline; a lost race left it to the winner.
+    return True
+
+
+def _warn(deps: Deps, request: Request, scope: Scope) -> None:
+    updated = request.advance(Event.EXPIRY_WARNED, grant=request.with_grant(warned=True))
+    if deps.commit(request, updated, Event.EXPIRY_WARNED, "system", expires_at=str(request.expires_at)):
+        deps.notify(deps.notifier.tell_requester, updated, "expiring", can_extend=bool(extension_room(scope, updated)))
+
+
+def _remind_review(deps: Deps, request: Request, review: Review, scope: Scope, now: datetime) -> None:
+    glass = scope.break_glass
+    due = now + (glass.review_delta if glass else timedelta(hours=24))
+    updated = request.advance(Event.REVIEW_REMINDED, review=Review(review.state, due, review.reviewed_by))
+    if deps.commit(request, updated, Event.REVIEW_REMINDED, "system"):
+        deps.notify(deps.notifier.approvers_notice, updated, deps.people.approvers(scope) - {request.requester}, "review")
+
+
+def _wake_pending(deps: Deps, request: Request, scope: Scope | None, now: datetime) -> None:
+    if now >= request.pending_until or scope is None:
+        updated = request.advance(Event.TIMED_OUT, ended_at=now)
+        if deps.commit(request, updated, Event.TIMED_OUT, "system"):
+            deps.notify(deps.notifier.request_changed, updated)
+            deps.notify(deps.notifier.tell_requester, updated, Event.TIMED_OUT)
+    elif (at := deadlines.escalation_at(scope, request)) and now >= at:
+        updated = request.advance(Event.ESCALATED, approval=request.with_approval(escalated=True))
+        escalation = deps.people.members(scope.escalation) - {request.requester}
+        if deps.commit(request, updated, Event.ESCALATED, "system", to=sorted(escalation)):
+            deps.notify(deps.notifier.approvers_notice, updated, escalation, "escalation")
+    elif (at := deadlines.next_reminder(scope, request)) and now >= at:
+        sent = request.approval.reminders_sent + 1
+        updated = request.advance(Event.REMINDED, approval=request.with_approval(reminders_sent=sent))
+        if deps.commit(request, updated, Event.REMINDED, "system", reminder=sent):
+            deps.notify(deps.notifier.approvers_notice, updated, deps.waiting_approvers(scope, updated), "reminder")
+
+
+def reconcile(deps: Deps) -> dict[str, int]:
+    """Bring the world in line with the database: the bot may have been down for a while."""
+    now = deps.clock.now()
+    counts = {"woken": 0, "retried": 0}
+    for request in deps.store.due(now):
+        deps.arm(request)  # due now: the timer runs it at once, on the timer's workers, never twice
+        counts["woken"] += 1
+    for request in deps.store.find(states=(State.APPROVED,)):
+        # An approval older than this was interrupted between the decision and Vault.
+        decided_at = request.approval.decided_at
+        if decided_at is not None and now - decided_at >= STUCK_APPROVAL_AFTER:
+            granting.issue(deps, request)
+            counts["retried"] += 1
+    return counts
+
+
+def arm_due(deps: Deps, horizon: datetime) -> int:
+    """Arm exact timers for whatever falls due before `horizon`, whichever replica wrote it."""
+    due = deps.store.due(horizon)
+    for request in due:
+        deps.arm(request)
+    return len(due)
