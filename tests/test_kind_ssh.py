@@ -10,10 +10,12 @@ import hvac
 import pytest
 
 from bot.devkit.openbao import OpenBaoDevServer
+from grants.adapters.kinds import credential_kinds
 from grants.adapters.kinds.ssh_ca import SignedCertificate, sign_certificate, ssh_role_settings, write_ssh_role
 from grants.adapters.kinds.ssh_krl import is_revoked, write_krl
-from grants.adapters.vault_client import vault_client
-from grants.credentials import CredentialError
+from grants.adapters.vault_client import VaultSession, vault_client
+from grants.catalog import Catalog, parse_catalog
+from grants.credentials import CredentialError, CredentialStatus, IssueOrder
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
 
 ROLE = "jit-web-ssh"
@@ -118,3 +120,49 @@ def test_role_sync_is_idempotent_and_repairs_a_widened_role(vault_root: hvac.Cli
     assert "updated" in write_ssh_role(vault_root, "jit-sync-test", ["deploy"], timedelta(minutes=30))
     data = vault_root.read("ssh-client-signer/roles/jit-sync-test")["data"]
     assert data["allowed_users"] == "deploy" and data["max_ttl"] == 1800
+
+
+def _ssh_catalog(ttl_max: str = "1h") -> Catalog:
+    scope = {"description": "SSH to web", "credential": "ssh", "ssh_role": ROLE, "principals": PRINCIPALS,
+             "requesters": ["*"], "approvers": ["U0APPR001"], "max_duration": ttl_max}  # fmt: skip
+    return parse_catalog({"scopes": {"web-ssh": scope}})
+
+
+def _order(request_id: str, public_key: str | None, ttl: timedelta = timedelta(minutes=10)) -> IssueOrder:
+    return IssueOrder(request_id, "web-ssh", "U0REQ001", ttl, datetime.now(UTC) + ttl, public_key=public_key)
+
+
+def test_the_ssh_kind_behind_the_seam_issues_revokes_by_krl_and_extends(
+    bot: hvac.Client, vault_root: hvac.Client, sshd: SshServer, tmp_path: Path
+) -> None:
+    sshd.allow_principals("web-admin")
+    kinds = credential_kinds(VaultSession(bot), ssh_krl_path=sshd.krl_path)
+    catalog = _ssh_catalog()
+    operator = credential_kinds(VaultSession(vault_root), ssh_krl_path=tmp_path / "operator.krl")
+    assert "ssh role ssh-client-signer/jit-web-ssh: unchanged" in operator.sync(catalog)  # the bot fixture wrote it
+    scope = catalog.scopes["web-ssh"]
+    key = new_key(tmp_path, "ivan")
+    with pytest.raises(CredentialError, match="/elevate ssh-key"):
+        kinds.issue(_order("R-seam-0", None), scope)
+    with pytest.raises(CredentialError, match="PRIVATE key"):
+        kinds.issue(_order("R-seam-0", key.read_text()), scope)
+    issued = kinds.issue(_order("R-seam-1", key.with_suffix(".pub").read_text()), scope)
+    assert issued.handle.kind == "ssh" and issued.delivery.secret is None and issued.delivery.code
+    assert issued.facts["key_fingerprint"].startswith("SHA256:")
+    cert_path = tmp_path / "ivan-cert.pub"
+    cert_path.write_text(str(issued.delivery.code) + "\n")
+    assert can_log_in(sshd, key, cert_path)
+    assert kinds.status(issued.handle, "R-seam-1") is CredentialStatus.ALIVE
+    extended = kinds.extend(issued.handle, _order("R-seam-1", key.with_suffix(".pub").read_text(), timedelta(minutes=20)), scope)
+    assert extended.handle != issued.handle  # signed again: a new serial
+    kinds.revoke(issued.handle, "R-seam-1")  # what the core does with the old handle after an extension
+    assert kinds.status(issued.handle, "R-seam-1") is CredentialStatus.GONE
+    assert not can_log_in(sshd, key, cert_path)
+    new_cert = tmp_path / "ivan-new-cert.pub"
+    new_cert.write_text(str(extended.delivery.code) + "\n")
+    assert can_log_in(sshd, key, new_cert)
+    kinds.revoke(extended.handle, "R-seam-1")
+    kinds.revoke(extended.handle, "R-seam-1")  # idempotent
+    assert not can_log_in(sshd, key, new_cert)
+    with pytest.raises(CredentialError, match="permission denied"):
+        kinds.sync(catalog)  # the bot's own token cannot write signer roles: an operator runs `jitbot vault sync`
