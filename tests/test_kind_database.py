@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import hvac
 import psycopg
@@ -12,13 +12,16 @@ import pytest
 from hvac.exceptions import InvalidRequest
 
 from bot.devkit.openbao import OpenBaoDevServer
+from grants.adapters.kinds import credential_kinds
 from grants.adapters.kinds.database import (
     IssuedDatabaseCredential,
     database_role_warnings,
     issue_database_credential,
     sync_database,
 )
-from grants.adapters.vault_client import vault_client
+from grants.adapters.vault_client import VaultSession, vault_client
+from grants.catalog import parse_catalog
+from grants.credentials import CredentialStatus, ForeignCredential, IssueOrder
 from grants.domain import CredentialError, new_request_id
 from tests.databases import PG_ADMIN
 
@@ -196,3 +199,29 @@ def test_sync_warns_about_roles_that_would_not_end_sessions_or_end_too_soon(
     lines = sync_database(vault_root, {ROLE: timedelta(hours=1)})
     assert "policy jitbot-dbread-jit-orders-read: unchanged" in lines
     assert vault_root.read("database/config/jit-pg")["data"]["allowed_roles"] == ["jit-*"]  # the operator's config, untouched
+
+
+def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openbao: OpenBaoDevServer, bot: hvac.Client) -> None:
+    scope_data = {"description": "Read orders", "credential": "database", "database_role": ROLE,
+                  "connect_hint": "psql -h db.staging -d orders", "requesters": ["*"], "approvers": ["U0APPR001"]}  # fmt: skip
+    catalog = parse_catalog({"scopes": {"orders-db-read": scope_data}})
+    kinds = credential_kinds(VaultSession(bot))
+    request_id = new_request_id()
+    until = datetime.now(UTC) + timedelta(minutes=10)
+    order = IssueOrder(request_id, "orders-db-read", "U0REQ001", timedelta(minutes=10), until)
+    issued = kinds.issue(order, catalog.scopes["orders-db-read"])
+    assert issued.handle.kind == "database" and issued.valid_until == until
+    assert issued.delivery.secret and issued.delivery.code == f"bao unwrap {issued.delivery.secret}"
+    assert any("psql -h db.staging -d orders" in line for line in issued.delivery.lines)
+    assert issued.delivery.secret not in repr(issued)  # never in logs
+    creds = _unwrap(openbao, IssuedDatabaseCredential(issued.handle.id, issued.delivery.secret, timedelta(minutes=5)))
+    session = _open_locked_session(creds)
+    assert kinds.status(issued.handle, request_id) is CredentialStatus.ALIVE
+    with pytest.raises(ForeignCredential):
+        kinds.revoke(issued.handle, "JIT-SOMEONE0")  # a row pointing at another grant's reader token
+    assert _sessions_of(creds["username"]) == 1
+    kinds.revoke(issued.handle, request_id)
+    _wait_until_gone(creds["username"], within=10)
+    assert _session_is_dead(session)
+    assert kinds.status(issued.handle, request_id) is CredentialStatus.GONE
+    kinds.revoke(issued.handle, request_id)  # already gone is success

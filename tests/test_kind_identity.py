@@ -15,6 +15,7 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 
 from bot.devkit.openbao import OpenBaoDevServer
+from grants.adapters.kinds import credential_kinds
 from grants.adapters.kinds.identity import (
     UnlinkedPerson,
     create_grant_group,
@@ -24,7 +25,9 @@ from grants.adapters.kinds.identity import (
     service_entity_id,
     sweep,
 )
-from grants.adapters.vault_client import vault_client
+from grants.adapters.vault_client import VaultSession, vault_client
+from grants.catalog import parse_catalog
+from grants.credentials import CredentialHandle, CredentialStatus, ForeignCredential, IssueOrder
 from grants.domain import CredentialError, new_request_id
 from tests.conftest import ROOT
 
@@ -168,3 +171,34 @@ def test_jitbot_vault_sweep_runs_from_cron_with_the_sweeper_token(
         timeout=60,
     )
     assert bad.returncode == 2 and "--max-age" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_identity_kind_behind_the_seam_issues_extends_and_revokes(
+    openbao: OpenBaoDevServer, bot: hvac.Client, vault_root: hvac.Client, linked_person: tuple[str, str]
+) -> None:
+    user, token = linked_person
+    scope_data = {"description": "Raise my identity", "credential": "vault_identity", "policies": ["payments-read"],
+                  "on_behalf_of": ["entity:ci-deployer"], "requesters": ["*"], "approvers": ["U0APPR001"]}  # fmt: skip
+    scope = parse_catalog({"scopes": {"payments-identity": scope_data}}).scopes["payments-identity"]
+    kinds = credential_kinds(VaultSession(bot), identity_alias_mount=MOUNT)
+    request_id = new_request_id()
+    order = IssueOrder(request_id, "payments-identity", user, timedelta(minutes=5), datetime.now(UTC) + timedelta(minutes=5))
+    issued = kinds.issue(order, scope)
+    assert issued.handle == CredentialHandle("vault_identity", f"jit-{request_id}") and issued.valid_until is None
+    assert issued.delivery.secret is None and "log in to Vault as usual" in " ".join(issued.delivery.lines)
+    assert _can_read(openbao, token) and kinds.status(issued.handle, request_id) is CredentialStatus.ALIVE
+    later = datetime.now(UTC) + timedelta(minutes=20)
+    extended = kinds.extend(issued.handle, IssueOrder(request_id, "payments-identity", user, timedelta(minutes=20), later), scope)
+    assert extended.handle == issued.handle  # stretched in place
+    assert grant_group(bot, request_id)["metadata"]["expires_at"] == later.isoformat()  # type: ignore[index]
+    with pytest.raises(ForeignCredential):
+        kinds.revoke(issued.handle, "JIT-OTHER000")
+    kinds.revoke(issued.handle, request_id)
+    assert not _can_read(openbao, token) and kinds.status(issued.handle, request_id) is CredentialStatus.GONE
+    kinds.revoke(issued.handle, request_id)  # already gone is success
+    with pytest.raises(CredentialError, match="not a service"):
+        kinds.issue(
+            IssueOrder(new_request_id(), "payments-identity", user, order.ttl, order.until, on_behalf_of="entity:root-ish"), scope
+        )
+    with pytest.raises(UnlinkedPerson):
+        kinds.issue(IssueOrder(new_request_id(), "payments-identity", "U0NOBODY1", order.ttl, order.until), scope)
