@@ -1,4 +1,4 @@
-"""The `jitbot` command line: serve, check, vault sync, audit export/verify, db upgrade, demo."""
+"""The `jitbot` command line: serve, check, vault sync/sweep, audit export/verify, db upgrade, demo."""
 
 from __future__ import annotations
 
@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 
     vault = sub.add_parser("vault", help="Vault administration").add_subparsers(dest="vault_command", required=True)
     vault.add_parser("sync", help="write the policies and the token role into Vault").set_defaults(run=cmd_vault_sync)
+    sweep = vault.add_parser("sweep", help="delete jit-* identity groups past their end (cron; jitbot-sweeper policy)")
+    sweep.add_argument("--max-age", help="also delete groups older than this (default: the catalog's longest total)")
+    sweep.set_defaults(run=cmd_vault_sweep)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="audit_command", required=True)
     export = audit.add_parser("export", help="stream the audit trail as CSV or JSONL")
@@ -88,6 +91,33 @@ def cmd_vault_sync(args: argparse.Namespace) -> int:
     settings = load_settings()
     for line in sync_vault(settings):
         print(line)
+    return 0
+
+
+def cmd_vault_sweep(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from bot.wiring import open_vault
+    from grants.adapters.kinds.identity import sweep
+    from grants.catalog import load_catalog
+    from grants.durations import parse_duration
+
+    settings = load_settings()
+    # Independent of the bot's database on purpose: only Vault and the catalog, so it works when the bot does not.
+    if args.max_age:
+        try:
+            max_age = parse_duration(args.max_age)
+        except ValueError as error:
+            print(f"--max-age: {error} (e.g. --max-age 8h)", file=sys.stderr)
+            return 2
+    else:
+        scopes = list(load_catalog(settings.jitbot_catalog).scopes.values())
+        identity = [scope for scope in scopes if scope.credential == "vault_identity"] or scopes
+        max_age = max(scope.max_total for scope in identity)
+    lines = sweep(open_vault(settings).client, datetime.now(UTC), max_age)
+    for line in lines:
+        print(line)
+    print(f"vault sweep: {len(lines)} identity group(s) deleted")
     return 0
 
 

@@ -18,6 +18,7 @@ from bot.devkit.openbao import OpenBaoDevServer
 from bot.devkit.slack_client import SignedSlackClient
 from bot.devkit.slack_standin import SlackStandIn, message_text
 from tests.databases import fresh_database
+from tests.ssh_fixtures import ssh_ca, sshd  # noqa: F401
 from tests.vault_fixtures import bot_vault_token, openbao, vault_root, vault_synced  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -46,3 +46,70 @@ path "auth/token/lookup-self" {
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }
+
+# --- Kind `ssh`: sign a person's public key with a scope's signer role (`jit-*`, written by `jitbot vault sync`).
+# The role pins principals, max TTL and extensions. A stolen bot token can sign a thief's key for any `jit-*`
+# role's principals, up to its max TTL: use a dedicated CA for jitbot and keep SSH scopes short.
+path "ssh-client-signer/sign/jit-*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "public_key"       = []
+    "valid_principals" = []
+    "ttl"              = []
+    "key_id"           = []
+    "cert_type"        = ["user"]
+  }
+}
+
+# The CA's public key, to build the KRL of early-revoked certificates.
+path "ssh-client-signer/config/ca" {
+  capabilities = ["read"]
+}
+
+# --- Kind `database`: create a grant's reader token through its dedicated role. The role allows only the
+# `jitbot-dbread-*` policies, each of which reads one `database/creds/<role>` and only response-wrapped, so the
+# bot never sees a database password. The reader's lease dies with the reader token (revoke-accessor above).
+# A stolen bot token can obtain wrapped credentials for any jitbot database role and unwrap them itself:
+# keep those roles' privileges narrow and their scopes' max durations short.
+path "auth/token/create/jitbot-database" {
+  capabilities = ["create", "update"]
+  allowed_parameters = {
+    "policies"          = []
+    "no_default_policy" = []
+    "ttl"               = []
+    "explicit_max_ttl"  = []
+    "display_name"      = []
+    "meta"              = []
+    "renewable"         = [false]
+    "no_parent"         = []
+    "num_uses"          = []  # hvac always sends 0; a limit would only end a grant early, never widen it
+  }
+}
+
+# --- Kind `vault_identity`: one internal group `jit-<request id>` per grant, holding the requester's (or a listed
+# service's) entity. `policies` is pinned to what identity scopes may grant: one entry per vault_identity scope, its
+# policies comma-joined in catalog order. Keep it equal to the catalog, or a stolen bot token could attach any
+# policy to a group of its own.
+path "identity/group/name/jit-*" {
+  capabilities = ["create", "update", "read", "delete"]
+  allowed_parameters = {
+    "type"              = ["internal"]
+    "policies"          = ["payments-read"]
+    "member_entity_ids" = []
+    "metadata"          = []
+  }
+}
+
+# Find a requester's entity by its alias (named by the Slack user ID) and a service's entity by name.
+path "identity/lookup/entity" {
+  capabilities = ["update"]
+}
+
+path "identity/entity/name/*" {
+  capabilities = ["read"]
+}
+
+# The alias mount's accessor (entity lookups name mounts by accessor).
+path "sys/auth" {
+  capabilities = ["read"]
+}

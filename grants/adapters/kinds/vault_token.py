@@ -84,7 +84,9 @@ class VaultTokenKind:
             handle=handle,
             delivery=Delivery(
                 summary="a Vault token",
-                lines=(f"It cannot be renewed. It is response-wrapped: unwrap it once, within {format_duration(self._wrap_ttl)}:",),
+                lines=(
+                    f"It cannot be renewed. It is response-wrapped: unwrap it once, within {format_duration(self._wrap_ttl)}:",
+                ),
                 code=f"{self._cli} unwrap {wrapping}",
                 secret=wrapping,
             ),
@@ -154,7 +156,9 @@ class VaultTokenKind:
         if owner != request_id:
             # The row names a token this request never had (a database insider swapped it): revoking it would
             # end an unrelated token while the real grant lives on. Refuse, loudly.
-            raise ForeignCredential(f"accessor {handle.id} belongs to {owner or 'a token jitbot did not issue'}, not {request_id}")
+            raise ForeignCredential(
+                f"accessor {handle.id} belongs to {owner or 'a token jitbot did not issue'}, not {request_id}"
+            )
         return True
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
@@ -191,4 +195,3 @@ class VaultTokenKind:
 
 def _gone(exc: InvalidRequest) -> bool:
     return any(marker in vault_errors(exc).lower() for marker in _GONE)
-

@@ -1,0 +1,91 @@
+"""The `database` kind behind the seam: a wrapped dynamic DB login per grant, ended by revoking its reader token."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, timedelta
+
+import hvac
+
+from grants.adapters.kinds.database import issue_database_credential, sync_database
+from grants.adapters.kinds.vault_token import VaultTokenKind
+from grants.catalog import Catalog, DatabaseScope, Scope
+from grants.credentials import (
+    CredentialError,
+    CredentialHandle,
+    CredentialStatus,
+    Delivery,
+    IssuedCredential,
+    IssueOrder,
+)
+from grants.durations import format_duration
+
+KIND = "database"
+
+
+class DatabaseKind:
+    kind = KIND
+
+    def __init__(
+        self, client: hvac.Client, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", verify: bool | str = True
+    ):
+        self._client, self._wrap_ttl, self._cli, self._verify = client, wrap_ttl, cli, verify
+        # Revocation and reconcile go by the reader token's accessor, exactly as for a vault_token grant
+        # (including the owner check against the token's `request_id` metadata).
+        self._by_accessor = VaultTokenKind(client, wrap_ttl=wrap_ttl, cli=cli)
+
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        if not isinstance(scope, DatabaseScope):
+            raise CredentialError(f"{order.scope} is not a database scope")
+        if order.ttl.total_seconds() < 1:
+            raise CredentialError(f"{order.request_id}: no time left to grant")
+        issued = issue_database_credential(
+            self._client,
+            scope.database_role,
+            order.ttl,
+            order.request_id,
+            order.requester,
+            order.scope,
+            mount=scope.database_mount,
+            wrap_ttl=self._wrap_ttl,
+            verify=self._verify,
+        )
+        lines = [
+            f"Unwrap it once, within {format_duration(self._wrap_ttl)}: it gives a `username` and a `password`.",
+            # The lease shows a longer TTL than the grant: say the real end so nobody plans around the wrong one.
+            f"The login ends at {order.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC; its open sessions are ended then "
+            "(Vault's lease shows a longer TTL: ignore it).",
+        ]
+        if scope.connect_hint:
+            lines.append(f"Connect with: `{scope.connect_hint}`")
+        return IssuedCredential(
+            handle=CredentialHandle(KIND, issued.accessor),
+            delivery=Delivery(
+                summary="a database login",
+                lines=tuple(lines),
+                code=f"{self._cli} unwrap {issued.wrapping_token}",
+                secret=issued.wrapping_token,
+            ),
+            valid_until=order.until,
+            facts={"database_role": scope.database_role, "database_mount": scope.database_mount},
+        )
+
+    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+        """Revoke the reader token: Vault revokes its lease, whose revocation statements end sessions and drop the user."""
+        self._by_accessor.revoke(handle, request_id)
+
+    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        # A reader token's explicit max TTL cannot be raised: a new login for the rest of the time; the caller
+        # revokes the old one (ending its sessions), and the new DM says so.
+        return self.issue(order, scope)
+
+    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
+        return self._by_accessor.status(handle, request_id)
+
+    def sync(self, catalog: Catalog) -> list[str]:
+        by_mount: dict[str, dict[str, timedelta]] = defaultdict(dict)
+        for scope in catalog.scopes.values():
+            if isinstance(scope, DatabaseScope):
+                roles = by_mount[scope.database_mount]
+                roles[scope.database_role] = max(roles.get(scope.database_role, timedelta(0)), scope.max_total)
+        return [line for mount, roles in sorted(by_mount.items()) for line in sync_database(self._client, roles, mount)]

@@ -1,0 +1,227 @@
+"""The `database` kind against OpenBao's database engine and the local PostgreSQL: sessions die with the grant."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import hvac
+import psycopg
+import pytest
+from hvac.exceptions import InvalidRequest
+
+from bot.devkit.openbao import OpenBaoDevServer
+from grants.adapters.kinds import credential_kinds
+from grants.adapters.kinds.database import (
+    IssuedDatabaseCredential,
+    database_role_warnings,
+    issue_database_credential,
+    sync_database,
+)
+from grants.adapters.vault_client import VaultSession, vault_client
+from grants.catalog import parse_catalog
+from grants.credentials import CredentialStatus, ForeignCredential, IssueOrder
+from grants.domain import CredentialError, new_request_id
+from tests.databases import PG_ADMIN
+
+ROLE = "jit-orders-read"
+TABLE = "jit_kind_orders"
+PG_HOST = PG_ADMIN.split("://", 1)[1].split("@", 1)[1].split("/", 1)[0]  # 127.0.0.1:5432
+# The role definition the README gives the database operator (revocation ends sessions before dropping the role).
+CREATION = [
+    """CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';""",
+    f'GRANT SELECT ON {TABLE} TO "{{{{name}}}}";',
+]
+REVOCATION = [
+    """ALTER ROLE "{{name}}" NOLOGIN;""",
+    """REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM "{{name}}";""",
+    """SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '{{name}}';""",
+    """DROP ROLE IF EXISTS "{{name}}";""",
+]
+
+
+@pytest.fixture(scope="module")
+def database_engine(vault_root: hvac.Client, vault_synced: list[str]) -> Iterator[None]:
+    """What the database operator sets up once: the engine, its connection (with the username template), the role."""
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id int)")
+    try:
+        vault_root.sys.enable_secrets_engine("database", path="database")
+    except InvalidRequest:
+        pass  # another module of this session set it up
+    vault_root.write_data(
+        "database/config/jit-pg",
+        data={
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@{PG_HOST}/test?sslmode=disable",
+            "username": "postgres",
+            "password": "unused-with-trust-auth",
+            "allowed_roles": "jit-*",
+            # The DB user's name carries the request ID (the reader token's display name), so PostgreSQL's own
+            # logs and pg_stat_activity name the grant.
+            "username_template": '{{printf "jit_%s_%s" (.DisplayName | replace "token-" "" | lowercase) (random 6 | lowercase) | truncate 63}}',
+        },
+    )
+    vault_root.write_data(
+        f"database/roles/{ROLE}",
+        data={
+            "db_name": "jit-pg",
+            "creation_statements": CREATION,
+            "revocation_statements": REVOCATION,
+            "default_ttl": "2h",
+            "max_ttl": "24h",
+        },
+    )
+    sync_database(vault_root, {ROLE: timedelta(hours=1)})
+    yield
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"DROP TABLE IF EXISTS {TABLE}")
+
+
+@pytest.fixture
+def bot(openbao: OpenBaoDevServer, bot_vault_token: str, database_engine: None) -> hvac.Client:
+    return vault_client(openbao.addr, bot_vault_token)
+
+
+def _unwrap(openbao: OpenBaoDevServer, issued: IssuedDatabaseCredential) -> dict[str, str]:
+    person = vault_client(openbao.addr, issued.wrapping_token)  # as the person does with `bao unwrap`
+    unwrapped = person.sys.unwrap()
+    assert unwrapped["lease_duration"] >= 2 * 3600  # the lease says longer: the reader token is what ends it
+    data: dict[str, str] = unwrapped["data"]
+    return data
+
+
+def _open_locked_session(creds: dict[str, str]) -> psycopg.Connection:
+    session = psycopg.connect(f"postgresql://{PG_HOST}/test", user=creds["username"], password=creds["password"])
+    session.execute(f"LOCK TABLE {TABLE} IN ACCESS SHARE MODE")  # inside the open transaction: held until it ends
+    return session
+
+
+def _admin_rows(query: str, *params: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        return admin.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def _role_exists(name: str) -> bool:
+    return bool(_admin_rows("SELECT 1 FROM pg_roles WHERE rolname = %s", name))
+
+
+def _sessions_of(name: str) -> int:
+    return len(_admin_rows("SELECT pid FROM pg_stat_activity WHERE usename = %s", name))
+
+
+def _wait_until_gone(name: str, within: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if not _role_exists(name) and _sessions_of(name) == 0:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"role {name} still exists or has sessions after {within}s")
+
+
+def _session_is_dead(session: psycopg.Connection) -> bool:
+    try:
+        session.execute("SELECT 1")
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+def test_revoking_the_reader_token_ends_the_open_session_and_drops_the_user(openbao: OpenBaoDevServer, bot: hvac.Client) -> None:
+    request_id = new_request_id()
+    issued = issue_database_credential(bot, ROLE, timedelta(minutes=10), request_id, "U0REQ001", "orders-db-read")
+    creds = _unwrap(openbao, issued)
+    assert creds["username"].startswith(f"jit_{request_id.lower()}_")  # the DB's logs name the grant
+    session = _open_locked_session(creds)
+    locks = _admin_rows(
+        "SELECT l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE a.usename = %s AND l.relation = %s::regclass",
+        creds["username"],
+        TABLE,
+    )
+    assert locks == [("AccessShareLock",)]
+    bot.auth.token.revoke_accessor(issued.accessor)
+    _wait_until_gone(creds["username"], within=10)
+    assert _session_is_dead(session)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"postgresql://{PG_HOST}/test", user=creds["username"], password=creds["password"])
+
+
+def test_on_expiry_vault_itself_ends_the_session_even_with_the_bot_gone(openbao: OpenBaoDevServer, bot: hvac.Client) -> None:
+    issued = issue_database_credential(bot, ROLE, timedelta(seconds=5), new_request_id(), "U0REQ001", "orders-db-read")
+    creds = _unwrap(openbao, issued)
+    session = _open_locked_session(creds)
+    assert _sessions_of(creds["username"]) == 1
+    # Nobody revokes anything: the reader token's TTL (real time, the thing under test) ends the lease.
+    _wait_until_gone(creds["username"], within=25)
+    assert _session_is_dead(session)
+
+
+def test_the_bot_cannot_read_credentials_itself_nor_unwrapped(
+    openbao: OpenBaoDevServer, bot: hvac.Client, vault_root: hvac.Client
+) -> None:
+    with pytest.raises(hvac.exceptions.Forbidden):
+        bot.read(f"database/creds/{ROLE}")  # the bot's own token holds no creds path
+    reader = vault_root.auth.token.create(
+        role_name="jitbot-database", policies=[f"jitbot-dbread-{ROLE}"], no_default_policy=True, ttl="60s"
+    )["auth"]
+    with pytest.raises(hvac.exceptions.Forbidden):
+        vault_client(openbao.addr, reader["client_token"]).read(f"database/creds/{ROLE}")  # min_wrapping_ttl refuses
+    vault_root.auth.token.revoke_accessor(reader["accessor"])
+
+
+def test_a_failed_read_leaves_no_reader_token_behind(bot: hvac.Client, vault_root: hvac.Client) -> None:
+    with pytest.raises(CredentialError, match="refused"):
+        issue_database_credential(bot, "jit-no-such-role", timedelta(minutes=5), "JIT-NOROLE00", "U0REQ001", "x")
+    accessors = vault_root.list("auth/token/accessors")["data"]["keys"]
+    leftovers = [a for a in accessors if vault_root.auth.token.lookup_accessor(a)["data"]["meta"] == {"kind": "database", "request_id": "JIT-NOROLE00", "requester": "U0REQ001", "scope": "x"}]  # fmt: skip
+    assert leftovers == []
+
+
+def test_sync_warns_about_roles_that_would_not_end_sessions_or_end_too_soon(
+    vault_root: hvac.Client, database_engine: None
+) -> None:
+    assert database_role_warnings(vault_root, ROLE, timedelta(hours=1)) == []
+    vault_root.write_data(
+        "database/roles/jit-weak",
+        data={"db_name": "jit-pg", "creation_statements": CREATION, "revocation_statements": ['DROP ROLE "{{name}}";'], "default_ttl": "10m", "max_ttl": "30m"},
+    )  # fmt: skip
+    warnings = database_role_warnings(vault_root, "jit-weak", timedelta(hours=1))
+    assert any("do not end open sessions" in w and "has none" in w for w in warnings)
+    assert any("NOLOGIN" in w for w in warnings)
+    assert any("default_ttl is 600s" in w for w in warnings) and any("max_ttl is 1800s" in w for w in warnings)
+    racy = ['ALTER ROLE "{{name}}" NOLOGIN;', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity;", 'DROP ROLE "{{name}}";']
+    vault_root.write_data(
+        "database/roles/jit-weak", data={"db_name": "jit-pg", "creation_statements": CREATION, "revocation_statements": racy}
+    )
+    assert any("one-argument form" in w for w in database_role_warnings(vault_root, "jit-weak", timedelta(hours=1)))
+    assert "does not exist" in database_role_warnings(vault_root, "jit-missing", timedelta(hours=1))[0]
+    lines = sync_database(vault_root, {ROLE: timedelta(hours=1)})
+    assert "policy jitbot-dbread-jit-orders-read: unchanged" in lines
+    assert vault_root.read("database/config/jit-pg")["data"]["allowed_roles"] == ["jit-*"]  # the operator's config, untouched
+
+
+def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openbao: OpenBaoDevServer, bot: hvac.Client) -> None:
+    scope_data = {"description": "Read orders", "credential": "database", "database_role": ROLE,
+                  "connect_hint": "psql -h db.staging -d orders", "requesters": ["*"], "approvers": ["U0APPR001"]}  # fmt: skip
+    catalog = parse_catalog({"scopes": {"orders-db-read": scope_data}})
+    kinds = credential_kinds(VaultSession(bot))
+    request_id = new_request_id()
+    until = datetime.now(UTC) + timedelta(minutes=10)
+    order = IssueOrder(request_id, "orders-db-read", "U0REQ001", timedelta(minutes=10), until)
+    issued = kinds.issue(order, catalog.scopes["orders-db-read"])
+    assert issued.handle.kind == "database" and issued.valid_until == until
+    assert issued.delivery.secret and issued.delivery.code == f"bao unwrap {issued.delivery.secret}"
+    assert any("psql -h db.staging -d orders" in line for line in issued.delivery.lines)
+    assert issued.delivery.secret not in repr(issued)  # never in logs
+    creds = _unwrap(openbao, IssuedDatabaseCredential(issued.handle.id, issued.delivery.secret, timedelta(minutes=5)))
+    session = _open_locked_session(creds)
+    assert kinds.status(issued.handle, request_id) is CredentialStatus.ALIVE
+    with pytest.raises(ForeignCredential):
+        kinds.revoke(issued.handle, "JIT-SOMEONE0")  # a row pointing at another grant's reader token
+    assert _sessions_of(creds["username"]) == 1
+    kinds.revoke(issued.handle, request_id)
+    _wait_until_gone(creds["username"], within=10)
+    assert _session_is_dead(session)
+    assert kinds.status(issued.handle, request_id) is CredentialStatus.GONE
+    kinds.revoke(issued.handle, request_id)  # already gone is success
