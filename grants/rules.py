@@ -10,6 +10,7 @@ from grants.domain import InvalidRequest, NotAllowed, Request, State
 from grants.durations import DURATION_EXAMPLES, DurationError, format_duration, parse_duration
 from grants.people import People
 from grants.policy import current_step, extension_room
+from grants.text import UnsafeText, require_plain
 
 
 def scope_of(catalog: Catalog, name: str) -> Scope:
@@ -38,6 +39,10 @@ def checked_duration(scope_name: str, scope: Scope, text: str | None) -> timedel
 
 
 def checked_reason(scope_name: str, scope: Scope, reason: str) -> str:
+    try:  # checked before whitespace is folded: split() would silently eat some control characters
+        require_plain(reason, "the reason")
+    except UnsafeText as exc:
+        raise InvalidRequest(str(exc), field="reason") from None
     reason = " ".join(reason.split())
     if scope.require_reason and not reason:
         raise InvalidRequest(f"`{scope_name}` needs a reason, e.g. a ticket: INC-4411 replay stuck refunds.", field="reason")
