@@ -33,13 +33,16 @@ class SqlReplayCache:
         self._write_lock = (write_lock or threading.Lock()) if sqlite else None
 
     def first_time(self, key: str, until: datetime) -> bool:
-        statement = self._insert(SEEN).values(key=key, expires_at=until.astimezone(UTC)).on_conflict_do_nothing()
+        # RETURNING names the row only when this statement inserted it (rowcount is unreliable here on psycopg).
+        statement = (
+            self._insert(SEEN).values(key=key, expires_at=until.astimezone(UTC)).on_conflict_do_nothing().returning(SEEN.c.key)
+        )
         if self._write_lock is not None:
             with self._write_lock, self.engine.begin() as connection:
-                inserted = connection.execute(statement).rowcount == 1
+                inserted = connection.execute(statement).first() is not None
         else:
             with self.engine.begin() as connection:
-                inserted = connection.execute(statement).rowcount == 1
+                inserted = connection.execute(statement).first() is not None
         self._maybe_purge()
         return inserted
 
