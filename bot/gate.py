@@ -56,7 +56,9 @@ def parse_body(raw: str, content_type: str) -> SlackBody:
             raise ValueError("not an object")
         if data.get("type") == "url_verification":
             return SlackBody("url_verification", None, None, None)
-        event = data.get("event") if isinstance(data.get("event"), dict) else {}
+        event = data.get("event")
+        if data.get("type") != "event_callback" or not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise ValueError("an event without its type")
         event_id = data.get("event_id")
         return SlackBody("event", _text(data.get("team_id")), _text(event.get("user")), _text(event_id))
     form = {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True, strict_parsing=False).items()}
@@ -64,14 +66,46 @@ def parse_body(raw: str, content_type: str) -> SlackBody:
         payload = json.loads(form["payload"])
         if not isinstance(payload, dict):
             raise ValueError("payload is not an object")
+        check_interaction_shape(payload)
         team = payload.get("team") if isinstance(payload.get("team"), dict) else {}
         user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
         return SlackBody("interactive", _text(team.get("id")) or _text(user.get("team_id")), _text(user.get("id")), None)
     if form.get("ssl_check") == "1":
         return SlackBody("ssl_check", None, None, None)
     if "command" in form:
+        if not all(isinstance(form.get(key), str) and form.get(key) for key in ("command", "user_id", "team_id")):
+            raise ValueError("a command without its user or team")
         return SlackBody("command", _text(form.get("team_id")), _text(form.get("user_id")), None)
     raise ValueError("neither a command, an interaction nor an event")
+
+
+def check_interaction_shape(payload: dict[str, Any]) -> None:
+    """The fields Bolt and our listeners index without a check are there and of the right type, or ValueError:
+    a malformed (even if signed) payload is answered 400 instead of failing inside Bolt with a 500."""
+    kind, user = payload.get("type"), payload.get("user")
+    if not isinstance(kind, str) or not isinstance(user, dict) or not isinstance(user.get("id"), str):
+        raise ValueError("an interaction without its type or user")
+    if kind == "block_actions":
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not actions:
+            raise ValueError("a click without actions")
+        for action in actions:
+            if not isinstance(action, dict) or not isinstance(action.get("action_id"), str):
+                raise ValueError("an action without its ID")
+            if action.get("value") is not None and not isinstance(action.get("value"), str):
+                raise ValueError("an action value that is not text")
+    if kind in ("view_submission", "view_closed"):
+        view = payload.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("type"), str) or not isinstance(view.get("callback_id"), str):
+            raise ValueError("a view without its type or callback ID")
+        if not isinstance(view.get("private_metadata", ""), str):
+            raise ValueError("private metadata that is not text")
+        state = view.get("state", {"values": {}})
+        values = state.get("values") if isinstance(state, dict) else None
+        if not isinstance(values, dict) or not all(
+            isinstance(block, dict) and all(isinstance(element, dict) for element in block.values()) for block in values.values()
+        ):
+            raise ValueError("view state that is not blocks of elements")
 
 
 def _text(value: Any) -> str | None:

@@ -63,14 +63,15 @@ def register(app: App, ctx: BotContext) -> None:
 def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Operation, replace: bool = False) -> None:
     """Run one click. Refusals go to the clicker only; `replace` turns the clicked message into the outcome."""
     user, request_id = body["user"]["id"], str(body["actions"][0].get("value") or "")
-    in_home = (body.get("view") or {}).get("type") == "home"
+    # A click in the Home tab comes without a response_url (so may a forged one): answer by DM then.
+    in_home = (body.get("view") or {}).get("type") == "home" or not body.get("response_url")
     try:
         if not REQUEST_ID.match(request_id):  # our buttons carry a request ID; anything else was forged
             raise NotFound("That button names no request. `list` shows your requests and their IDs.")
         outcome = operation(request_id, user)
     except DomainError as error:
         text = messages.error_text(error, ctx.command)
-        if in_home:  # a click in the Home tab comes without a response_url
+        if in_home:
             ctx.notifier.dm(user, text)
         else:  # ephemeral to the clicker; the shared message is re-rendered from state elsewhere
             respond(text=text, response_type="ephemeral", replace_original=False)
