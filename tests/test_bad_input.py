@@ -207,4 +207,8 @@ def test_the_log_trace_keeps_the_chain_and_withholds_database_messages():
     except RuntimeError as outer:
         trace = safe_trace(outer)
     assert words not in trace
-    assert trace.index("sqlite3.IntegrityError: (message withheld") < trace.index("direct cause") < trace.index("RuntimeError: wrapped")
+    assert (
+        trace.index("sqlite3.IntegrityError: (message withheld")
+        < trace.index("direct cause")
+        < trace.index("RuntimeError: wrapped")
+    )
