@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
@@ -14,6 +15,10 @@ from bot.context import BotContext
 from bot.listeners import actions, commands, events, views
 
 log = logging.getLogger(__name__)
+FAILED = (
+    ":warning: jitbot could not finish this because of a problem on its side (it is logged). "
+    "Check `{command} list` to see what was recorded, and try again in a minute."
+)
 
 
 def build_app(ctx: BotContext, client: WebClient, signing_secret: str) -> App:
@@ -35,8 +40,17 @@ def build_app(ctx: BotContext, client: WebClient, signing_secret: str) -> App:
     )
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> None:
+    def on_error(error: Exception, body: dict[str, Any], response: BoltResponse | None) -> None:
         log.error("listener failed: %s", type(error).__name__, exc_info=error)
+        if response is not None and response.status == 500:
+            # Not acknowledged yet: Bolt would answer 500, and Slack would show a bare "failed" with no
+            # next step. The person gets a plain answer instead (only a slash command can show one).
+            response.status = 200
+            if isinstance(body, dict) and body.get("command"):
+                response.body = json.dumps({"response_type": "ephemeral", "text": FAILED.format(command=ctx.command)})
+                response.headers["content-type"] = ["application/json;charset=utf-8"]
+            else:
+                response.body = ""
 
     commands.register(app, ctx)
     actions.register(app, ctx)

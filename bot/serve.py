@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
-from bot.web import serve
+from bot.web import MetricsApp, serve
 from bot.wiring import build_runtime
 
 log = logging.getLogger(__name__)
@@ -20,9 +21,12 @@ def run(settings: Settings, host: str, port: int, socket_mode: bool = False) -> 
     runtime.start()
     log.info("started", extra={"role": runtime.role()})
     server = serve(runtime.web, host, port)
+    metrics_server = serve_metrics(runtime, settings, host)
 
     def stop(*_: Any) -> None:
         server.close()
+        if metrics_server is not None:
+            metrics_server.close()
 
     signal.signal(signal.SIGTERM, stop)
     try:
@@ -46,3 +50,21 @@ def run(settings: Settings, host: str, port: int, socket_mode: bool = False) -> 
     finally:
         runtime.stop()
     return 0
+
+
+def serve_metrics(runtime: Any, settings: Settings, host: str) -> Any:
+    """With METRICS_PORT, `/metrics` on its own port (a firewall can then keep it internal), in a thread."""
+    if settings.metrics_port is None:
+        return None
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    server = serve(MetricsApp(runtime.web.metrics, token), host, settings.metrics_port, threads=2)
+    threading.Thread(target=_run_quietly, args=(server,), name="jitbot-metrics", daemon=True).start()
+    log.info("serving metrics", extra={"host": host, "port": settings.metrics_port})
+    return server
+
+
+def _run_quietly(server: Any) -> None:
+    try:
+        server.run()
+    except OSError:
+        pass  # closed on shutdown

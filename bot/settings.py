@@ -19,6 +19,9 @@ HINTS = {
     "database_url": "sqlite:///jitbot.db or postgresql+psycopg://user@host:5432/dbname",
     "jitbot_catalog": "the path of the catalog, e.g. vault_policies/catalog.toml",
     "port": "a TCP port number such as 3000",
+    "slack_team_id": "your workspace's team ID starting with T (or leave it unset: it is learned from auth.test)",
+    "metrics_token": "a long random string that Prometheus sends as `Authorization: Bearer <token>`",
+    "metrics_port": "a TCP port for /metrics alone, e.g. 9102 (then the main port does not serve it)",
 }
 
 
@@ -40,6 +43,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///jitbot.db"
     jitbot_catalog: Path = Path("vault_policies/catalog.toml")
     port: int = 3000
+    slack_team_id: str | None = None  # the one workspace served; unset: learned from auth.test
+    metrics_token: SecretStr | None = None  # when set, /metrics wants it as a bearer token
+    metrics_port: int | None = None  # when set, /metrics is served on this port only
 
     @field_validator("slack_api_url")
     @classmethod
@@ -62,6 +68,24 @@ class Settings(BaseSettings):
             raise ValueError("must be a SQLite or PostgreSQL URL")
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             return "postgresql+psycopg://" + value.split("://", 1)[1]  # we ship psycopg 3
+        return value
+
+    @field_validator("slack_team_id")
+    @classmethod
+    def _team_id(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not (value.startswith(("T", "E")) and value.isalnum() and value.isupper()):
+            raise ValueError("must be a team ID such as T0123ABCD")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")  # a short token is guessed
         return value
 
     @field_validator("slack_bot_token")

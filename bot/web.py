@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import io
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -10,13 +12,19 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.gate import MAX_BODY, Refusal, SlackGate
+
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
 
 
 class WebApp:
-    """A tiny WSGI router; `health` returns the state of each dependency."""
+    """A tiny WSGI router; `health` returns the state of each dependency.
+
+    Every Slack request passes the gate first (size, signature, workspace, replay); only then does Bolt see it.
+    With `metrics_token`, `/metrics` wants `Authorization: Bearer <token>`; with `serve_metrics=False` it is
+    not served here at all (it has its own port)."""
 
     def __init__(
         self,
@@ -24,9 +32,14 @@ class WebApp:
         health: Callable[[], dict[str, bool]],
         info: Callable[[], dict[str, str]] = dict,
         metrics: Callable[[], bytes] = bytes,
+        *,
+        gate: SlackGate | None = None,
+        metrics_token: str | None = None,
+        serve_metrics: bool = True,
     ):
         self.slack = SlackRequestHandler(app)
         self.health, self.info, self.metrics = health, info, metrics
+        self.gate, self.metrics_token, self.serve_metrics = gate, metrics_token, serve_metrics
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -36,13 +49,24 @@ class WebApp:
             state = self.health()
             body = {name: ("ok" if up else "down") for name, up in state.items()} | self.info()
             return _json(start_response, "200 OK" if all(state.values()) else "503 Service Unavailable", body)
-        if path == "/metrics" and method == "GET":
-            data = self.metrics()
-            start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(data)))])
-            return [data]
+        if path == "/metrics" and method == "GET" and self.serve_metrics:
+            return metrics_response(environ, start_response, self.metrics, self.metrics_token)
         return _json(start_response, "404 Not Found", {"error": "not found"})
 
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        body = read_body(environ)
+        if body is None:
+            # Slack's requests are a few KB: a bigger one is refused unread, so nobody can fill our memory.
+            return _json(start_response, "413 Payload Too Large", {"error": f"bodies over {MAX_BODY} bytes are refused"})
+        if self.gate is not None:
+            try:
+                self.gate.admit(body, _headers(environ))
+            except Refusal as refusal:
+                return _answer(start_response, refusal)
+        # Bolt reads exactly CONTENT_LENGTH bytes: hand it the body we already read (chunked ones included).
+        environ = dict(environ, CONTENT_LENGTH=str(len(body)))
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
         status_holder: list[str] = []
 
         def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
@@ -51,9 +75,67 @@ class WebApp:
 
         result = self.slack(environ, capture)
         if status_holder and status_holder[0].startswith("401"):
-            # A forged or replayed request: refused before anything is parsed or stored.
+            # A forged or stale request: refused before anything is parsed or stored.
             log.warning("refused a Slack request with a bad or stale signature", extra={"remote": environ.get("REMOTE_ADDR")})
         return result  # type: ignore[no-any-return]
+
+
+def read_body(environ: dict[str, Any], limit: int = MAX_BODY) -> bytes | None:
+    """The request body, or None when it is over `limit`: a declared length is refused before reading,
+    and a chunked body is read only up to one byte past the limit."""
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared:
+        try:
+            length = int(declared) if len(declared) <= 20 else limit + 1
+        except ValueError:
+            length = limit + 1  # a malformed length is treated as too large, not trusted
+        if length > limit:
+            return None
+        return bytes(environ["wsgi.input"].read(length)) if length > 0 else b""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    data = bytes(stream.read(limit + 1))
+    return None if len(data) > limit else data
+
+
+def metrics_response(
+    environ: dict[str, Any], start_response: StartResponse, metrics: Callable[[], bytes], token: str | None
+) -> list[bytes]:
+    if token is not None:
+        given = environ.get("HTTP_AUTHORIZATION", "")
+        # compare_digest: the comparison takes as long whatever prefix of the token a guess gets right.
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {token}".encode()):
+            start_response("401 Unauthorized", [("Content-Type", "application/json"), ("WWW-Authenticate", "Bearer")])
+            return [b'{"error": "send Authorization: Bearer <METRICS_TOKEN>"}']
+    data = metrics()
+    start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class MetricsApp:
+    """`GET /metrics` alone, for a separate port (METRICS_PORT) that only the monitoring network reaches."""
+
+    def __init__(self, metrics: Callable[[], bytes], token: str | None = None):
+        self.metrics, self.token = metrics, token
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD", "GET") == "GET":
+            return metrics_response(environ, start_response, self.metrics, self.token)
+        return _json(start_response, "404 Not Found", {"error": "not found"})
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    return {key[5:].lower().replace("_", "-"): str(value) for key, value in environ.items() if key.startswith("HTTP_")} | {
+        "content-type": str(environ.get("CONTENT_TYPE", ""))
+    }
+
+
+def _answer(start_response: StartResponse, refusal: Refusal) -> list[bytes]:
+    data = json.dumps(refusal.body).encode() if refusal.body is not None else b""
+    headers = [("Content-Length", str(len(data)))] + ([("Content-Type", "application/json")] if data else [])
+    start_response(refusal.status, headers)
+    return [data]
 
 
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
@@ -62,8 +144,10 @@ def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> l
     return [data]
 
 
-def serve(web: WebApp, host: str, port: int, threads: int = 16) -> Any:
+def serve(web: Any, host: str, port: int, threads: int = 16) -> Any:
     """A waitress server, not yet running: call `.run()` (blocks) or `.close()`."""
     from waitress.server import create_server
 
-    return create_server(web, host=host, port=port, threads=threads, ident="jitbot")
+    # waitress answers 413 itself for a declared or chunked body over the limit, before buffering it
+    # (it refuses at >= the setting, hence the + 1: a body of exactly MAX_BODY is allowed).
+    return create_server(web, host=host, port=port, threads=threads, ident="jitbot", max_request_body_size=MAX_BODY + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
     from bot.context import BotContext
+    from bot.gate import SlackGate
     from bot.notifier import SlackNotifier
     from bot.web import WebApp
     from grants.adapters.scheduler_timer import SchedulerTimer
@@ -153,8 +155,12 @@ class Runtime:
         self.timer.shutdown()
         self.notifier.shutdown()
 
+    def health_checks(self) -> dict[str, Callable[[], bool]]:
+        return {"database": self.store.healthy, "vault": self.vault.healthy, "scheduler": self.timer.healthy}
+
     def health(self) -> dict[str, bool]:
-        return {"database": self.store.healthy(), "vault": self.vault.healthy(), "scheduler": self.timer.healthy()}
+        """Each check run now, as long as it takes (the HTTP `/healthz` uses a cached, time-boxed copy)."""
+        return {name: check() for name, check in self.health_checks().items()}
 
     def role(self) -> str:
         return "leader" if self.timekeeper.leader else "follower"
@@ -165,6 +171,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     from bot.app import build_app
     from bot.context import BotContext
     from bot.directory import SlackDirectory
+    from bot.health import CachedHealth
     from bot.metrics import MeteredIssuer, MeteredStore, Metrics
     from bot.notifier import SlackNotifier
     from bot.web import WebApp
@@ -192,6 +199,31 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     timekeeper = TimeKeeper(service, leader_lock(store.engine), timer, clock)
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
-    web = WebApp(app, lambda: runtime.health(), lambda: {"role": runtime.role()}, metrics.render)
+    gate = build_gate(settings, store, service, client)
+    health = CachedHealth({"database": store.healthy, "vault": vault.healthy, "scheduler": timer.healthy})
+    web = WebApp(
+        app, health, lambda: {"role": runtime.role()}, metrics.render, gate=gate,
+        metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        serve_metrics=settings.metrics_port is None,
+    )  # fmt: skip
     runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web)
     return runtime
+
+
+def build_gate(settings: Settings, store: SqlStore, service: ElevationService, client: WebClient) -> SlackGate:
+    """The checks before Bolt: signature, workspace (pinned or learned from auth.test), replay cache."""
+    from bot.gate import SlackGate, TeamPin
+    from grants.adapters.replay_cache import SqlReplayCache
+    from grants.domain import AuditEvent
+
+    def refused(actor: str, rule: str) -> None:
+        # Through the service's (metered) store: counted and logged like every other refusal.
+        event = AuditEvent(
+            event="rejected", at=service.clock.now(), actor=actor, subject=actor, detail={"action": "slack_request", "rule": rule}
+        )
+        service.store.record(event)
+
+    assert settings.slack_signing_secret is not None
+    pin = TeamPin(settings.slack_team_id, lambda: str(client.auth_test()["team_id"]))
+    guard = SqlReplayCache(store.engine, store.write_lock)
+    return SlackGate(settings.slack_signing_secret.get_secret_value(), guard, pin, refused)

@@ -9,6 +9,7 @@ from grants.allowances import extension_room
 from grants.catalog import Catalog, Scope
 from grants.domain import InvalidRequest, Request
 from grants.durations import DURATION_EXAMPLES, DurationError, format_duration, parse_duration
+from grants.text import UnsafeText, require_plain
 
 
 def scope_of(catalog: Catalog, name: str) -> Scope:
@@ -37,6 +38,10 @@ def checked_duration(scope_name: str, scope: Scope, text: str | None) -> timedel
 
 
 def checked_reason(scope_name: str, scope: Scope, reason: str) -> str:
+    try:  # checked before whitespace is folded: split() would silently eat some control characters
+        require_plain(reason, "the reason")
+    except UnsafeText as exc:
+        raise InvalidRequest(str(exc), field="reason") from None
     reason = " ".join(reason.split())
     if scope.require_reason and not reason:
         raise InvalidRequest(f"`{scope_name}` needs a reason, e.g. a ticket: INC-4411 replay stuck refunds.", field="reason")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +12,9 @@ from slack_sdk import WebClient
 from bot import blocks, messages
 from bot.context import BotContext
 from grants import guards
-from grants.domain import DomainError, NotAllowed, Request, State
+from grants.domain import DomainError, NotAllowed, NotFound, Request, State
 
+REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 Operation = Callable[[str, str], Request | None]  # (request ID, clicking user) -> the request as it now is
 
 
@@ -60,13 +62,16 @@ def register(app: App, ctx: BotContext) -> None:
 
 def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Operation, replace: bool = False) -> None:
     """Run one click. Refusals go to the clicker only; `replace` turns the clicked message into the outcome."""
-    user, request_id = body["user"]["id"], body["actions"][0]["value"]
-    in_home = (body.get("view") or {}).get("type") == "home"
+    user, request_id = body["user"]["id"], str(body["actions"][0].get("value") or "")
+    # A click in the Home tab comes without a response_url (so may a forged one): answer by DM then.
+    in_home = (body.get("view") or {}).get("type") == "home" or not body.get("response_url")
     try:
+        if not REQUEST_ID.match(request_id):  # our buttons carry a request ID; anything else was forged
+            raise NotFound("That button names no request. `list` shows your requests and their IDs.")
         outcome = operation(request_id, user)
     except DomainError as error:
         text = messages.error_text(error, ctx.command)
-        if in_home:  # a click in the Home tab comes without a response_url
+        if in_home:
             ctx.notifier.dm(user, text)
         else:  # ephemeral to the clicker; the shared message is re-rendered from state elsewhere
             respond(text=text, response_type="ephemeral", replace_original=False)

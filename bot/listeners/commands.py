@@ -15,6 +15,7 @@ from bot.context import BotContext
 from grants.audit import AuditQuery, parse_time
 from grants.domain import DomainError, ExtensionOffered
 from grants.durations import looks_like_duration
+from grants.text import refused_character, require_plain_message
 
 
 def say(ack: Ack, text: str) -> None:
@@ -26,6 +27,11 @@ def register(app: App, ctx: BotContext) -> None:
     @app.command(ctx.command)
     def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         user, text = command["user_id"], (command.get("text") or "").strip()
+        unsafe = refused_character(text)
+        if unsafe is not None:
+            # Checked on the whole command before it is split: split() would silently eat some controls.
+            say(ack, f":warning: {require_plain_message(unsafe)}")
+            return
         words = text.split()
         verb = words[0].lower() if words else ""
         try:

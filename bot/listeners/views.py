@@ -8,13 +8,15 @@ from slack_bolt import Ack, App
 
 from bot import blocks, messages
 from bot.context import BotContext
-from grants.domain import DomainError
+from bot.listeners.actions import REQUEST_ID
+from grants.domain import DomainError, NotFound
+from grants.text import refused_character, require_plain_message
 
 
 def register(app: App, ctx: BotContext) -> None:
     @app.view(blocks.REQUEST_MODAL)
     def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user, values = body["user"]["id"], view["state"]["values"]
+        user, values = body["user"]["id"], (view.get("state") or {}).get("values") or {}
         selected = values.get("scope", {}).get("value", {}).get("selected_option") or {}
         duration = (values.get("duration", {}).get("value", {}).get("value") or "").strip() or None
         reason = values.get("reason", {}).get("value", {}).get("value") or ""
@@ -33,9 +35,16 @@ def register(app: App, ctx: BotContext) -> None:
     def submit_deny(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         # The request ID comes back from private_metadata and could be forged like any payload:
         # the service re-checks the submitter and audits a refusal, exactly as for a button.
-        user, request_id = body["user"]["id"], view.get("private_metadata", "")
-        reason = " ".join((view["state"]["values"].get("reason", {}).get("value", {}).get("value") or "").split())[:500]
+        user, request_id = body["user"]["id"], str(view.get("private_metadata") or "")
+        typed = view.get("state", {}).get("values", {}).get("reason", {}).get("value", {}).get("value") or ""
+        unsafe = refused_character(str(typed))
+        if unsafe is not None:  # the form stays open, the message under the reason
+            ack(response_action="errors", errors={"reason": require_plain_message(unsafe, "the reason")})
+            return
+        reason = " ".join(str(typed).split())[:500]
         try:
+            if not REQUEST_ID.match(request_id):  # the form carries our request ID; anything else was forged
+                raise NotFound("This form names no request. `list` shows your requests and their IDs.")
             ctx.service.deny(request_id, user, reason)
         except DomainError as error:
             ack(response_action="update", view=blocks.notice_modal("Not denied", messages.error_text(error, ctx.command)))

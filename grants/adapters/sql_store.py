@@ -21,7 +21,8 @@ from grants.lifecycle import Event
 def make_engine(url: str, writer: bool = True) -> Engine:
     """An engine that survives dropped connections and serializes SQLite writers safely."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # hide_parameters: an exception's text never carries bound values (reasons, request rows) into logs.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_setup(dbapi_connection: Any, _record: Any) -> None:
@@ -39,7 +40,9 @@ def make_engine(url: str, writer: bool = True) -> Engine:
 
         return engine
     # Sessions in UTC, whatever the server's default: `at` is hashed and exported as UTC.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"options": "-c timezone=utc"})
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"options": "-c timezone=utc"}, hide_parameters=True
+    )
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -142,6 +145,11 @@ class SqlStore:
         # SQLite has one writer at a time. Queueing our own threads on a lock wakes the next one the
         # moment the last commits; left to SQLite's busy handler they would poll with growing sleeps.
         self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+
+    @property
+    def write_lock(self) -> AbstractContextManager[Any]:
+        """The lock our own writers queue on (SQLite); other adapters writing this database share it."""
+        return self._write_lock
 
     @contextmanager
     def _writing(self) -> Iterator[Any]:

@@ -82,3 +82,12 @@ class MessageRefRow(SQLModel, table=True):
     channel: str = Field(max_length=32)
     ts: str = Field(max_length=32)
     step: int | None = None  # the approval step the message asked for; None: it follows the request
+
+
+class SeenRequestRow(SQLModel, table=True):
+    """Keys of signed requests and events already acted on, shared by every replica (replay protection)."""
+
+    __tablename__ = "seen_requests"
+
+    key: str = Field(primary_key=True, max_length=64)  # a SHA-256 hex digest: no request content is kept
+    expires_at: datetime = Field(sa_column=_utc(nullable=False, index=True))

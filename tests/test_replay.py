@@ -1,0 +1,150 @@
+"""A signed request is acted on once: replays are refused and audited, Slack's event retries are dropped,
+across replicas sharing one database; requests from another workspace are refused."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.devkit.harness import LocalBot
+from bot.devkit.slack_client import SignedSlackClient
+from bot.devkit.slack_standin import SlackStandIn
+from grants.adapters.migrate import upgrade
+from grants.adapters.replay_cache import SqlReplayCache
+from grants.adapters.sql_store import make_engine
+from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
+from tests.databases import fresh_database
+
+
+class Recorder:
+    """Keeps every (body, headers) the signed client sends, so a test can send one again verbatim."""
+
+    def __init__(self, client: SignedSlackClient):
+        self.sent: list[tuple[str | bytes, dict[str, str]]] = []
+        inner = client.raw
+
+        def raw(body: str | bytes, headers: Any) -> tuple[int, Any]:
+            self.sent.append((body, dict(headers)))
+            return inner(body, headers)
+
+        client.raw = raw  # type: ignore[method-assign]
+
+
+def rejected(world: World) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in world.rows("SELECT actor, detail FROM audit_events WHERE event = 'rejected' ORDER BY seq")]
+
+
+def test_a_replayed_slash_command_is_refused_and_audited(world: World):
+    recorder = Recorder(world.client)
+    status, body = world.client.slash(REQUESTER, "payments-read 30m INC-77 replay-secret-words")
+    assert status == 200 and "Request `JIT-" in body["text"], body
+    again = world.client.raw(*recorder.sent[-1])
+    assert again == (200, {"response_type": "ephemeral", "text": again[1]["text"]})
+    assert "already processed" in again[1]["text"]
+    assert world.rows("SELECT count(*) FROM requests")[0][0] == 1
+    [(actor, detail)] = rejected(world)
+    assert actor == REQUESTER and json.loads(detail) == {"action": "slack_request", "rule": "replayed_request"}
+    assert "replay-secret-words" not in detail
+
+
+def test_a_replayed_approve_click_does_nothing(world: World):
+    recorder = Recorder(world.client)
+    rid = world.client.slash(REQUESTER, "staging-read 1h")[1]["text"].split("`")[1]  # auto-approved, active
+    status, _ = world.client.slash(REQUESTER, f"extend {rid} 1h")
+    assert status == 200
+    rid2 = world.client.slash(REQUESTER, "payments-read 30m INC-1 first")[1]["text"].split("`")[1]
+    world.slack.wait_for(lambda: world.slack.find_message(lambda m: rid2 in str(m) and "Approve" in str(m)))
+    status, _ = world.client.click(APPROVER, "approve", rid2)
+    assert status == 200
+    world.wait_audit(rid2, "issued")
+    click = recorder.sent[-1]
+    assert world.client.raw(*click)[0] == 200  # Slack shows a failure for any other status; nothing is done
+    time.sleep(0.3)
+    assert world.audit_names(rid2) == ["requested", "approved", "issued"]
+    assert [a for a, d in rejected(world) if "replayed_request" in d] == [APPROVER]
+
+
+def test_a_retried_event_is_processed_once(world: World):
+    before = len(world.slack.calls_to("views.publish"))
+    event = {
+        "token": "unused", "team_id": world.client.team_id, "api_app_id": "A0JITBOT", "type": "event_callback",
+        "event_id": "Ev0RETRY0001", "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": REQUESTER, "channel": "D0HOME", "tab": "home", "event_ts": f"{time.time():.6f}"},
+    }  # fmt: skip
+    body = json.dumps(event)
+    for n, retry in enumerate(("", "1", "2")):
+        headers = {"Content-Type": "application/json", **world.client.sign(body, int(time.time()) + n)}
+        if retry:  # Slack's retry: same event_id, a fresh signature
+            headers |= {"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"}
+        assert world.client.raw(body, headers)[0] == 200
+    time.sleep(0.5)
+    assert len(world.slack.calls_to("views.publish")) - before == 1
+    assert rejected(world) == [], "Slack's own retries are not refusals"
+    # Another event (a new event_id) is processed.
+    event["event_id"] = "Ev0RETRY0002"
+    body = json.dumps(event)
+    assert world.client.raw(body, {"Content-Type": "application/json", **world.client.sign(body)})[0] == 200
+    world.slack.wait_for(lambda: len(world.slack.calls_to("views.publish")) - before == 2)
+
+
+def test_a_request_from_another_workspace_is_refused_and_audited(world: World):
+    stranger = SignedSlackClient(world.bot.url, SIGNING_SECRET, standin=world.slack, team_id="T0OTHERWS")
+    status, body = stranger.slash(REQUESTER, "payments-read 30m INC-9 from elsewhere")
+    assert status == 403 and "one workspace" in body["text"], body
+    status, _ = stranger.click(APPROVER, "approve", "JIT-AAAAAAAA")
+    assert status == 403
+    assert world.rows("SELECT count(*) FROM requests")[0][0] == 0
+    assert [(a, json.loads(d)["rule"]) for a, d in rejected(world)] == [
+        (REQUESTER, "foreign_workspace"),
+        (APPROVER, "foreign_workspace"),
+    ]
+    # Our own workspace (learned from auth.test) is still served.
+    status, body = world.client.slash(REQUESTER, "payments-read 30m INC-9 from here")
+    assert status == 200 and "Request `JIT-" in body["text"]
+
+
+def test_the_cache_claims_once_and_purges_expired_keys(db_url: str):
+    engine = make_engine(db_url)
+    upgrade(engine)
+    cache = SqlReplayCache(engine)
+    now = datetime.now(UTC)
+    assert cache.first_time("k1", now + timedelta(minutes=6)) is True
+    assert cache.first_time("k1", now + timedelta(minutes=6)) is False
+    assert cache.first_time("old", now - timedelta(seconds=1)) is True
+    assert cache.purge(now) == 1
+    with engine.connect() as connection:
+        keys = [r[0] for r in connection.exec_driver_sql("SELECT key FROM seen_requests")]
+    assert keys == ["k1"]
+
+
+@pytest.fixture
+def two_replicas(tmp_path, openbao, bot_vault_token) -> Iterator[tuple[SlackStandIn, LocalBot, LocalBot]]:
+    with fresh_database("postgresql", tmp_path) as url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
+        settings = dict(
+            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url,
+            vault_addr=openbao.addr, vault_token=bot_vault_token, database_url=url,
+            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
+        )  # fmt: skip
+        with LocalBot(**settings) as first, LocalBot(**settings) as second:
+            yield slack, first, second
+
+
+def test_two_replicas_on_one_postgresql_process_a_signed_body_once(two_replicas):
+    slack, first, second = two_replicas
+    to_first = SignedSlackClient(first.url, SIGNING_SECRET, standin=slack)
+    to_second = SignedSlackClient(second.url, SIGNING_SECRET, standin=slack)
+    recorder = Recorder(to_first)
+    status, body = to_first.slash(REQUESTER, "payments-read 30m INC-5 once only")
+    assert status == 200 and "Request `JIT-" in body["text"]
+    status, body = to_second.raw(*recorder.sent[-1])
+    assert status == 200 and "already processed" in body["text"]
+    assert first.runtime is not None
+    with first.runtime.store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM requests").scalar_one() == 1
+        rule = connection.exec_driver_sql("SELECT detail FROM audit_events WHERE event = 'rejected'").scalar_one()
+    assert json.loads(rule)["rule"] == "replayed_request"
