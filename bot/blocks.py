@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import slack_limits as limit
-from bot.messages import esc, when
+from bot.messages import catalog_text, esc, when
 from grants.catalog import Catalog, Scope
 from grants.domain import Request, State
 from grants.durations import format_duration
@@ -131,7 +131,7 @@ def approval_message(request: Request, catalog: Catalog, step_done: bool = False
     """The approvers' message: who, what, how long, why, the request ID and, while something waits
     on the approvers (a decision, an extension, a break-glass review), its buttons."""
     scope = catalog.scopes.get(request.scope)
-    description = f" — {scope.description}" if scope else ""
+    description = f" — {catalog_text(scope.description)}" if scope else ""
     fallback = f"{request.id}: <@{request.requester}> requests `{request.scope}` for {format_duration(request.duration)}"
     title = f":rotating_light: *BREAK-GLASS {request.id}*" if request.break_glass else f"*Elevation request {request.id}*"
     verb = "took" if request.break_glass else "requests"

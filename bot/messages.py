@@ -36,6 +36,15 @@ def esc_keeping_mentions(text: object) -> str:
     return "".join(part if _MENTION.fullmatch(part) else esc(part) for part in _MENTION.split(str(text)))
 
 
+_CATALOG_MARKUP = re.compile(r"(<(?:@[UW][A-Z0-9]+|#C[A-Z0-9]+(?:\|[^<>]*)?|https?://[^<>|\s]+(?:\|[^<>]*)?)>)")
+
+
+def catalog_text(text: object) -> str:
+    """An admin's words from the catalog (a scope description): escaped, except the mentions, channel links and
+    web links they may have written on purpose (`<https://wiki/runbook|runbook>`)."""
+    return "".join(part if _CATALOG_MARKUP.fullmatch(part) else esc(part) for part in _CATALOG_MARKUP.split(str(text)))
+
+
 def mentions(users: list[str] | tuple[str, ...], separator: str = ", ") -> str:
     """`<@U…>` for the first MAX_NAMED people, then how many more."""
     named = separator.join(f"<@{u}>" for u in users[:MAX_NAMED])
