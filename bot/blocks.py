@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.messages import esc, when
+from bot import slack_limits as limit
+from bot.messages import catalog_text, esc, when
 from grants.catalog import Catalog, Scope
 from grants.domain import Request, State
 from grants.durations import format_duration
@@ -15,6 +16,7 @@ Block = dict[str, Any]
 APPROVE, DENY, CANCEL, DONE = "approve", "deny", "cancel", "done"
 EXTEND, NUDGE, REVIEW_ACK, REVIEW_FLAG = "extend", "nudge", "review_acknowledged", "review_flagged"
 REQUEST_MODAL, DENY_MODAL = "request_modal", "deny_modal"
+SCOPE_SEARCH = "scope_search"  # the request form's external_select, whose options the bot serves
 
 _STATUS = {
     State.PENDING: ":hourglass_flowing_sand: Waiting for approval",
@@ -30,20 +32,25 @@ _STATUS = {
 
 
 def _text(markdown: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": limit.clip(markdown, limit.SECTION_TEXT)}}
 
 
 def _context(markdown: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": markdown}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": limit.clip(markdown, limit.CONTEXT_TEXT)}]}
 
 
-def _plain(text: str) -> dict[str, str]:
-    return {"type": "plain_text", "text": text}
+def _field(markdown: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": limit.clip(markdown, limit.SECTION_FIELD)}
+
+
+def _plain(text: str, most: int = limit.MODAL_TITLE) -> dict[str, Any]:
+    return limit.plain(text, most)
 
 
 def button(label: str, action_id: str, request_id: str, style: str | None = None) -> Block:
     """A button carrying only the request ID: whoever clicks it is re-authorized by the service."""
-    element: Block = {"type": "button", "action_id": action_id, "value": request_id, "text": _plain(label)}
+    value = limit.clip(request_id, limit.BUTTON_VALUE)
+    element: Block = {"type": "button", "action_id": action_id, "value": value, "text": _plain(label, limit.BUTTON_TEXT)}
     return {**element, "style": style} if style else element
 
 
@@ -102,7 +109,7 @@ def review_list(reviews: list[Request]) -> str:
         return "No break-glass review is open."
     lines = ["*Open break-glass reviews*"]
     lines += [f"• `{r.id}` <@{r.requester}> took `{r.scope}` — {esc(r.reason)} · due {when(r.review.due_at if r.review else None)}" for r in reviews]
-    return "\n".join(lines)
+    return limit.clip("\n".join(lines), limit.MESSAGE_TEXT)
 
 
 def _approvals(request: Request) -> str:
@@ -124,7 +131,7 @@ def approval_message(request: Request, catalog: Catalog, step_done: bool = False
     """The approvers' message: who, what, how long, why, the request ID and, while something waits
     on the approvers (a decision, an extension, a break-glass review), its buttons."""
     scope = catalog.scopes.get(request.scope)
-    description = f" — {scope.description}" if scope else ""
+    description = f" — {catalog_text(scope.description)}" if scope else ""
     fallback = f"{request.id}: <@{request.requester}> requests `{request.scope}` for {format_duration(request.duration)}"
     title = f":rotating_light: *BREAK-GLASS {request.id}*" if request.break_glass else f"*Elevation request {request.id}*"
     verb = "took" if request.break_glass else "requests"
@@ -133,12 +140,12 @@ def approval_message(request: Request, catalog: Catalog, step_done: bool = False
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Requester*\n<@{request.requester}>"},
-                {"type": "mrkdwn", "text": f"*Scope*\n`{request.scope}`"},
-                {"type": "mrkdwn", "text": f"*Duration*\n{format_duration(request.duration)}"},
-                {"type": "mrkdwn", "text": f"*Approvals*\n{_approvals(request)}"},
-                {"type": "mrkdwn", "text": f"*Reason*\n{esc(request.reason) or '—'}"},
-                {"type": "mrkdwn", "text": f"*Request ID*\n`{request.id}`"},
+                _field(f"*Requester*\n<@{request.requester}>"),
+                _field(f"*Scope*\n`{request.scope}`"),
+                _field(f"*Duration*\n{format_duration(request.duration)}"),
+                _field(f"*Approvals*\n{_approvals(request)}"),
+                _field(f"*Reason*\n{esc(request.reason) or '—'}"),
+                _field(f"*Request ID*\n`{request.id}`"),
             ],
         },
     ]
@@ -189,29 +196,50 @@ def request_list(mine: list[Request], waiting: list[Request]) -> str:
         lines += [
             f"• `{r.id}` <@{r.requester}> wants `{r.scope}` for {format_duration(r.duration)}: {esc(r.reason)}" for r in waiting
         ]
-    return "\n".join(lines)
+    return limit.clip("\n".join(lines), limit.MESSAGE_TEXT)
+
+
+def scope_option(catalog: Catalog, name: str) -> dict[str, Any]:
+    """One scope in the request form's picker: its name, and its description when it has one."""
+    option: dict[str, Any] = {"text": _plain(name, limit.OPTION_TEXT), "value": limit.clip(name, limit.OPTION_VALUE)}
+    scope = catalog.scopes.get(name)
+    if scope is not None and scope.description.strip():  # Slack refuses an empty description
+        option["description"] = _plain(scope.description.strip(), limit.OPTION_TEXT)
+    return option
+
+
+def scope_options(catalog: Catalog, scopes: list[str], typed: str = "") -> list[dict[str, Any]]:
+    """The options the bot serves to the external select: what the person may request, filtered by what
+    they typed (in the name or the description), at most Slack's 100."""
+    needle = typed.strip().lower()
+    matching = [
+        name for name in scopes
+        if not needle or needle in name or needle in (catalog.scopes[name].description.lower() if name in catalog.scopes else "")
+    ]  # fmt: skip
+    return [scope_option(catalog, name) for name in matching[: limit.OPTIONS]]
 
 
 def request_modal(catalog: Catalog, scopes: list[str], channel: str) -> dict[str, Any]:
-    options = [
-        {"text": {"type": "plain_text", "text": name[:75]}, "value": name,
-         "description": {"type": "plain_text", "text": catalog.scopes[name].description[:75]}}
-        for name in scopes
-    ][:100]  # fmt: skip
+    """The request form. Up to 100 scopes are listed in the form itself; beyond Slack's 100 options the
+    picker becomes an external_select whose options the bot serves as the person types."""
+    if len(scopes) <= limit.OPTIONS:
+        picker: Block = {"type": "static_select", "action_id": "value", "options": scope_options(catalog, scopes)}
+    else:
+        picker = {"type": "external_select", "action_id": SCOPE_SEARCH, "min_query_length": 0,
+                  "placeholder": _plain("Type to search the scopes", 150)}  # fmt: skip
     return {
         "type": "modal",
         "callback_id": REQUEST_MODAL,
-        "private_metadata": channel,
-        "title": {"type": "plain_text", "text": "Request elevation"},
-        "submit": {"type": "plain_text", "text": "Request"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": limit.clip(channel, limit.PRIVATE_METADATA),
+        "title": _plain("Request elevation"),
+        "submit": _plain("Request"),
+        "close": _plain("Cancel"),
         "blocks": [
-            {"type": "input", "block_id": "scope", "label": {"type": "plain_text", "text": "Scope"},
-             "element": {"type": "static_select", "action_id": "value", "options": options}},
-            {"type": "input", "block_id": "duration", "label": {"type": "plain_text", "text": "Duration"},
-             "hint": {"type": "plain_text", "text": "e.g. 15m, 1h, 1h30m; empty for the scope's default"}, "optional": True,
+            {"type": "input", "block_id": "scope", "label": _plain("Scope"), "element": picker},
+            {"type": "input", "block_id": "duration", "label": _plain("Duration"),
+             "hint": _plain("e.g. 15m, 1h, 1h30m; empty for the scope's default", limit.INPUT_HINT), "optional": True,
              "element": {"type": "plain_text_input", "action_id": "value"}},
-            {"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Reason"}, "optional": True,
+            {"type": "input", "block_id": "reason", "label": _plain("Reason"), "optional": True,
              "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}},
         ],
     }  # fmt: skip
@@ -247,13 +275,13 @@ def deny_modal(request: Request) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": DENY_MODAL,
-        "private_metadata": request.id,
+        "private_metadata": limit.clip(request.id, limit.PRIVATE_METADATA),
         "title": _plain("Deny request"),
         "submit": _plain("Deny"),
         "close": _plain("Back"),
         "blocks": [
             _text(summary + (f"\n>{esc(request.reason)}" if request.reason else "")),
-            {"type": "input", "block_id": "reason", "optional": True, "label": _plain("Reason (the requester sees it)"),
+            {"type": "input", "block_id": "reason", "optional": True, "label": _plain("Reason (the requester sees it)", limit.INPUT_LABEL),
              "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 500}},
         ],
     }  # fmt: skip
@@ -261,4 +289,4 @@ def deny_modal(request: Request) -> dict[str, Any]:
 
 def notice_modal(title: str, text: str) -> dict[str, Any]:
     """What a modal turns into when its submission was refused: the reason, and a Close button."""
-    return {"type": "modal", "title": _plain(title[:24]), "close": _plain("Close"), "blocks": [_text(text)]}
+    return {"type": "modal", "title": _plain(title), "close": _plain("Close"), "blocks": [_text(text)]}

@@ -8,11 +8,18 @@ from typing import Any
 
 from bot.blocks import CANCEL, DONE, NUDGE, Block, button, decide_buttons, review_buttons, status_line
 from bot.messages import esc, when
+from bot.slack_limits import CONTEXT_TEXT, SECTION_TEXT, clip
 from grants.domain import Request, State, ends_in
 from grants.durations import format_duration
 from grants.service import ElevationService
 
-MAX_WAITING = 20  # a Home view holds at most 100 blocks; the rest is one `list` away
+# A Home view holds at most 100 blocks (Slack rejects a bigger one and the tab goes stale), so every
+# list is capped; the rest is one `list` away. Worst case, every list full: 3 + (1+10+1) + (1+10+1)
+# + (2+40+1) + (2+20+1) + 2 = 95 blocks.
+MAX_GRANTS = 10  # one block each
+MAX_PENDING = 5  # two blocks each (the request, its Nudge button)
+MAX_WAITING = 20  # two blocks each (the request, Approve/Deny)
+MAX_REVIEWS = 10  # two blocks each (the break-glass use, Acknowledge/Flag)
 
 
 def renderer(service: ElevationService) -> Callable[[str], dict[str, Any]]:
@@ -44,25 +51,30 @@ def home_view(
         {"type": "divider"},
         _section("*Your active grants*"),
         *(
-            [_grant(r, now) for r in active]
+            [_grant(r, now) for r in active[:MAX_GRANTS]]
             or [_context("None. Access you are granted shows up here with the time it has left.")]
         ),
+        *_more(len(active), MAX_GRANTS, command),
         _section("*Your pending requests*"),
-        *([b for r in pending for b in (_pending(r), _nudge(r))] or [_context(f"None. Type `{command}` to ask for access.")]),
+        *(
+            [b for r in pending[:MAX_PENDING] for b in (_pending(r), _nudge(r))]
+            or [_context(f"None. Type `{command}` to ask for access.")]
+        ),
+        *_more(len(pending), MAX_PENDING, command),
     ]
     if waiting:
         blocks += [{"type": "divider"}, _section(f"*Waiting on you* ({len(waiting)})")]
         for r in waiting[:MAX_WAITING]:
             blocks += [_asks(r), decide_buttons(r.id)]
-        if len(waiting) > MAX_WAITING:
-            blocks.append(_context(f"…and {len(waiting) - MAX_WAITING} more: `{command} list` shows them all."))
+        blocks += _more(len(waiting), MAX_WAITING, command)
     if reviews:
         blocks += [{"type": "divider"}, _section(f"*Open break-glass reviews* ({len(reviews)})")]
-        for r in reviews[:MAX_WAITING]:
+        for r in reviews[:MAX_REVIEWS]:
             blocks.append(
                 _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review.due_at if r.review else None)}\n>{esc(r.reason)}")
             )
             blocks.append(review_buttons(r.id))
+        blocks += _more(len(reviews), MAX_REVIEWS, command, "reviews")
     if auditor:
         blocks += [
             {"type": "divider"},
@@ -75,13 +87,18 @@ def home_view(
     return {"type": "home", "blocks": blocks}
 
 
+def _more(count: int, shown: int, command: str, verb: str = "list") -> list[Block]:
+    """The line under a capped list: how many did not fit and the command that shows them all."""
+    return [_context(f"…and {count - shown} more: `{command} {verb}` shows them all.")] if count > shown else []
+
+
 def _section(markdown: str, accessory: Block | None = None) -> Block:
-    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
+    block: Block = {"type": "section", "text": {"type": "mrkdwn", "text": clip(markdown, SECTION_TEXT)}}
     return {**block, "accessory": accessory} if accessory else block
 
 
 def _context(markdown: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": markdown}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(markdown, CONTEXT_TEXT)}]}
 
 
 def _left(request: Request, now: datetime) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from grants.catalog import Scope
@@ -11,7 +12,7 @@ from grants.durations import format_duration
 from grants.people import People
 
 HINTS = {
-    "invalid_request": "Type `{command} <scope> <duration> <reason…>`, e.g. `{command} payments-read 30m INC-4411 replay refunds`, "
+    "invalid_request": "Type `{command} &lt;scope&gt; &lt;duration&gt; &lt;reason…&gt;`, e.g. `{command} payments-read 30m INC-4411 replay refunds`, "
     "or `{command} help`.",
     "not_found": "Type `{command} list` to see your requests and their IDs.",
     "not_allowed": "Ask one of the scope's approvers, or `{command} help` for who may do what.",
@@ -26,19 +27,45 @@ def esc(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_MENTION = re.compile(r"(<@[UW][A-Z0-9]+>)")
+MAX_NAMED = 20  # people named in one message; the rest are counted, so 250 approvers stay readable and in limits
+
+
+def esc_keeping_mentions(text: object) -> str:
+    """Text the core wrote (an error may quote what someone typed): escaped like people's words, except the
+    user mentions the core itself writes (`<@U…>`)."""
+    return "".join(part if _MENTION.fullmatch(part) else esc(part) for part in _MENTION.split(str(text)))
+
+
+_CATALOG_MARKUP = re.compile(r"(<(?:@[UW][A-Z0-9]+|#C[A-Z0-9]+(?:\|[^<>]*)?|https?://[^<>|\s]+(?:\|[^<>]*)?)>)")
+
+
+def catalog_text(text: object) -> str:
+    """An admin's words from the catalog (a scope description): escaped, except the mentions, channel links and
+    web links they may have written on purpose (`<https://wiki/runbook|runbook>`)."""
+    return "".join(part if _CATALOG_MARKUP.fullmatch(part) else esc(part) for part in _CATALOG_MARKUP.split(str(text)))
+
+
+def mentions(users: list[str] | tuple[str, ...], separator: str = ", ") -> str:
+    """`<@U…>` for the first MAX_NAMED people, then how many more."""
+    named = separator.join(f"<@{u}>" for u in users[:MAX_NAMED])
+    return named + (f" and {len(users) - MAX_NAMED} more" if len(users) > MAX_NAMED else "")
+
+
 def when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "—"
 
 
 def error_text(error: DomainError, command: str) -> str:
-    hint = HINTS.get(error.code, "").format(command=command, request_id=error.context.get("request_id", "<id>"))
+    request_id = esc(error.context.get("request_id", "<request-id>"))
+    hint = HINTS.get(error.code, "").format(command=command, request_id=request_id)
     icon = ":hourglass:" if error.code == "extension_offered" else ":warning:"
     rule = f" (rule `{error.rule}`)" if isinstance(error, NotAllowed) else ""
-    return f"{icon} {error}{rule}" + (f"\n{hint}" if hint else "")
+    return f"{icon} {esc_keeping_mentions(error)}{rule}" + (f"\n{hint}" if hint else "")
 
 
 def usage_text(problem: str, command: str, usage: str | None = None) -> str:
-    hint = f"Type `{command} {usage}`." if usage else HINTS["invalid_request"].format(command=command)
+    hint = f"Type `{command} {esc(usage)}`." if usage else HINTS["invalid_request"].format(command=command)
     return f":warning: {problem}\n{hint}"
 
 
@@ -90,7 +117,7 @@ def receipt_text(request: Request, scope: Scope, people: People, command: str) -
         rule = next((r.name for r in scope.auto_approve if r.name), "auto_approve")
         return f":robot_face: {head} was approved automatically by the catalog rule “{rule}”; your credential comes by DM."
     first = scope.steps[0]
-    who = ", ".join(f"<@{a}>" for a in sorted(people.step_approvers(first, scope, False) - {request.requester})) or "nobody yet"
+    who = mentions(sorted(people.step_approvers(first, scope, False) - {request.requester})) or "nobody yet"
     steps = ""
     if len(scope.steps) > 1:
         steps = " in steps: " + " → ".join(f"{s.name or 'approval'} ({s.approvals})" for s in scope.steps)
@@ -112,7 +139,7 @@ def break_glass_text(request: Request, alert_channel: str) -> str:
 
 def notice_text(request: Request, approvers: frozenset[str], kind: str) -> str:
     """What approvers read for a reminder, nudge, escalation, review reminder or extension request."""
-    who = " ".join(f"<@{a}>" for a in sorted(approvers))
+    who = mentions(sorted(approvers), " ")
     rid, scope = request.id, request.scope
     texts = {
         "reminder": f":bell: {who} reminder: {rid} (<@{request.requester}>, `{scope}`) still waits for your decision.",
@@ -142,18 +169,39 @@ def credential_text(request: Request, delivery: Delivery) -> str:
     return "\n".join(lines)
 
 
+def form_failed_text(code: str, command: str, scopes: list[str]) -> str:
+    """When Slack would not open the request form after the command was acknowledged."""
+    example = scopes[0] if scopes else "payments-read"
+    listed = ", ".join(f"`{s}`" for s in scopes[:MAX_NAMED]) + (
+        f" and {len(scopes) - MAX_NAMED} more" if len(scopes) > MAX_NAMED else ""
+    )
+    return (
+        f":warning: Slack did not open the request form (`{esc(code)}`; it opens only within 3 seconds of the command). "
+        f"Type `{command}` again, or ask directly: `{command} &lt;scope&gt; &lt;duration&gt; &lt;reason…&gt;`, "
+        f"e.g. `{command} {example} 30m INC-4411 replay refunds`. Scopes you can request: {listed or 'none'}."
+    )
+
+
+def deny_form_failed_text(code: str, request_id: str) -> str:
+    """When Slack would not open the Deny-reason form: nothing was decided, and how to try again."""
+    return (
+        f":warning: Slack did not open the Deny form for {esc(request_id)} (`{esc(code)}`; it opens only within 3 seconds "
+        "of the click). Nothing was decided: press Deny again."
+    )
+
+
 def help_text(command: str, scopes: list[str]) -> str:
     return "\n".join(
         [
             f"*{command}* — just-in-time elevation with approval, scoped credentials and an audit trail.",
             f"• `{command}` — open the request form",
-            f"• `{command} <scope> <duration> <reason…>` — request elevation, e.g. `{command} payments-read 30m INC-4411 replay refunds`",
+            f"• `{command} &lt;scope&gt; &lt;duration&gt; &lt;reason…&gt;` — request elevation, e.g. `{command} payments-read 30m INC-4411 replay refunds`",
             f"• `{command} list` — your requests and active grants (approvers: also what waits on you)",
-            f"• `{command} cancel <request-id>` — withdraw your pending request",
-            f"• `{command} revoke <request-id>` — end a grant now (or cancel your pending request)",
-            f"• `{command} extend <request-id> [duration]` — more time on your grant, as the catalog allows",
-            f"• `{command} nudge <request-id>` — remind the approvers of your pending request (once per interval)",
-            f"• `{command} break-glass <scope> [duration] <reason…>` — emergency access where allowed; reviewed afterwards",
+            f"• `{command} cancel &lt;request-id&gt;` — withdraw your pending request",
+            f"• `{command} revoke &lt;request-id&gt;` — end a grant now (or cancel your pending request)",
+            f"• `{command} extend &lt;request-id&gt; [duration]` — more time on your grant, as the catalog allows",
+            f"• `{command} nudge &lt;request-id&gt;` — remind the approvers of your pending request (once per interval)",
+            f"• `{command} break-glass &lt;scope&gt; [duration] &lt;reason…&gt;` — emergency access where allowed; reviewed afterwards",
             f"• `{command} reviews` — open break-glass reviews (approvers and auditors)",
             f"• `{command} audit [--since T] [--until T] [--format csv|jsonl]` — auditors: the audit trail as a file",
             f"• `{command} help` — this text",

@@ -314,6 +314,11 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
             problems.append(f"{where}: `{name}` is a subcommand word; rename the scope")
         elif not SCOPE_NAME.match(name):
             problems.append(f"{where}: scope names use lowercase letters, digits, `-` and `_`")
+        # People pick a scope by its description and approvers read it atop every request: it must say something, briefly.
+        if not scope.description.strip():
+            problems.append(f"{where}.description: empty; say in a few words what the scope gives access to")
+        elif len(scope.description) > 300:
+            problems.append(f"{where}.description: {len(scope.description)} characters; keep it to 300 (link a runbook for more)")
         principals(f"{where}.requesters", scope.requesters, star_ok=True)
         principals(f"{where}.approvers", scope.approvers, star_ok=False)
         principals(f"{where}.escalation", scope.escalation, star_ok=False)

@@ -196,7 +196,7 @@ def test_list_help_and_deny(world: World):
     _, theirs = world.client.slash(APPROVER, "list")
     assert "Waiting on you" in theirs["text"] and rid in theirs["text"]
     _, help_ = world.client.slash(REQUESTER, "help")
-    assert "/elevate revoke <request-id>" in help_["text"]
+    assert "/elevate revoke &lt;request-id&gt;" in help_["text"]
     approval_message(world, rid)
     world.client.click(APPROVER, "deny", rid)
     world.slack.wait_for(lambda: any(v["view"].get("callback_id") == "deny_modal" for v in world.slack.views.values()))

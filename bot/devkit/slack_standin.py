@@ -34,6 +34,7 @@ class _Fault:
     status: int
     retry_after: int | None
     remaining: int | None  # None: until heal()
+    error: str | None = None  # the `error` of {"ok": false}; None: named after the status
 
 
 def _text(obj: Any) -> str:
@@ -248,11 +249,14 @@ class SlackStandIn:
 
     # ------------------------------------------------------------------ fault injection
 
-    def fail_next(self, method: str | None, status: int = 500, count: int = 1) -> None:
-        """The next `count` requests to `method` ("chat.postMessage", "upload", "respond"; None: any) answer HTTP `status`."""
+    def fail_next(self, method: str | None, status: int = 500, count: int = 1, *, error: str | None = None) -> None:
+        """The next `count` requests to `method` ("chat.postMessage", "upload", "respond"; None: any) answer HTTP `status`.
+
+        With `error`, the answer is {"ok": false, "error": error}: e.g. status=200, error="expired_trigger_id" is
+        what Slack answers views.open when the form opens more than 3 s after the command or click."""
         with self._lock:
             if count > 0:
-                self._next_faults.append(_Fault(method, status, None, count))
+                self._next_faults.append(_Fault(method, status, None, count, error))
 
     def rate_limit_next(self, method: str | None, retry_after: int = 1, count: int = 1) -> None:
         """The next `count` requests to `method` answer 429 with Retry-After and {"ok": false, "error": "ratelimited"}."""
@@ -448,7 +452,7 @@ class SlackStandIn:
     def _fault_response(self, fault: _Fault) -> tuple[int, dict[str, str], bytes]:
         if fault.status == 429:
             return self._json({"ok": False, "error": "ratelimited"}, 429, {"Retry-After": str(fault.retry_after or 1)})
-        return self._json({"ok": False, "error": _STATUS_ERRORS.get(fault.status, "fatal_error")}, fault.status)
+        return self._json({"ok": False, "error": fault.error or _STATUS_ERRORS.get(fault.status, "fatal_error")}, fault.status)
 
     @staticmethod
     def _parse_params(headers: dict[str, str], body: bytes, query: str) -> dict[str, Any]:

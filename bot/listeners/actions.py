@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -11,53 +12,62 @@ from slack_sdk import WebClient
 
 from bot import blocks, messages
 from bot.context import BotContext
+from bot.listeners import bind
+from bot.listeners.failures import SLACK_FAILURES, slack_error_code
 from grants import guards
 from grants.domain import DomainError, NotAllowed, NotFound, Request, State
 
+log = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 Operation = Callable[[str, str], Request | None]  # (request ID, clicking user) -> the request as it now is
 
 
 def register(app: App, ctx: BotContext) -> None:
-    @app.action(blocks.APPROVE)
-    def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()  # acknowledge within Slack's 3 s; Vault is called after the ack
-        ctx.later(act, ctx, body, respond, ctx.service.approve)
+    for action_id, listener in (
+        (blocks.APPROVE, approve), (blocks.DENY, deny), (blocks.CANCEL, cancel), (blocks.DONE, done),
+        (blocks.EXTEND, extend), (blocks.NUDGE, nudge), (blocks.REVIEW_ACK, acknowledge), (blocks.REVIEW_FLAG, flag),
+    ):  # fmt: skip
+        app.action(action_id)(bind(listener, ctx))
 
-    @app.action(blocks.DENY)
-    def deny(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        ack()
-        act(ctx, body, respond, lambda request_id, user: ask_deny_reason(ctx, client, body["trigger_id"], request_id, user))
 
-    @app.action(blocks.CANCEL)
-    def cancel(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        ctx.later(act, ctx, body, respond, ctx.service.cancel, True)
+def approve(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
+    ack()  # acknowledge within Slack's 3 s; Vault is called after the ack
+    ctx.later(act, ctx, body, respond, ctx.service.approve)
 
-    @app.action(blocks.DONE)
-    def done(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()  # "I'm done": the requester ends their own grant; Vault revokes after the ack
-        ctx.later(act, ctx, body, respond, ctx.service.revoke, True)
 
-    @app.action(blocks.EXTEND)
-    def extend(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()  # the scope's default extension, within the catalog's caps; the service re-checks everything
-        ctx.later(act, ctx, body, respond, ctx.service.extend, True)
+def deny(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, *, ctx: BotContext) -> None:
+    ack()  # the reason form must open within 3 s of the click, so this one is not deferred
+    act(ctx, body, respond, lambda request_id, user: ask_deny_reason(ctx, client, body, respond, request_id, user))
 
-    @app.action(blocks.NUDGE)
-    def nudge(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        ctx.later(act, ctx, body, respond, ctx.service.nudge)
 
-    @app.action(blocks.REVIEW_ACK)
-    def acknowledge(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        ctx.later(act, ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "acknowledged"))
+def cancel(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
+    ack()
+    ctx.later(act, ctx, body, respond, ctx.service.cancel, True)
 
-    @app.action(blocks.REVIEW_FLAG)
-    def flag(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        ack()
-        ctx.later(act, ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "flagged"))
+
+def done(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
+    ack()  # "I'm done": the requester ends their own grant; Vault revokes after the ack
+    ctx.later(act, ctx, body, respond, ctx.service.revoke, True)
+
+
+def extend(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
+    ack()  # the scope's default extension, within the catalog's caps; the service re-checks everything
+    ctx.later(act, ctx, body, respond, ctx.service.extend, True)
+
+
+def nudge(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
+    ack()
+    ctx.later(act, ctx, body, respond, ctx.service.nudge)
+
+
+def acknowledge(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
+    ack()
+    ctx.later(act, ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "acknowledged"))
+
+
+def flag(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
+    ack()
+    ctx.later(act, ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "flagged"))
 
 
 def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Operation, replace: bool = False) -> None:
@@ -70,11 +80,7 @@ def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Oper
             raise NotFound("That button names no request. `list` shows your requests and their IDs.")
         outcome = operation(request_id, user)
     except DomainError as error:
-        text = messages.error_text(error, ctx.command)
-        if in_home:
-            ctx.notifier.dm(user, text)
-        else:  # ephemeral to the clicker; the shared message is re-rendered from state elsewhere
-            respond(text=text, response_type="ephemeral", replace_original=False)
+        tell(ctx, body, respond, messages.error_text(error, ctx.command))
         outcome = None
     if in_home:
         ctx.notifier.show_home(user)  # stale buttons go away even when nothing changed
@@ -88,7 +94,19 @@ def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Oper
         respond(text=text, blocks=blocks.note(text), replace_original=True)
 
 
-def ask_deny_reason(ctx: BotContext, client: WebClient, trigger_id: str, request_id: str, user: str) -> None:
+def tell(ctx: BotContext, body: dict[str, Any], respond: Respond, text: str) -> None:
+    """A word to the clicker only: ephemeral in the message's place, or a DM for a click in the Home tab."""
+    user = body["user"]["id"]
+    # A click in the Home tab comes without a response_url (so may a forged one): answer by DM then.
+    if (body.get("view") or {}).get("type") == "home" or not body.get("response_url"):
+        ctx.notifier.dm(user, text)
+    else:  # ephemeral to the clicker; the shared message is re-rendered from state elsewhere
+        respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def ask_deny_reason(
+    ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, request_id: str, user: str
+) -> None:
     """Open the reason form, but only for someone the service would let deny this request now."""
     request = ctx.service.get(request_id)
     if not may_deny(ctx, request, user):
@@ -96,7 +114,13 @@ def ask_deny_reason(ctx: BotContext, client: WebClient, trigger_id: str, request
         # the audit trail has one writer, and nobody who would be refused ever sees the form.
         ctx.service.deny(request_id, user)
         return
-    client.views_open(trigger_id=trigger_id, view=blocks.deny_modal(request))
+    try:
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_modal(request))
+    except SLACK_FAILURES as error:
+        # Acked already: without this the click would end in silence. Logged by code, never a body.
+        code = slack_error_code(error)
+        log.warning("views.open failed for the deny form of %s: %s", request_id, code)
+        tell(ctx, body, respond, messages.deny_form_failed_text(code, request_id))
 
 
 def may_deny(ctx: BotContext, request: Request, user: str) -> bool:

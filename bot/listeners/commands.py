@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import shlex
 import tempfile
 from typing import Any
@@ -12,10 +13,14 @@ from slack_sdk import WebClient
 
 from bot import blocks, messages
 from bot.context import BotContext
+from bot.listeners import bind
+from bot.listeners.failures import SLACK_FAILURES, slack_error_code
 from grants.audit import AuditQuery, parse_time
 from grants.domain import DomainError, ExtensionOffered
 from grants.durations import looks_like_duration
 from grants.text import refused_character, require_plain_message
+
+log = logging.getLogger(__name__)
 
 
 def say(ack: Ack, text: str) -> None:
@@ -24,58 +29,66 @@ def say(ack: Ack, text: str) -> None:
 
 
 def register(app: App, ctx: BotContext) -> None:
-    @app.command(ctx.command)
-    def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        user, text = command["user_id"], (command.get("text") or "").strip()
-        unsafe = refused_character(text)
-        if unsafe is not None:
-            # Checked on the whole command before it is split: split() would silently eat some controls.
-            say(ack, f":warning: {require_plain_message(unsafe)}")
-            return
-        words = text.split()
-        verb = words[0].lower() if words else ""
-        try:
-            if not words:
-                open_form(ack, ctx, client, user, command)
-            elif verb == "help":
-                say(ack, messages.help_text(ctx.command, ctx.service.people.requestable_by(user)))
-            elif verb == "list":
-                say(ack, blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
-            elif verb in ("revoke", "cancel", "extend", "nudge"):
-                act_on(ack, respond, ctx, user, verb, words[1:])
-            elif verb == "break-glass":
-                break_glass(ack, ctx, user, words[1:])
-            elif verb == "reviews":
-                say(ack, blocks.review_list(ctx.service.open_reviews(user)))
-            elif verb == "audit":
-                audit(ack, respond, ctx, client, user, text[len(words[0]) :])
-            elif verb in ctx.catalog.scopes:
-                request(ack, ctx, user, words)
-            else:
-                scopes = ", ".join(f"`{s}`" for s in ctx.service.people.requestable_by(user)) or "none"
-                say(
-                    ack,
-                    messages.usage_text(
-                        f"`{words[0]}` is neither a subcommand (list, cancel, revoke, extend, nudge, break-glass, reviews, audit, help) nor a scope. Scopes you can request: {scopes}.",
-                        ctx.command,
-                    ),
-                )
-        except ExtensionOffered as offer:
-            text = messages.error_text(offer, ctx.command)
-            ack(text=text, blocks=blocks.extension_offer(text, str(offer.context["request_id"])), response_type="ephemeral")
-        except DomainError as error:
-            say(ack, messages.error_text(error, ctx.command))
+    app.command(ctx.command)(bind(elevate, ctx))
 
 
-def open_form(ack: Ack, ctx: BotContext, client: WebClient, user: str, command: dict[str, Any]) -> None:
-    if not ctx.service.people.requestable_by(user):
+SUBCOMMAND_LIST = "list, cancel, revoke, extend, nudge, break-glass, reviews, audit, help"
+
+
+def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, *, ctx: BotContext) -> None:
+    """`/elevate …`: one subcommand, a request, or the request form when typed bare."""
+    user, text = command["user_id"], (command.get("text") or "").strip()
+    unsafe = refused_character(text)
+    if unsafe is not None:
+        # Checked on the whole command before it is split: split() would silently eat some controls.
+        say(ack, f":warning: {require_plain_message(unsafe)}")
+        return
+    words = text.split()
+    verb = words[0].lower() if words else ""
+    try:
+        if not words:
+            open_form(ack, ctx, client, respond, user, command)
+        elif verb == "help":
+            say(ack, messages.help_text(ctx.command, ctx.service.people.requestable_by(user)))
+        elif verb == "list":
+            say(ack, blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
+        elif verb in ("revoke", "cancel", "extend", "nudge"):
+            act_on(ack, respond, ctx, user, verb, words[1:])
+        elif verb == "break-glass":
+            break_glass(ack, ctx, user, words[1:])
+        elif verb == "reviews":
+            say(ack, blocks.review_list(ctx.service.open_reviews(user)))
+        elif verb == "audit":
+            audit(ack, respond, ctx, client, user, text[len(words[0]) :])
+        elif verb in ctx.catalog.scopes:
+            request(ack, ctx, user, words)
+        else:
+            scopes = ", ".join(f"`{s}`" for s in ctx.service.people.requestable_by(user)) or "none"
+            problem = f"`{messages.esc(words[0])}` is neither a subcommand ({SUBCOMMAND_LIST}) nor a scope."
+            say(ack, messages.usage_text(f"{problem} Scopes you can request: {scopes}.", ctx.command))
+    except ExtensionOffered as offer:
+        text = messages.error_text(offer, ctx.command)
+        ack(text=text, blocks=blocks.extension_offer(text, str(offer.context["request_id"])), response_type="ephemeral")
+    except DomainError as error:
+        say(ack, messages.error_text(error, ctx.command))
+
+
+def open_form(ack: Ack, ctx: BotContext, client: WebClient, respond: Respond, user: str, command: dict[str, Any]) -> None:
+    scopes = ctx.service.people.requestable_by(user)
+    if not scopes:
         say(ack, ":warning: There is no scope you can request. Ask an admin to add you to a scope's requesters.")
         return
     ack()
-    client.views_open(
-        trigger_id=command["trigger_id"],
-        view=blocks.request_modal(ctx.catalog, ctx.service.people.requestable_by(user), command.get("channel_id", "")),
-    )
+    try:
+        client.views_open(
+            trigger_id=command["trigger_id"], view=blocks.request_modal(ctx.catalog, scopes, command.get("channel_id", ""))
+        )
+    except SLACK_FAILURES as error:
+        # Real Slack refuses a trigger older than 3 s (`expired_trigger_id`); the command was acked, so
+        # the only way left to reach the person is the response URL. Logged by error code, never a body.
+        code = slack_error_code(error)
+        log.warning("views.open failed for the request form: %s", code)
+        respond(text=messages.form_failed_text(code, ctx.command, scopes), response_type="ephemeral")
 
 
 def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:

@@ -7,10 +7,13 @@ from typing import Any
 from slack_bolt import App
 
 from bot.context import BotContext
+from bot.listeners import bind
 
 
 def register(app: App, ctx: BotContext) -> None:
-    @app.event("app_home_opened")
-    def home_opened(event: dict[str, Any]) -> None:
-        if event.get("tab", "home") == "home":  # the Messages tab fires this event too
-            ctx.notifier.show_home(event["user"])
+    app.event("app_home_opened")(bind(home_opened, ctx))
+
+
+def home_opened(event: dict[str, Any], *, ctx: BotContext) -> None:
+    if event.get("tab", "home") == "home":  # the Messages tab fires this event too
+        ctx.notifier.show_home(event["user"])

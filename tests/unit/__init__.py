@@ -1,0 +1,1 @@
+"""Fast tests with nothing running: no Slack, no Vault, no database server."""
