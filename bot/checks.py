@@ -25,6 +25,24 @@ def check_policy(path: Path) -> list[str]:
     return problems
 
 
+def notes(catalog_path: Path) -> list[str]:
+    """Not errors, but what an operator should know the catalog does: where its own settings are overruled."""
+    try:
+        catalog = load_catalog(catalog_path)
+    except CatalogError:
+        return []
+    found = []
+    for name, scope in catalog.scopes.items():
+        for rule in scope.auto_approve:
+            if not scope.extension_requires_approval and scope.max_extensions and scope.max_total > rule.max:
+                found.append(
+                    f"note: scopes.{name}: grants auto-approved by rule `{rule.name or 'auto_approve'}` could self-extend to "
+                    f"{scope.max_total_duration or scope.max_total} with no human; jitbot holds them to the rule's "
+                    f"{rule.max_duration} unless an approver agrees"
+                )
+    return found
+
+
 def check_all(catalog_path: Path) -> list[str]:
     problems: list[str] = []
     try:

@@ -72,10 +72,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bot.checks import check_all
+    from bot.checks import check_all, notes
 
     settings = load_settings()
     problems = check_all(settings.jitbot_catalog)
+    for note in notes(settings.jitbot_catalog):
+        print(note)
     for problem in problems:
         print(problem)
     if problems:

@@ -27,6 +27,15 @@ def require_can_decide(people: People, scope: Scope, request: Request, actor: st
         raise NotAllowed(f"You are not an approver of `{request.scope}`.", rule="not_an_approver")
 
 
+def require_can_decide_extension(people: People, scope: Scope, request: Request, actor: str) -> None:
+    """An extension is a new grant of time: an approver of the scope decides it, never the requester. Escalation
+    only widened who could decide the original request while it waited; it grants no rights over the grant."""
+    if actor == request.requester:
+        raise NotAllowed("You cannot approve or deny your own request.", rule="self_approval")
+    if actor not in people.approvers(scope):
+        raise NotAllowed(f"Only an approver of `{request.scope}` can decide its extension.", rule="not_an_approver")
+
+
 def require_can_approve_step(people: People, scope: Scope, request: Request, actor: str) -> None:
     """Approvals go step by step; a person approves at most one step of a request."""
     require_can_decide(people, scope, request, actor)

@@ -188,7 +188,12 @@ def test_expiry_warning_and_self_service_extension_with_caps(w):
     assert r.expires_at == r.grant.issued_at + timedelta(hours=2)
     with pytest.raises(InvalidRequest, match="at most 1h"):
         service.extend(r.id, DEV, "2h")  # the 3h total cap
-    r = service.extend(r.id, DEV, None)  # the default (1h) fits exactly
+    # The default (1h) fits the 3h scope cap, but this grant was approved by a rule capped at 2h: past the
+    # rule's cap a human must agree (issue 8: self-extension must not turn a 2h rule into an unapproved 3h+ grant).
+    r = service.extend(r.id, DEV, None)
+    assert r.extension_pending == timedelta(hours=1) and store.names()[-1] == "extension_requested"
+    r = service.approve(r.id, LEAD1)
+    assert r.duration == timedelta(hours=3) and r.extension_pending is None
     with pytest.raises(InvalidRequest, match="no room left"):
         service.extend(r.id, DEV, "1m")
     timer.advance(timedelta(hours=2, minutes=10))
@@ -257,3 +262,45 @@ def test_break_glass_attempt_without_the_right_is_audited(w):
         service.break_glass(DEV, "db", "10m", "fire")
     assert store.audit[-1].event == "rejected" and store.audit[-1].detail["rule"] == "not_break_glass_eligible"
     assert store.audit[-1].actor == DEV and store.audit[-1].scope == "db"
+
+
+def test_self_extension_cannot_carry_an_auto_approved_grant_past_the_rules_cap(w):
+    service, store, issuer = w.service, w.store, w.issuer
+    r = service.request(DEV, "staging", "2h", "")  # auto-approved up to the rule's 2h
+    assert r.state is State.ACTIVE and r.decided_by == "system"
+    r = service.extend(r.id, DEV, "30m")  # the scope would allow it without approval, the rule does not
+    assert r.extension_pending == timedelta(minutes=30) and r.duration == timedelta(hours=2)
+    with pytest.raises(NotAllowed):
+        service.approve(r.id, DEV)  # and never by the requester
+    r = service.deny(r.id, LEAD2)
+    assert r.extension_pending is None and r.expires_at == r.grant.issued_at + timedelta(hours=2)
+    assert store.names().count("extended") == 0 and len(issuer.live) == 1
+
+
+def test_only_an_approver_of_the_scope_decides_an_extension_not_an_escalation_contact():
+    catalog = data()
+    catalog["scopes"]["prod-write"]["max_extensions"] = 1
+    core = bootstrap(parse_catalog(catalog), directory=Directory())
+    service, store = core.service, core.store
+    r = service.request(REQ, "prod-write", "30m", "CHG-9")
+    core.timer.advance(timedelta(minutes=31))  # escalated: BOSS may now approve the waiting step
+    service.approve(r.id, LEAD1)
+    r = service.approve(r.id, BOSS)
+    assert r.state is State.ACTIVE
+    r = service.extend(r.id, REQ, "10m")
+    with pytest.raises(NotAllowed) as refused:
+        service.approve(r.id, BOSS)  # escalation let BOSS decide the request, not the grant's extensions
+    assert refused.value.rule == "not_an_approver" and store.audit[-1].event == "rejected"
+    with pytest.raises(NotAllowed):
+        service.deny(r.id, BOSS)
+    assert service.approve(r.id, SEC1).duration == timedelta(minutes=40)  # an approver of the scope may
+
+
+def test_asking_for_a_scope_one_may_not_request_is_audited(w):
+    core = bootstrap(parse_catalog({**data(), "scopes": {**data()["scopes"], "leads-only": {
+        "description": "x", "policies": ["p"], "requesters": ["group:leads"], "approvers": [BOSS]}}}))  # fmt: skip
+    with pytest.raises(InvalidRequest, match="not among the requesters"):
+        core.service.request(REQ, "leads-only", "10m", "INC-1")
+    refusal = core.store.audit[-1]
+    assert (refusal.event, refusal.actor, refusal.scope, refusal.detail["rule"]) == ("rejected", REQ, "leads-only", "not_a_requester")
+    assert core.store.requests == {}

@@ -126,11 +126,12 @@ def ask_deny_reason(
 def may_deny(ctx: BotContext, request: Request, user: str) -> bool:
     """The service's own deny check, read-only: a pending request (or extension) and a permitted approver."""
     scope = ctx.catalog.scopes.get(request.scope)
-    open_ = request.state is State.PENDING or (request.state is State.ACTIVE and request.extension_pending is not None)
-    if scope is None or not open_:
+    extension = request.state is State.ACTIVE and request.extension_pending is not None
+    if scope is None or not (request.state is State.PENDING or extension):
         return False
+    check = guards.require_can_decide_extension if extension else guards.require_can_decide
     try:
-        guards.require_can_decide(ctx.service.people, scope, request, user)
+        check(ctx.service.people, scope, request, user)
     except NotAllowed:
         return False
     return True

@@ -6,7 +6,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from grants import guards, inputs
+from grants import allowances, guards, inputs
+from grants.catalog import Scope
 from grants.credentials import CredentialError
 from grants.domain import AlreadyDecided, PendingExtension, Request, State
 from grants.durations import format_duration
@@ -25,13 +26,21 @@ def extend(deps: Deps, request_id: str, actor: str, duration_text: str | None = 
     if request.extension is not None:
         raise AlreadyDecided(f"An extension of {request.id} already waits for an approver.")
     added = inputs.checked_extension(scope, request, duration_text)
-    if scope.extension_requires_approval:
+    if scope.extension_requires_approval or beyond_auto_cap(deps, scope, request, added):
         updated = request.advance(Event.EXTENSION_REQUESTED, extension=PendingExtension(added))
         deps.commit(request, updated, Event.EXTENSION_REQUESTED, actor, added=format_duration(added))
         approvers = deps.people.approvers(scope) - {request.requester}
         deps.notify(deps.notifier.approvers_notice, updated, approvers, "extension")
         return updated
     return apply(deps, request, added, actor)  # no approval needed: the requester is the actor
+
+
+def beyond_auto_cap(deps: Deps, scope: Scope, request: Request, added: timedelta) -> bool:
+    """An auto-approved grant was approved by a rule, up to the rule's cap: time past that cap needs a human, or
+    self-extension would turn a 2 h rule into an 8 h grant nobody approved."""
+    if request.decided_by != "system" or request.break_glass:
+        return False
+    return allowances.auto_rule(deps.people, scope, request.requester, request.duration + added) is None
 
 
 def has_pending_extension(request: Request) -> bool:
@@ -41,7 +50,8 @@ def has_pending_extension(request: Request) -> bool:
 def approve(deps: Deps, request_id: str, actor: str) -> Request:
     request = deps.load(request_id)
     scope = deps.scope(request.scope)
-    deps.guard(request, actor, "approve_extension", partial(guards.require_can_decide, deps.people, scope, request, actor))
+    check = partial(guards.require_can_decide_extension, deps.people, scope, request, actor)
+    deps.guard(request, actor, "approve_extension", check)
     if request.extension is None or request.state is not State.ACTIVE:
         raise AlreadyDecided(f"{request.id} has no extension waiting for a decision.")
     return apply(deps, request, request.extension.added, actor)
@@ -51,7 +61,7 @@ def deny(deps: Deps, request_id: str, actor: str, reason: str = "") -> Request:
     while True:
         request = deps.load(request_id)
         scope = deps.scope(request.scope)
-        deps.guard(request, actor, "deny", partial(guards.require_can_decide, deps.people, scope, request, actor))
+        deps.guard(request, actor, "deny", partial(guards.require_can_decide_extension, deps.people, scope, request, actor))
         if request.extension is None or request.state is not State.ACTIVE:
             raise AlreadyDecided(f"{request.id} has no extension waiting for a decision.")
         updated = request.advance(Event.EXTENSION_DENIED, extension=None)

@@ -18,7 +18,11 @@ from grants.usecases.deps import Deps
 
 def request(deps: Deps, requester: str, scope_name: str, duration_text: str | None, reason: str) -> Request:
     scope = deps.scope(scope_name)
-    guards.require_requester(deps.people, scope_name, scope, requester)
+    try:
+        guards.require_requester(deps.people, scope_name, scope, requester)
+    except InvalidRequest:
+        deps.reject(requester, "request", "not_a_requester", None, scope=scope_name)  # probing is audited too
+        raise
     duration = inputs.checked_duration(scope_name, scope, duration_text)
     reason = inputs.checked_reason(scope_name, scope, reason)
     refuse_duplicate(deps, requester, scope_name, scope)
