@@ -7,7 +7,7 @@ from typing import Any
 from bot import slack_limits as limit
 from bot.messages import catalog_text, esc, when
 from grants.catalog import Catalog, Scope
-from grants.domain import Request, State
+from grants.domain import Request, State, decision_ref
 from grants.durations import format_duration
 from grants.steps import step_progress
 
@@ -54,11 +54,14 @@ def button(label: str, action_id: str, request_id: str, style: str | None = None
     return {**element, "style": style} if style else element
 
 
-def decide_buttons(request_id: str) -> Block:
+def decide_buttons(request: Request) -> Block:
+    """Approve and Deny carry the exact decision they are shown for (the request, or its N-th extension): a click
+    replayed later, when the request waits for something else, is refused as out of date instead of deciding it."""
+    ref = decision_ref(request)
     return {
         "type": "actions",
-        "block_id": f"decide:{request_id}",
-        "elements": [button("Approve", APPROVE, request_id, "primary"), button("Deny", DENY, request_id, "danger")],
+        "block_id": f"decide:{ref}",
+        "elements": [button("Approve", APPROVE, ref, "primary"), button("Deny", DENY, ref, "danger")],
     }
 
 
@@ -155,11 +158,11 @@ def approval_message(request: Request, catalog: Catalog, step_done: bool = False
         if step_done:
             blocks.append(_context("Your step is done; the next step's approvers have the request now."))
         else:
-            blocks.append(decide_buttons(request.id))
+            blocks.append(decide_buttons(request))
         blocks.append(_context(f"Undecided requests end at {when(request.pending_until)}."))
     elif request.state is State.ACTIVE and request.extension_pending:
         blocks.append(_text(f"<@{request.requester}> asks to extend by *{format_duration(request.extension_pending)}*."))
-        blocks.append(decide_buttons(request.id))
+        blocks.append(decide_buttons(request))
     if request.review_state == "open":
         blocks.append(_text("*Post-hoc review:* an approver must acknowledge this break-glass use or flag it."))
         blocks.append(review_buttons(request.id))
@@ -263,7 +266,7 @@ def thread_line(request: Request) -> str:
     return f"{request.id}: {status_line(request)}"
 
 
-def deny_modal(request: Request) -> dict[str, Any]:
+def deny_modal(request: Request, decision: str) -> dict[str, Any]:
     """Asks the approver for an optional reason; the request ID travels in private_metadata."""
     if request.extension_pending:
         asks = f"asks for {format_duration(request.extension_pending)} more of `{request.scope}`"
@@ -275,7 +278,7 @@ def deny_modal(request: Request) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": DENY_MODAL,
-        "private_metadata": limit.clip(request.id, limit.PRIVATE_METADATA),
+        "private_metadata": limit.clip(decision, limit.PRIVATE_METADATA),
         "title": _plain("Deny request"),
         "submit": _plain("Deny"),
         "close": _plain("Back"),

@@ -65,7 +65,7 @@ def home_view(
     if waiting:
         blocks += [{"type": "divider"}, _section(f"*Waiting on you* ({len(waiting)})")]
         for r in waiting[:MAX_WAITING]:
-            blocks += [_asks(r), decide_buttons(r.id)]
+            blocks += [_asks(r), decide_buttons(r)]
         blocks += _more(len(waiting), MAX_WAITING, command)
     if reviews:
         blocks += [{"type": "divider"}, _section(f"*Open break-glass reviews* ({len(reviews)})")]

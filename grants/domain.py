@@ -171,10 +171,36 @@ class NotAllowed(DomainError):
         self.rule = rule
 
 
+class StaleDecision(DomainError):
+    """A click on a decision the request no longer waits for (a later extension, say): refused and audited."""
+
+    code = "stale_decision"
+
+
 class ExtensionOffered(DomainError):
     """The requester already holds the scope: extending it is the answer, not a second grant."""
 
     code = "extension_offered"
+
+
+def open_decision(request: Request) -> str | None:
+    """The decision a request waits for now: `r` (the request itself) or `eN` (its N-th extension); None: none."""
+    if request.state is State.PENDING:
+        return "r"
+    if request.state is State.ACTIVE and request.extension is not None and request.grant is not None:
+        return f"e{request.grant.extensions + 1}"
+    return None
+
+
+def decision_ref(request: Request) -> str:
+    """What a decision button carries: the request ID and the exact decision it was shown for."""
+    return f"{request.id}:{open_decision(request) or 'r'}"
+
+
+def split_decision(ref: str) -> tuple[str, str]:
+    """`JIT-…:e2` → (`JIT-…`, `e2`); a bare request ID (an older message) was shown for the request itself."""
+    request_id, _, shown_for = ref.partition(":")
+    return request_id, shown_for or "r"
 
 
 def ends_in(request: Request, now: datetime) -> timedelta:

@@ -7,7 +7,7 @@ from typing import IO, Any
 
 from grants.audit import AuditQuery, Verdict
 from grants.catalog import Catalog
-from grants.domain import Request
+from grants.domain import Request, split_decision
 from grants.people import Directory, People
 from grants.ports import Clock, CredentialIssuer, Notifier, Store, Timer
 from grants.usecases import auditing, deciding, extending, queries, requesting, reviewing, timing
@@ -54,15 +54,24 @@ class ElevationService:
 
     # deciding: a click on Approve/Deny decides whatever the request waits for (the request or its extension) --
 
-    def approve(self, request_id: str, actor: str) -> Request:
-        if extending.has_pending_extension(self.deps.load(request_id)):
-            return extending.approve(self.deps, request_id, actor)
-        return deciding.approve(self.deps, request_id, actor)
+    def approve(self, decision: str, actor: str) -> Request:
+        """`decision` is what the button was shown for (`JIT-…:r`, `JIT-…:e1`; a bare ID means the request)."""
+        request = self._current(decision, actor, "approve")
+        if extending.has_pending_extension(request):
+            return extending.approve(self.deps, request.id, actor)
+        return deciding.approve(self.deps, request.id, actor)
 
-    def deny(self, request_id: str, actor: str, reason: str = "") -> Request:
-        if extending.has_pending_extension(self.deps.load(request_id)):
-            return extending.deny(self.deps, request_id, actor, reason)
-        return deciding.deny(self.deps, request_id, actor, reason)
+    def deny(self, decision: str, actor: str, reason: str = "") -> Request:
+        request = self._current(decision, actor, "deny")
+        if extending.has_pending_extension(request):
+            return extending.deny(self.deps, request.id, actor, reason)
+        return deciding.deny(self.deps, request.id, actor, reason)
+
+    def _current(self, decision: str, actor: str, action: str) -> Request:
+        request_id, shown_for = split_decision(decision)
+        request = self.deps.load(request_id)
+        deciding.require_current(self.deps, request, shown_for, actor, action)
+        return request
 
     def cancel(self, request_id: str, actor: str) -> Request:
         return deciding.cancel(self.deps, request_id, actor)

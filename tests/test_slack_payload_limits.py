@@ -14,15 +14,21 @@ import pytest
 from bot import blocks, home, messages
 from bot.slack_limits import clip
 from grants.catalog import Catalog, CatalogError, parse_catalog
+from grants.credentials import CredentialHandle
 from grants.domain import (
     AlreadyDecided,
+    Approval,
     DomainError,
     ExtensionOffered,
+    Grant,
     InvalidRequest,
     NotAllowed,
     NotFound,
+    PendingExtension,
     Request,
+    Review,
     State,
+    decision_ref,
 )
 from grants.people import People
 from tests.conftest import REQUESTER, World
@@ -68,14 +74,16 @@ def req(n: int = 1, **fields: Any) -> Request:
 
 def every_state() -> list[Request]:
     later = NOW + timedelta(minutes=30)
+    grant = Grant(CredentialHandle("vault_token", "acc"), NOW, later)
     return [
         req(1),
-        req(2, scope="payments-write", approvals=tuple(MANY[:1])),
-        req(3, state=State.ACTIVE, approvals=tuple(MANY), expires_at=later, extension_pending=timedelta(minutes=15)),
-        req(4, state=State.ACTIVE, break_glass=True, review_state="open", review_due_at=later, expires_at=later),
-        req(5, state=State.DENIED, decided_by=MANY[0], decided_at=NOW),
-        req(6, state=State.REVOKED, decided_by=MANY[0], ended_at=NOW, extensions=3, review_state="flagged", reviewed_by=MANY[1]),
-        req(7, state=State.EXPIRED, ended_at=NOW, approvals=tuple(MANY)),
+        req(2, scope="payments-write", approval=Approval(2, tuple(MANY[:1]))),
+        req(3, state=State.ACTIVE, approval=Approval(1, tuple(MANY)), grant=grant, extension=PendingExtension(timedelta(minutes=15))),
+        req(4, state=State.ACTIVE, break_glass=True, review=Review("open", later), grant=grant),
+        req(5, state=State.DENIED, approval=Approval(1, (), MANY[0], NOW)),
+        req(6, state=State.REVOKED, approval=Approval(1, (), MANY[0]), ended_at=NOW, grant=replace(grant, extensions=3),
+            review=Review("flagged", later, MANY[1])),
+        req(7, state=State.EXPIRED, ended_at=NOW, approval=Approval(1, tuple(MANY))),
         req(8, state=State.TIMED_OUT, ended_at=NOW, reason=""),
         req(9, scope="gone-scope", state=State.FAILED, ended_at=NOW),
     ]
@@ -115,7 +123,7 @@ def test_every_other_message_builder_fits():
         check_blocks(blocks.extension_offer(messages.esc(HOSTILE), r.id))
         check_blocks(blocks.receipt(messages.esc(HOSTILE) * 2, r))
         check_blocks(blocks.note(f"{r.id}: {blocks.status_line(r)}"))
-        check_blocks([blocks.decide_buttons(r.id), blocks.review_buttons(r.id)])
+        check_blocks([blocks.decide_buttons(r), blocks.review_buttons(r.id)])
         for text in (blocks.thread_line(r), *(blocks.outcome_text(v, r) for v in ("nudge", "extend", "revoke"))):
             assert not raw_angle_brackets(text), text
     text = blocks.request_list(every_state() * 100, every_state() * 100)
@@ -148,7 +156,7 @@ def test_the_request_form_fits_with_any_number_of_scopes_and_an_empty_descriptio
 
 def test_deny_and_notice_modals_fit():
     for r in every_state():
-        check_view(blocks.deny_modal(r))
+        check_view(blocks.deny_modal(r, decision_ref(r)))
     check_view(blocks.notice_modal("A title far longer than twenty-four characters", messages.esc(HOSTILE)))
 
 
@@ -163,12 +171,13 @@ def test_home_with_sixty_pending_requests_fits():
 
 def test_home_of_an_auditor_with_every_list_long_fits():
     later = NOW + timedelta(minutes=30)
-    active = [req(100 + n, state=State.ACTIVE, expires_at=later) for n in range(20)]
+    grant = Grant(CredentialHandle("vault_token", "acc"), NOW, later)
+    active = [req(100 + n, state=State.ACTIVE, grant=grant) for n in range(20)]
     pending = [req(200 + n) for n in range(20)]
     for waiting, reviews in ((5, 5), (60, 60)):
         on_you = [req(300 + n, requester=MANY[n]) for n in range(waiting)]
-        open_ = [req(400 + n, requester=MANY[n], state=State.ACTIVE, break_glass=True, review_state="open", review_due_at=later,
-                     expires_at=later) for n in range(reviews)]  # fmt: skip
+        open_ = [req(400 + n, requester=MANY[n], state=State.ACTIVE, break_glass=True, review=Review("open", later),
+                     grant=grant) for n in range(reviews)]  # fmt: skip
         view = home.home_view(active + pending, on_you, True, NOW, "/elevate", open_)
         check_view(view)
         text = json.dumps(view["blocks"], ensure_ascii=False)
@@ -211,7 +220,7 @@ def test_help_usage_and_error_texts_have_no_raw_angle_brackets():
         messages.receipt_text(req(1), catalog.scopes["payments-read"], people, "/elevate"),
         messages.notice_text(req(1), frozenset(MANY), "reminder"),
         *(
-            messages.news_text(replace(r, decided_by=MANY[0]), news, {"reason": HOSTILE, "actor": MANY[0], "note": HOSTILE})
+            messages.news_text(replace(r, approval=Approval(1, (), MANY[0])), news, {"reason": HOSTILE, "actor": MANY[0], "note": HOSTILE})
             for r in every_state()
             for news in ("approved", "denied", "extension_denied", "review_flagged", "expired", "revoked")
         ),

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from grants.catalog import CatalogError, parse_catalog
-from grants.domain import AlreadyDecided, ExtensionOffered, InvalidRequest, NotAllowed, State
+from grants.domain import AlreadyDecided, ExtensionOffered, InvalidRequest, NotAllowed, StaleDecision, State, decision_ref
 from tests.fakes import Core, bootstrap
 
 REQ, DEV, LEAD1, LEAD2, SEC1, SEC2, BOSS, AUD = (
@@ -192,7 +192,7 @@ def test_expiry_warning_and_self_service_extension_with_caps(w):
     # rule's cap a human must agree (issue 8: self-extension must not turn a 2h rule into an unapproved 3h+ grant).
     r = service.extend(r.id, DEV, None)
     assert r.extension_pending == timedelta(hours=1) and store.names()[-1] == "extension_requested"
-    r = service.approve(r.id, LEAD1)
+    r = service.approve(decision_ref(service.get(r.id)), LEAD1)
     assert r.duration == timedelta(hours=3) and r.extension_pending is None
     with pytest.raises(InvalidRequest, match="no room left"):
         service.extend(r.id, DEV, "1m")
@@ -211,8 +211,8 @@ def test_extension_needing_approval_and_second_request_offers_it(w):
     assert pending.extension_pending == timedelta(minutes=20) and ("notice", (r.id, [LEAD1, LEAD2], "extension")) in notifier.sent
     assert [x.id for x in service.waiting_on(LEAD2)] == [r.id]
     with pytest.raises(NotAllowed):
-        service.approve(r.id, REQ)
-    extended = service.approve(r.id, LEAD2)
+        service.approve(decision_ref(service.get(r.id)), REQ)
+    extended = service.approve(decision_ref(service.get(r.id)), LEAD2)
     assert extended.grant.extensions == 1 and extended.duration == timedelta(minutes=50) and extended.extension_pending is None
     with pytest.raises(InvalidRequest, match="no room"):
         service.extend(r.id, REQ, "5m")  # max_extensions = 1
@@ -223,7 +223,7 @@ def test_extension_can_be_denied(w):
     r = service.request(REQ, "db", "30m", "INC-1")
     service.approve(r.id, LEAD1)
     service.extend(r.id, REQ, "10m")
-    denied = service.deny(r.id, LEAD2, "enough")
+    denied = service.deny(decision_ref(service.get(r.id)), LEAD2, "enough")
     assert denied.state is State.ACTIVE and denied.extension_pending is None and store.names()[-1] == "extension_denied"
 
 
@@ -271,8 +271,8 @@ def test_self_extension_cannot_carry_an_auto_approved_grant_past_the_rules_cap(w
     r = service.extend(r.id, DEV, "30m")  # the scope would allow it without approval, the rule does not
     assert r.extension_pending == timedelta(minutes=30) and r.duration == timedelta(hours=2)
     with pytest.raises(NotAllowed):
-        service.approve(r.id, DEV)  # and never by the requester
-    r = service.deny(r.id, LEAD2)
+        service.approve(decision_ref(service.get(r.id)), DEV)  # and never by the requester
+    r = service.deny(decision_ref(service.get(r.id)), LEAD2)
     assert r.extension_pending is None and r.expires_at == r.grant.issued_at + timedelta(hours=2)
     assert store.names().count("extended") == 0 and len(issuer.live) == 1
 
@@ -289,11 +289,11 @@ def test_only_an_approver_of_the_scope_decides_an_extension_not_an_escalation_co
     assert r.state is State.ACTIVE
     r = service.extend(r.id, REQ, "10m")
     with pytest.raises(NotAllowed) as refused:
-        service.approve(r.id, BOSS)  # escalation let BOSS decide the request, not the grant's extensions
+        service.approve(decision_ref(service.get(r.id)), BOSS)  # escalation let BOSS decide the request, not the grant's extensions
     assert refused.value.rule == "not_an_approver" and store.audit[-1].event == "rejected"
     with pytest.raises(NotAllowed):
-        service.deny(r.id, BOSS)
-    assert service.approve(r.id, SEC1).duration == timedelta(minutes=40)  # an approver of the scope may
+        service.deny(decision_ref(service.get(r.id)), BOSS)
+    assert service.approve(decision_ref(service.get(r.id)), SEC1).duration == timedelta(minutes=40)  # an approver of the scope may
 
 
 def test_asking_for_a_scope_one_may_not_request_is_audited(w):
@@ -304,3 +304,24 @@ def test_asking_for_a_scope_one_may_not_request_is_audited(w):
     refusal = core.store.audit[-1]
     assert (refusal.event, refusal.actor, refusal.scope, refusal.detail["rule"]) == ("rejected", REQ, "leads-only", "not_a_requester")
     assert core.store.requests == {}
+
+
+def test_a_decision_names_what_it_was_shown_for_and_a_stale_one_is_refused_and_audited(w):
+    """A captured Approve click (for the request) replayed once an extension waits must not approve the extension."""
+    service, store = w.service, w.store
+    r = service.request(REQ, "db", "30m", "INC-1")
+    assert decision_ref(r) == f"{r.id}:r"
+    r = service.approve(f"{r.id}:r", LEAD1)
+    r = service.extend(r.id, REQ, "10m")
+    assert decision_ref(r) == f"{r.id}:e1"
+    for stale in (f"{r.id}:r", r.id, f"{r.id}:e2"):
+        with pytest.raises(StaleDecision, match="out of date"):
+            service.approve(stale, LEAD2)
+        with pytest.raises(StaleDecision):
+            service.deny(stale, LEAD2)
+    refusals = [e for e in store.audit if e.event == "rejected"]
+    assert len(refusals) == 6 and {e.detail["rule"] for e in refusals} == {"stale_decision"}
+    assert store.get(r.id).extension_pending == timedelta(minutes=10)  # nothing was decided by the stale clicks
+    assert service.approve(f"{r.id}:e1", LEAD2).duration == timedelta(minutes=40)
+    with pytest.raises(AlreadyDecided):  # the same (now decided) button again: already decided, not "out of date"
+        service.approve(f"{r.id}:e1", LEAD2)

@@ -136,6 +136,13 @@ def test_extension_that_needs_an_approver(w: World):
     slash(w, REQUESTER, f"extend {rid} 20m")
     assert "an approver decides" in reply(w)
     message_with(w, rid, "asks to extend by *20m*", "[Approve]")
+    # The Approve click an approver made on the original request, sent again now (freshly signed, so the replay
+    # cache does not stop it): it was shown for the request, not for this extension, and must not approve it.
+    w.client.click(APPROVER_2, "approve", f"{rid}:r")
+    assert "out of date" in reply(w)
+    assert w.rows(f"SELECT actor FROM audit_events WHERE request_id = '{rid}' AND detail LIKE '%stale_decision%'") == [
+        (APPROVER_2,)
+    ]
     w.client.click(REQUESTER, "approve", rid)
     assert "own request" in reply(w)
     w.client.click(APPROVER_2, "approve", rid)

@@ -113,7 +113,9 @@ class SignedSlackClient:
     def _button(message: Mapping[str, Any], action_id: str, value: str | None) -> tuple[str, dict[str, Any]] | None:
         for block in message.get("blocks") or []:
             for element in [*(block.get("elements") or []), block.get("accessory") or {}]:
-                if element.get("action_id") == action_id and (value is None or element.get("value") == value):
+                # A request ID names the button for that request, whichever decision (`:r`, `:e1`) it carries.
+                shown = str(element.get("value") or "")
+                if element.get("action_id") == action_id and value in (None, shown, shown.partition(":")[0]):
                     return str(block.get("block_id") or ""), element
         return None
 
@@ -179,6 +181,7 @@ class SignedSlackClient:
             message_channel, message_ts = message["channel"], message["ts"]
         found = self._button(message, action_id, value) if message else None
         element = found[1] if found else {"text": {"type": "plain_text", "text": action_id}}
+        value = str(element.get("value") or value)  # what the button itself carries, as Slack sends it
         action = {
             "action_id": action_id,
             "block_id": block_id or (found[0] if found else "actions"),

@@ -15,10 +15,11 @@ from bot.context import BotContext
 from bot.listeners import bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
 from grants import guards
-from grants.domain import DomainError, NotAllowed, NotFound, Request, State
+from grants.domain import DomainError, NotAllowed, NotFound, Request, State, open_decision, split_decision
 
 log = logging.getLogger(__name__)
-REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+# A request ID, optionally with the decision a button was shown for (`:r`, `:e2`).
+REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,32}(?::[a-z0-9]{1,8})?$")
 Operation = Callable[[str, str], Request | None]  # (request ID, clicking user) -> the request as it now is
 
 
@@ -105,17 +106,19 @@ def tell(ctx: BotContext, body: dict[str, Any], respond: Respond, text: str) -> 
 
 
 def ask_deny_reason(
-    ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, request_id: str, user: str
+    ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, decision: str, user: str
 ) -> None:
-    """Open the reason form, but only for someone the service would let deny this request now."""
+    """Open the reason form, but only for someone the service would let deny this request now, and only for the
+    decision the button was shown for (the form carries it, so a stale form is refused like a stale button)."""
+    request_id, shown_for = split_decision(decision)
     request = ctx.service.get(request_id)
-    if not may_deny(ctx, request, user):
+    if not may_deny(ctx, request, user) or open_decision(request) not in (None, shown_for):
         # The core refuses again and writes the `rejected` event (or says it is already decided):
         # the audit trail has one writer, and nobody who would be refused ever sees the form.
-        ctx.service.deny(request_id, user)
+        ctx.service.deny(decision, user)
         return
     try:
-        client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_modal(request))
+        client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_modal(request, decision))
     except SLACK_FAILURES as error:
         # Acked already: without this the click would end in silence. Logged by code, never a body.
         code = slack_error_code(error)

@@ -5,11 +5,24 @@ from __future__ import annotations
 from functools import partial
 
 from grants import guards
-from grants.domain import AlreadyDecided, Request, State
+from grants.domain import AlreadyDecided, Request, StaleDecision, State, open_decision
 from grants.lifecycle import Event
 from grants.steps import step_progress
 from grants.usecases import granting, timing
 from grants.usecases.deps import Deps
+
+
+def require_current(deps: Deps, request: Request, shown_for: str, actor: str, action: str) -> None:
+    """A decision button names the decision it was shown for; a click on any other (a replayed Approve landing on
+    a later extension, an old message) is refused and audited instead of deciding what waits now."""
+    current = open_decision(request)
+    if current is not None and current != shown_for:
+        deps.reject(actor, action, "stale_decision", request)
+        what = "an extension" if current.startswith("e") else "its approval"
+        raise StaleDecision(
+            f"This message is out of date: {request.id} now waits for {what}. Use the newest message about it.",
+            request_id=request.id,
+        )
 
 
 def require_pending(deps: Deps, request: Request) -> None:

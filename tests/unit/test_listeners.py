@@ -118,7 +118,8 @@ def click_body(user: str, action_id: str, request_id: str, in_home: bool = False
         "trigger_id": "1.2.abc",
         "actions": [{"action_id": action_id, "value": request_id}],
     }
-    return {**body, "view": {"type": "home"}} if in_home else body
+    # A click in a message comes with a response_url; one in the Home tab comes with the view instead.
+    return {**body, "view": {"type": "home"}} if in_home else {**body, "response_url": "https://hooks.slack.invalid/1"}
 
 
 def test_deny_opens_the_reason_form_for_an_approver_and_explains_when_slack_refuses_it():
