@@ -153,6 +153,10 @@ class InvalidRequest(DomainError):
     code = "invalid_request"
 
 
+class AlreadyOpen(InvalidRequest):
+    """The store refused a second open request for the same requester and scope (a concurrent twin won)."""
+
+
 class NotFound(DomainError):
     code = "not_found"
 

@@ -21,7 +21,10 @@ class Clock(Protocol):
 class Store(Protocol):
     """Requests and the audit trail; every write of a request writes its audit event atomically."""
 
-    def create(self, request: Request, event: AuditEvent) -> None: ...
+    def create(self, request: Request, event: AuditEvent) -> None:
+        """Insert a new request with its event; raises AlreadyOpen when the requester already has one open
+        for that scope (checked by the store itself, so concurrent twins cannot both get in)."""
+        ...
 
     def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
         """Compare-and-swap: write `request` only if the stored version is still `expected_version`."""

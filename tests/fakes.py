@@ -19,7 +19,8 @@ from grants.credentials import (
     IssuedCredential,
     IssueOrder,
 )
-from grants.domain import AuditEvent, Request, State
+from grants.domain import AlreadyOpen, AuditEvent, Request, State
+from grants.lifecycle import OPEN
 from grants.people import Directory
 from grants.service import ElevationService
 
@@ -45,6 +46,9 @@ class FakeStore:
     def create(self, request: Request, event: AuditEvent) -> None:
         with self.lock:
             assert request.id not in self.requests
+            if any(r.requester == request.requester and r.scope == request.scope and r.state in OPEN
+                   for r in self.requests.values()):  # fmt: skip
+                raise AlreadyOpen(f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope")
             self.requests[request.id] = request
             self._append(event)
 

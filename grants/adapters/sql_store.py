@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, String, cast, create_engine, event, func, or_, select, text
+from sqlalchemy.exc import IntegrityError
 
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow
 from grants.audit import GENESIS_HASH, AuditQuery, at_text, chained, detail_text
 from grants.credentials import CredentialHandle
-from grants.domain import Approval, AuditEvent, Grant, PendingExtension, Request, Review, State
+from grants.domain import AlreadyOpen, Approval, AuditEvent, Grant, PendingExtension, Request, Review, State
 from grants.lifecycle import Event
 
 
@@ -106,8 +107,12 @@ def _from_row(row: Any) -> Request:
         created_at=as_utc(row.created_at),  # type: ignore[arg-type]
         pending_until=as_utc(row.pending_until),  # type: ignore[arg-type]
         approval=Approval(
-            required=row.approvals_required, given=tuple(row.approvals), decided_by=row.decided_by,
-            decided_at=as_utc(row.decided_at), reminders_sent=row.reminders_sent, escalated=row.escalated,
+            required=row.approvals_required,
+            given=tuple(row.approvals),
+            decided_by=row.decided_by,
+            decided_at=as_utc(row.decided_at),
+            reminders_sent=row.reminders_sent,
+            escalated=row.escalated,
             nudged_at=as_utc(row.nudged_at),
         ),
         grant=grant,
@@ -160,9 +165,16 @@ class SqlStore:
     # requests -----------------------------------------------------------------------------------
 
     def create(self, request: Request, event: AuditEvent) -> None:
-        with self._writing() as connection:
-            connection.execute(REQUESTS.insert().values(**_to_row(request)))
-            self._append(connection, event)
+        try:
+            with self._writing() as connection:
+                connection.execute(REQUESTS.insert().values(**_to_row(request)))
+                self._append(connection, event)
+        except IntegrityError as exc:
+            if "uq_requests_one_open" in str(exc.orig) or "requests.requester, requests.scope" in str(exc.orig):
+                raise AlreadyOpen(
+                    f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope"
+                ) from None
+            raise
 
     def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
         values = _to_row(request)

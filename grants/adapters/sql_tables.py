@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Text, text
 from sqlmodel import Field, SQLModel
+
+OPEN_STATES = "state IN ('pending', 'approved', 'active')"
 
 
 def _utc(nullable: bool = True, index: bool = False) -> Column:  # type: ignore[type-arg]
@@ -14,6 +16,11 @@ def _utc(nullable: bool = True, index: bool = False) -> Column:  # type: ignore[
 
 class RequestRow(SQLModel, table=True):
     __tablename__ = "requests"
+    # One open request per requester and scope, enforced where concurrent writers meet: the database.
+    __table_args__ = (
+        Index("uq_requests_one_open", "requester", "scope", unique=True,
+              sqlite_where=text(OPEN_STATES), postgresql_where=text(OPEN_STATES)),
+    )  # fmt: skip
 
     id: str = Field(primary_key=True, max_length=16)
     scope: str = Field(max_length=64, index=True)

@@ -65,7 +65,7 @@ class Deps:
         """Store a new request with its `requested` event, and arm its first deadline."""
         _lawful(None, Event.REQUESTED, request)
         request = self._with_wake(request)
-        self.store.create(request, self.event(Event.REQUESTED, request, actor, **detail))
+        self.store.create(request, self.event(Event.REQUESTED, request, actor, **detail))  # may raise AlreadyOpen
         self.arm(request)
 
     def commit(

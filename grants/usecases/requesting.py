@@ -9,7 +9,17 @@ from typing import Any
 
 from grants import allowances, deadlines, guards, inputs
 from grants.catalog import Scope
-from grants.domain import AlreadyDecided, Approval, ExtensionOffered, InvalidRequest, Request, Review, State, new_request_id
+from grants.domain import (
+    AlreadyDecided,
+    AlreadyOpen,
+    Approval,
+    ExtensionOffered,
+    InvalidRequest,
+    Request,
+    Review,
+    State,
+    new_request_id,
+)
 from grants.durations import format_duration
 from grants.lifecycle import OPEN, Event
 from grants.usecases import granting
@@ -29,7 +39,7 @@ def request(deps: Deps, requester: str, scope_name: str, duration_text: str | No
     new = _new(deps, requester, scope_name, scope, duration, reason)
     rule = allowances.auto_rule(deps.people, scope, requester, duration)
     approvers = deps.people.approvers(scope) - {requester}
-    deps.create(new, requester, **request_detail(new, scope, approvers))
+    create(deps, new, scope, requester, **request_detail(new, scope, approvers))
     if rule is not None:
         # Policy as data: the rule that fired is recorded, and `system` is the approver of record.
         approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=deps.clock.now()))
@@ -64,7 +74,7 @@ def break_glass(deps: Deps, requester: str, scope_name: str, duration_text: str 
     new = _new(deps, requester, scope_name, scope, duration, reason)
     new = replace(new, break_glass=True, review=Review("open", now + glass.review_delta))
     approvers = deps.people.approvers(scope) - {requester}
-    deps.create(new, requester, break_glass=True, **request_detail(new, scope, approvers))
+    create(deps, new, scope, requester, break_glass=True, **request_detail(new, scope, approvers))
     approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=now))
     deps.commit(new, approved, Event.APPROVED, "system", break_glass=True, review_within=glass.review_within)
     active = granting.issue(deps, approved)
@@ -76,6 +86,15 @@ def break_glass(deps: Deps, requester: str, scope_name: str, duration_text: str 
             f"without approval. An approver must review it within {glass.review_within}.",
         )
     return active
+
+
+def create(deps: Deps, new: Request, scope: Scope, requester: str, **detail: Any) -> None:
+    try:
+        deps.create(new, requester, **detail)
+    except AlreadyOpen:
+        # A concurrent twin got in first (the database refused ours): answer as if we had seen it before.
+        refuse_duplicate(deps, requester, new.scope, scope)
+        raise
 
 
 def refuse_duplicate(deps: Deps, requester: str, scope_name: str, scope: Scope) -> None:
