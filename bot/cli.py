@@ -99,8 +99,7 @@ def cmd_vault_sync(args: argparse.Namespace) -> int:
 def cmd_vault_sweep(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from bot.wiring import open_vault
-    from grants.adapters.kinds.identity import sweep
+    from bot.wiring import sweep_vault
     from grants.catalog import load_catalog
     from grants.durations import parse_duration
 
@@ -116,7 +115,7 @@ def cmd_vault_sweep(args: argparse.Namespace) -> int:
         scopes = list(load_catalog(settings.jitbot_catalog).scopes.values())
         identity = [scope for scope in scopes if scope.credential == "vault_identity"] or scopes
         max_age = max(scope.max_total for scope in identity)
-    lines = sweep(open_vault(settings).client, datetime.now(UTC), max_age)
+    lines = sweep_vault(settings, datetime.now(UTC), max_age)
     for line in lines:
         print(line)
     print(f"vault sweep: {len(lines)} identity group(s) deleted")

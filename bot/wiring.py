@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings
@@ -62,6 +62,13 @@ def sync_vault(settings: Settings) -> list[str]:
     catalog = load_catalog(settings.jitbot_catalog)
     session = open_vault(settings)
     return vault_sync(session.client, settings.jitbot_catalog.parent, catalog, credential_kinds(session))
+
+
+def sweep_vault(settings: Settings, now: datetime, max_age: timedelta) -> list[str]:
+    """`jitbot vault sweep`: delete identity groups past their end (or too old), whatever the bot's state."""
+    from grants.adapters.kinds.identity import sweep
+
+    return sweep(open_vault(settings).client, now, max_age)
 
 
 def open_vault(settings: Settings) -> VaultSession:
@@ -214,14 +221,10 @@ def build_gate(settings: Settings, store: SqlStore, service: ElevationService, c
     """The checks before Bolt: signature, workspace (pinned or learned from auth.test), replay cache."""
     from bot.gate import SlackGate, TeamPin
     from grants.adapters.replay_cache import SqlReplayCache
-    from grants.domain import AuditEvent
 
     def refused(actor: str, rule: str) -> None:
-        # Through the service's (metered) store: counted and logged like every other refusal.
-        event = AuditEvent(
-            event="rejected", at=service.clock.now(), actor=actor, subject=actor, detail={"action": "slack_request", "rule": rule}
-        )
-        service.store.record(event)
+        # Through the service: counted and logged like every other refusal, and the trail keeps one writer.
+        service.refuse(actor, "slack_request", rule)
 
     assert settings.slack_signing_secret is not None
     pin = TeamPin(settings.slack_team_id, lambda: str(client.auth_test()["team_id"]))

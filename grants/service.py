@@ -112,6 +112,10 @@ class ElevationService:
 
     # the audit trail -----------------------------------------------------------------------------------------
 
+    def refuse(self, actor: str, action: str, rule: str) -> None:
+        """Audit a refusal made at the edge (a replayed body, another workspace): the trail keeps one writer."""
+        self.deps.reject(actor, action, rule, None)
+
     def require_auditor(self, user: str, action: str) -> None:
         queries.require_auditor(self.deps, user, action)
 

@@ -26,6 +26,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations_open": {"im:write", "mpim:write"},  # one DM, or one group DM of the approvers
     "files_upload_v2": {"files:write"},
     "usergroups_users_list": {"usergroups:read"},
+    "auth_test": set(),  # learns the workspace ID to pin (no scope needed)
     "views_open": set(),
     "views_publish": set(),
 }
