@@ -14,7 +14,7 @@ import hvac
 import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 
-from bot.devkit.openbao import OpenBaoDevServer
+from devkit.openbao import OpenBaoDevServer
 from grants.adapters.vault_issuer import VaultIssuer, vault_client
 from grants.adapters.vault_sync import role_settings, sync
 from grants.catalog import Catalog, CatalogError, Scope, load_catalog

@@ -8,7 +8,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from bot.devkit.openbao import OpenBaoDevServer
+from devkit.openbao import OpenBaoDevServer
 from grants.adapters.vault_issuer import vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import load_catalog

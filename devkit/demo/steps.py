@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bot.demo_tools import Bao, DemoError, Narrator
-from bot.devkit.harness import LocalBot
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn, dm_channel_id, message_text
 from bot.settings import Settings
 from bot.wiring import open_audit
+from devkit.demo.tools import Bao, DemoError, Narrator
+from devkit.harness import LocalBot
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn, dm_channel_id, message_text
 from grants.audit import AuditQuery, verify
 
 DANA, ARI, BEN, AUDREY = "U0DEV0001", "U0APPR001", "U0APPR002", "U0AUDIT01"

@@ -15,18 +15,18 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bot.demo_steps import Stage, play
-from bot.demo_tools import Bao, DemoError, Narrator
-from bot.devkit.harness import LocalBot
-from bot.devkit.openbao import OpenBaoDevServer
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn
 from bot.logs import setup_logging
 from bot.settings import load_settings
 from bot.wiring import sync_vault
+from devkit.demo.steps import Stage, play
+from devkit.demo.tools import Bao, DemoError, Narrator
+from devkit.harness import LocalBot
+from devkit.openbao import OpenBaoDevServer
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn
 from grants.catalog import Catalog, load_catalog
 
-POLICY_DIR = Path(__file__).resolve().parent.parent / "vault_policies"
+POLICY_DIR = Path(__file__).resolve().parents[2] / "vault_policies"
 # Display names for everyone the shipped catalog names; anyone else it names is shown by user ID.
 CAST = {
     "U0DEV0001": "Dana", "U0DEV0002": "Devon", "U0DEV0003": "Drew",
@@ -38,6 +38,11 @@ DEMO_SECRETS = {
     "secret/payments/stripe": ["api_key=sk_demo_not_a_real_key_4242", "webhook_secret=whsec_demo_only"],
     "secret/k8s/prod": ["kubeconfig=demo-cluster-admin-config"],  # exists, but lies outside payments-read
 }
+
+
+def main(workdir: Path | None = None) -> int:
+    """The `jitbot demo` command (entry point group `jitbot.commands`): run the demo, its exit status."""
+    return run_demo(workdir)
 
 
 def run_demo(workdir: Path | None) -> int:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.devkit.openbao import find_bao
-from bot.devkit.slack_standin import SlackStandIn
+from devkit.openbao import find_bao
+from devkit.standin import SlackStandIn
 
 # Vault/OpenBao token shapes (s. service, b. batch, r. recovery; hvs./hvb./hvr. in Vault): shown as their first 6 chars.
 TOKEN = re.compile(r"\b(?:hv[sbr]|[sbr])\.[A-Za-z0-9_-]{8,}")

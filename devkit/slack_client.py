@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 from slack_sdk.signature import SignatureVerifier
 
 if TYPE_CHECKING:
-    from bot.devkit.slack_standin import SlackStandIn
+    from devkit.standin import SlackStandIn
 
 DEFAULT_CHANNEL = "C0GENERAL"
 _TRANSPORT_HEADERS = frozenset({"content-length", "host", "connection", "transfer-encoding"})
