@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,46 @@ DEMO_SECRETS = {
 
 
 def main(workdir: Path | None = None) -> int:
-    """The `jitbot demo` command (entry point group `jitbot.commands`): run the demo, its exit status."""
-    return run_demo(workdir)
+    """The `jitbot demo` command (entry point group `jitbot.commands`): run the demo, its exit status.
+
+    Ctrl-C (SIGINT) and SIGTERM stop it at once: every part it started is stopped before it exits (128 + signal)."""
+    try:
+        with stops_on_signals():
+            return run_demo(workdir)
+    except Stopped as stop:
+        print(f"jitbot demo: stopped by {stop.name}", file=sys.stderr)
+        return 128 + stop.signum
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: unwinds the demo like KeyboardInterrupt, so every part started is stopped on the way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextmanager
+def stops_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Stopped in the main thread, once; a second signal during the clean-up is ignored.
+
+    SIGINT gets a handler of our own on purpose: a shell starts background jobs with SIGINT ignored, and Python keeps
+    an inherited "ignore", so `jitbot demo &` followed by `kill -INT` would otherwise play the whole story on."""
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_demo(workdir: Path | None) -> int:
