@@ -26,7 +26,7 @@ _ANSWERED = frozenset({"view_submission", "block_suggestion"})
 
 @dataclass
 class _Link:
-    """One Socket Mode connection: its number (1, 2, … in order of hello) and whether a refresh was asked of it."""
+    """One Socket Mode connection: its number (1, 2, … in order of hello) and whether it was asked to refresh."""
 
     number: int
     connection: ServerConnection
@@ -47,6 +47,7 @@ class SocketModeSide(StandInState):
 
     _ws: Server | None = None
     _ws_thread: threading.Thread | None = None
+    refresh_grace = 10.0  # seconds a refreshed connection stays open after `disconnect`, about what Slack allows
 
     def _reset_socket_mode(self) -> None:
         with self._lock:
@@ -108,7 +109,6 @@ class SocketModeSide(StandInState):
             self._tickets.discard(ticket)
             self._hellos += 1
             link = _Link(self._hellos, connection)
-            retiring = [old for old in self._links if old.retiring]
             self._links.append(link)
         hello = {
             "type": "hello",
@@ -118,8 +118,6 @@ class SocketModeSide(StandInState):
         }
         self._send(link, hello)
         self._notify()
-        for old in retiring:  # as Slack does once the client has a new connection: the refreshed one is closed
-            old.connection.close()
         try:
             for raw in connection:
                 self._on_client_message(link, raw)
@@ -169,7 +167,7 @@ class SocketModeSide(StandInState):
 
     def send_envelope(self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool | None = None) -> str:
         """Push one envelope (`slash_commands`, `interactive` or `events_api`) over the newest connection; its envelope_id."""
-        links = self._live_links()
+        links = [link for link in self._live_links() if not link.retiring] or self._live_links()
         if not links:
             raise AssertionError(self.dump("no Socket Mode connection to send an envelope over"))
         if accepts_response_payload is None:
@@ -195,7 +193,8 @@ class SocketModeSide(StandInState):
     def request_refresh(self) -> int:
         """Send `disconnect` (reason refresh_requested) on the newest connection, as Slack does every few hours.
 
-        The client should open a new connection; this one is closed once it has. Returns the refreshed link's number."""
+        The client should open a new connection; as in Slack, the old one stays open for `refresh_grace` seconds and
+        is closed then. Envelopes always go over the newest connection. Returns the refreshed link's number."""
         links = self._live_links()
         if not links:
             raise AssertionError(self.dump("no Socket Mode connection to refresh"))
@@ -203,4 +202,7 @@ class SocketModeSide(StandInState):
         with self._lock:
             link.retiring = True
         self._send(link, {"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "slack-standin"}})
+        closing = threading.Timer(self.refresh_grace, link.connection.close)
+        closing.daemon = True
+        closing.start()
         return link.number
