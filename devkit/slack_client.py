@@ -13,7 +13,7 @@ from urllib.parse import urlencode, urlsplit
 from slack_sdk.signature import SignatureVerifier
 
 if TYPE_CHECKING:
-    from devkit.standin import SlackStandIn
+    from devkit.standin import Ack, SlackStandIn
 
 DEFAULT_CHANNEL = "C0GENERAL"
 _TRANSPORT_HEADERS = frozenset({"content-length", "host", "connection", "transfer-encoding"})
@@ -331,11 +331,12 @@ class SocketModeSlackClient(SlackPeople):
     def __init__(self, standin: SlackStandIn, *, api_app_id: str = "A0JITBOT", timeout: float = 10.0) -> None:
         super().__init__(standin=standin, api_app_id=api_app_id, timeout=timeout)
         self.socket = standin
+        self.last_ack: Ack | None = None  # the app's ack of the last envelope (which connection, when, its payload)
 
     def _envelope(self, kind: str, payload: Mapping[str, Any]) -> tuple[int, Any]:
         envelope_id = self.socket.send_envelope(kind, dict(payload))
-        ack = self.socket.wait_for_ack(envelope_id, self.timeout)
-        return 200, ack.payload if ack.payload is not None else ""
+        self.last_ack = self.socket.wait_for_ack(envelope_id, self.timeout)
+        return 200, self.last_ack.payload if self.last_ack.payload is not None else ""
 
     def _send_form(self, fields: Mapping[str, str], timestamp: int | str | None) -> tuple[int, Any]:
         return self._envelope("slash_commands", fields)

@@ -56,6 +56,8 @@ class SocketModeSide(StandInState):
             self._hellos = 0
             self._acks: dict[str, Ack] = {}
             self._sent: dict[str, dict[str, Any]] = {}
+            self._sent_over: dict[str, int] = {}  # envelope_id → the link it went out on last
+            self._undelivered: list[str] = []  # envelopes whose link closed unacked while no other link was open
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -117,6 +119,10 @@ class SocketModeSide(StandInState):
             "connection_info": {"app_id": self.app_id},
         }
         self._send(link, hello)
+        with self._lock:
+            waiting, self._undelivered = self._undelivered, []
+        for envelope_id in waiting:
+            self._deliver(envelope_id, retry=True)
         self._notify()
         try:
             for raw in connection:
@@ -127,7 +133,10 @@ class SocketModeSide(StandInState):
             with self._changed:
                 if link in self._links:
                     self._links.remove(link)
+                unacked = [e for e, n in self._sent_over.items() if n == link.number and e not in self._acks]
                 self._changed.notify_all()
+            for envelope_id in unacked:  # as Slack does: an envelope not acked on a closed connection is sent again
+                self._deliver(envelope_id, retry=True)
 
     def _on_client_message(self, link: _Link, raw: str | bytes) -> None:
         try:
@@ -167,8 +176,7 @@ class SocketModeSide(StandInState):
 
     def send_envelope(self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool | None = None) -> str:
         """Push one envelope (`slash_commands`, `interactive` or `events_api`) over the newest connection; its envelope_id."""
-        links = [link for link in self._live_links() if not link.retiring] or self._live_links()
-        if not links:
+        if not self._live_links():
             raise AssertionError(self.dump("no Socket Mode connection to send an envelope over"))
         if accepts_response_payload is None:
             accepts_response_payload = kind == "slash_commands" or payload.get("type") in _ANSWERED
@@ -182,9 +190,29 @@ class SocketModeSide(StandInState):
             "retry_reason": "",
         }
         with self._lock:
-            self._sent[envelope_id] = copy.deepcopy(envelope)
-        self._send(links[-1], envelope)
+            self._sent[envelope_id] = envelope
+        self._deliver(envelope_id, retry=False)
         return envelope_id
+
+    def _deliver(self, envelope_id: str, *, retry: bool) -> None:
+        """Send (or send again, retry_attempt + 1) over the newest open link; kept for the next hello when none is."""
+        from websockets.exceptions import ConnectionClosed
+
+        with self._lock:
+            links = [link for link in self._links if not link.retiring] or list(self._links)
+            envelope = self._sent[envelope_id]
+            if retry:
+                envelope["retry_attempt"] += 1
+                envelope["retry_reason"] = "timeout"
+            if not links:
+                self._undelivered.append(envelope_id)
+                return
+            self._sent_over[envelope_id] = links[-1].number
+            message = copy.deepcopy(envelope)
+        try:
+            self._send(links[-1], message)
+        except ConnectionClosed:
+            pass  # that link's clean-up sends it again
 
     def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> Ack:
         """The client's ack of this envelope, once it came (AssertionError after `timeout`)."""
