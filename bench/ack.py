@@ -19,8 +19,8 @@ from bench.seed import StateCounter
 from bench.slack_bodies import BodyRecorder
 from bench.slack_proc import SlackProc
 from bot import blocks
-from bot.devkit.harness import LocalBot, free_port
 from bot.web import WebApp, serve
+from devkit.harness import LocalBot, free_port
 from grants.domain import State
 
 NAME = "ack"

@@ -21,8 +21,8 @@ from typing import Any
 import hvac
 import psycopg
 
-from bot.devkit.harness import LocalBot
-from bot.devkit.openbao import OpenBaoDevServer
+from devkit.harness import LocalBot
+from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from bench.core import SIGNING_SECRET
-from bot.devkit.slack_client import SignedSlackClient
+from devkit.slack_client import SignedSlackClient
 
 
 class BodyRecorder(SignedSlackClient):

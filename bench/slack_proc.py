@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from bot.devkit.slack_standin import SlackStandIn
+from devkit.standin import SlackStandIn
 
 _CREDENTIAL = re.compile(r":key: ([A-Za-z0-9_-]+): .*unwrap ", re.DOTALL)
 

@@ -29,9 +29,13 @@ def run(settings: Settings, host: str, port: int, socket_mode: bool = False) -> 
             metrics_server.close()
 
     signal.signal(signal.SIGTERM, stop)
+    handler: Any = None
     try:
         if socket_mode:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
+            # The websocket-client adapter, not Bolt's built-in one: after a reconnect (Slack asks for one every few
+            # hours) the built-in client acks the next envelope only after ~3 s, as long as Slack's ack deadline;
+            # this one acks in milliseconds (bench/socket_reconnect.py measures both).
+            from slack_bolt.adapter.socket_mode.websocket_client import SocketModeHandler
 
             if settings.slack_app_token is None:
                 raise SystemExit("SLACK_APP_TOKEN is missing: Socket Mode needs an app-level token starting with xapp-.")
@@ -48,6 +52,8 @@ def run(settings: Settings, host: str, port: int, socket_mode: bool = False) -> 
     except OSError:
         pass  # closed by SIGTERM
     finally:
+        if handler is not None:
+            handler.close()
         runtime.stop()
     return 0
 

@@ -13,10 +13,10 @@ import hvac
 import pytest
 from sqlalchemy import text
 
-from bot.devkit.harness import LocalBot
-from bot.devkit.openbao import OpenBaoDevServer
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn, message_text
+from devkit.harness import LocalBot
+from devkit.openbao import OpenBaoDevServer
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn, message_text
 from tests.databases import fresh_database
 from tests.ssh_fixtures import ssh_ca, sshd  # noqa: F401
 from tests.vault_fixtures import bot_vault_token, openbao, vault_root, vault_synced  # noqa: F401

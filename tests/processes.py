@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bot.devkit.harness import free_port
+from devkit.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
+
+from bot import cli, commands
+from bot.commands import GROUP
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_HEADER = "seq,at,event,request_id,scope,actor,subject,detail,prev_hash,hash"
@@ -153,16 +157,31 @@ def test_no_token_or_secret_is_ever_printed(demo: Demo) -> None:
 
 
 def test_demo_without_its_catalog_fails_clearly() -> None:
-    code = "import sys, pathlib, bot.demo as d; d.POLICY_DIR = pathlib.Path('/nonexistent'); sys.exit(d.run_demo(None))"
+    code = "import sys, pathlib, devkit.demo as d; d.POLICY_DIR = pathlib.Path('/nonexistent'); sys.exit(d.run_demo(None))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert "jitbot demo: FAILED: the demo runs on the shipped catalog" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_the_stand_in_knows_everyone_the_catalog_names() -> None:
-    from bot.demo import POLICY_DIR, cast_of
+    from devkit.demo import POLICY_DIR, cast_of
     from grants.catalog import load_catalog
 
     cast = cast_of(load_catalog(POLICY_DIR / "catalog.toml"))
     assert {"U0SEC0001": "Sam", "U0SEC0002": "Sasha", "U0APPR004": "Dmitri", "U0AUDIT01": "Audrey"}.items() <= cast.items()
     assert "*" not in cast
+
+
+def test_the_demo_is_found_through_its_entry_point() -> None:
+    from bot.commands import load_command
+    from devkit.demo import main
+
+    assert load_command("demo") is main
+
+
+@pytest.mark.parametrize("registered", [[], [EntryPoint("demo", "devkit_not_installed.demo:main", GROUP)]])
+def test_without_the_dev_kit_the_demo_says_what_to_install(monkeypatch, capsys, registered) -> None:
+    monkeypatch.setattr(commands, "entry_points", lambda group: registered if group == GROUP else [])
+    assert cli.main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert "jitbot: `jitbot demo`" in err and "dev kit" in err and "pip install -e ." in err and "Traceback" not in err

@@ -9,7 +9,7 @@ import hvac
 import pytest
 from hvac.exceptions import Forbidden
 
-from bot.devkit.slack_standin import message_text as shown
+from devkit.standin import message_text as shown
 from tests.conftest import APPROVER, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER, REQUESTER, World
 
 

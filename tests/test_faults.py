@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.devkit.harness import LocalBot
-from bot.devkit.openbao import OpenBaoDevServer
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn, message_text
+from devkit.harness import LocalBot
+from devkit.openbao import OpenBaoDevServer
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn, message_text
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.devkit.harness import LocalBot, free_port
-from bot.devkit.slack_standin import SlackStandIn
 from bot.web import MetricsApp, serve
+from devkit.harness import LocalBot, free_port
+from devkit.standin import SlackStandIn
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, USERS, World, make_catalog_dir
 
 MiB = 1024 * 1024

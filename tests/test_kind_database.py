@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from hvac.exceptions import InvalidRequest
 
-from bot.devkit.openbao import OpenBaoDevServer
+from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.kinds.database import (
     IssuedDatabaseCredential,

@@ -14,7 +14,7 @@ import hvac
 import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 
-from bot.devkit.openbao import OpenBaoDevServer
+from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.kinds.identity import (
     UnlinkedPerson,

@@ -9,7 +9,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from bot.devkit.openbao import OpenBaoDevServer
+from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.kinds.ssh_ca import SignedCertificate, sign_certificate, ssh_role_settings, write_ssh_role
 from grants.adapters.kinds.ssh_krl import is_revoked, write_krl

@@ -20,7 +20,7 @@ def lint(cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def copy_tree(tmp_path: Path) -> Path:
     target = tmp_path / "repo"
-    for name in ("grants", "bot"):
+    for name in ("grants", "bot", "devkit"):
         shutil.copytree(ROOT / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", target)
     return target
@@ -43,6 +43,8 @@ def test_the_real_tree_keeps_its_layers(tmp_path):
         ("grants/usecases/granting.py", "import grants.usecases.deciding", "Use cases import one way"),
         ("grants/usecases/deciding.py", "import grants.usecases.requesting", "Use cases import one way"),
         ("grants/usecases/deps.py", "import grants.service", "Use cases import one way"),
+        ("bot/cli.py", "import devkit.demo", "The product never imports the dev kit"),
+        ("grants/audit.py", "from devkit.standin import SlackStandIn", "The product never imports the dev kit"),
     ],
 )
 def test_a_forbidden_import_breaks_the_check(tmp_path, module, line, contract):

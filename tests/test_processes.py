@@ -12,8 +12,8 @@ import pytest
 from hvac.exceptions import Forbidden
 from sqlalchemy import create_engine, inspect, text
 
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn, message_text
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn, message_text
 from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, USERS, WRAP_TOKEN, make_catalog_dir
 from tests.processes import ServeProcess
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.devkit.harness import LocalBot
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn
+from devkit.harness import LocalBot
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn
 from grants.adapters.migrate import upgrade
 from grants.adapters.replay_cache import SqlReplayCache
 from grants.adapters.sql_store import make_engine

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.devkit.slack_standin import message_text as shown
+from devkit.standin import message_text as shown
 from tests.conftest import APPROVER, REQUESTER, World
 from tests.test_slack_workflows import approval_message, ask, click_home, open_home, reply_to_last, wait_home
 

@@ -18,8 +18,8 @@ from slack_sdk.http_retry import FixedValueRetryIntervalCalculator, RateLimitErr
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn, dm_channel_id, render_blocks
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn, dm_channel_id, render_blocks
 
 TOKEN = "xoxb-test-token"
 SECRET = "test-signing-secret"

@@ -13,8 +13,8 @@ import pytest
 
 from bot import home
 from bot.blocks import button
-from bot.devkit.slack_standin import message_text as shown
-from bot.devkit.slack_standin import render_blocks
+from devkit.standin import message_text as shown
+from devkit.standin import render_blocks
 from grants.credentials import CredentialHandle
 from grants.domain import Grant, Request, State
 from tests.conftest import APPROVER, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER, REQUESTER, World

@@ -7,7 +7,7 @@ import hvac
 import pytest
 from hvac.exceptions import Forbidden
 
-from bot.devkit.slack_standin import message_text as shown
+from devkit.standin import message_text as shown
 from tests.conftest import APPROVER, APPROVER_2, AUDITOR, REQUESTER, WRAP_TOKEN, World
 
 LEAD, SEC, PLATFORM, ALERTS = "U0APPR003", "U0SEC0001", "U0APPR005", "C0ALERTS1"

@@ -8,7 +8,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from bot.devkit.openbao import OpenBaoDevServer
+from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.devkit.openbao import find_bao
-from bot.devkit.slack_standin import SlackStandIn
+from devkit.children import die_with_parent
+from devkit.openbao import find_bao
+from devkit.standin import SlackStandIn
 
 # Vault/OpenBao token shapes (s. service, b. batch, r. recovery; hvs./hvb./hvr. in Vault): shown as their first 6 chars.
 TOKEN = re.compile(r"\b(?:hv[sbr]|[sbr])\.[A-Za-z0-9_-]{8,}")
@@ -177,7 +178,13 @@ class Bao:
         argv = [self.binary, *words.split(), "-format=json", *args]
         try:
             done = subprocess.run(  # our own binary and arguments, no shell
-                argv, env=self.env(token), capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL
+                argv,
+                env=self.env(token),
+                capture_output=True,
+                text=True,
+                timeout=20,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise DemoError(f"`bao {words}` could not run: {error}") from None

@@ -1,4 +1,4 @@
-"""Sends correctly signed Slack requests (slash commands, button clicks, view submissions) to a Bolt app over HTTP."""
+"""Plays Slack towards a Bolt app: slash commands, button clicks, view submissions, Home tab events, over signed HTTP or Socket Mode."""
 
 from __future__ import annotations
 
@@ -13,34 +13,29 @@ from urllib.parse import urlencode, urlsplit
 from slack_sdk.signature import SignatureVerifier
 
 if TYPE_CHECKING:
-    from bot.devkit.slack_standin import SlackStandIn
+    from devkit.standin import Ack, SlackStandIn
 
 DEFAULT_CHANNEL = "C0GENERAL"
 _TRANSPORT_HEADERS = frozenset({"content-length", "host", "connection", "transfer-encoding"})
 _UNREACHABLE = "http://127.0.0.1:9/respond/"  # discard port: a response_url that fails fast when no stand-in is given
 
 
-class SignedSlackClient:
-    """Plays Slack's side of interactivity: signs each request with the app's signing secret and POSTs it.
+class SlackPeople:
+    """What people do in Slack (type a command, press a button, submit a modal, open the Home tab), as Slack's payloads.
 
-    Every call returns (HTTP status, parsed JSON body or text). With a stand-in, each request gets a fresh
+    Subclasses deliver them: over signed HTTP (SignedSlackClient) or as Socket Mode envelopes (SocketModeSlackClient).
+    Every call returns (status, the app's answer: parsed JSON or text). With a stand-in, each request gets a fresh
     response_url and trigger_id served by it (see last_response_name / last_trigger_id), and a click finds the
     message whose button it presses."""
 
     def __init__(
         self,
-        app_url: str,
-        signing_secret: str,
         *,
         standin: SlackStandIn | None = None,
         team_id: str | None = None,
         api_app_id: str = "A0JITBOT",
-        path: str = "/slack/events",
         timeout: float = 10.0,
     ) -> None:
-        base = app_url.rstrip("/")
-        self.url = base if base.endswith(path) else base + path
-        self.verifier = SignatureVerifier(signing_secret)
         self.standin = standin
         self.team_id = team_id or (standin.team_id if standin else "T0JITBOT")
         self.api_app_id = api_app_id
@@ -50,41 +45,19 @@ class SignedSlackClient:
         self.last_trigger_id: str | None = None
         self._seq = itertools.count(1)
 
-    # ------------------------------------------------------------------ signing and transport
-
-    def sign(self, body: str | bytes, timestamp: int | str | None = None) -> dict[str, str]:
-        """The X-Slack-Request-Timestamp / X-Slack-Signature headers Slack would send with this body."""
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        signature = self.verifier.generate_signature(timestamp=ts, body=body)
-        return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature or ""}
-
-    def raw(self, body: str | bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
-        """POST this body with these headers, unsigned: for tampered or stale requests (Content-Length/Host are redone)."""
-        data = body.encode("utf-8") if isinstance(body, str) else body
-        headers = {k: v for k, v in headers.items() if k.lower() not in _TRANSPORT_HEADERS}
-        parts = urlsplit(self.url)
-        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=self.timeout)
-        try:
-            connection.request("POST", parts.path + (f"?{parts.query}" if parts.query else ""), body=data, headers=dict(headers))
-            response = connection.getresponse()
-            status, content_type, payload = response.status, response.getheader("Content-Type") or "", response.read()
-        finally:
-            connection.close()
-        text = payload.decode("utf-8", errors="replace")
-        if "json" in content_type or text.startswith(("{", "[")):
-            try:
-                return status, json.loads(text)
-            except ValueError:
-                pass
-        return status, text
+    # ------------------------------------------------------------------ delivery (subclasses)
 
     def _send_form(self, fields: Mapping[str, str], timestamp: int | str | None) -> tuple[int, Any]:
-        body = urlencode(fields)
-        headers = {"Content-Type": "application/x-www-form-urlencoded", **self.sign(body, timestamp)}
-        return self.raw(body, headers)
+        """A slash command's fields."""
+        raise NotImplementedError
 
     def _send_payload(self, payload: Mapping[str, Any], timestamp: int | str | None) -> tuple[int, Any]:
-        return self._send_form({"payload": json.dumps(payload)}, timestamp)
+        """An interaction payload (block_actions, view_submission)."""
+        raise NotImplementedError
+
+    def _send_event(self, body: Mapping[str, Any]) -> tuple[int, Any]:
+        """An Events API event_callback body."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers
 
@@ -217,6 +190,22 @@ class SignedSlackClient:
             payload["message"] = {"type": "message", "ts": message_ts, "text": "", "blocks": []}
         return self._send_payload(payload, timestamp)
 
+    def open_home(self, user_id: str) -> tuple[int, Any]:
+        """`user_id` opens the app's Home tab: Slack's app_home_opened event."""
+        event = {"type": "app_home_opened", "user": user_id, "channel": self.standin.dm_channel_id(user_id) if self.standin else "D0HOME",
+                 "tab": "home", "event_ts": f"{time.time():.6f}"}  # fmt: skip
+        body = {
+            "token": "verification-token-unused",
+            "team_id": self.team_id,
+            "api_app_id": self.api_app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{next(self._seq):08d}",
+            "event_time": int(time.time()),
+            "authorizations": [{"team_id": self.team_id, "user_id": "U0JITBOT", "is_bot": True, "is_enterprise_install": False}],
+        }
+        return self._send_event(body)
+
     def submit_view(
         self,
         user_id: str,
@@ -278,3 +267,85 @@ class SignedSlackClient:
             "is_enterprise_install": False,
         }
         return self._send_payload(payload, timestamp)
+
+
+class SignedSlackClient(SlackPeople):
+    """Plays Slack's side over HTTP: signs each request with the app's signing secret and POSTs it to the app."""
+
+    def __init__(
+        self,
+        app_url: str,
+        signing_secret: str,
+        *,
+        standin: SlackStandIn | None = None,
+        team_id: str | None = None,
+        api_app_id: str = "A0JITBOT",
+        path: str = "/slack/events",
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(standin=standin, team_id=team_id, api_app_id=api_app_id, timeout=timeout)
+        base = app_url.rstrip("/")
+        self.url = base if base.endswith(path) else base + path
+        self.verifier = SignatureVerifier(signing_secret)
+
+    def sign(self, body: str | bytes, timestamp: int | str | None = None) -> dict[str, str]:
+        """The X-Slack-Request-Timestamp / X-Slack-Signature headers Slack would send with this body."""
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self.verifier.generate_signature(timestamp=ts, body=body)
+        return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature or ""}
+
+    def raw(self, body: str | bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
+        """POST this body with these headers, unsigned: for tampered or stale requests (Content-Length/Host are redone)."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        headers = {k: v for k, v in headers.items() if k.lower() not in _TRANSPORT_HEADERS}
+        parts = urlsplit(self.url)
+        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=self.timeout)
+        try:
+            connection.request("POST", parts.path + (f"?{parts.query}" if parts.query else ""), body=data, headers=dict(headers))
+            response = connection.getresponse()
+            status, content_type, payload = response.status, response.getheader("Content-Type") or "", response.read()
+        finally:
+            connection.close()
+        text = payload.decode("utf-8", errors="replace")
+        if "json" in content_type or text.startswith(("{", "[")):
+            try:
+                return status, json.loads(text)
+            except ValueError:
+                pass
+        return status, text
+
+    def _send_form(self, fields: Mapping[str, str], timestamp: int | str | None) -> tuple[int, Any]:
+        body = urlencode(fields)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **self.sign(body, timestamp)}
+        return self.raw(body, headers)
+
+    def _send_payload(self, payload: Mapping[str, Any], timestamp: int | str | None) -> tuple[int, Any]:
+        return self._send_form({"payload": json.dumps(payload)}, timestamp)
+
+    def _send_event(self, body: Mapping[str, Any]) -> tuple[int, Any]:
+        text = json.dumps(body)
+        return self.raw(text, {"Content-Type": "application/json", **self.sign(text)})
+
+
+class SocketModeSlackClient(SlackPeople):
+    """Plays Slack's side over Socket Mode: each action goes to the app as an envelope over the stand-in's WebSocket;
+    the answer is the payload of the app's ack (status 200), as Slack would use it."""
+
+    def __init__(self, standin: SlackStandIn, *, api_app_id: str = "A0JITBOT", timeout: float = 10.0) -> None:
+        super().__init__(standin=standin, api_app_id=api_app_id, timeout=timeout)
+        self.socket = standin
+        self.last_ack: Ack | None = None  # the app's ack of the last envelope (which connection, when, its payload)
+
+    def _envelope(self, kind: str, payload: Mapping[str, Any]) -> tuple[int, Any]:
+        envelope_id = self.socket.send_envelope(kind, dict(payload))
+        self.last_ack = self.socket.wait_for_ack(envelope_id, self.timeout)
+        return 200, self.last_ack.payload if self.last_ack.payload is not None else ""
+
+    def _send_form(self, fields: Mapping[str, str], timestamp: int | str | None) -> tuple[int, Any]:
+        return self._envelope("slash_commands", fields)
+
+    def _send_payload(self, payload: Mapping[str, Any], timestamp: int | str | None) -> tuple[int, Any]:
+        return self._envelope("interactive", payload)
+
+    def _send_event(self, body: Mapping[str, Any]) -> tuple[int, Any]:
+        return self._envelope("events_api", body)

@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import logging
 import secrets
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.demo_steps import Stage, play
-from bot.demo_tools import Bao, DemoError, Narrator
-from bot.devkit.harness import LocalBot
-from bot.devkit.openbao import OpenBaoDevServer
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn
 from bot.logs import setup_logging
 from bot.settings import load_settings
 from bot.wiring import sync_vault
+from devkit.demo.steps import Stage, play
+from devkit.demo.tools import Bao, DemoError, Narrator
+from devkit.harness import LocalBot
+from devkit.openbao import OpenBaoDevServer
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn
 from grants.catalog import Catalog, load_catalog
 
-POLICY_DIR = Path(__file__).resolve().parent.parent / "vault_policies"
+POLICY_DIR = Path(__file__).resolve().parents[2] / "vault_policies"
 # Display names for everyone the shipped catalog names; anyone else it names is shown by user ID.
 CAST = {
     "U0DEV0001": "Dana", "U0DEV0002": "Devon", "U0DEV0003": "Drew",
@@ -38,6 +39,49 @@ DEMO_SECRETS = {
     "secret/payments/stripe": ["api_key=sk_demo_not_a_real_key_4242", "webhook_secret=whsec_demo_only"],
     "secret/k8s/prod": ["kubeconfig=demo-cluster-admin-config"],  # exists, but lies outside payments-read
 }
+
+
+def main(workdir: Path | None = None) -> int:
+    """The `jitbot demo` command (entry point group `jitbot.commands`): run the demo, its exit status.
+
+    Ctrl-C (SIGINT) and SIGTERM stop it at once: every part it started is stopped before it exits (128 + signal)."""
+    try:
+        with stops_on_signals():
+            return run_demo(workdir)
+    except Stopped as stop:
+        print(f"jitbot demo: stopped by {stop.name}", file=sys.stderr)
+        return 128 + stop.signum
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: unwinds the demo like KeyboardInterrupt, so every part started is stopped on the way."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextmanager
+def stops_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Stopped in the main thread, once; a second signal during the clean-up is ignored.
+
+    SIGINT gets a handler of our own on purpose: a shell starts background jobs with SIGINT ignored, and Python keeps
+    an inherited "ignore", so `jitbot demo &` followed by `kill -INT` would otherwise play the whole story on."""
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_demo(workdir: Path | None) -> int:

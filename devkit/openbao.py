@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from devkit.children import die_with_parent
+
 _LIVE: set[OpenBaoDevServer] = set()
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never goes through $http_proxy
 
@@ -124,7 +126,9 @@ class OpenBaoDevServer:
         # Our own settings only: a VAULT_*/BAO_* variable of the caller must not reconfigure the throwaway server.
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self._process = subprocess.Popen(  # dies with us even on SIGKILL: no orphan holding the ports and the root token
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent()
+        )
         _LIVE.add(self)
 
     def _wait_ready(self, timeout: float) -> None:

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bot.demo_tools import Bao, DemoError, Narrator
-from bot.devkit.harness import LocalBot
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn, dm_channel_id, message_text
 from bot.settings import Settings
 from bot.wiring import open_audit
-from grants.audit import AuditQuery, verify
+from devkit.demo.tools import Bao, DemoError, Narrator
+from devkit.harness import LocalBot
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn, dm_channel_id, message_text
+from grants.audit import AuditQuery
+from grants.usecases.auditing import verify_trail
 
 DANA, ARI, BEN, AUDREY = "U0DEV0001", "U0APPR001", "U0APPR002", "U0AUDIT01"
 CLEO, DMITRI, SAM, SASHA = "U0APPR003", "U0APPR004", "U0SEC0001", "U0SEC0002"  # payments leads; security
@@ -314,7 +315,7 @@ def verify_audit(stage: Stage) -> None:
     n = stage.narrator
     n.step("The hash chain is checked, as `jitbot audit verify` does")
     store, _clock = open_audit(stage.settings)
-    verdict = verify(store.events(AuditQuery()))
+    verdict = verify_trail(store)  # the same use case as `jitbot audit verify`
     if not verdict.intact:
         raise DemoError(f"audit trail BROKEN at event seq {verdict.broken_seq}: {verdict.why}")
     n.say(f"audit trail intact: {verdict.count} events verified", 2)
