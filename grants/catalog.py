@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 
 from grants.durations import DurationError, parse_duration
 
-SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge", "reviews"})
+SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge", "reviews", "ssh-key"})
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -46,6 +46,8 @@ class Settings(_Strict):
     pending_timeout: Duration = "1h"
     auditors: list[str] = []
     admins: list[str] = []
+    # vault_identity: the auth mount whose entity aliases are named by Slack user IDs (an operator links people once).
+    identity_alias_mount: str = Field(default="slack", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/?$")
 
     _durations = field_validator("pending_timeout")(_check_duration)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,6 +84,9 @@ class SshKind:
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
         # A certificate lives until its validity (the core knows the grant's end) unless its serial is in the KRL.
         return CredentialStatus.GONE if handle.id in self._load() else CredentialStatus.ALIVE
+
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        return []  # a certificate ends by itself at its validity
 
     def sync(self, catalog: Catalog) -> list[str]:
         lines = []
