@@ -121,7 +121,7 @@ def test_db_upgrade(tmp_path):
     assert result.returncode == 0 and "up to date" in result.stdout
     engine = make_engine(url)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
     engine.dispose()
 
 

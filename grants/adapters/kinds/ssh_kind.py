@@ -96,7 +96,12 @@ class SshKind:
             if scope.ssh_mount != self._mount:
                 lines.append(f"warning: scope {name} uses SSH mount {scope.ssh_mount}; this bot signs with {self._mount} only")
                 continue
-            lines.append(write_ssh_role(self._client, scope.ssh_role, list(scope.principals), scope.max_total, self._mount))
+            try:
+                lines.append(write_ssh_role(self._client, scope.ssh_role, list(scope.principals), scope.max_total, self._mount))
+            except CredentialError as error:
+                # The operator owns the SSH CA mount: without it there is nothing to write yet; say so and go on.
+                lines.append(f"warning: scope {name}: {error}; enable the `{self._mount}` SSH mount with its CA, then sync again")
+                return lines
         if lines and not self._krl.exists():
             self._publish(self._load())  # hosts refuse every key while RevokedKeys is missing: serve an empty list
             lines.append(f"ssh KRL {self._krl}: created (empty)")
