@@ -239,3 +239,26 @@ def test_reconcile_deletes_an_identity_group_no_active_grant_holds(world: World,
     while can_read(world, linked_requester):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_the_request_form_asks_for_a_public_key_for_ssh_scopes_and_registers_it(world: World, tmp_path: Path) -> None:
+    status, _ = world.client.slash(REQUESTER, "")
+    assert status == 200
+    view = world.slack.wait_for(
+        lambda: next((v for v in world.slack.views.values() if v["view"].get("callback_id") == "request_modal"), None)
+    )
+    assert "public_key" in [block.get("block_id") for block in view["view"]["blocks"]]
+    scope = {"type": "static_select", "selected_option": {"value": "web-ssh"}}
+    fields = {"scope": {"value": scope}, "duration": {"value": "10m"}, "reason": {"value": "INC-12 form"}}
+    status, body = world.client.submit_view(REQUESTER, "request_modal", fields)
+    assert body["response_action"] == "errors" and "ssh-key" in body["errors"]["public_key"]  # none registered, none pasted
+    key = new_key(tmp_path, "form")
+    status, body = world.client.submit_view(REQUESTER, "request_modal", {**fields, "public_key": {"value": key.read_text()}})
+    assert "PRIVATE key" in body["errors"]["public_key"] and world.rows("SELECT count(*) FROM ssh_keys")[0][0] == 0
+    status, body = world.client.submit_view(
+        REQUESTER, "request_modal", {**fields, "public_key": {"value": key.with_suffix(".pub").read_text()}}
+    )
+    assert status == 200
+    world.slack.wait_for(lambda: any("Request `JIT-" in shown(m) for m in world.slack.dm_messages(REQUESTER)))
+    assert world.rows("SELECT scope FROM requests") == [("web-ssh",)]
+    assert world.rows("SELECT count(*) FROM ssh_keys")[0][0] == 1

@@ -45,7 +45,7 @@ def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx:
     except DomainError as error:
         # The form stays open with the message under the field that is wrong.
         field = str(error.context.get("field", "scope"))
-        if field not in values:
+        if field not in values and field not in {block.get("block_id") for block in view.get("blocks") or []}:
             field = "scope"  # e.g. a key is needed but this form has no key field (it was registered meanwhile)
         ack(response_action="errors", errors={field: clip(messages.error_text(error, ctx.command), VIEW_ERROR)})
         return
