@@ -16,6 +16,7 @@ Block = dict[str, Any]
 APPROVE, DENY, CANCEL, DONE = "approve", "deny", "cancel", "done"
 EXTEND, NUDGE, REVIEW_ACK, REVIEW_FLAG = "extend", "nudge", "review_acknowledged", "review_flagged"
 REQUEST_MODAL, DENY_MODAL = "request_modal", "deny_modal"
+PUBLIC_KEY = "public_key"  # the request form's optional SSH public key input (shown when none is registered)
 SCOPE_SEARCH = "scope_search"  # the request form's external_select, whose options the bot serves
 
 _STATUS = {
@@ -92,7 +93,10 @@ def status_line(request: Request) -> str:
     if request.extension_pending:
         parts.append(f"asks {format_duration(request.extension_pending)} more")
     if request.review_state:
-        parts.append(f"review: {request.review_state}" + (f" by <@{request.review.reviewed_by}>" if request.review and request.review.reviewed_by else ""))
+        parts.append(
+            f"review: {request.review_state}"
+            + (f" by <@{request.review.reviewed_by}>" if request.review and request.review.reviewed_by else "")
+        )
     return " · ".join(parts)
 
 
@@ -111,7 +115,10 @@ def review_list(reviews: list[Request]) -> str:
     if not reviews:
         return "No break-glass review is open."
     lines = ["*Open break-glass reviews*"]
-    lines += [f"• `{r.id}` <@{r.requester}> took `{r.scope}` — {esc(r.reason)} · due {when(r.review.due_at if r.review else None)}" for r in reviews]
+    lines += [
+        f"• `{r.id}` <@{r.requester}> took `{r.scope}` — {esc(r.reason)} · due {when(r.review.due_at if r.review else None)}"
+        for r in reviews
+    ]
     return limit.clip("\n".join(lines), limit.MESSAGE_TEXT)
 
 
@@ -137,9 +144,12 @@ def approval_message(request: Request, catalog: Catalog, step_done: bool = False
     description = f" — {catalog_text(scope.description)}" if scope else ""
     fallback = f"{request.id}: <@{request.requester}> requests `{request.scope}` for {format_duration(request.duration)}"
     title = f":rotating_light: *BREAK-GLASS {request.id}*" if request.break_glass else f"*Elevation request {request.id}*"
-    verb = "took" if request.break_glass else "requests"
+    verb = "took" if request.break_glass else ("asks for" if request.on_behalf_of else "requests")
+    service = f" for service *{esc(request.on_behalf_of.removeprefix('entity:'))}*" if request.on_behalf_of else ""
+    if request.on_behalf_of:
+        fallback += f" for service {request.on_behalf_of.removeprefix('entity:')}"
     blocks: list[Block] = [
-        _text(f"{title}\n<@{request.requester}> {verb} *`{request.scope}`*{description}"),
+        _text(f"{title}\n<@{request.requester}> {verb} *`{request.scope}`*{service}{description}"),
         {
             "type": "section",
             "fields": [
@@ -222,7 +232,7 @@ def scope_options(catalog: Catalog, scopes: list[str], typed: str = "") -> list[
     return [scope_option(catalog, name) for name in matching[: limit.OPTIONS]]
 
 
-def request_modal(catalog: Catalog, scopes: list[str], channel: str) -> dict[str, Any]:
+def request_modal(catalog: Catalog, scopes: list[str], channel: str, ask_public_key: bool = False) -> dict[str, Any]:
     """The request form. Up to 100 scopes are listed in the form itself; beyond Slack's 100 options the
     picker becomes an external_select whose options the bot serves as the person types."""
     if len(scopes) <= limit.OPTIONS:
@@ -244,6 +254,10 @@ def request_modal(catalog: Catalog, scopes: list[str], channel: str) -> dict[str
              "element": {"type": "plain_text_input", "action_id": "value"}},
             {"type": "input", "block_id": "reason", "label": _plain("Reason"), "optional": True,
              "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}},
+            *([{"type": "input", "block_id": PUBLIC_KEY, "label": _plain("SSH public key (for ssh scopes)", limit.INPUT_LABEL),
+                "hint": _plain("You have none registered: paste the one line of your ~/.ssh/id_ed25519.pub (never the private key)",
+                               limit.INPUT_HINT),
+                "optional": True, "element": {"type": "plain_text_input", "action_id": "value"}}] if ask_public_key else []),
         ],
     }  # fmt: skip
 

@@ -92,7 +92,11 @@ def news_text(request: Request, news: str, context: dict[str, object]) -> str:
     if news == "revoked":
         by = str(context.get("actor"))
         who = "you" if by == request.requester else f"<@{by}>"
-        return f":lock: {rid}: your access to `{scope}` was revoked by {who} at {when(request.ended_at)}."
+        text = f":lock: {rid}: your access to `{scope}` was revoked by {who} at {when(request.ended_at)}."
+        if context.get("kind") == "ssh":
+            # OpenSSH cannot cut a session when a certificate is revoked: say so, plainly.
+            text += " New SSH logins are refused once hosts fetch the revocation list; sessions already open survive: log out of them."
+        return text
     if news == "auto_approved":
         return f":robot_face: {rid}: `{scope}` was approved automatically by the catalog rule “{context.get('rule') or 'auto_approve'}”."
     if news == "expiring":
@@ -203,6 +207,8 @@ def help_text(command: str, scopes: list[str]) -> str:
             f"• `{command} nudge &lt;request-id&gt;` — remind the approvers of your pending request (once per interval)",
             f"• `{command} break-glass &lt;scope&gt; [duration] &lt;reason…&gt;` — emergency access where allowed; reviewed afterwards",
             f"• `{command} reviews` — open break-glass reviews (approvers and auditors)",
+            f"• `{command} &lt;scope&gt; for &lt;service&gt; &lt;duration&gt; &lt;reason…&gt;` — a vault_identity scope for a service it lists",
+            f"• `{command} ssh-key [public key]` — register your SSH public key (bare: show its fingerprint)",
             f"• `{command} audit [--since T] [--until T] [--format csv|jsonl]` — auditors: the audit trail as a file",
             f"• `{command} help` — this text",
             "Durations look like `90s`, `15m`, `1h30m`, `2d`. Times (T) are ISO dates such as `2026-11-01` or ages such as `7d`.",

@@ -111,6 +111,12 @@ class MeteredStore:
     def chain_head(self) -> tuple[int, str]:
         return self.inner.chain_head()
 
+    def ssh_key(self, user: str) -> str | None:
+        return self.inner.ssh_key(user)
+
+    def set_ssh_key(self, user: str, public_key: str, fingerprint: str, at: datetime) -> None:
+        self.inner.set_ssh_key(user, public_key, fingerprint, at)
+
     def healthy(self) -> bool:
         return self.inner.healthy()
 
@@ -149,6 +155,9 @@ class MeteredIssuer:
 
     def sync(self, catalog: Catalog) -> list[str]:
         return self.inner.sync(catalog)
+
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        return self.inner.orphans(active)
 
     def healthy(self) -> bool:
         return self.inner.healthy()

@@ -22,6 +22,7 @@ HINTS = {
     "slack_team_id": "your workspace's team ID starting with T (or leave it unset: it is learned from auth.test)",
     "metrics_token": "a long random string that Prometheus sends as `Authorization: Bearer <token>`",
     "metrics_port": "a TCP port for /metrics alone, e.g. 9102 (then the main port does not serve it)",
+    "jitbot_ssh_krl": "the file where the SSH key revocation list is written and served from, e.g. /var/lib/jitbot/revoked.krl",
 }
 
 
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
     slack_team_id: str | None = None  # the one workspace served; unset: learned from auth.test
     metrics_token: SecretStr | None = None  # when set, /metrics wants it as a bearer token
     metrics_port: int | None = None  # when set, /metrics is served on this port only
+    # The OpenSSH KRL of early-revoked ssh grants, served at GET /ssh/revoked.krl for hosts' `RevokedKeys`.
+    jitbot_ssh_krl: Path = Path("jitbot-ssh/revoked.krl")
 
     @field_validator("slack_api_url")
     @classmethod

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from slack_bolt import App
@@ -36,10 +37,12 @@ class WebApp:
         gate: SlackGate | None = None,
         metrics_token: str | None = None,
         serve_metrics: bool = True,
+        ssh_krl: Path | None = None,
     ):
         self.slack = SlackRequestHandler(app)
         self.health, self.info, self.metrics = health, info, metrics
         self.gate, self.metrics_token, self.serve_metrics = gate, metrics_token, serve_metrics
+        self.ssh_krl = ssh_krl
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -51,6 +54,8 @@ class WebApp:
             return _json(start_response, "200 OK" if all(state.values()) else "503 Service Unavailable", body)
         if path == "/metrics" and method == "GET" and self.serve_metrics:
             return metrics_response(environ, start_response, self.metrics, self.metrics_token)
+        if path == "/ssh/revoked.krl" and method == "GET" and self.ssh_krl is not None:
+            return krl_response(start_response, self.ssh_krl)
         return _json(start_response, "404 Not Found", {"error": "not found"})
 
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -110,6 +115,20 @@ def metrics_response(
             return [b'{"error": "send Authorization: Bearer <METRICS_TOKEN>"}']
     data = metrics()
     start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def krl_response(start_response: StartResponse, path: Path) -> list[bytes]:
+    """The SSH KRL for hosts' `RevokedKeys` (public data: serials and the CA's public key, no auth needed).
+    It is replaced atomically, so a read sees the old list or the new one, never half of one."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return _json(start_response, "404 Not Found", {"error": "no SSH revocation list yet (no ssh grant revoked)"})
+    except OSError:
+        log.exception("the SSH revocation list is unreadable")
+        return _json(start_response, "503 Service Unavailable", {"error": "the SSH revocation list is unreadable"})
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(data)))])
     return [data]
 
 

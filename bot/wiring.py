@@ -61,7 +61,10 @@ def sync_vault(settings: Settings) -> list[str]:
 
     catalog = load_catalog(settings.jitbot_catalog)
     session = open_vault(settings)
-    return vault_sync(session.client, settings.jitbot_catalog.parent, catalog, credential_kinds(session))
+    kinds = credential_kinds(
+        session, identity_alias_mount=catalog.settings.identity_alias_mount, ssh_krl_path=settings.jitbot_ssh_krl
+    )
+    return vault_sync(session.client, settings.jitbot_catalog.parent, catalog, kinds)
 
 
 def sweep_vault(settings: Settings, now: datetime, max_age: timedelta) -> list[str]:
@@ -196,7 +199,11 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     store = open_store(settings, migrate=True)
     metrics = Metrics()
     vault = open_vault(settings)
-    issuer = MeteredIssuer(credential_kinds(vault, wrap_ttl=wrap_ttl, cli=cli), metrics)
+    kinds = credential_kinds(
+        vault, wrap_ttl=wrap_ttl, cli=cli,
+        identity_alias_mount=catalog.settings.identity_alias_mount, ssh_krl_path=settings.jitbot_ssh_krl,
+    )  # fmt: skip
+    issuer = MeteredIssuer(kinds, metrics)
     timer = SchedulerTimer()
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
     clock = SystemClock()
@@ -211,7 +218,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     web = WebApp(
         app, health, lambda: {"role": runtime.role()}, metrics.render, gate=gate,
         metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
-        serve_metrics=settings.metrics_port is None,
+        serve_metrics=settings.metrics_port is None, ssh_krl=settings.jitbot_ssh_krl,
     )  # fmt: skip
     runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web)
     return runtime

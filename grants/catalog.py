@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 
 from grants.durations import DurationError, parse_duration
 
-SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge", "reviews"})
+SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge", "reviews", "ssh-key"})
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -46,6 +46,8 @@ class Settings(_Strict):
     pending_timeout: Duration = "1h"
     auditors: list[str] = []
     admins: list[str] = []
+    # vault_identity: the auth mount whose entity aliases are named by Slack user IDs (an operator links people once).
+    identity_alias_mount: str = Field(default="slack", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/?$")
 
     _durations = field_validator("pending_timeout")(_check_duration)
 
@@ -356,10 +358,29 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
                 f"{where}: durations must satisfy min_duration <= default_duration <= max_duration "
                 f"(got {scope.min_duration}, {scope.default_duration}, {scope.max_duration})"
             )
+        problems += _kind_problems(where, scope, policy_dir)
         if policy_dir is not None:
             for policy in scope.policies_granted:
                 if not (policy_dir / f"{policy}.hcl").is_file():
                     problems.append(f"{where}.policies: no policy file `{policy}.hcl` beside the catalog")
+    return problems
+
+
+def _kind_problems(where: str, scope: Scope, policy_dir: Path | None) -> list[str]:
+    """What a kind needs beyond its fields' shapes, so that the bot can actually issue it."""
+    problems = []
+    if isinstance(scope, SshScope) and not scope.ssh_role.startswith("jit-"):
+        # The bot's policy may sign only with `jit-*` roles: any other role would be refused at the first grant.
+        problems.append(f"{where}.ssh_role: `{scope.ssh_role}` must start with `jit-` (the bot signs only with jit-* roles)")
+    bot_policy = policy_dir / "jitbot-bot.hcl" if policy_dir is not None else None
+    if isinstance(scope, VaultIdentityScope) and bot_policy is not None and bot_policy.is_file():
+        # The bot's policy pins the exact policy sets identity groups may carry; an unpinned set is refused by Vault.
+        joined = ",".join(scope.policies)
+        if f'"{joined}"' not in bot_policy.read_text(encoding="utf-8"):
+            problems.append(
+                f"{where}.policies: jitbot-bot.hcl does not allow identity groups with `{joined}`; add it to the "
+                '`policies` list of path "identity/group/name/jit-*" there'
+            )
     return problems
 
 

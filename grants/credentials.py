@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -107,6 +107,11 @@ class CredentialKind(Protocol):
         """Write what this kind needs in Vault for the catalog's scopes (roles, reader policies); lines say what changed."""
         ...
 
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        """This kind's credentials that no handle in `active` holds and that would not end by themselves;
+        [] for kinds whose credentials die on their own (TTL, validity)."""
+        ...
+
 
 class CredentialKinds:
     """The registry of kinds; it is itself the core's CredentialIssuer port, dispatching by kind."""
@@ -135,6 +140,9 @@ class CredentialKinds:
 
     def sync(self, catalog: Catalog) -> list[str]:
         return [line for kind in self.kinds.values() for line in kind.sync(catalog)]
+
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        return [handle for kind in self.kinds.values() for handle in kind.orphans(active)]
 
     def healthy(self) -> bool:
         return self._healthy() if self._healthy is not None else True

@@ -79,6 +79,7 @@ class Request:
     extension: PendingExtension | None = None
     review: Review | None = None
     break_glass: bool = False
+    on_behalf_of: str | None = None  # a service subject (`entity:NAME`) the grant is for, asked by the requester
     ended_at: datetime | None = None
     wake_at: datetime | None = None  # the next moment a timer must look at this request
     version: int = 0

@@ -10,7 +10,8 @@ from grants.catalog import Catalog
 from grants.domain import Request, split_decision
 from grants.people import Directory, People
 from grants.ports import Clock, CredentialIssuer, Notifier, Store, Timer
-from grants.usecases import auditing, deciding, extending, queries, requesting, reviewing, timing
+from grants.ssh_keys import SshPublicKey
+from grants.usecases import auditing, deciding, extending, queries, requesting, reviewing, sshkeys, timing
 from grants.usecases.deps import Deps
 
 
@@ -43,8 +44,16 @@ class ElevationService:
 
     # asking ---------------------------------------------------------------------------------------------
 
-    def request(self, requester: str, scope_name: str, duration_text: str | None, reason: str) -> Request:
-        return requesting.request(self.deps, requester, scope_name, duration_text, reason)
+    def request(
+        self, requester: str, scope_name: str, duration_text: str | None, reason: str, on_behalf_of: str | None = None
+    ) -> Request:
+        return requesting.request(self.deps, requester, scope_name, duration_text, reason, on_behalf_of)
+
+    def register_ssh_key(self, user: str, public_key: str) -> SshPublicKey:
+        return sshkeys.register(self.deps, user, public_key)
+
+    def ssh_key(self, user: str) -> SshPublicKey | None:
+        return sshkeys.registered(self.deps, user)
 
     def break_glass(self, requester: str, scope_name: str, duration_text: str | None, reason: str) -> Request:
         return requesting.break_glass(self.deps, requester, scope_name, duration_text, reason)

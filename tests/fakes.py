@@ -42,6 +42,7 @@ class FakeStore:
         self.audit: list[AuditEvent] = []
         self.lock = threading.Lock()
         self.refs: dict[str, list[tuple[str, str, int | None]]] = {}
+        self.ssh_keys: dict[str, str] = {}
 
     def create(self, request: Request, event: AuditEvent) -> None:
         with self.lock:
@@ -117,6 +118,12 @@ class FakeStore:
     def message_refs(self, request_id: str) -> list[tuple[str, str, int | None]]:
         return self.refs.get(request_id, [])
 
+    def ssh_key(self, user: str) -> str | None:
+        return self.ssh_keys.get(user)
+
+    def set_ssh_key(self, user: str, public_key: str, fingerprint: str, at: datetime) -> None:
+        self.ssh_keys[user] = public_key
+
     def healthy(self) -> bool:
         return True
 
@@ -159,6 +166,10 @@ class FakeIssuer:
 
     def sync(self, catalog: Catalog) -> list[str]:
         return []
+
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        held = {handle.id for handle in active}
+        return [CredentialHandle("vault_identity", i) for i in self.live if i not in held and i.startswith("jit-")]
 
     def healthy(self) -> bool:
         return not self.down

@@ -13,7 +13,7 @@ from grants.catalog import load_catalog
 from tests.vault_fixtures import POLICY_DIR
 
 CATALOG = load_catalog(POLICY_DIR / "catalog.toml")
-READ_SCOPES = sorted(name for name in CATALOG.scopes if name.endswith("-read"))
+READ_SCOPES = sorted(name for name, s in CATALOG.scopes.items() if name.endswith("-read") and s.credential == "vault_token")
 WRITE_CAPABILITIES = {"create", "update", "patch", "delete", "sudo"}
 # Paths nobody with a read scope may touch, beyond every path any shipped policy names.
 SENSITIVE = ["sys/policy/jitbot-bot", "sys/policies/acl/jitbot-bot", "auth/token/create", "auth/token/create/jitbot",

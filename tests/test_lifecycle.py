@@ -62,7 +62,8 @@ def test_ended_states_take_nothing_but_refusals_and_reviews() -> None:
             assert event is Event.REJECTED or event in REVIEWS
     assert OPEN.isdisjoint(ENDED) and OPEN | ENDED == set(State)
     assert Event.EXPORTED not in {event for _, event in LIFECYCLE}  # about the trail, never about a request
-    assert TRAIL_EVENTS == {Event.REJECTED, Event.EXPORTED}
+    assert Event.SSH_KEY_REGISTERED not in {event for _, event in LIFECYCLE}  # about a person, never about a request
+    assert TRAIL_EVENTS == {Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED}
 
 
 def test_the_core_cannot_write_a_change_the_table_forbids() -> None:

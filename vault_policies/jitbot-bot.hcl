@@ -100,6 +100,11 @@ path "identity/group/name/jit-*" {
   }
 }
 
+# List group names so reconcile can delete `jit-*` groups no active grant holds (a group has no TTL of its own).
+path "identity/group/name" {
+  capabilities = ["list"]
+}
+
 # Find a requester's entity by its alias (named by the Slack user ID) and a service's entity by name.
 path "identity/lookup/entity" {
   capabilities = ["update"]

@@ -32,7 +32,7 @@ def register(app: App, ctx: BotContext) -> None:
     app.command(ctx.command)(bind(elevate, ctx))
 
 
-SUBCOMMAND_LIST = "list, cancel, revoke, extend, nudge, break-glass, reviews, audit, help"
+SUBCOMMAND_LIST = "list, cancel, revoke, extend, nudge, break-glass, reviews, ssh-key, audit, help"
 
 
 def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, *, ctx: BotContext) -> None:
@@ -60,6 +60,8 @@ def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respo
             say(ack, blocks.review_list(ctx.service.open_reviews(user)))
         elif verb == "audit":
             audit(ack, respond, ctx, client, user, text[len(words[0]) :])
+        elif verb == "ssh-key":
+            ssh_key(ack, ctx, user, text[len(words[0]) :].strip())
         elif verb in ctx.catalog.scopes:
             request(ack, ctx, user, words)
         else:
@@ -78,10 +80,13 @@ def open_form(ack: Ack, ctx: BotContext, client: WebClient, respond: Respond, us
     if not scopes:
         say(ack, ":warning: There is no scope you can request. Ask an admin to add you to a scope's requesters.")
         return
+    # An ssh scope certifies a registered key: the form asks for one when the person could pick such a scope without.
+    ask_key = any(ctx.catalog.scopes[s].credential == "ssh" for s in scopes) and ctx.service.ssh_key(user) is None
     ack()
     try:
         client.views_open(
-            trigger_id=command["trigger_id"], view=blocks.request_modal(ctx.catalog, scopes, command.get("channel_id", ""))
+            trigger_id=command["trigger_id"],
+            view=blocks.request_modal(ctx.catalog, scopes, command.get("channel_id", ""), ask_public_key=ask_key),
         )
     except SLACK_FAILURES as error:
         # Real Slack refuses a trigger older than 3 s (`expired_trigger_id`); the command was acked, so
@@ -92,10 +97,36 @@ def open_form(ack: Ack, ctx: BotContext, client: WebClient, respond: Respond, us
 
 
 def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
+    service = None
+    if len(words) >= 2 and words[1].lower() == "for":
+        # `<scope> for <service> <duration> <reason…>`: a vault_identity grant for a service the scope lists.
+        if len(words) < 3:
+            say(
+                ack,
+                messages.usage_text("Name the service after `for`.", ctx.command, "<scope> for <service> <duration> <reason…>"),
+            )
+            return
+        service, words = words[2], [words[0], *words[3:]]
     scope, duration, reason = split_request(words)
-    created = ctx.service.request(user, scope, duration, reason)
+    created = ctx.service.request(user, scope, duration, reason, on_behalf_of=service)
     text = messages.receipt_text(created, ctx.catalog.scopes[scope], ctx.service.people, ctx.command)
     ack(text=text, blocks=blocks.receipt(text, created), response_type="ephemeral")
+
+
+def ssh_key(ack: Ack, ctx: BotContext, user: str, text: str) -> None:
+    """`ssh-key <public key>` registers it; bare `ssh-key` shows the registered key's fingerprint."""
+    if not text:
+        key = ctx.service.ssh_key(user)
+        if key is None:
+            say(
+                ack,
+                f":key: You have no SSH key registered. Register one: `{ctx.command} ssh-key <the line of your ~/.ssh/id_ed25519.pub>`.",
+            )
+        else:
+            say(ack, f":key: Your registered SSH key: {key.key_type} `{key.fingerprint}`.")
+        return
+    key = ctx.service.register_ssh_key(user, text)
+    say(ack, f":key: Registered your SSH key {key.key_type} `{key.fingerprint}`. SSH scopes certify this key from now on.")
 
 
 def break_glass(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:

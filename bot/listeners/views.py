@@ -36,11 +36,17 @@ def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx:
     selected = (picker.get("value") or picker.get(blocks.SCOPE_SEARCH) or {}).get("selected_option") or {}
     duration = (values.get("duration", {}).get("value", {}).get("value") or "").strip() or None
     reason = values.get("reason", {}).get("value", {}).get("value") or ""
+    public_key = (values.get(blocks.PUBLIC_KEY, {}).get("value", {}).get("value") or "").strip()
     try:
+        if public_key:
+            # Registered first (validated; a private key refused before anything else), then certified by the grant.
+            ctx.service.register_ssh_key(user, public_key)
         created = ctx.service.request(user, selected.get("value", ""), duration, reason)
     except DomainError as error:
         # The form stays open with the message under the field that is wrong.
         field = str(error.context.get("field", "scope"))
+        if field not in values and field not in {block.get("block_id") for block in view.get("blocks") or []}:
+            field = "scope"  # e.g. a key is needed but this form has no key field (it was registered meanwhile)
         ack(response_action="errors", errors={field: clip(messages.error_text(error, ctx.command), VIEW_ERROR)})
         return
     ack()

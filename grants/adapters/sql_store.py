@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, String, cast, create_engine, event, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
-from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow
+from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow, SshKeyRow
 from grants.audit import GENESIS_HASH, AuditQuery, at_text, chained, detail_text
 from grants.credentials import CredentialHandle
 from grants.domain import AlreadyOpen, Approval, AuditEvent, Grant, PendingExtension, Request, Review, State
@@ -83,6 +83,7 @@ def _to_row(request: Request) -> dict[str, Any]:
         "review_due_at": review.due_at if review else None,
         "reviewed_by": review.reviewed_by if review else None,
         "break_glass": request.break_glass,
+        "on_behalf_of": request.on_behalf_of,
         "ended_at": request.ended_at,
         "wake_at": request.wake_at,
         "version": request.version,
@@ -119,6 +120,7 @@ def _from_row(row: Any) -> Request:
         extension=PendingExtension(timedelta(seconds=row.extension_pending_seconds)) if row.extension_pending_seconds else None,
         review=Review(row.review_state, as_utc(row.review_due_at), row.reviewed_by) if row.review_state else None,
         break_glass=row.break_glass,
+        on_behalf_of=row.on_behalf_of,
         ended_at=as_utc(row.ended_at),
         wake_at=as_utc(row.wake_at),
         version=row.version,
@@ -137,6 +139,7 @@ REQUESTS = RequestRow.__table__  # type: ignore[attr-defined]
 AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 HEAD = AuditHeadRow.__table__  # type: ignore[attr-defined]
 REFS = MessageRefRow.__table__  # type: ignore[attr-defined]
+SSH_KEYS = SshKeyRow.__table__  # type: ignore[attr-defined]
 
 
 class SqlStore:
@@ -320,6 +323,18 @@ class SqlStore:
         query = select(REFS.c.channel, REFS.c.ts, REFS.c.step).where(REFS.c.request_id == request_id).order_by(REFS.c.id)
         with self.reader.connect() as connection:
             return [(channel, ts, step) for channel, ts, step in connection.execute(query)]
+
+    def ssh_key(self, user: str) -> str | None:
+        with self.reader.connect() as connection:
+            found = connection.execute(select(SSH_KEYS.c.public_key).where(SSH_KEYS.c.user_id == user)).scalar()
+        return str(found) if found is not None else None
+
+    def set_ssh_key(self, user: str, public_key: str, fingerprint: str, at: datetime) -> None:
+        row = {"public_key": public_key, "fingerprint": fingerprint, "registered_at": at}
+        with self._writing() as connection:
+            # Delete then insert in one transaction: the same on SQLite and PostgreSQL, no upsert dialects.
+            connection.execute(SSH_KEYS.delete().where(SSH_KEYS.c.user_id == user))
+            connection.execute(SSH_KEYS.insert().values(user_id=user, **row))
 
     def chain_head(self) -> tuple[int, str]:
         """The last seq and hash the chain head records (0 and the genesis hash when empty)."""

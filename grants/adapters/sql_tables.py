@@ -40,6 +40,7 @@ class RequestRow(SQLModel, table=True):
     accessor: str | None = Field(default=None, max_length=128)
     revoke_attempts: int = 0
     break_glass: bool = False
+    on_behalf_of: str | None = Field(default=None, max_length=80)  # `entity:NAME` of a service, asked for by the requester
     extensions: int = 0
     extension_pending_seconds: int | None = None
     reminders_sent: int = 0
@@ -98,3 +99,14 @@ class SeenRequestRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)  # a SHA-256 hex digest: no request content is kept
     expires_at: datetime = Field(sa_column=_utc(nullable=False, index=True))
+
+
+class SshKeyRow(SQLModel, table=True):
+    """Each person's registered SSH public key (public data; the fingerprint is what people and the audit see)."""
+
+    __tablename__ = "ssh_keys"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    public_key: str = Field(sa_column=Column(Text, nullable=False))
+    fingerprint: str = Field(max_length=64)
+    registered_at: datetime = Field(sa_column=_utc(nullable=False))

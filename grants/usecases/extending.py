@@ -79,7 +79,7 @@ def apply(deps: Deps, request: Request, added: timedelta, actor: str) -> Request
     old = request.grant.handle
     new_expiry = request.grant.expires_at + added
     try:
-        credential = deps.issuer.extend(old, granting.order_for(request, new_expiry, now), scope)
+        credential = deps.issuer.extend(old, granting.order_of(deps, request, new_expiry, now), scope)
     except CredentialError as exc:
         updated = request.advance(Event.EXTENSION_FAILED, extension=None)
         deps.commit(request, updated, Event.EXTENSION_FAILED, "system", error=str(exc))

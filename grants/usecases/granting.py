@@ -17,9 +17,19 @@ log = logging.getLogger(__name__)
 REVOKE_BACKOFF_MAX = timedelta(minutes=5)
 
 
-def order_for(request: Request, until: datetime, now: datetime) -> IssueOrder:
-    """What the kind must issue: exactly the rest of the approved time, for exactly this request."""
-    return IssueOrder(request_id=request.id, scope=request.scope, requester=request.requester, ttl=until - now, until=until)
+def order_for(request: Request, until: datetime, now: datetime, public_key: str | None = None) -> IssueOrder:
+    """What the kind must issue: exactly the rest of the approved time, for exactly this request (and its service)."""
+    return IssueOrder(
+        request_id=request.id, scope=request.scope, requester=request.requester, ttl=until - now, until=until,
+        on_behalf_of=request.on_behalf_of, public_key=public_key,
+    )  # fmt: skip
+
+
+def order_of(deps: Deps, request: Request, until: datetime, now: datetime) -> IssueOrder:
+    """The order with what the store holds for it: the requester's registered SSH key for ssh scopes."""
+    scope = deps.catalog.scopes.get(request.scope)
+    key = deps.store.ssh_key(request.requester) if scope is not None and scope.credential == "ssh" else None
+    return order_for(request, until, now, key)
 
 
 def issue(deps: Deps, request: Request) -> Request:
@@ -29,7 +39,7 @@ def issue(deps: Deps, request: Request) -> Request:
     try:
         if scope is None:
             raise CredentialError(f"scope `{request.scope}` is no longer in the catalog")
-        credential = deps.issuer.issue(order_for(request, now + request.duration, now), scope)
+        credential = deps.issuer.issue(order_of(deps, request, now + request.duration, now), scope)
     except CredentialError as exc:
         failed = request.advance(Event.ISSUE_FAILED, ended_at=now, review=None)
         if deps.commit(request, failed, Event.ISSUE_FAILED, "system", error=str(exc)):
@@ -71,7 +81,7 @@ def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
             return end(deps, current, event, actor)
         return current if current is not None else request  # ended concurrently: one event only, theirs
     deps.notify(deps.notifier.request_changed, ended)
-    deps.notify(deps.notifier.tell_requester, ended, event, actor=actor)
+    deps.notify(deps.notifier.tell_requester, ended, event, actor=actor, kind=handle.kind)
     return ended
 
 

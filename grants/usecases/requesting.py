@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 from grants import allowances, deadlines, guards, inputs
-from grants.catalog import Scope
+from grants.catalog import Scope, SshScope, VaultIdentityScope
 from grants.domain import (
     AlreadyDecided,
     AlreadyOpen,
@@ -26,17 +26,21 @@ from grants.usecases import granting
 from grants.usecases.deps import Deps
 
 
-def request(deps: Deps, requester: str, scope_name: str, duration_text: str | None, reason: str) -> Request:
+def request(
+    deps: Deps, requester: str, scope_name: str, duration_text: str | None, reason: str, on_behalf_of: str | None = None
+) -> Request:
     scope = deps.scope(scope_name)
     try:
         guards.require_requester(deps.people, scope_name, scope, requester)
     except InvalidRequest:
         deps.reject(requester, "request", "not_a_requester", None, scope=scope_name)  # probing is audited too
         raise
+    subject = checked_service(deps, requester, scope_name, scope, on_behalf_of)
+    require_ssh_key(deps, requester, scope_name, scope)
     duration = inputs.checked_duration(scope_name, scope, duration_text)
     reason = inputs.checked_reason(scope_name, scope, reason)
     refuse_duplicate(deps, requester, scope_name, scope)
-    new = _new(deps, requester, scope_name, scope, duration, reason)
+    new = replace(_new(deps, requester, scope_name, scope, duration, reason), on_behalf_of=subject)
     rule = allowances.auto_rule(deps.people, scope, requester, duration)
     approvers = deps.people.approvers(scope) - {requester}
     create(deps, new, scope, requester, **request_detail(new, scope, approvers))
@@ -59,8 +63,7 @@ def break_glass(deps: Deps, requester: str, scope_name: str, duration_text: str 
         # Trying to bypass approval without the right to is a security refusal: audited.
         deps.reject(requester, "break_glass", "not_break_glass_eligible", None, scope=scope_name)
         raise InvalidRequest(
-            f"Break-glass is not available to you for `{scope_name}`. Use a normal request: "
-            f"`{scope_name} <duration> <reason…>`.",
+            f"Break-glass is not available to you for `{scope_name}`. Use a normal request: `{scope_name} <duration> <reason…>`.",
             field="scope",
         )
     duration = inputs.checked_duration(scope_name, scope, duration_text or glass.max_duration)
@@ -69,6 +72,7 @@ def break_glass(deps: Deps, requester: str, scope_name: str, duration_text: str 
     if not reason.strip():
         raise InvalidRequest("Break-glass always needs a reason: say what is on fire.", field="reason")
     reason = inputs.checked_reason(scope_name, scope, reason)
+    require_ssh_key(deps, requester, scope_name, scope)
     refuse_duplicate(deps, requester, scope_name, scope)
     now = deps.clock.now()
     new = _new(deps, requester, scope_name, scope, duration, reason)
@@ -97,6 +101,36 @@ def create(deps: Deps, new: Request, scope: Scope, requester: str, **detail: Any
         raise
 
 
+def checked_service(deps: Deps, requester: str, scope_name: str, scope: Scope, service: str | None) -> str | None:
+    """The `entity:NAME` a request is on behalf of: only for vault_identity scopes, only a service the scope lists."""
+    if service is None:
+        return None
+    subject = service if service.startswith("entity:") else f"entity:{service}"
+    if not isinstance(scope, VaultIdentityScope) or not scope.on_behalf_of:
+        raise InvalidRequest(
+            f"`{scope_name}` cannot be requested for a service; only vault_identity scopes that list services can. "
+            f"Ask for it for yourself: `{scope_name} <duration> <reason…>`.",
+            field="scope",
+        )
+    if subject not in scope.on_behalf_of:
+        # Naming a service the catalog does not list is an attempt to widen a grant: audited.
+        deps.reject(requester, "request_on_behalf", "service_not_listed", None, scope=scope_name)
+        listed = ", ".join(f"`{s.removeprefix('entity:')}`" for s in scope.on_behalf_of)
+        raise InvalidRequest(f"`{scope_name}` cannot be requested for `{service}`; its services are {listed}.", field="scope")
+    return subject
+
+
+def require_ssh_key(deps: Deps, requester: str, scope_name: str, scope: Scope) -> None:
+    """An ssh scope certifies the requester's registered key: without one there is nothing to sign."""
+    if isinstance(scope, SshScope) and deps.store.ssh_key(requester) is None:
+        raise InvalidRequest(
+            f"`{scope_name}` gives an SSH certificate for your public key, and you have none registered: "
+            f"register it with `{deps.catalog.settings.command} ssh-key <the line of your ~/.ssh/id_ed25519.pub>` "
+            "(or paste it in the request form), then ask again.",
+            field="public_key",
+        )
+
+
 def refuse_duplicate(deps: Deps, requester: str, scope_name: str, scope: Scope) -> None:
     for open_request in deps.store.find(states=OPEN, requester=requester):
         if open_request.scope != scope_name:
@@ -123,7 +157,8 @@ def _new(deps: Deps, requester: str, scope_name: str, scope: Scope, duration: ti
 
 
 def request_detail(request: Request, scope: Scope, approvers: frozenset[str]) -> dict[str, Any]:
-    return {
+    on_behalf = {"on_behalf_of": request.on_behalf_of} if request.on_behalf_of else {}
+    return on_behalf | {
         "duration": format_duration(request.duration),
         "duration_seconds": int(request.duration.total_seconds()),
         "reason": request.reason,

@@ -5,17 +5,21 @@ thing due now, so a late, early or duplicate timer is harmless."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from grants import deadlines
 from grants.allowances import extension_room
 from grants.catalog import Scope
+from grants.credentials import CredentialError
 from grants.domain import Request, Review, State
 from grants.lifecycle import Event
 from grants.usecases import granting
 from grants.usecases.deps import Deps
 
 STUCK_APPROVAL_AFTER = timedelta(seconds=15)
+
+log = logging.getLogger(__name__)
 
 
 def wake(deps: Deps, request_id: str) -> None:
@@ -85,7 +89,7 @@ def _wake_pending(deps: Deps, request: Request, scope: Scope | None, now: dateti
 def reconcile(deps: Deps) -> dict[str, int]:
     """Bring the world in line with the database: the bot may have been down for a while."""
     now = deps.clock.now()
-    counts = {"woken": 0, "retried": 0}
+    counts = {"woken": 0, "retried": 0, "orphans_ended": 0}
     for request in deps.store.due(now):
         deps.arm(request)  # due now: the timer runs it at once, on the timer's workers, never twice
         counts["woken"] += 1
@@ -95,7 +99,32 @@ def reconcile(deps: Deps) -> dict[str, int]:
         if decided_at is not None and now - decided_at >= STUCK_APPROVAL_AFTER:
             granting.issue(deps, request)
             counts["retried"] += 1
+    counts["orphans_ended"] = end_orphans(deps)
     return counts
+
+
+def end_orphans(deps: Deps) -> int:
+    """End credentials that never end by themselves (identity groups) and that no active grant holds."""
+    active = deps.store.find(states=(State.ACTIVE,))
+    try:
+        orphans = deps.issuer.orphans([r.grant.handle for r in active if r.grant is not None])
+    except CredentialError:
+        log.exception("could not list credentials without a grant; the next start-up tries again")
+        return 0
+    ended = 0
+    for handle in orphans:
+        request_id = handle.id.removeprefix("jit-")
+        request = deps.store.get(request_id)
+        if request is not None and request.state is State.APPROVED:
+            continue  # being issued right now (or retried above): its grant is about to hold it
+        try:
+            deps.issuer.revoke(handle, request_id)
+        except CredentialError:
+            log.exception("could not end a credential without a grant", extra={"credential": str(handle)})
+            continue
+        log.warning("ended a credential no active grant held", extra={"credential": str(handle)})
+        ended += 1
+    return ended
 
 
 def arm_due(deps: Deps, horizon: datetime) -> int:

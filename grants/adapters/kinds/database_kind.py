@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import UTC, timedelta
 
 import hvac
@@ -81,6 +82,9 @@ class DatabaseKind:
 
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
         return self._by_accessor.status(handle, request_id)
+
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        return []  # the reader token's TTL ends the login
 
     def sync(self, catalog: Catalog) -> list[str]:
         by_mount: dict[str, dict[str, timedelta]] = defaultdict(dict)

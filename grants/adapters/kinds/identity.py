@@ -140,6 +140,17 @@ def delete_grant_group(client: hvac.Client, request_id: str) -> None:
         raise CredentialError(f"cannot delete the identity group of {request_id}: {describe(exc)}") from None
 
 
+def grant_group_names(client: hvac.Client) -> list[str]:
+    """The names of every `jit-*` group."""
+    try:
+        listed = client.list("identity/group/name") or {}
+    except InvalidPath:
+        return []
+    except BackendError as exc:
+        raise CredentialError(f"cannot list the identity groups: {describe(exc)}") from None
+    return [str(n) for n in (listed.get("data") or {}).get("keys", []) if str(n).startswith(GROUP_PREFIX)]
+
+
 def sweep(client: hvac.Client, now: datetime, max_age: timedelta) -> list[str]:
     """Delete every `jit-*` group past its `expires_at`, or older than `max_age` by its server-set creation time.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC
 
 import hvac
@@ -11,6 +12,7 @@ from grants.adapters.kinds.identity import (
     delete_grant_group,
     extend_grant_group,
     grant_group,
+    grant_group_names,
     group_name,
     requester_entity_id,
     service_entity_id,
@@ -106,6 +108,12 @@ class VaultIdentityKind:
             raise
         except CredentialError:
             return CredentialStatus.UNKNOWN
+
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        """`jit-*` groups no active grant holds: a group has no TTL, so one the bot lost track of (a crash between
+        Vault and the store, a row rewritten) would raise someone's identity forever."""
+        held = {handle.id for handle in active if handle.kind == KIND}
+        return [CredentialHandle(KIND, name) for name in grant_group_names(self._client) if name not in held]
 
     def sync(self, catalog: Catalog) -> list[str]:
         scopes = [name for name, scope in catalog.scopes.items() if isinstance(scope, VaultIdentityScope)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,6 +85,9 @@ class SshKind:
         # A certificate lives until its validity (the core knows the grant's end) unless its serial is in the KRL.
         return CredentialStatus.GONE if handle.id in self._load() else CredentialStatus.ALIVE
 
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        return []  # a certificate ends by itself at its validity
+
     def sync(self, catalog: Catalog) -> list[str]:
         lines = []
         for name, scope in sorted(catalog.scopes.items()):
@@ -92,7 +96,14 @@ class SshKind:
             if scope.ssh_mount != self._mount:
                 lines.append(f"warning: scope {name} uses SSH mount {scope.ssh_mount}; this bot signs with {self._mount} only")
                 continue
-            lines.append(write_ssh_role(self._client, scope.ssh_role, list(scope.principals), scope.max_total, self._mount))
+            try:
+                lines.append(write_ssh_role(self._client, scope.ssh_role, list(scope.principals), scope.max_total, self._mount))
+            except CredentialError as error:
+                if "permission denied" in str(error):
+                    raise  # a token that may not write roles (the bot's own): not a missing mount
+                # The operator owns the SSH CA mount: without it there is nothing to write yet; say so and go on.
+                lines.append(f"warning: scope {name}: {error}; enable the `{self._mount}` SSH mount with its CA, then sync again")
+                return lines
         if lines and not self._krl.exists():
             self._publish(self._load())  # hosts refuse every key while RevokedKeys is missing: serve an empty list
             lines.append(f"ssh KRL {self._krl}: created (empty)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
 import hvac
@@ -172,6 +173,9 @@ class VaultTokenKind:
             raise
         except CredentialError:
             return CredentialStatus.UNKNOWN
+
+    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+        return []  # a token ends by itself at its TTL
 
     def sync(self, catalog: Catalog) -> list[str]:
         return [self._sync_role(name, scope) for name, scope in catalog.scopes.items() if isinstance(scope, VaultTokenScope)]

@@ -4,14 +4,14 @@ Checking first and inserting after let concurrent requests through (20 at once m
 unique index makes the database refuse the second, across threads and replicas alike.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
