@@ -14,14 +14,14 @@ from pathlib import Path
 
 import hvac
 import pytest
-from bot.devkit.harness import LocalBot
-from bot.devkit.openbao import OpenBaoDevServer
-from bot.devkit.slack_client import SignedSlackClient
-from bot.devkit.slack_standin import SlackStandIn
-from bot.devkit.slack_standin import message_text as shown
 from hvac.exceptions import Forbidden, InvalidRequest
 from sqlalchemy import text
 
+from devkit.harness import LocalBot
+from devkit.openbao import OpenBaoDevServer
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn
+from devkit.standin import message_text as shown
 from grants.adapters.kinds.ssh_ca import write_ssh_role
 from tests.conftest import APPROVER, APPROVER_3, BOT_TOKEN, OUTSIDER, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
 from tests.databases import fresh_database
