@@ -108,6 +108,9 @@ class MeteredStore:
     def csv_lines(self, query: AuditQuery) -> Iterator[tuple[str, int]] | None:
         return self.inner.csv_lines(query)
 
+    def audited_credential(self, request_id: str) -> str | None:
+        return self.inner.audited_credential(request_id)
+
     def chain_head(self) -> tuple[int, str]:
         return self.inner.chain_head()
 

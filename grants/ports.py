@@ -69,6 +69,11 @@ class Store(Protocol):
         """The last seq and hash the chain head records (0 and the genesis hash when empty)."""
         ...
 
+    def audited_credential(self, request_id: str) -> str | None:
+        """The credential ID the trail last recorded for this request (`issued` or `extended`): what the
+        hash-chained trail says, as opposed to the request row, which an insider could rewrite."""
+        ...
+
     def ssh_key(self, user: str) -> str | None:
         """The public key line `user` registered for ssh scopes, or None."""
         ...

@@ -109,6 +109,12 @@ class FakeStore:
     def csv_lines(self, query: AuditQuery) -> None:
         return None  # only a database can build CSV lines itself
 
+    def audited_credential(self, request_id: str) -> str | None:
+        for e in reversed(self.audit):
+            if e.request_id == request_id and e.event in ("issued", "extended") and e.detail.get("accessor"):
+                return str(e.detail["accessor"])
+        return None
+
     def chain_head(self) -> tuple[int, str]:
         return (len(self.audit), self.audit[-1].hash or GENESIS_HASH) if self.audit else (0, GENESIS_HASH)
 

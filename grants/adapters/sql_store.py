@@ -336,6 +336,18 @@ class SqlStore:
             connection.execute(SSH_KEYS.delete().where(SSH_KEYS.c.user_id == user))
             connection.execute(SSH_KEYS.insert().values(user_id=user, **row))
 
+    def audited_credential(self, request_id: str) -> str | None:
+        query = (
+            select(AUDIT.c.detail)
+            .where(AUDIT.c.request_id == request_id, AUDIT.c.event.in_([Event.ISSUED.value, Event.EXTENDED.value]))
+            .order_by(AUDIT.c.seq.desc())
+            .limit(1)
+        )
+        with self.reader.connect() as connection:
+            detail = connection.execute(query).scalar()
+        accessor = json.loads(detail).get("accessor") if detail else None
+        return str(accessor) if accessor else None
+
     def chain_head(self) -> tuple[int, str]:
         """The last seq and hash the chain head records (0 and the genesis hash when empty)."""
         with self.reader.connect() as connection:

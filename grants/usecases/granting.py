@@ -63,7 +63,7 @@ def issue(deps: Deps, request: Request) -> Request:
 def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
     """ACTIVE → EXPIRED or REVOKED: revoke first, record after; a failed revoke stays active and is retried."""
     assert request.grant is not None
-    handle = request.grant.handle
+    handle = trusted_handle(deps, request)
     now = deps.clock.now()
     try:
         deps.issuer.revoke(handle, request.id)
@@ -83,6 +83,24 @@ def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
     deps.notify(deps.notifier.request_changed, ended)
     deps.notify(deps.notifier.tell_requester, ended, event, actor=actor, kind=handle.kind)
     return ended
+
+
+def trusted_handle(deps: Deps, request: Request) -> CredentialHandle:
+    """The credential to revoke is the one the hash-chained trail recorded, not whatever the row names now: an
+    insider who swaps the row's accessor must not turn the bot into a revocation oracle for someone else's token
+    (the kind checks the token's own metadata as well)."""
+    assert request.grant is not None
+    row = request.grant.handle
+    audited = deps.store.audited_credential(request.id)
+    if audited is None or audited == row.id:
+        return row
+    deps.record(request, Event.REJECTED, "system", action="revoke", rule="credential_mismatch", row=row.id, audited=audited)
+    deps.notify(
+        deps.notifier.alert,
+        f"{request.id}: the database names credential {row.id} but the audit trail recorded {audited}; "
+        "revoking the recorded one. Someone changed the requests table: investigate.",
+    )
+    return CredentialHandle(row.kind, audited)
 
 
 def revoke_failed(deps: Deps, request: Request, actor: str, exc: CredentialError) -> Request:
