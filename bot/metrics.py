@@ -96,6 +96,9 @@ class MeteredStore:
     def due(self, horizon: datetime) -> list[Request]:
         return self.inner.due(horizon)
 
+    def count_requests(self, requester: str, since: datetime) -> int:
+        return self.inner.count_requests(requester, since)
+
     def open_reviews(self) -> list[Request]:
         return self.inner.open_reviews()
 

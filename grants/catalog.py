@@ -48,8 +48,12 @@ class Settings(_Strict):
     admins: list[str] = []
     # vault_identity: the auth mount whose entity aliases are named by Slack user IDs (an operator links people once).
     identity_alias_mount: str = Field(default="slack", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/?$")
+    # A person's budget of new requests (break-glass included) per window: 40 request-and-cancel cycles a
+    # minute would otherwise put 80 posts in front of the approvers.
+    request_budget: int = Field(default=10, ge=1)
+    request_window: Duration = "10m"
 
-    _durations = field_validator("pending_timeout")(_check_duration)
+    _durations = field_validator("pending_timeout", "request_window")(_check_duration)
 
     @field_validator("command")
     @classmethod

@@ -45,6 +45,10 @@ class Store(Protocol):
         """Requests whose `wake_at` comes before `horizon`, soonest first."""
         ...
 
+    def count_requests(self, requester: str, since: datetime) -> int:
+        """How many requests (of any state) this person made since `since`."""
+        ...
+
     def open_reviews(self) -> list[Request]:
         """Break-glass grants whose post-hoc review is still open."""
         ...

@@ -121,6 +121,10 @@ class ElevationService:
 
     # the audit trail -----------------------------------------------------------------------------------------
 
+    def flush_refusals(self) -> int:
+        """Write the counts of refusal bursts that have ended (every replica, about once a second)."""
+        return self.deps.flush_refusals()
+
     def refuse(self, actor: str, action: str, rule: str) -> None:
         """Audit a refusal made at the edge (a replayed body, another workspace): the trail keeps one writer."""
         self.deps.reject(actor, action, rule, None)

@@ -39,6 +39,7 @@ class TimeKeeper:
         self._last_full: datetime | None = None
 
     def tick(self) -> None:
+        self.service.flush_refusals()  # every replica counts its own refusal bursts
         if not self.leader:
             if not self.lock.acquire():
                 return

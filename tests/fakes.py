@@ -79,6 +79,9 @@ class FakeStore:
             (r for r in self.requests.values() if r.wake_at is not None and r.wake_at <= horizon), key=lambda r: r.wake_at
         )
 
+    def count_requests(self, requester: str, since: datetime) -> int:
+        return sum(1 for r in self.requests.values() if r.requester == requester and r.created_at >= since)
+
     def open_reviews(self) -> list[Request]:
         return [r for r in self.requests.values() if r.review_state == "open"]
 

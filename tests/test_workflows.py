@@ -325,3 +325,24 @@ def test_a_decision_names_what_it_was_shown_for_and_a_stale_one_is_refused_and_a
     assert service.approve(f"{r.id}:e1", LEAD2).duration == timedelta(minutes=40)
     with pytest.raises(AlreadyDecided):  # the same (now decided) button again: already decided, not "out of date"
         service.approve(f"{r.id}:e1", LEAD2)
+
+
+def test_a_person_has_a_budget_of_new_requests_and_a_burst_of_refusals_is_audited_once_then_counted(w):
+    service, store, clock = w.service, w.store, w.clock
+    for n in range(10):  # the default budget: 10 per 10m
+        r = service.request(REQ, "db", "10m", f"INC-{n}")
+        service.cancel(r.id, REQ)
+    for _ in range(6):
+        with pytest.raises(InvalidRequest, match="that is the limit"):
+            service.request(REQ, "db", "10m", "INC-again")
+    with pytest.raises(InvalidRequest, match="that is the limit"):
+        service.break_glass(REQ, "db", "10m", "INC-fire")  # break-glass counts against the same budget
+    limited = [e for e in store.audit if e.event == "rejected"]
+    assert len(limited) == 1 and limited[0].detail["rule"] == "rate_limited" and limited[0].actor == REQ
+    assert len(store.requests) == 10 and w.notifier.kinds().count("opened") == 10
+    clock.advance(timedelta(minutes=2))
+    assert service.flush_refusals() == 1
+    summary = store.audit[-1]
+    assert (summary.event, summary.detail["rule"], summary.detail["repeated"]) == ("rejected", "rate_limited", 6)
+    clock.advance(timedelta(minutes=9))  # the window slid past the first requests
+    assert service.request(REQ, "db", "10m", "INC-later").state is State.PENDING

@@ -217,6 +217,11 @@ class SqlStore:
     def due(self, horizon: datetime) -> list[Request]:
         return self._requests(select(REQUESTS).where(REQUESTS.c.wake_at <= horizon).order_by(REQUESTS.c.wake_at))
 
+    def count_requests(self, requester: str, since: datetime) -> int:
+        query = select(func.count()).where(REQUESTS.c.requester == requester, REQUESTS.c.created_at >= since)
+        with self.reader.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     def open_reviews(self) -> list[Request]:
         return self._requests(select(REQUESTS).where(REQUESTS.c.review_state == "open").order_by(REQUESTS.c.created_at))
 

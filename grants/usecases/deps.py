@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from grants import deadlines, inputs
+from grants.bursts import Bursts
 from grants.catalog import Catalog, Scope
 from grants.domain import AuditEvent, IllegalTransition, NotAllowed, NotFound, Request
 from grants.lifecycle import TRAIL_EVENTS, Event, next_state
@@ -17,6 +18,10 @@ from grants.ports import Clock, CredentialIssuer, Notifier, Store, Timer
 from grants.steps import current_step
 
 log = logging.getLogger(__name__)
+
+# Refusals that a person can repeat at will without anything being at stake: the first of a burst is audited,
+# the rest counted. Security refusals (not an approver, self-approval, stale decisions, replays) are each audited.
+COALESCED = frozenset({"rate_limited"})
 
 
 @dataclass
@@ -31,9 +36,11 @@ class Deps:
     clock: Clock
     directory: Directory | None = None
     people: People = field(init=False)
+    bursts: Bursts = field(init=False)
 
     def __post_init__(self) -> None:
         self.people = People(self.catalog, self.directory)
+        self.bursts = Bursts()
 
     # reading ---------------------------------------------------------------------------------------
 
@@ -85,6 +92,8 @@ class Deps:
         self.store.record(self.event(event, request, actor, **detail))
 
     def reject(self, actor: str, action: str, rule: str, request: Request | None, scope: str | None = None) -> None:
+        if rule in COALESCED and not self.bursts.first((actor, rule), self.clock.now()):
+            return  # counted: the burst's count is written when it ends (flush_refusals)
         detail = {"action": action, "rule": rule}
         if request is None:
             self.store.record(
@@ -92,6 +101,14 @@ class Deps:
             )
         else:
             self.record(request, Event.REJECTED, actor, **detail)
+
+    def flush_refusals(self) -> int:
+        """Write one event per ended burst of coalesced refusals, with how many repeats it had."""
+        ended = self.bursts.ended(self.clock.now())
+        for (actor, rule), burst in ended:
+            detail = {"action": "repeated", "rule": rule, "repeated": burst.repeated, "since": burst.first_at.isoformat()}
+            self.store.record(AuditEvent(event=Event.REJECTED, at=self.clock.now(), actor=actor, subject=actor, detail=detail))
+        return len(ended)
 
     def guard(self, request: Request, actor: str, action: str, check: Callable[[], None]) -> None:
         """Run a security check; a refusal is audited (actor = who tried) before it reaches the person."""

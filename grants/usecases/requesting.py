@@ -20,7 +20,7 @@ from grants.domain import (
     State,
     new_request_id,
 )
-from grants.durations import format_duration
+from grants.durations import format_duration, parse_duration
 from grants.lifecycle import OPEN, Event
 from grants.usecases import granting
 from grants.usecases.deps import Deps
@@ -35,6 +35,7 @@ def request(
     except InvalidRequest:
         deps.reject(requester, "request", "not_a_requester", None, scope=scope_name)  # probing is audited too
         raise
+    require_budget(deps, requester, scope_name)
     subject = checked_service(deps, requester, scope_name, scope, on_behalf_of)
     require_ssh_key(deps, requester, scope_name, scope)
     duration = inputs.checked_duration(scope_name, scope, duration_text)
@@ -66,6 +67,7 @@ def break_glass(deps: Deps, requester: str, scope_name: str, duration_text: str 
             f"Break-glass is not available to you for `{scope_name}`. Use a normal request: `{scope_name} <duration> <reason…>`.",
             field="scope",
         )
+    require_budget(deps, requester, scope_name)
     duration = inputs.checked_duration(scope_name, scope, duration_text or glass.max_duration)
     if duration > glass.max:
         raise InvalidRequest(f"Break-glass on `{scope_name}` is capped at {glass.max_duration}.", field="duration")
@@ -99,6 +101,19 @@ def create(deps: Deps, new: Request, scope: Scope, requester: str, **detail: Any
         # A concurrent twin got in first (the database refused ours): answer as if we had seen it before.
         refuse_duplicate(deps, requester, new.scope, scope)
         raise
+
+
+def require_budget(deps: Deps, requester: str, scope_name: str) -> None:
+    """A per-person budget of new requests: nobody can flood the approvers by asking and cancelling in a loop."""
+    settings = deps.catalog.settings
+    window = parse_duration(settings.request_window)
+    if deps.store.count_requests(requester, deps.clock.now() - window) >= settings.request_budget:
+        deps.reject(requester, "request", "rate_limited", None, scope=scope_name)
+        raise InvalidRequest(
+            f"You have asked for access {settings.request_budget} times in the last {settings.request_window}; "
+            "that is the limit. Use what you asked for, or wait a few minutes and ask again.",
+            field="scope",
+        )
 
 
 def checked_service(deps: Deps, requester: str, scope_name: str, scope: Scope, service: str | None) -> str | None:
