@@ -132,12 +132,14 @@ def receipt_text(request: Request, scope: Scope, people: People, command: str) -
 
 
 def break_glass_text(request: Request, alert_channel: str) -> str:
-    if request.state is not State.ACTIVE:
+    """The break-glass answer, given before Vault is called: issuing follows, and a failure comes by DM."""
+    if request.state not in (State.APPROVED, State.ACTIVE):
         return f":x: Break-glass {request.id} for `{request.scope}`: {request.state}; nothing was issued."
-    told = "The approvers and the alert channel were told" if alert_channel else "The approvers were told"
+    told = "The approvers and the alert channel are told" if alert_channel else "The approvers are told"
+    until = request.expires_at or request.created_at + request.duration
     return (
-        f":rotating_light: Break-glass {request.id}: `{request.scope}` is yours until {when(request.expires_at)}; "
-        f"the credential comes by DM. {told}, and an approver will review it."
+        f":rotating_light: Break-glass {request.id}: `{request.scope}` is yours until {when(until)}; the credential "
+        f"is being issued and comes by DM (if Vault refuses, the DM says so). {told}, and an approver will review it."
     )
 
 

@@ -11,7 +11,7 @@ from grants.domain import Request, split_decision
 from grants.people import Directory, People
 from grants.ports import Clock, CredentialIssuer, Notifier, Store, Timer
 from grants.ssh_keys import SshPublicKey
-from grants.usecases import auditing, deciding, extending, queries, requesting, reviewing, sshkeys, timing
+from grants.usecases import auditing, deciding, extending, granting, queries, requesting, reviewing, sshkeys, timing
 from grants.usecases.deps import Deps
 
 
@@ -45,9 +45,15 @@ class ElevationService:
     # asking ---------------------------------------------------------------------------------------------
 
     def request(
-        self, requester: str, scope_name: str, duration_text: str | None, reason: str, on_behalf_of: str | None = None
+        self,
+        requester: str,
+        scope_name: str,
+        duration_text: str | None,
+        reason: str,
+        on_behalf_of: str | None = None,
+        defer_issue: bool = False,
     ) -> Request:
-        return requesting.request(self.deps, requester, scope_name, duration_text, reason, on_behalf_of)
+        return requesting.request(self.deps, requester, scope_name, duration_text, reason, on_behalf_of, defer_issue)
 
     def register_ssh_key(self, user: str, public_key: str) -> SshPublicKey:
         return sshkeys.register(self.deps, user, public_key)
@@ -55,8 +61,14 @@ class ElevationService:
     def ssh_key(self, user: str) -> SshPublicKey | None:
         return sshkeys.registered(self.deps, user)
 
-    def break_glass(self, requester: str, scope_name: str, duration_text: str | None, reason: str) -> Request:
-        return requesting.break_glass(self.deps, requester, scope_name, duration_text, reason)
+    def break_glass(
+        self, requester: str, scope_name: str, duration_text: str | None, reason: str, defer_issue: bool = False
+    ) -> Request:
+        return requesting.break_glass(self.deps, requester, scope_name, duration_text, reason, defer_issue)
+
+    def issue_approved(self, request_id: str) -> Request:
+        """Issue what was approved but deferred (auto-approval, break-glass) once Slack has been answered."""
+        return granting.issue_approved(self.deps, self.deps.load(request_id))
 
     def extend(self, request_id: str, actor: str, duration_text: str | None = None) -> Request:
         return extending.extend(self.deps, request_id, actor, duration_text)

@@ -16,7 +16,7 @@ from bot.context import BotContext
 from bot.listeners import bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
 from grants.audit import AuditQuery, parse_time
-from grants.domain import DomainError, ExtensionOffered
+from grants.domain import DomainError, ExtensionOffered, State
 from grants.durations import looks_like_duration
 from grants.text import refused_character, require_plain_message
 
@@ -108,9 +108,12 @@ def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
             return
         service, words = words[2], [words[0], *words[3:]]
     scope, duration, reason = split_request(words)
-    created = ctx.service.request(user, scope, duration, reason, on_behalf_of=service)
+    # An auto-approved request is acknowledged first and issued after: Slack's 3 s must never wait on Vault.
+    created = ctx.service.request(user, scope, duration, reason, on_behalf_of=service, defer_issue=True)
     text = messages.receipt_text(created, ctx.catalog.scopes[scope], ctx.service.people, ctx.command)
     ack(text=text, blocks=blocks.receipt(text, created), response_type="ephemeral")
+    if created.state is State.APPROVED:
+        ctx.later(ctx.service.issue_approved, created.id)
 
 
 def ssh_key(ack: Ack, ctx: BotContext, user: str, text: str) -> None:
@@ -134,8 +137,11 @@ def break_glass(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
         say(ack, messages.usage_text("Name the scope.", ctx.command, "break-glass <scope> [duration] <reason…>"))
         return
     scope, duration, reason = split_request(words)
-    granted = ctx.service.break_glass(user, scope, duration, reason)
-    say(ack, messages.break_glass_text(granted, ctx.catalog.settings.alert_channel))
+    # Acknowledged before Vault is called: with Vault slow, Slack would otherwise tell the person the command
+    # failed while the grant exists and the approvers were alerted.
+    approved = ctx.service.break_glass(user, scope, duration, reason, defer_issue=True)
+    say(ack, messages.break_glass_text(approved, ctx.catalog.settings.alert_channel))
+    ctx.later(ctx.service.issue_approved, approved.id)
 
 
 def split_request(words: list[str]) -> tuple[str, str | None, str]:

@@ -11,7 +11,7 @@ from bot.context import BotContext
 from bot.listeners import bind
 from bot.listeners.actions import REQUEST_ID
 from bot.slack_limits import VIEW_ERROR, clip
-from grants.domain import DomainError, NotFound
+from grants.domain import DomainError, NotFound, State
 from grants.text import refused_character, require_plain_message
 
 
@@ -41,7 +41,7 @@ def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx:
         if public_key:
             # Registered first (validated; a private key refused before anything else), then certified by the grant.
             ctx.service.register_ssh_key(user, public_key)
-        created = ctx.service.request(user, selected.get("value", ""), duration, reason)
+        created = ctx.service.request(user, selected.get("value", ""), duration, reason, defer_issue=True)
     except DomainError as error:
         # The form stays open with the message under the field that is wrong.
         field = str(error.context.get("field", "scope"))
@@ -49,7 +49,9 @@ def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx:
             field = "scope"  # e.g. a key is needed but this form has no key field (it was registered meanwhile)
         ack(response_action="errors", errors={field: clip(messages.error_text(error, ctx.command), VIEW_ERROR)})
         return
-    ack()
+    ack()  # before Vault: an auto-approved request is issued after the form has closed
+    if created.state is State.APPROVED:
+        ctx.later(ctx.service.issue_approved, created.id)
     text = messages.receipt_text(created, ctx.catalog.scopes[created.scope], ctx.service.people, ctx.command)
     ctx.notifier.dm(user, text, blocks.receipt(text, created))
 

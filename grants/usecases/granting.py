@@ -60,6 +60,21 @@ def issue(deps: Deps, request: Request) -> Request:
     return active
 
 
+def issue_approved(deps: Deps, request: Request) -> Request:
+    """Issue an approved request; for break-glass, tell the approvers and the alert channel loudly once it exists."""
+    active = issue(deps, request)
+    scope = deps.catalog.scopes.get(request.scope)
+    if active.state is State.ACTIVE and active.break_glass and scope is not None and scope.break_glass is not None:
+        glass = scope.break_glass
+        deps.notify(deps.notifier.approvers_notice, active, deps.people.approvers(scope) - {active.requester}, "break_glass")
+        deps.notify(
+            deps.notifier.alert,
+            f"BREAK-GLASS {active.id}: <@{active.requester}> took `{active.scope}` for {format_duration(active.duration)} "
+            f"without approval. An approver must review it within {glass.review_within}.",
+        )
+    return active
+
+
 def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
     """ACTIVE → EXPIRED or REVOKED: revoke first, record after; a failed revoke stays active and is retried."""
     assert request.grant is not None

@@ -27,8 +27,16 @@ from grants.usecases.deps import Deps
 
 
 def request(
-    deps: Deps, requester: str, scope_name: str, duration_text: str | None, reason: str, on_behalf_of: str | None = None
+    deps: Deps,
+    requester: str,
+    scope_name: str,
+    duration_text: str | None,
+    reason: str,
+    on_behalf_of: str | None = None,
+    defer_issue: bool = False,
 ) -> Request:
+    """A new request, offered to the first step's approvers; one a catalog rule auto-approves is issued at once,
+    or (`defer_issue`) left APPROVED for `granting.issue_approved` so that Slack is acknowledged before Vault."""
     scope = deps.scope(scope_name)
     try:
         guards.require_requester(deps.people, scope_name, scope, requester)
@@ -50,14 +58,17 @@ def request(
         approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=deps.clock.now()))
         deps.commit(new, approved, Event.APPROVED, "system", auto_approve=rule.name or "auto_approve", approvers=[])
         deps.notify(deps.notifier.tell_requester, approved, "auto_approved", rule=rule.name)
-        return granting.issue(deps, approved)
+        return approved if defer_issue else granting.issue_approved(deps, approved)
     first_step = scope.steps[0]
     deps.notify(deps.notifier.request_opened, new, deps.people.step_approvers(first_step, scope, False) - {requester})
     return new
 
 
-def break_glass(deps: Deps, requester: str, scope_name: str, duration_text: str | None, reason: str) -> Request:
-    """Issue at once for people the catalog allows; approvers are told loudly and must review afterwards."""
+def break_glass(
+    deps: Deps, requester: str, scope_name: str, duration_text: str | None, reason: str, defer_issue: bool = False
+) -> Request:
+    """Issue at once for people the catalog allows; approvers are told loudly and must review afterwards.
+    With `defer_issue` the request is left APPROVED for `granting.issue_approved`, so Slack is answered first."""
     scope = deps.scope(scope_name)
     glass = scope.break_glass
     if glass is None or not deps.people.in_rule(glass.requesters, requester):
@@ -83,15 +94,7 @@ def break_glass(deps: Deps, requester: str, scope_name: str, duration_text: str 
     create(deps, new, scope, requester, break_glass=True, **request_detail(new, scope, approvers))
     approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=now))
     deps.commit(new, approved, Event.APPROVED, "system", break_glass=True, review_within=glass.review_within)
-    active = granting.issue(deps, approved)
-    if active.state is State.ACTIVE:
-        deps.notify(deps.notifier.approvers_notice, active, approvers, "break_glass")
-        deps.notify(
-            deps.notifier.alert,
-            f"BREAK-GLASS {active.id}: <@{requester}> took `{scope_name}` for {format_duration(duration)} "
-            f"without approval. An approver must review it within {glass.review_within}.",
-        )
-    return active
+    return approved if defer_issue else granting.issue_approved(deps, approved)
 
 
 def create(deps: Deps, new: Request, scope: Scope, requester: str, **detail: Any) -> None:

@@ -97,7 +97,7 @@ def reconcile(deps: Deps) -> dict[str, int]:
         # An approval older than this was interrupted between the decision and Vault.
         decided_at = request.approval.decided_at
         if decided_at is not None and now - decided_at >= STUCK_APPROVAL_AFTER:
-            granting.issue(deps, request)
+            granting.issue_approved(deps, request)
             counts["retried"] += 1
     counts["orphans_ended"] = end_orphans(deps)
     return counts

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot import blocks
 from bot.context import BotContext
 from bot.listeners import actions, commands, events, views
+from grants.catalog import parse_catalog
+from grants.domain import State
 from grants.service import ElevationService
-from tests.catalogs import APPROVER_1, OUTSIDER, REQUESTER, make_catalog
+from tests.catalogs import APPROVER_1, OUTSIDER, REQUESTER, catalog_data, make_catalog
 from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer
 from tests.slack_payloads import check_view, raw_angle_brackets
 
@@ -179,3 +183,42 @@ def test_bolt_sees_the_listener_arguments_and_never_ctx():
     bound = bind(commands.elevate, context())
     assert get_arg_names_of_callable(bound) == ["ack", "command", "client", "respond"]
     assert get_name_for_callable(bound) == "elevate", "log lines name the listener"
+
+
+class SlowVault(FakeIssuer):
+    """Vault that answers only when the test lets it: proves who waits for whom."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.called = threading.Event()
+
+    def issue(self, order, scope):  # type: ignore[no-untyped-def]
+        self.called.set()
+        assert self.release.wait(10), "the test never released Vault"
+        return super().issue(order, scope)
+
+
+def slow_context() -> tuple[BotContext, SlowVault, FakeStore]:
+    clock, vault, store = FakeClock(), SlowVault(), FakeStore()
+    data = catalog_data()
+    data["groups"]["oncall"] = [REQUESTER]
+    data["scopes"]["payments-read"]["break_glass"] = {"requesters": ["group:oncall"], "max_duration": "30m"}
+    data["scopes"]["payments-read"]["auto_approve"] = [{"name": "me", "requesters": [REQUESTER], "max_duration": "10m"}]
+    service = ElevationService(parse_catalog(data), store, vault, FakeNotifier(), FakeTimer(clock), clock)
+    ctx = BotContext(service=service, catalog=service.catalog, notifier=FakeSlackNotifier())  # type: ignore[arg-type]
+    return ctx, vault, store
+
+
+@pytest.mark.parametrize("text", ["payments-read 5m INC-1 auto", "break-glass payments-read 5m INC-2 fire"])
+def test_auto_approval_and_break_glass_answer_slack_before_vault_is_called(text: str):
+    ctx, vault, store = slow_context()
+    ack, _ = slash(ctx, text)  # returns although Vault has not answered: the ack never waits on it
+    (answer,) = ack.calls
+    assert "JIT-" in answer["text"] and ("approved automatically" in answer["text"] or "being issued" in answer["text"])
+    assert vault.called.wait(5)  # issuing goes on after the ack, on the post-ack workers
+    (request,) = store.requests.values()
+    assert request.state is State.APPROVED
+    vault.release.set()
+    ctx.work.shutdown(wait=True)
+    assert store.get(request.id).state is State.ACTIVE and len(vault.live) == 1
