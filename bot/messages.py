@@ -166,7 +166,7 @@ def credential_text(request: Request, delivery: Delivery) -> str:
     else:
         how = ""
     lines = [
-        f":key: {request.id}: {how}your `{request.scope}` credential ({delivery.summary}) is ready. "
+        f":key: {request.id}: {how}your `{request.scope}` credential is ready: {delivery.summary}. "
         f"It lives until {when(request.expires_at)} ({format_duration(request.duration)} in all).",
         *delivery.lines,
     ]
