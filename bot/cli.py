@@ -150,16 +150,34 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from bot.wiring import open_audit
+    from datetime import UTC, datetime
+
+    from bot.wiring import open_anchor, open_audit
+    from grants.credentials import CredentialError
     from grants.usecases.auditing import verify_trail
 
-    store, _ = open_audit(load_settings())
-    verdict = verify_trail(store)
-    if verdict.intact:
-        print(f"audit trail intact: {verdict.count} events verified")
-        return 0
-    print(f"audit trail BROKEN at event seq {verdict.broken_seq}: {verdict.why} ({verdict.count} events before it verified)")
-    return 1
+    settings = load_settings()
+    store, _ = open_audit(settings)
+    try:
+        anchor = open_anchor(settings)
+        verdict = verify_trail(store, anchor)
+    except CredentialError as error:
+        print(f"jitbot: {error}; the chain cannot be checked against its anchor", file=sys.stderr)
+        return 2
+    if not verdict.intact:
+        print(f"audit trail BROKEN at event seq {verdict.broken_seq}: {verdict.why} ({verdict.count} events before it verified)")
+        return 1
+    print(f"audit trail intact: {verdict.count} events verified")
+    if verdict.anchor is not None:
+        age = (datetime.now(UTC) - verdict.anchor.at).total_seconds()
+        print(f"anchor: seq {verdict.anchor.seq} written to Vault {age:.0f}s ago matches; the {verdict.count - verdict.anchor.seq} "
+              "newer event(s) are covered by the chain and its head only")  # fmt: skip
+    elif anchor is None:
+        print("anchor: not checked (VAULT_ADDR is not set): deleting the newest events together with the chain head, "
+              "or rewriting and re-hashing the whole trail, would go unnoticed")  # fmt: skip
+    else:
+        print("anchor: none written yet (the bot writes one every second while it runs)")
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

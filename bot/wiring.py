@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from grants.adapters.scheduler_timer import SchedulerTimer
     from grants.adapters.vault_client import VaultSession
     from grants.catalog import Catalog
+    from grants.ports import AuditAnchor
     from grants.service import ElevationService
     from grants.timekeeper import TimeKeeper
 
@@ -53,6 +54,15 @@ def migrate_engine(engine: object) -> None:
 def open_audit(settings: Settings) -> tuple[SqlStore, SystemClock]:
     """The store and clock the audit commands need, and nothing else."""
     return open_store(settings), SystemClock()
+
+
+def open_anchor(settings: Settings, vault: VaultSession | None = None) -> AuditAnchor | None:
+    """The audit chain's anchor in Vault, when Vault is configured (`jitbot audit verify` may run without it)."""
+    from grants.adapters.vault_anchor import VaultAnchor
+
+    if vault is None and settings.vault_addr is None:
+        return None
+    return VaultAnchor((vault or open_vault(settings)).client, settings.jitbot_audit_anchor)
 
 
 def sync_vault(settings: Settings) -> list[str]:
@@ -207,7 +217,10 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     timer = SchedulerTimer()
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
     clock = SystemClock()
-    service = ElevationService(catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client))
+    anchor = open_anchor(settings, vault)
+    service = ElevationService(
+        catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
+    )
     timer.on_due = service.wake  # timers only wake the service; the database says what is due
     notifier.home = home.renderer(service)
     timekeeper = TimeKeeper(service, leader_lock(store.engine), timer, clock)

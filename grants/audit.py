@@ -6,7 +6,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -58,17 +58,30 @@ def chained(event: AuditEvent, seq: int, prev_hash: str) -> AuditEvent:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """The chain head as written outside the database, with the time the outside store says it was written."""
+
+    seq: int
+    hash: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Verdict:
     intact: bool
     count: int
     broken_seq: int | None = None
     why: str = ""
     last_hash: str = GENESIS_HASH
+    anchor: Anchor | None = None  # the anchor checked against, if any
+    hashes: dict[int, str] = field(default_factory=dict, repr=False)  # the hash at the seqs asked for
 
 
-def verify(events: Iterable[AuditEvent]) -> Verdict:
-    """Recompute the chain from the genesis; report the first event that does not fit."""
+def verify(events: Iterable[AuditEvent], keep: frozenset[int] = frozenset()) -> Verdict:
+    """Recompute the chain from the genesis; report the first event that does not fit. The hashes of the
+    events numbered in `keep` are handed back (to compare with an anchor)."""
     prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
+    kept: dict[int, str] = {}
     for event in events:
         if event.seq != expected_seq:
             return Verdict(False, count, event.seq, f"sequence gap: expected {expected_seq}, found {event.seq}")
@@ -76,8 +89,10 @@ def verify(events: Iterable[AuditEvent]) -> Verdict:
             return Verdict(False, count, event.seq, "prev_hash does not match the previous event's hash")
         if event.hash != event_hash(prev_hash, event):
             return Verdict(False, count, event.seq, "hash does not match the event's contents")
+        if event.seq in keep:
+            kept[event.seq] = event.hash
         prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
-    return Verdict(True, count, last_hash=prev_hash)
+    return Verdict(True, count, last_hash=prev_hash, hashes=kept)
 
 
 def at_text(value: datetime | str) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from grants.audit import AuditQuery
+from grants.audit import Anchor, AuditQuery
 from grants.catalog import Catalog, Scope
 from grants.credentials import CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
 from grants.domain import AuditEvent, Request, State
@@ -131,6 +131,16 @@ class Notifier(Protocol):
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None: ...
 
     def alert(self, text: str) -> None: ...
+
+
+class AuditAnchor(Protocol):
+    """Somewhere outside the database that remembers the chain head: the bot may write it, not delete it."""
+
+    def write(self, seq: int, hash_: str) -> None: ...
+
+    def latest(self) -> Anchor | None:
+        """The newest anchor, timed by the outside store's own clock; None when none was ever written."""
+        ...
 
 
 class LeaderLock(Protocol):

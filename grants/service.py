@@ -9,7 +9,7 @@ from grants.audit import AuditQuery, Verdict
 from grants.catalog import Catalog
 from grants.domain import Request, split_decision
 from grants.people import Directory, People
-from grants.ports import Clock, CredentialIssuer, Notifier, Store, Timer
+from grants.ports import AuditAnchor, Clock, CredentialIssuer, Notifier, Store, Timer
 from grants.ssh_keys import SshPublicKey
 from grants.usecases import auditing, deciding, extending, granting, queries, requesting, reviewing, sshkeys, timing
 from grants.usecases.deps import Deps
@@ -27,8 +27,10 @@ class ElevationService:
         timer: Timer,
         clock: Clock,
         directory: Directory | None = None,
+        anchor: AuditAnchor | None = None,
     ):
-        self.deps = Deps(catalog, store, issuer, notifier, timer, clock, directory)
+        self.deps = Deps(catalog, store, issuer, notifier, timer, clock, directory, anchor)
+        self._anchored = 0
 
     @property
     def catalog(self) -> Catalog:
@@ -149,4 +151,9 @@ class ElevationService:
         return auditing.export(self.deps.store, self.deps.clock, actor, query, out, fmt, **context)
 
     def verify(self) -> Verdict:
-        return auditing.verify_trail(self.deps.store)
+        return auditing.verify_trail(self.deps.store, self.deps.anchor)
+
+    def anchor_chain(self) -> None:
+        """The leader writes the chain head outside the database whenever it moved (about every second)."""
+        if self.deps.anchor is not None:
+            self._anchored = auditing.anchor_chain(self.deps.store, self.deps.anchor, self._anchored)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import SqlStore, make_engine
+from grants.adapters.sql_store import HEAD, SqlStore, make_engine
 from grants.audit import AuditQuery, verify
 from grants.credentials import CredentialHandle
 from grants.domain import Approval, AuditEvent, Event, Grant, PendingExtension, Request, Review, State
@@ -139,3 +139,17 @@ def test_export_fast_paths_match_the_generic_writer(store, fmt):
         got = io.StringIO()
         count = export_trail(store, FakeClock(T0 + timedelta(days=3)), "system", query, got, fmt)
         assert got.getvalue() == expected.getvalue() and count == len(expected.getvalue().splitlines()) - (fmt == "csv")
+
+
+def test_appends_go_on_after_the_chain_head_row_was_deleted(store):
+    """Deleting audit_head by hand must not make every later append fail (it used to: UNIQUE on seq)."""
+    a = make_request()
+    store.create(a, event("requested", a))
+    store.record(AuditEvent(event="exported", at=T0, actor="U0AUDIT01"))
+    if isinstance(store, SqlStore):
+        with store.engine.begin() as connection:
+            connection.execute(HEAD.delete())
+    store.record(AuditEvent(event="exported", at=T0, actor="U0AUDIT01"))
+    events = list(store.events(AuditQuery()))
+    assert [e.seq for e in events] == [1, 2, 3] and verify(events).intact
+    assert store.chain_head() == (3, events[-1].hash)

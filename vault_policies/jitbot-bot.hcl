@@ -118,3 +118,10 @@ path "identity/entity/name/*" {
 path "sys/auth" {
   capabilities = ["read"]
 }
+
+# Anchor the audit chain outside the database: write new versions of one KV v2 secret, read it back. No delete,
+# no destroy, no metadata: a database insider cannot rewrite the trail without `jitbot audit verify` noticing,
+# and the bot itself cannot erase an anchor's history. (JITBOT_AUDIT_ANCHOR moves it; move this path too.)
+path "secret/data/jitbot/audit-anchor" {
+  capabilities = ["create", "update", "read"]
+}

@@ -245,10 +245,8 @@ class SqlStore:
         # Locking the one head row serializes appends across threads and replicas: the chain never forks.
         head = connection.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()).first()
         if head is None:
-            connection.execute(HEAD.insert().values(id=1, seq=0, hash=GENESIS_HASH))
-            seq, prev = 0, GENESIS_HASH
-        else:
-            seq, prev = head
+            head = self._restore_head(connection)
+        seq, prev = head
         linked = chained(event, seq + 1, prev)
         connection.execute(
             AUDIT.insert().values(
@@ -259,6 +257,20 @@ class SqlStore:
         )  # fmt: skip
         connection.execute(HEAD.update().where(HEAD.c.id == 1).values(seq=linked.seq, hash=linked.hash))
         return linked
+
+    @staticmethod
+    def _restore_head(connection: Any) -> Any:
+        """The head row is gone (deleted by hand, say): rebuild it from the newest event rather than restart the
+        chain at seq 1 (every later append would then fail on the taken seq). `verify` still reports the deletion
+        if events went with it: the anchor outside the database remembers the chain."""
+        last = connection.execute(select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1)).first()
+        seq, hash_ = (int(last[0]), str(last[1])) if last else (0, GENESIS_HASH)
+        try:
+            with connection.begin_nested():
+                connection.execute(HEAD.insert().values(id=1, seq=seq, hash=hash_))
+        except IntegrityError:
+            pass  # another writer restored it a moment ago: take theirs, under the lock
+        return connection.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1).with_for_update()).first()
 
     def events(self, query: AuditQuery) -> Iterator[AuditEvent]:
         for row in self.event_rows(query):

@@ -14,7 +14,7 @@ from grants.catalog import Catalog, Scope
 from grants.domain import AuditEvent, IllegalTransition, NotAllowed, NotFound, Request
 from grants.lifecycle import TRAIL_EVENTS, Event, next_state
 from grants.people import Directory, People
-from grants.ports import Clock, CredentialIssuer, Notifier, Store, Timer
+from grants.ports import AuditAnchor, Clock, CredentialIssuer, Notifier, Store, Timer
 from grants.steps import current_step
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class Deps:
     timer: Timer
     clock: Clock
     directory: Directory | None = None
+    anchor: AuditAnchor | None = None  # where the chain head is written outside the database
     people: People = field(init=False)
     bursts: Bursts = field(init=False)
 

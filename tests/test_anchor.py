@@ -1,0 +1,90 @@
+"""The audit chain is anchored outside the database: an insider who can write the database but not Vault can
+neither truncate the trail nor rewrite (and re-hash) it without `jitbot audit verify` failing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from sqlalchemy import text
+
+from grants.adapters.sql_store import SqlStore, make_engine
+from grants.adapters.vault_anchor import VaultAnchor
+from grants.audit import AuditQuery, chained, detail_text
+from grants.domain import AuditEvent
+from tests.conftest import APPROVER, ROOT, World
+from tests.test_cli import jitbot
+from tests.test_e2e import ask
+
+
+def settle(world: World) -> int:
+    """Make some history, then wait until the leader anchored the chain head; the anchored seq."""
+    rid = ask(world, "payments-read 10m INC-5 anchor me")
+    world.client.click(APPROVER, "approve", rid)
+    world.wait_audit(rid, "issued")
+    assert world.bot.runtime is not None
+    store = world.bot.runtime.store
+    anchor = VaultAnchor(world.vault, "secret/jitbot/audit-anchor")
+    deadline = time.monotonic() + 15
+    while True:
+        seq, hash_ = store.chain_head()
+        found = anchor.latest()
+        if found is not None and (found.seq, found.hash) == (seq, hash_):
+            return seq
+        assert time.monotonic() < deadline, f"no anchor for seq {seq}: {found}"
+        time.sleep(0.1)
+
+
+def verify(world: World) -> tuple[int, str]:
+    result = jitbot("audit", "verify", DATABASE_URL=world.db_url, VAULT_ADDR=world.vault_addr, VAULT_TOKEN=world.vault.token)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_an_intact_trail_verifies_against_its_anchor(world: World):
+    seq = settle(world)
+    code, out = verify(world)
+    assert code == 0 and f"anchor: seq {seq} written to Vault" in out, out
+
+
+def test_deleting_the_newest_events_and_rewriting_the_head_fails_verify(world: World):
+    seq = settle(world)
+    world.bot.stop()  # the insider works on a quiet database
+    with make_engine(world.db_url).begin() as connection:
+        connection.execute(text("DELETE FROM audit_events WHERE seq > :keep"), {"keep": seq - 2})
+        last = connection.execute(text("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")).one()
+        connection.execute(text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": last[0], "h": last[1]})
+    code, out = verify(world)
+    assert code == 1 and "truncated" in out and f"says {seq} events" in out, out
+
+
+def test_rewriting_and_rehashing_the_whole_trail_fails_verify(world: World):
+    settle(world)
+    world.bot.stop()
+    store = SqlStore(make_engine(world.db_url))
+    events = list(store.events(AuditQuery()))
+    prev = "0" * 64
+    with store.engine.begin() as connection:
+        for event in events:
+            detail = dict(event.detail)
+            if "reason" in detail:
+                detail["reason"] = "routine maintenance"  # the insider launders the story
+            forged = chained(AuditEvent(event.event, event.at, event.actor, event.request_id, event.scope, event.subject,
+                                        detail), event.seq or 0, prev)  # fmt: skip
+            connection.execute(text("UPDATE audit_events SET detail = :d, prev_hash = :p, hash = :h WHERE seq = :s"),
+                               {"d": detail_text(forged.detail), "p": forged.prev_hash, "h": forged.hash, "s": forged.seq})  # fmt: skip
+            prev = forged.hash or prev
+        connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+    assert "routine maintenance" in json.dumps([e.detail for e in store.events(AuditQuery())])
+    code, out = verify(world)
+    assert code == 1 and "rewritten" in out, out
+
+
+def test_without_vault_verify_says_what_it_could_not_check(world: World):
+    settle(world)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env={**env, "DATABASE_URL": world.db_url})  # fmt: skip
+    assert result.returncode == 0 and "anchor: not checked (VAULT_ADDR is not set)" in result.stdout, result.stdout + result.stderr
