@@ -73,6 +73,7 @@ class IssueOrder:
     until: datetime
     on_behalf_of: str | None = None  # a service entity (`entity:NAME`) instead of the requester
     public_key: str | None = None  # ssh: the requester's registered public key
+    extends_by: timedelta | None = None  # an extension: how much it adds to the credential it replaces
 
 
 class CredentialStatus(StrEnum):

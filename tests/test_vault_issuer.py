@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -362,3 +363,18 @@ def test_a_ttl_capped_by_a_drifted_role_is_refused_and_the_token_revoked(issuer:
         assert order.request_id not in owners  # the short token was revoked, not left to live
     finally:
         vault_root.write_data(f"auth/token/roles/{role}", data={"token_explicit_max_ttl": before})
+
+
+def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_total(
+    issuer: VaultTokenKind, vault_root: hvac.Client
+) -> None:
+    """The bot's clock jumped an hour back between issue and extension: by its reckoning 75m are left, by Vault's
+    (the token's own remaining TTL) 10m plus the 5m added. Vault's reckoning wins."""
+    order = approved("payments-read", timedelta(minutes=10))
+    first = issuer.issue(order, PAYMENTS_READ)
+    wrong_now = datetime.now(UTC) - timedelta(hours=1)
+    until = order.until + timedelta(minutes=5)
+    extended = issuer.extend(first.handle, replace(order, ttl=until - wrong_now, until=until, extends_by=timedelta(minutes=5)),
+                             PAYMENTS_READ)  # fmt: skip
+    ttl = vault_root.auth.token.lookup_accessor(extended.handle.id)["data"]["ttl"]
+    assert 14 * 60 <= ttl <= 15 * 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -79,7 +80,8 @@ def apply(deps: Deps, request: Request, added: timedelta, actor: str) -> Request
     old = request.grant.handle
     new_expiry = request.grant.expires_at + added
     try:
-        credential = deps.issuer.extend(old, granting.order_of(deps, request, new_expiry, now), scope)
+        order = replace(granting.order_of(deps, request, new_expiry, now), extends_by=added)
+        credential = deps.issuer.extend(old, order, scope)
     except CredentialError as exc:
         updated = request.advance(Event.EXTENSION_FAILED, extension=None)
         deps.commit(request, updated, Event.EXTENSION_FAILED, "system", error=str(exc))

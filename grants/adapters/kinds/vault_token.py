@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import timedelta
 
 import hvac
@@ -164,7 +165,21 @@ class VaultTokenKind:
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         # Vault cannot raise a token's explicit max TTL: a new token for the rest of the time replaces it.
+        # The rest of the time is measured on Vault's clock (the old token's remaining TTL plus what was added),
+        # never only on ours: a clock that jumped back would otherwise let the new token outlive the approval.
+        if order.extends_by is not None:
+            remaining = self._remaining(handle)
+            if remaining is not None:
+                vault_ttl = remaining + order.extends_by
+                if vault_ttl < order.ttl:
+                    order = replace(order, ttl=vault_ttl)
         return self.issue(order, scope)
+
+    def _remaining(self, handle: CredentialHandle) -> timedelta | None:
+        try:
+            return timedelta(seconds=int(self._client.auth.token.lookup_accessor(handle.id)["data"]["ttl"]))
+        except BackendError:
+            return None  # gone or unreachable: our own clock is all there is
 
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
         try:
