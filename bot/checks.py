@@ -25,6 +25,29 @@ def check_policy(path: Path) -> list[str]:
     return problems
 
 
+_PATH_CAPS = re.compile(r'path\s+"([^"]+)"\s*\{[^{}]*?capabilities\s*=\s*\[([^\]]*)\]', re.S)
+
+
+_QUOTED = re.compile(r'"([a-z_-]+)"')
+
+
+def grants_of(catalog_path: Path) -> list[str]:
+    """What each scope's policies allow, path by path, so an operator sees that a "read" scope reads.
+    (Vault's own `default` policy, which most tokens also carry, is not shown.)"""
+    catalog = load_catalog(catalog_path)
+    lines = []
+    for name, scope in catalog.scopes.items():
+        lines.append(f"{name} ({scope.credential}): {scope.description}")
+        for policy in scope.policies_granted:
+            text = "\n".join(line.split("#", 1)[0] for line in (catalog_path.parent / f"{policy}.hcl").read_text().splitlines())
+            for path, caps in _PATH_CAPS.findall(text):
+                capabilities = ", ".join(_QUOTED.findall(caps))
+                lines.append(f"  {policy}: {path} → {capabilities}")
+        if not scope.policies_granted:
+            lines.append(f"  (no Vault policy: a {scope.credential} credential; see the kind's role in Vault)")
+    return lines
+
+
 def notes(catalog_path: Path) -> list[str]:
     """Not errors, but what an operator should know the catalog does: where its own settings are overruled."""
     try:

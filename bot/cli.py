@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket-mode", action="store_true")
     serve.set_defaults(run=cmd_serve)
 
-    sub.add_parser("check", help="validate the catalog and the policy files").set_defaults(run=cmd_check)
+    check = sub.add_parser("check", help="validate the catalog and the policy files")
+    check.add_argument("--grants", action="store_true", help="also show what each scope's policies allow, path by path")
+    check.set_defaults(run=cmd_check)
 
     vault = sub.add_parser("vault", help="Vault administration").add_subparsers(dest="vault_command", required=True)
     vault.add_parser("sync", help="write the policies and the token role into Vault").set_defaults(run=cmd_vault_sync)
@@ -78,6 +80,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     problems = check_all(settings.jitbot_catalog)
     for note in notes(settings.jitbot_catalog):
         print(note)
+    if args.grants and not problems:
+        from bot.checks import grants_of
+
+        for line in grants_of(settings.jitbot_catalog):
+            print(line)
     for problem in problems:
         print(problem)
     if problems:

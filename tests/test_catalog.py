@@ -117,3 +117,17 @@ def test_bad_user_ids_and_star_approvers_are_refused():
         parse_catalog(data)
     text = "\n".join(error.value.problems)
     assert "`alice` is not a Slack user ID" in text and "`*` is not allowed here" in text
+
+
+def test_check_shows_what_each_scope_grants_so_a_read_scope_visibly_reads():
+    result = jitbot("check", "--grants")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("staging-read (vault_token)")))
+    block = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        block.append(line)
+    assert "  staging-read: secret/data/staging/* → read" in block
+    assert not any(word in line for line in block for word in ("create", "update", "delete", "sudo"))
