@@ -75,8 +75,13 @@ def database_engine(vault_root: hvac.Client, vault_synced: list[str]) -> Iterato
     )
     sync_database(vault_root, {ROLE: timedelta(hours=1)})
     yield
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    for attempt in range(20):  # a lease still being revoked may REVOKE on the table at this very moment
+        try:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f"DROP TABLE IF EXISTS {TABLE}")
+            return
+        except psycopg.errors.InternalError:
+            time.sleep(0.1 * (attempt + 1))
 
 
 @pytest.fixture
