@@ -29,6 +29,10 @@ class FreezableProxy:
     def thaw(self) -> None:
         self._flowing.set()
 
+    def cut(self) -> None:
+        """The database host is down: every connection is reset and new ones are refused."""
+        self.close()
+
     def close(self) -> None:
         self._closed.set()
         self._flowing.set()
