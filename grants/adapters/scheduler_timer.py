@@ -17,9 +17,7 @@ log = logging.getLogger(__name__)
 class SchedulerTimer:
     """Implements the Timer port with one in-memory job store owned by this process alone."""
 
-    def __init__(self, on_due: Callable[[str], None] | None = None, workers: int = 24):
-        # 24 workers: a burst of grants due together is revoked concurrently (each wake mostly waits on Vault
-        # and the database), bounded so a burst cannot open unbounded connections to either.
+    def __init__(self, on_due: Callable[[str], None] | None = None, workers: int = 8):
         self.on_due = on_due  # what a due key wakes (the service's `wake`); the wiring sets it
         # misfire_grace_time=None: a job that came due while we were busy or down still runs
         # (APScheduler's default of 1 s would silently drop it); coalesce: run it once, not N times.
