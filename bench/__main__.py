@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ack, approve, expiry, export, startup
+from bench import ack, approve, expiry, export, socket_reconnect, startup
 from bench.core import Figure, Lab
 
 BENCHES: dict[str, Callable[[Lab], list[Figure]]] = {
@@ -26,6 +26,7 @@ BENCHES: dict[str, Callable[[Lab], list[Figure]]] = {
     "expiry": expiry.run,
     "export": export.run,
     "startup": startup.run,
+    "socket": socket_reconnect.run,
 }
 WATCHDOG = {"quick": 180.0, "full": 900.0}  # seconds one benchmark may take before the run is ended
 

@@ -147,6 +147,9 @@ class Lab:
     def vault(self) -> OpenBaoDevServer:
         with self._lock:
             if self._vault is None:
+                # The dev server dies with the *thread* that started it (PR_SET_PDEATHSIG): start it on the main
+                # thread, never on a pool worker that is gone a moment later.
+                assert threading.current_thread() is threading.main_thread(), "start the lab's Vault on the main thread"
                 server = OpenBaoDevServer().start()
                 root = vault_client(server.addr, server.root_token)
                 sync(root, self.catalog_path.parent, load_catalog(self.catalog_path), credential_kinds(VaultSession(root)))

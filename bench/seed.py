@@ -28,6 +28,7 @@ def create_tokens(lab: Lab, count: int, ttl: str = "15m", workers: int = 8) -> l
     """`count` grant-shaped tokens created with the bot's own token through the scope's role (wrapped, as the
     bot's policy requires); their accessors. Each token's request ID is remembered in TOKEN_OWNERS."""
     local = threading.local()
+    _ = lab.vault  # started here, on the caller's thread: the server dies with the thread that started it
 
     def one(index: int) -> str:
         if not hasattr(local, "client"):

@@ -14,6 +14,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bench.core import Figure, Lab
 from devkit.standin import SlackStandIn
 
 BOT_TOKEN, APP_TOKEN = "xoxb-bench-socket", "xapp-1-A0JITBOT-bench"
@@ -69,3 +70,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def run(lab: Lab) -> list[Figure]:
+    """For `python -m bench`: per adapter, the ack after a reconnect against the ack on a settled connection."""
+    rounds = lab.size(5, 2)
+    figures = []
+    for name, module in ADAPTERS.items():
+        settled, after = measure(module, rounds)
+        figures.append(
+            Figure("socket", f"Socket Mode ack after a reconnect, p50 ({name.split()[0]})", "ms",
+                   statistics.median(after) * 1000, statistics.median(settled) * 1000,
+                   "ack on a settled connection, p50", note=f"{rounds} rounds, worst {max(after) * 1000:.0f} ms")
+        )  # fmt: skip
+    return figures

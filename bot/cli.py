@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
+from typing import Any
 
 from bot.settings import SettingsError, load_settings
 from grants.catalog import CatalogError
@@ -149,7 +150,16 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     context = {"via": "cli", "os_user": getpass.getuser()}
     if args.output:
         with args.output.open("w", encoding="utf-8", newline="") as out:
-            count = export_trail(store, clock, "system", query, out, args.format, **context)
+            sink: Any = out
+            if sys.stderr.isatty():  # a person is watching: show progress; pipes, logs and CI get none
+                from bot.progress import ProgressWriter
+
+                unfiltered = not any(vars(query).values())
+                total = store.chain_head()[0] if unfiltered else None  # the chain head counts every event; filters: unknown
+                sink = ProgressWriter(out, sys.stderr, total, header_lines=1 if args.format == "csv" else 0)
+            count = export_trail(store, clock, "system", query, sink, args.format, **context)
+            if sink is not out:
+                sink.draw(final=True)
     else:
         count = export_trail(store, clock, "system", query, sys.stdout, args.format, **context)
     print(f"exported {count} events", file=sys.stderr)

@@ -68,6 +68,10 @@ class WebApp:
                 self.gate.admit(body, _headers(environ))
             except Refusal as refusal:
                 return _answer(start_response, refusal)
+            except Exception:
+                # The replay check needs the database: fail closed, but with an answer instead of a 500.
+                log.exception("could not check a Slack request (database unreachable?)")
+                return _answer(start_response, unavailable(body))
         # Bolt reads exactly CONTENT_LENGTH bytes: hand it the body we already read (chunked ones included).
         environ = dict(environ, CONTENT_LENGTH=str(len(body)))
         environ["wsgi.input"] = io.BytesIO(body)
@@ -83,6 +87,16 @@ class WebApp:
             # A forged or stale request: refused before anything is parsed or stored.
             log.warning("refused a Slack request with a bad or stale signature", extra={"remote": environ.get("REMOTE_ADDR")})
         return result  # type: ignore[no-any-return]
+
+
+def unavailable(body: bytes) -> Refusal:
+    """A slash command gets a 200 whose text the person sees; anything else a 503, which Slack shows as a failure."""
+    if b"command=" in body and b"payload=" not in body:
+        return Refusal("200 OK", {"response_type": "ephemeral", "text": UNAVAILABLE})
+    return Refusal("503 Service Unavailable", {"error": "temporarily unavailable"})
+
+
+UNAVAILABLE = ":warning: The bot cannot reach its database right now, so nothing was done. Please try again in a minute."
 
 
 def read_body(environ: dict[str, Any], limit: int = MAX_BODY) -> bytes | None:

@@ -196,7 +196,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     from bot.notifier import SlackNotifier
     from bot.web import WebApp
     from grants.adapters.kinds import credential_kinds
-    from grants.adapters.leader_lock import leader_lock
+    from grants.adapters.leader_lock import PostgresLeaderLock, leader_lock
     from grants.adapters.scheduler_timer import SchedulerTimer
     from grants.service import ElevationService
     from grants.timekeeper import TimeKeeper
@@ -223,7 +223,10 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     )
     timer.on_due = service.wake  # timers only wake the service; the database says what is due
     notifier.home = home.renderer(service)
-    timekeeper = TimeKeeper(service, leader_lock(store.engine), timer, clock)
+    lock = leader_lock(store.engine)
+    if isinstance(lock, PostgresLeaderLock):
+        lock.on_lost = timer.deactivate  # a lost lease stops the timers at once, even while a tick is stuck
+    timekeeper = TimeKeeper(service, lock, timer, clock)
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
     gate = build_gate(settings, store, service, client)

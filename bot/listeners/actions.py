@@ -83,6 +83,14 @@ def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Oper
     except DomainError as error:
         tell(ctx, body, respond, messages.error_text(error, ctx.command))
         outcome = None
+    except Exception:
+        # Acked already, so Slack shows nothing: without a word here the click would vanish (database down, say).
+        log.exception("a click could not be carried out", extra={"request": request_id})
+        try:
+            tell(ctx, body, respond, not_done_text(request_id, ctx.command))
+        except Exception:
+            log.exception("could not tell the clicker that their click was not carried out")
+        return
     if in_home:
         ctx.notifier.show_home(user)  # stale buttons go away even when nothing changed
     elif replace and outcome is not None:
@@ -95,6 +103,15 @@ def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Oper
         respond(text=text, blocks=blocks.note(text), replace_original=True)
 
 
+def not_done_text(request_id: str, command: str) -> str:
+    shown = f" on {request_id}" if REQUEST_ID.match(request_id) else ""
+    return (
+        f":warning: Your click{shown} could not be carried out: the bot could not reach its database or Vault just now. "
+        f"If the request's message has not changed, nothing was done: please click again in a minute "
+        f"(`{command} list` shows where your requests stand)."
+    )
+
+
 def tell(ctx: BotContext, body: dict[str, Any], respond: Respond, text: str) -> None:
     """A word to the clicker only: ephemeral in the message's place, or a DM for a click in the Home tab."""
     user = body["user"]["id"]
@@ -105,9 +122,7 @@ def tell(ctx: BotContext, body: dict[str, Any], respond: Respond, text: str) -> 
         respond(text=text, response_type="ephemeral", replace_original=False)
 
 
-def ask_deny_reason(
-    ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, decision: str, user: str
-) -> None:
+def ask_deny_reason(ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, decision: str, user: str) -> None:
     """Open the reason form, but only for someone the service would let deny this request now, and only for the
     decision the button was shown for (the form carries it, so a stale form is refused like a stale button)."""
     request_id, shown_for = split_decision(decision)
