@@ -94,10 +94,16 @@ def _burst(lab: Lab, slack: SlackProc, n: int) -> list[Figure]:
     lags = [float(e.detail["lag_seconds"]) for e in expired]
     return [
         Figure(
-            NAME, f"{n} grants due in one second: all revoked + recorded", "s", took, baseline,
-            f"plain hvac loop revoking {n} accessors", max_ratio=1.3, note=f"p50 lag {p50(lags):.2f}s",
+            NAME,
+            f"{n} grants due in one second: all revoked + recorded",
+            "s",
+            took,
+            baseline,
+            f"plain hvac loop revoking {n} accessors",
+            max_ratio=1.3,
+            note=f"p50 lag {p50(lags):.2f}s",
         )
-    ]  # fmt: skip
+    ]
 
 
 def _bare_scheduler_lags(lab: Lab, accessors: list[str], expiries: list[datetime]) -> tuple[list[float], list[float]]:
@@ -148,12 +154,25 @@ def _steady(lab: Lab, slack: SlackProc, n: int, spread: float) -> list[Figure]:
     return [
         Figure(NAME, "steady-state revocation lag p50", "s", p50(lags), p50(woke), "bare APScheduler + hvac job, p50", note=rate),
         Figure(
-            NAME, "steady-state revocation lag p99", "s", p99(lags), p99(woke), "bare APScheduler + hvac job, p99",
-            at_most=1.0, note=f"{rate}; lag_seconds of the `expired` events",
+            NAME,
+            "steady-state revocation lag p99",
+            "s",
+            p99(lags),
+            p99(woke),
+            "bare APScheduler + hvac job, p99",
+            at_most=1.0,
+            note=f"{rate}; lag_seconds of the `expired` events",
         ),
-        Figure(NAME, "steady-state lag until revoked + recorded, p99", "s", p99(recorded), p99(done),
-               "bare job after its revoke call, p99", note="the `expired` event's `at` minus the grant's expiry"),
-    ]  # fmt: skip
+        Figure(
+            NAME,
+            "steady-state lag until revoked + recorded, p99",
+            "s",
+            p99(recorded),
+            p99(done),
+            "bare job after its revoke call, p99",
+            note="the `expired` event's `at` minus the grant's expiry",
+        ),
+    ]
 
 
 def run(lab: Lab) -> list[Figure]:

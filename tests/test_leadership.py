@@ -105,8 +105,9 @@ def test_postgres_advisory_lock_has_one_holder_and_dies_with_its_session(tmp_pat
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks JOIN pg_database d ON d.oid = database "
-                    "WHERE locktype = 'advisory' AND d.datname = %s", (name,),
-                )  # fmt: skip
+                    "WHERE locktype = 'advisory' AND d.datname = %s",
+                    (name,),
+                )
             assert not a.holding()
             assert b.acquire() and b.holding()
             b.release()

@@ -25,9 +25,15 @@ Operation = Callable[[str, str], Request | None]  # (request ID, clicking user) 
 
 def register(app: App, ctx: BotContext) -> None:
     for action_id, listener in (
-        (blocks.APPROVE, approve), (blocks.DENY, deny), (blocks.CANCEL, cancel), (blocks.DONE, done),
-        (blocks.EXTEND, extend), (blocks.NUDGE, nudge), (blocks.REVIEW_ACK, acknowledge), (blocks.REVIEW_FLAG, flag),
-    ):  # fmt: skip
+        (blocks.APPROVE, approve),
+        (blocks.DENY, deny),
+        (blocks.CANCEL, cancel),
+        (blocks.DONE, done),
+        (blocks.EXTEND, extend),
+        (blocks.NUDGE, nudge),
+        (blocks.REVIEW_ACK, acknowledge),
+        (blocks.REVIEW_FLAG, flag),
+    ):
         app.action(action_id)(bind(listener, ctx))
 
 
@@ -105,9 +111,7 @@ def tell(ctx: BotContext, body: dict[str, Any], respond: Respond, text: str) -> 
         respond(text=text, response_type="ephemeral", replace_original=False)
 
 
-def ask_deny_reason(
-    ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, decision: str, user: str
-) -> None:
+def ask_deny_reason(ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, decision: str, user: str) -> None:
     """Open the reason form, but only for someone the service would let deny this request now, and only for the
     decision the button was shown for (the form carries it, so a stale form is refused like a stale button)."""
     request_id, shown_for = split_decision(decision)
