@@ -253,7 +253,8 @@ def test_help_usage_and_error_texts_have_no_raw_angle_brackets():
                 InvalidRequest("There is no scope `<https://evil|x>`."),
                 NotFound("There is no request `<!here>`."),
                 NotAllowed("Only approvers.", rule="not_an_approver"),
-                AlreadyDecided("already decided by <@U0APPR001>"),
+                AlreadyDecided("JIT-1 <@U0EVIL01>", request_id="JIT-1", state=State.APPROVED, decided_by="U0APPR001"),
+                AlreadyDecided("JIT-1 was already decided: it is <@U0EVIL01>."),
                 ExtensionOffered("You hold it.", request_id="JIT-1"),
                 DomainError("<odd>"),
             )
@@ -270,7 +271,8 @@ def test_help_usage_and_error_texts_have_no_raw_angle_brackets():
     ]
     for text in texts:
         assert not raw_angle_brackets(text), text
-    assert any("already decided by <@U0APPR001>" in t for t in texts), "the mentions the core writes still ping"
+    assert any("already decided: it is approved by <@U0APPR001>." in t for t in texts), "the bot's own mentions ping"
+    assert not any("<@U0EVIL01>" in t for t in texts), "a mention inside the core's plain text is shown, not pinged"
     assert any("no scope `&lt;https://evil|x&gt;`" in t for t in texts), "a link typed by someone is shown, not followed"
     receipt = next(t for t in texts if t.startswith(":outbox_tray:"))
     assert receipt.count("<@") == messages.MAX_NAMED and "and 230 more" in receipt and len(receipt) < 1000
