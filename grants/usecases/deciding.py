@@ -54,9 +54,15 @@ def approve(deps: Deps, request_id: str, actor: str) -> Request:
         else:
             updated = request.advance(Event.APPROVAL_ADDED, approval=request.with_approval(given=approvals))
             saved = deps.commit(
-                request, updated, Event.APPROVAL_ADDED, actor, approvers=list(approvals), step=step_index + 1,
-                step_name=scope.steps[step_index].name, approvals_required=request.approval.required,
-            )  # fmt: skip
+                request,
+                updated,
+                Event.APPROVAL_ADDED,
+                actor,
+                approvers=list(approvals),
+                step=step_index + 1,
+                step_name=scope.steps[step_index].name,
+                approvals_required=request.approval.required,
+            )
         if saved:
             break  # lost a race otherwise: reload and decide again on the current state
     if updated.state is State.APPROVED:

@@ -148,10 +148,16 @@ def refuse_duplicate(deps: Deps, requester: str, scope_name: str, scope: Scope) 
 def _new(deps: Deps, requester: str, scope_name: str, scope: Scope, duration: timedelta, reason: str) -> Request:
     now = deps.clock.now()
     return Request(
-        id=new_request_id(), scope=scope_name, requester=requester, duration=duration, reason=reason,
-        state=State.PENDING, created_at=now, pending_until=now + deps.catalog.settings.pending_timeout_delta,
+        id=new_request_id(),
+        scope=scope_name,
+        requester=requester,
+        duration=duration,
+        reason=reason,
+        state=State.PENDING,
+        created_at=now,
+        pending_until=now + deps.catalog.settings.pending_timeout_delta,
         approval=Approval(required=scope.approvals_needed),
-    )  # fmt: skip
+    )
 
 
 def request_detail(request: Request, scope: Scope, approvers: frozenset[str]) -> dict[str, Any]:

@@ -22,10 +22,13 @@ def register(deps: Deps, user: str, text: str) -> SshPublicKey:
     deps.store.set_ssh_key(user, key.openssh, key.fingerprint, now)
     deps.record_trail(
         AuditEvent(
-            event=Event.SSH_KEY_REGISTERED, at=now, actor=user, subject=user,
+            event=Event.SSH_KEY_REGISTERED,
+            at=now,
+            actor=user,
+            subject=user,
             detail={"fingerprint": key.fingerprint, "key_type": key.key_type, "bits": key.bits},
         )
-    )  # fmt: skip
+    )
     return key
 
 
