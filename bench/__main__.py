@@ -74,10 +74,18 @@ def _number(value: float, unit: str) -> str:
 def table(figures: list[Figure]) -> str:
     header = ("bench", "figure", "jitbot", "baseline", "ratio", "target", "verdict", "baseline is")
     rows = [
-        (f.bench, f.metric, _number(f.value, f.unit), _number(f.baseline, f.unit), f"{f.ratio:.2f}x", f.target, f.verdict,
-         f.baseline_label + (f" ({f.note})" if f.note else ""))
+        (
+            f.bench,
+            f.metric,
+            _number(f.value, f.unit),
+            _number(f.baseline, f.unit),
+            f"{f.ratio:.2f}x",
+            f.target,
+            f.verdict,
+            f.baseline_label + (f" ({f.note})" if f.note else ""),
+        )
         for f in figures
-    ]  # fmt: skip
+    ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)])
@@ -137,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     print(table(figures))
     print()
     misses = sum(f.verdict == "MISS" for f in figures)
-    print(f"{len(figures)} figures, {sum(f.verdict == 'PASS' for f in figures)} PASS, {misses} MISS; "
-          f"ratio = jitbot / baseline, both measured in this run.")  # fmt: skip
+    print(
+        f"{len(figures)} figures, {sum(f.verdict == 'PASS' for f in figures)} PASS, {misses} MISS; "
+        f"ratio = jitbot / baseline, both measured in this run."
+    )
     print(f"machine: {machine()}")
     print(
         f"database: {'PostgreSQL' if args.pg else 'SQLite'}; total time {total:.0f}s ({', '.join(f'{k} {v:.0f}s' for k, v in timings.items())})"

@@ -146,17 +146,29 @@ def run(lab: Lab) -> list[Figure]:
         figures.append(Figure(NAME, f"{label} p50", "ms", p50(subject[kind]), p50(baseline[kind]), "bare Bolt p50"))
         figures.append(
             Figure(
-                NAME, f"{label} p99", "ms", p99(subject[kind]), p99(baseline[kind]), "bare Bolt p99",
-                max_ratio=1.5, below=100.0, note=f"n={len(subject[kind])}, {CONCURRENCY} in flight{failures}",
+                NAME,
+                f"{label} p99",
+                "ms",
+                p99(subject[kind]),
+                p99(baseline[kind]),
+                "bare Bolt p99",
+                max_ratio=1.5,
+                below=100.0,
+                note=f"n={len(subject[kind])}, {CONCURRENCY} in flight{failures}",
             )
-        )  # fmt: skip
+        )
     # With 50 clients always waiting, latency is mostly queueing (Little's law: mean latency = 50 / throughput),
     # so the server's time per request is the figure that explains the percentiles above.
     n = len(subject["all"])
     figures.append(
         Figure(
-            NAME, "time per request at saturation (wall / n)", "ms", subject_wall / n * 1000, baseline_wall / n * 1000,
-            "bare Bolt, same load", note=f"{n / subject_wall:.0f} vs {n / baseline_wall:.0f} requests/s; post-ack work included",
+            NAME,
+            "time per request at saturation (wall / n)",
+            "ms",
+            subject_wall / n * 1000,
+            baseline_wall / n * 1000,
+            "bare Bolt, same load",
+            note=f"{n / subject_wall:.0f} vs {n / baseline_wall:.0f} requests/s; post-ack work included",
         )
-    )  # fmt: skip
+    )
     return figures

@@ -44,10 +44,16 @@ def run(lab: Lab) -> list[Figure]:
                 # Baseline: the one Vault call an approval needs, with the issuer's own arguments, on the bot's token.
                 started = time.monotonic()
                 vault.auth.token.create(
-                    role_name=token_role(SCOPE), policies=[SCOPE], no_default_policy=False, ttl=lifetime, explicit_max_ttl=lifetime,
-                    renewable=False, display_name=f"jitbot-bench-{i}",
-                    meta={"request_id": f"BENCH-{i}", "requester": "U0BENCH", "scope": SCOPE}, wrap_ttl=wrap,
-                )  # fmt: skip
+                    role_name=token_role(SCOPE),
+                    policies=[SCOPE],
+                    no_default_policy=False,
+                    ttl=lifetime,
+                    explicit_max_ttl=lifetime,
+                    renewable=False,
+                    display_name=f"jitbot-bench-{i}",
+                    meta={"request_id": f"BENCH-{i}", "requester": "U0BENCH", "scope": SCOPE},
+                    wrap_ttl=wrap,
+                )
                 raw = time.monotonic() - started
                 # Subject: a pending request with its approval message posted; an approver clicks Approve.
                 request = runtime.service.request(f"U0A{i:05d}", SCOPE, "30m", f"INC-{i} bench approve")
@@ -68,7 +74,13 @@ def run(lab: Lab) -> list[Figure]:
     say(f"{rounds} approvals: click→DM median {p50(subject):.1f} ms; raw Vault create+wrap median {p50(baseline):.1f} ms")
     return [
         Figure(
-            NAME, "Approve click → credential DM posted (median)", "ms", p50(subject), p50(baseline),
-            "hvac token create via role + wrap (median)", max_ratio=1.5, note=f"n={rounds}, min {min(subject):.1f} / max {max(subject):.1f} ms",
+            NAME,
+            "Approve click → credential DM posted (median)",
+            "ms",
+            p50(subject),
+            p50(baseline),
+            "hvac token create via role + wrap (median)",
+            max_ratio=1.5,
+            note=f"n={rounds}, min {min(subject):.1f} / max {max(subject):.1f} ms",
         )
-    ]  # fmt: skip
+    ]

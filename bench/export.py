@@ -38,8 +38,13 @@ def _event(seq: int) -> AuditEvent:
     accessor = hashlib.sha256(str(k).encode()).hexdigest()[:24]
     if step == 0:
         name, actor = "requested", requester
-        detail = {"approvals_required": 1, "approvers": APPROVERS, "duration": "30m", "duration_seconds": 1800,
-                  "reason": REASON.format(k=k, m=k % 977)}  # fmt: skip
+        detail = {
+            "approvals_required": 1,
+            "approvers": APPROVERS,
+            "duration": "30m",
+            "duration_seconds": 1800,
+            "reason": REASON.format(k=k, m=k % 977),
+        }
     elif step == 1:
         name, actor, detail = "approved", "U0APPR001", {"approvers": ["U0APPR001"]}
     elif step == 2:
@@ -243,7 +248,15 @@ def run(lab: Lab) -> list[Figure]:
     say(f"jitbot export {seconds:.2f}s / {rss:.0f} MB; sqlite3 {base_seconds:.2f}s / {base_rss:.0f} MB")
     runs = f"{count:,} events, {size:.0f} MB CSV, median of {len(subject)} vs {len(baseline)} runs"
     return [
-        Figure(NAME, f"CSV export of {count:,} events: time", "s", seconds, base_seconds, "sqlite3 -csv of the same table",
-               max_ratio=2.0, note=runs),
+        Figure(
+            NAME,
+            f"CSV export of {count:,} events: time",
+            "s",
+            seconds,
+            base_seconds,
+            "sqlite3 -csv of the same table",
+            max_ratio=2.0,
+            note=runs,
+        ),
         Figure(NAME, f"CSV export of {count:,} events: peak RSS", "MB", rss, base_rss, "sqlite3 -csv peak RSS", at_most=150.0),
-    ]  # fmt: skip
+    ]

@@ -22,8 +22,16 @@ ADAPTERS = {
     "builtin (slack_bolt.adapter.socket_mode)": "slack_bolt.adapter.socket_mode.builtin",
     "websocket_client (slack_bolt.adapter.socket_mode.websocket_client)": "slack_bolt.adapter.socket_mode.websocket_client",
 }
-COMMAND = {"command": "/elevate", "text": "list", "user_id": "U0DEV0001", "team_id": "T0JITBOT", "channel_id": "C0GENERAL",
-           "response_url": "http://127.0.0.1:9/respond/x", "trigger_id": "1.2.bench", "api_app_id": "A0JITBOT"}  # fmt: skip
+COMMAND = {
+    "command": "/elevate",
+    "text": "list",
+    "user_id": "U0DEV0001",
+    "team_id": "T0JITBOT",
+    "channel_id": "C0GENERAL",
+    "response_url": "http://127.0.0.1:9/respond/x",
+    "trigger_id": "1.2.bench",
+    "api_app_id": "A0JITBOT",
+}
 
 
 def ack_seconds(standin: SlackStandIn) -> float:
@@ -64,8 +72,10 @@ def main() -> None:
     print(f"{'adapter':<70} {'settled p50':>12} {'after reconnect p50':>20} {'worst':>8}")
     for name, module in ADAPTERS.items():
         settled, after = measure(module, rounds)
-        print(f"{name:<70} {statistics.median(settled) * 1000:>10.1f}ms {statistics.median(after) * 1000:>18.1f}ms "
-              f"{max(after) * 1000:>6.0f}ms")  # fmt: skip
+        print(
+            f"{name:<70} {statistics.median(settled) * 1000:>10.1f}ms {statistics.median(after) * 1000:>18.1f}ms "
+            f"{max(after) * 1000:>6.0f}ms"
+        )
 
 
 if __name__ == "__main__":

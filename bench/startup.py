@@ -70,8 +70,13 @@ def run(lab: Lab) -> list[Figure]:
     say(f"{count} active grants: start() returned after {running - started:.2f}s, healthy with {armed} timers at {took:.2f}s")
     return [
         Figure(
-            NAME, f"start with {count:,} active grants → healthy, all armed", "s", took, baseline,
-            f"reading the {count:,} rows (SQLAlchemy Core)", at_most=3.0,
+            NAME,
+            f"start with {count:,} active grants → healthy, all armed",
+            "s",
+            took,
+            baseline,
+            f"reading the {count:,} rows (SQLAlchemy Core)",
+            at_most=3.0,
             note=f"start() {running - started:.2f}s; {armed} timer jobs armed",
         )
-    ]  # fmt: skip
+    ]

@@ -226,9 +226,10 @@ def scope_options(catalog: Catalog, scopes: list[str], typed: str = "") -> list[
     they typed (in the name or the description), at most Slack's 100."""
     needle = typed.strip().lower()
     matching = [
-        name for name in scopes
+        name
+        for name in scopes
         if not needle or needle in name or needle in (catalog.scopes[name].description.lower() if name in catalog.scopes else "")
-    ]  # fmt: skip
+    ]
     return [scope_option(catalog, name) for name in matching[: limit.OPTIONS]]
 
 
@@ -238,8 +239,12 @@ def request_modal(catalog: Catalog, scopes: list[str], channel: str, ask_public_
     if len(scopes) <= limit.OPTIONS:
         picker: Block = {"type": "static_select", "action_id": "value", "options": scope_options(catalog, scopes)}
     else:
-        picker = {"type": "external_select", "action_id": SCOPE_SEARCH, "min_query_length": 0,
-                  "placeholder": _plain("Type to search the scopes", 150)}  # fmt: skip
+        picker = {
+            "type": "external_select",
+            "action_id": SCOPE_SEARCH,
+            "min_query_length": 0,
+            "placeholder": _plain("Type to search the scopes", 150),
+        }
     return {
         "type": "modal",
         "callback_id": REQUEST_MODAL,
@@ -249,17 +254,40 @@ def request_modal(catalog: Catalog, scopes: list[str], channel: str, ask_public_
         "close": _plain("Cancel"),
         "blocks": [
             {"type": "input", "block_id": "scope", "label": _plain("Scope"), "element": picker},
-            {"type": "input", "block_id": "duration", "label": _plain("Duration"),
-             "hint": _plain("e.g. 15m, 1h, 1h30m; empty for the scope's default", limit.INPUT_HINT), "optional": True,
-             "element": {"type": "plain_text_input", "action_id": "value"}},
-            {"type": "input", "block_id": "reason", "label": _plain("Reason"), "optional": True,
-             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}},
-            *([{"type": "input", "block_id": PUBLIC_KEY, "label": _plain("SSH public key (for ssh scopes)", limit.INPUT_LABEL),
-                "hint": _plain("You have none registered: paste the one line of your ~/.ssh/id_ed25519.pub (never the private key)",
-                               limit.INPUT_HINT),
-                "optional": True, "element": {"type": "plain_text_input", "action_id": "value"}}] if ask_public_key else []),
+            {
+                "type": "input",
+                "block_id": "duration",
+                "label": _plain("Duration"),
+                "hint": _plain("e.g. 15m, 1h, 1h30m; empty for the scope's default", limit.INPUT_HINT),
+                "optional": True,
+                "element": {"type": "plain_text_input", "action_id": "value"},
+            },
+            {
+                "type": "input",
+                "block_id": "reason",
+                "label": _plain("Reason"),
+                "optional": True,
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True},
+            },
+            *(
+                [
+                    {
+                        "type": "input",
+                        "block_id": PUBLIC_KEY,
+                        "label": _plain("SSH public key (for ssh scopes)", limit.INPUT_LABEL),
+                        "hint": _plain(
+                            "You have none registered: paste the one line of your ~/.ssh/id_ed25519.pub (never the private key)",
+                            limit.INPUT_HINT,
+                        ),
+                        "optional": True,
+                        "element": {"type": "plain_text_input", "action_id": "value"},
+                    }
+                ]
+                if ask_public_key
+                else []
+            ),
         ],
-    }  # fmt: skip
+    }
 
 
 def receipt(text: str, request: Request) -> list[Block]:
@@ -298,10 +326,15 @@ def deny_modal(request: Request, decision: str) -> dict[str, Any]:
         "close": _plain("Back"),
         "blocks": [
             _text(summary + (f"\n>{esc(request.reason)}" if request.reason else "")),
-            {"type": "input", "block_id": "reason", "optional": True, "label": _plain("Reason (the requester sees it)", limit.INPUT_LABEL),
-             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 500}},
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": _plain("Reason (the requester sees it)", limit.INPUT_LABEL),
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 500},
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def notice_modal(title: str, text: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import SignatureVerifier
+from slack_sdk.signature import Clock, SignatureVerifier
 
 from grants.replay import ReplayGuard
 
@@ -67,8 +67,8 @@ def parse_body(raw: str, content_type: str) -> SlackBody:
         if not isinstance(payload, dict):
             raise ValueError("payload is not an object")
         check_interaction_shape(payload)
-        team = payload.get("team") if isinstance(payload.get("team"), dict) else {}
-        user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+        team = _object(payload.get("team"))
+        user = _object(payload.get("user"))
         return SlackBody("interactive", _text(team.get("id")) or _text(user.get("team_id")), _text(user.get("id")), None)
     if form.get("ssl_check") == "1":
         return SlackBody("ssl_check", None, None, None)
@@ -202,7 +202,7 @@ def _key(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
 
-class _Clock:
+class _Clock(Clock):
     """slack_sdk's verifier asks a Clock object for `now()`; ours is a plain callable for tests."""
 
     def __init__(self, now: Callable[[], float]):
@@ -210,3 +210,8 @@ class _Clock:
 
     def now(self) -> float:
         return self._now()
+
+
+def _object(value: object) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one (a missing or malformed field reads as absent)."""
+    return value if isinstance(value, dict) else {}

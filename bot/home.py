@@ -28,9 +28,13 @@ def renderer(service: ElevationService) -> Callable[[str], dict[str, Any]]:
     def render(user: str) -> dict[str, Any]:
         auditor = user in service.people.auditors()
         return home_view(
-            service.mine(user), service.waiting_on(user), auditor, service.clock.now(), service.catalog.settings.command,
+            service.mine(user),
+            service.waiting_on(user),
+            auditor,
+            service.clock.now(),
+            service.catalog.settings.command,
             [r for r in service.open_reviews(user) if r.requester != user],  # nobody reviews their own break-glass
-        )  # fmt: skip
+        )
 
     return render
 
@@ -71,7 +75,9 @@ def home_view(
         blocks += [{"type": "divider"}, _section(f"*Open break-glass reviews* ({len(reviews)})")]
         for r in reviews[:MAX_REVIEWS]:
             blocks.append(
-                _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review.due_at if r.review else None)}\n>{esc(r.reason)}")
+                _section(
+                    f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review.due_at if r.review else None)}\n>{esc(r.reason)}"
+                )
             )
             blocks.append(review_buttons(r.id))
         blocks += _more(len(reviews), MAX_REVIEWS, command, "reviews")

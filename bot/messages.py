@@ -7,7 +7,7 @@ from datetime import datetime
 
 from grants.catalog import Scope
 from grants.credentials import Delivery
-from grants.domain import DomainError, NotAllowed, Request, State
+from grants.domain import AlreadyDecided, DomainError, NotAllowed, Request, State
 from grants.durations import format_duration
 from grants.people import People
 
@@ -18,6 +18,8 @@ HINTS = {
     "not_allowed": "Ask one of the scope's approvers, or `{command} help` for who may do what.",
     "already_decided": "Type `{command} list` to see where your requests stand.",
     "extension_offered": "Press Extend, or type `{command} extend {request_id} [duration]`.",
+    "ssh_key_missing": "Register it with `{command} ssh-key &lt;the line of your ~/.ssh/id_ed25519.pub&gt;` "
+    "(or paste it in the request form), then ask again.",
 }
 
 
@@ -27,14 +29,7 @@ def esc(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_MENTION = re.compile(r"(<@[UW][A-Z0-9]+>)")
 MAX_NAMED = 20  # people named in one message; the rest are counted, so 250 approvers stay readable and in limits
-
-
-def esc_keeping_mentions(text: object) -> str:
-    """Text the core wrote (an error may quote what someone typed): escaped like people's words, except the
-    user mentions the core itself writes (`<@U…>`)."""
-    return "".join(part if _MENTION.fullmatch(part) else esc(part) for part in _MENTION.split(str(text)))
 
 
 _CATALOG_MARKUP = re.compile(r"(<(?:@[UW][A-Z0-9]+|#C[A-Z0-9]+(?:\|[^<>]*)?|https?://[^<>|\s]+(?:\|[^<>]*)?)>)")
@@ -56,12 +51,21 @@ def when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at else "—"
 
 
+def refusal_text(error: DomainError) -> str:
+    """The refusal's sentence in mrkdwn. The core writes plain text (it may quote what someone typed, so it is
+    escaped whole: nothing in it can ping or link); mentions are written here, from the refusal's typed fields."""
+    if isinstance(error, AlreadyDecided) and error.request_id and error.state:
+        who = f" by <@{esc(error.decided_by)}>" if error.decided_by and error.decided_by != "system" else ""
+        return f"{esc(error.request_id)} was already decided: it is {error.state}{who}."
+    return esc(error)
+
+
 def error_text(error: DomainError, command: str) -> str:
     request_id = esc(error.context.get("request_id", "<request-id>"))
     hint = HINTS.get(error.code, "").format(command=command, request_id=request_id)
     icon = ":hourglass:" if error.code == "extension_offered" else ":warning:"
     rule = f" (rule `{error.rule}`)" if isinstance(error, NotAllowed) else ""
-    return f"{icon} {esc_keeping_mentions(error)}{rule}" + (f"\n{hint}" if hint else "")
+    return f"{icon} {refusal_text(error)}{rule}" + (f"\n{hint}" if hint else "")
 
 
 def usage_text(problem: str, command: str, usage: str | None = None) -> str:

@@ -38,9 +38,11 @@ class Metrics:
         self.issue_seconds = Histogram("jitbot_issue_seconds", "Vault issue latency", registry=self.registry, buckets=buckets)
         self.revoke_seconds = Histogram("jitbot_revoke_seconds", "Vault revoke latency", registry=self.registry, buckets=buckets)
         self.lag = Histogram(
-            "jitbot_revocation_lag_seconds", "Actual revocation time minus expiry", registry=self.registry,
+            "jitbot_revocation_lag_seconds",
+            "Actual revocation time minus expiry",
+            registry=self.registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300),
-        )  # fmt: skip
+        )
 
     def observe(self, event: AuditEvent) -> None:
         name = Event(event.event)
@@ -89,8 +91,14 @@ class MeteredStore:
     def get(self, request_id: str) -> Request | None:
         return self.inner.get(request_id)
 
-    def find(self, *, states: Collection[State] | None = None, requester: str | None = None,
-             scopes: Collection[str] | None = None, limit: int | None = None) -> list[Request]:  # fmt: skip
+    def find(
+        self,
+        *,
+        states: Collection[State] | None = None,
+        requester: str | None = None,
+        scopes: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Request]:
         return self.inner.find(states=states, requester=requester, scopes=scopes, limit=limit)
 
     def due(self, horizon: datetime) -> list[Request]:

@@ -86,7 +86,7 @@ class WebApp:
         if status_holder and status_holder[0].startswith("401"):
             # A forged or stale request: refused before anything is parsed or stored.
             log.warning("refused a Slack request with a bad or stale signature", extra={"remote": environ.get("REMOTE_ADDR")})
-        return result  # type: ignore[no-any-return]
+        return result
 
 
 def unavailable(body: bytes) -> Refusal:

@@ -210,9 +210,12 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     metrics = Metrics()
     vault = open_vault(settings)
     kinds = credential_kinds(
-        vault, wrap_ttl=wrap_ttl, cli=cli,
-        identity_alias_mount=catalog.settings.identity_alias_mount, ssh_krl_path=settings.jitbot_ssh_krl,
-    )  # fmt: skip
+        vault,
+        wrap_ttl=wrap_ttl,
+        cli=cli,
+        identity_alias_mount=catalog.settings.identity_alias_mount,
+        ssh_krl_path=settings.jitbot_ssh_krl,
+    )
     issuer = MeteredIssuer(kinds, metrics)
     timer = SchedulerTimer()
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
@@ -232,10 +235,15 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     gate = build_gate(settings, store, service, client)
     health = CachedHealth({"database": store.healthy, "vault": vault.healthy, "scheduler": timer.healthy})
     web = WebApp(
-        app, health, lambda: {"role": runtime.role()}, metrics.render, gate=gate,
+        app,
+        health,
+        lambda: {"role": runtime.role()},
+        metrics.render,
+        gate=gate,
         metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
-        serve_metrics=settings.metrics_port is None, ssh_krl=settings.jitbot_ssh_krl,
-    )  # fmt: skip
+        serve_metrics=settings.metrics_port is None,
+        ssh_krl=settings.jitbot_ssh_krl,
+    )
     runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web)
     return runtime
 

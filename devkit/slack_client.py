@@ -192,8 +192,13 @@ class SlackPeople:
 
     def open_home(self, user_id: str) -> tuple[int, Any]:
         """`user_id` opens the app's Home tab: Slack's app_home_opened event."""
-        event = {"type": "app_home_opened", "user": user_id, "channel": self.standin.dm_channel_id(user_id) if self.standin else "D0HOME",
-                 "tab": "home", "event_ts": f"{time.time():.6f}"}  # fmt: skip
+        event = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": self.standin.dm_channel_id(user_id) if self.standin else "D0HOME",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
         body = {
             "token": "verification-token-unused",
             "team_id": self.team_id,

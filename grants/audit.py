@@ -112,8 +112,17 @@ def write_export_rows(rows: Iterable[Sequence[Any]], out: IO[str], fmt: str) -> 
     if fmt == "jsonl":
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         for seq, at, event, request_id, scope, actor, subject, detail, prev_hash, hash_ in rows:
-            head = dumps({"seq": seq, "at": at_text(at), "event": event, "request_id": request_id, "scope": scope,
-                          "actor": actor, "subject": subject})  # fmt: skip
+            head = dumps(
+                {
+                    "seq": seq,
+                    "at": at_text(at),
+                    "event": event,
+                    "request_id": request_id,
+                    "scope": scope,
+                    "actor": actor,
+                    "subject": subject,
+                }
+            )
             tail = dumps({"prev_hash": prev_hash, "hash": hash_})
             out.write(f'{head[:-1]},"detail":{detail},{tail[1:]}\n')
             count += 1

@@ -163,7 +163,20 @@ class NotFound(DomainError):
 
 
 class AlreadyDecided(DomainError):
+    """The request is past the step asked for. When the refusal names the decision (`state`, `decided_by`: a user
+    ID, "system" or None), the chat side writes the sentence with its own markup; the message stays plain text."""
+
     code = "already_decided"
+
+    def __init__(self, message: str, *, request_id: str | None = None, state: State | None = None, decided_by: str | None = None):
+        super().__init__(message, **({"request_id": request_id} if request_id else {}))
+        self.request_id, self.state, self.decided_by = request_id, state, decided_by
+
+
+class SshKeyMissing(InvalidRequest):
+    """An ssh scope was asked for by someone with no registered public key; the chat side says how to register one."""
+
+    code = "ssh_key_missing"
 
 
 class NotAllowed(DomainError):

@@ -74,10 +74,13 @@ LIFECYCLE: dict[tuple[State | None, Event], State] = {
     (State.ACTIVE, Event.REVOKE_FAILED): State.ACTIVE,
     (State.ACTIVE, Event.EXPIRED): State.EXPIRED,
     (State.ACTIVE, Event.REVOKED): State.REVOKED,
-    **{(state, event): state for state in _REVIEWABLE
-       for event in (Event.REVIEW_REMINDED, Event.REVIEW_ACKNOWLEDGED, Event.REVIEW_FLAGGED)},
+    **{
+        (state, event): state
+        for state in _REVIEWABLE
+        for event in (Event.REVIEW_REMINDED, Event.REVIEW_ACKNOWLEDGED, Event.REVIEW_FLAGGED)
+    },
     **{(state, Event.REJECTED): state for state in State},
-}  # fmt: skip
+}
 
 # Events about the trail or about nobody's request: appended without a request change.
 TRAIL_EVENTS = frozenset({Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED})

@@ -41,8 +41,13 @@ USERS = {
     "U0APPR006": "pia",
 }
 REQUESTER, APPROVER, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER = (
-    "U0DEV0001", "U0APPR001", "U0APPR002", "U0APPR003", "U0AUDIT01", "U0OUTSIDE",
-)  # fmt: skip
+    "U0DEV0001",
+    "U0APPR001",
+    "U0APPR002",
+    "U0APPR003",
+    "U0AUDIT01",
+    "U0OUTSIDE",
+)
 WRAP_TOKEN = re.compile(r"unwrap ([A-Za-z0-9._-]{20,})")
 
 

@@ -47,8 +47,9 @@ class FakeStore:
     def create(self, request: Request, event: AuditEvent) -> None:
         with self.lock:
             assert request.id not in self.requests
-            if any(r.requester == request.requester and r.scope == request.scope and r.state in OPEN
-                   for r in self.requests.values()):  # fmt: skip
+            if any(
+                r.requester == request.requester and r.scope == request.scope and r.state in OPEN for r in self.requests.values()
+            ):
                 raise AlreadyOpen(f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope")
             self.requests[request.id] = request
             self._append(event)
@@ -65,13 +66,21 @@ class FakeStore:
     def get(self, request_id: str) -> Request | None:
         return self.requests.get(request_id)
 
-    def find(self, *, states: Collection[State] | None = None, requester: str | None = None,
-             scopes: Collection[str] | None = None, limit: int | None = None) -> list[Request]:  # fmt: skip
+    def find(
+        self,
+        *,
+        states: Collection[State] | None = None,
+        requester: str | None = None,
+        scopes: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Request]:
         found = [
-            r for r in sorted(self.requests.values(), key=lambda r: r.created_at, reverse=True)
-            if (states is None or r.state in states) and (requester is None or r.requester == requester)
+            r
+            for r in sorted(self.requests.values(), key=lambda r: r.created_at, reverse=True)
+            if (states is None or r.state in states)
+            and (requester is None or r.requester == requester)
             and (scopes is None or r.scope in scopes)
-        ]  # fmt: skip
+        ]
         return found[:limit] if limit else found
 
     def due(self, horizon: datetime) -> list[Request]:

@@ -120,16 +120,25 @@ def new_key(folder: Path, name: str) -> Path:
 def can_log_in(server: SshServer, private_key: Path, certificate: Path | None, user: str = LOGIN_USER) -> bool:
     """Whether `ssh … user@127.0.0.1 true` succeeds with this key (and certificate), never prompting."""
     options = [
-        "-F", "/dev/null",  # no user or system ssh_config can change the outcome
-        "-o", "BatchMode=yes",
-        "-o", "IdentitiesOnly=yes",
-        "-o", "IdentityAgent=none",
-        "-o", "StrictHostKeyChecking=no",
-        "-o", f"UserKnownHostsFile={os.devnull}",
-        "-o", "ConnectTimeout=5",
-        "-o", "LogLevel=ERROR",
-        "-i", str(private_key),
-    ]  # fmt: skip
+        "-F",
+        "/dev/null",  # no user or system ssh_config can change the outcome
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "IdentityAgent=none",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        f"UserKnownHostsFile={os.devnull}",
+        "-o",
+        "ConnectTimeout=5",
+        "-o",
+        "LogLevel=ERROR",
+        "-i",
+        str(private_key),
+    ]
     if certificate is not None:
         options += ["-o", f"CertificateFile={certificate}"]
     result = subprocess.run(

@@ -87,4 +87,6 @@ def test_without_vault_verify_says_what_it_could_not_check(world: World):
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
     result = subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify"], cwd=ROOT, capture_output=True, text=True,
                             timeout=60, env={**env, "DATABASE_URL": world.db_url})  # fmt: skip
-    assert result.returncode == 0 and "anchor: not checked (VAULT_ADDR is not set)" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 0 and "anchor: not checked (VAULT_ADDR is not set)" in result.stdout, (
+        result.stdout + result.stderr
+    )

@@ -19,9 +19,22 @@ from grants.text import refused_character
 from tests.conftest import APPROVER, REQUESTER, SIGNING_SECRET, World
 
 NASTY = [
-    "\x00", "\x07", "\x1b[31m", "\x7f", "\x85", "\u202e", "\u2066", "\u200e", "\u061c", "\u200b", "\u200d", "\u2060",
-    "\ufeff", "\r", "\t",
-]  # fmt: skip
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\x7f",
+    "\x85",
+    "\u202e",
+    "\u2066",
+    "\u200e",
+    "\u061c",
+    "\u200b",
+    "\u200d",
+    "\u2060",
+    "\ufeff",
+    "\r",
+    "\t",
+]
 
 
 @pytest.mark.parametrize("char", NASTY)
@@ -61,8 +74,11 @@ def test_a_nul_or_bidi_reason_is_refused_with_a_clear_message(world: World):
 
 
 def test_the_request_form_and_the_deny_form_refuse_hidden_characters(world: World):
-    values = {"scope": {"value": {"type": "static_select", "selected_option": {"value": "payments-read"}}},
-              "duration": {"value": "30m"}, "reason": {"value": "INC-1 \u202eerased"}}  # fmt: skip
+    values = {
+        "scope": {"value": {"type": "static_select", "selected_option": {"value": "payments-read"}}},
+        "duration": {"value": "30m"},
+        "reason": {"value": "INC-1 \u202eerased"},
+    }
     status, body = world.client.submit_view(REQUESTER, "request_modal", values)
     assert status == 200 and body["response_action"] == "errors" and "plain characters" in body["errors"]["reason"], body
     assert requests_and_events(world) == (0, [])
@@ -81,8 +97,14 @@ def payload_bodies(world: World) -> list[str]:
         return json.dumps({"type": "block_actions", "user": user, "team": team, "actions": [action], **extra})
 
     def view(callback: str, values: Any, metadata: Any = "") -> str:
-        return json.dumps({"type": "view_submission", "user": user, "team": team,
-                           "view": {"callback_id": callback, "private_metadata": metadata, "state": {"values": values}}})  # fmt: skip
+        return json.dumps(
+            {
+                "type": "view_submission",
+                "user": user,
+                "team": team,
+                "view": {"callback_id": callback, "private_metadata": metadata, "state": {"values": values}},
+            }
+        )
 
     bodies = [
         "not json",
@@ -100,8 +122,16 @@ def payload_bodies(world: World) -> list[str]:
     bodies.append(json.dumps({"type": "block_actions", "team": team, "actions": [{"action_id": "approve", "value": "JIT-A"}]}))
     select = {"type": "static_select", "selected_option": {"value": "payments-read"}}
     for duration in ("-5m", "5" * 5000 + "m", "\x00", "٣m"):
-        bodies.append(view("request_modal", {"scope": {"value": select}, "duration": {"value": {"value": duration}},
-                                            "reason": {"value": {"value": "INC-1 x"}}}))  # fmt: skip
+        bodies.append(
+            view(
+                "request_modal",
+                {
+                    "scope": {"value": select},
+                    "duration": {"value": {"value": duration}},
+                    "reason": {"value": {"value": "INC-1 x"}},
+                },
+            )
+        )
     for reason in ("\x00", "a\u202eb", "x" * 100_000):
         bodies.append(view("request_modal", {"scope": {"value": select}, "reason": {"value": {"value": reason}}}))
         bodies.append(view("deny_modal", {"reason": {"value": {"value": reason}}}, "JIT-AAAAAAAA"))
@@ -117,12 +147,27 @@ def payload_bodies(world: World) -> list[str]:
 
 
 SLASH_TEXTS = [
-    "\x00", "payments-read\x00", "payments-read 30m INC-1 \x00", "payments-read " + "9" * 5000, "payments-read -5m INC-2",
-    "payments-read 99999999999999999999999d INC-3", "payments-read 30m " + "INC-4 " * 20_000, "break-glass payments-read -1m x",
-    "revoke \x00", "revoke " + "A" * 5000, "extend JIT-AAAAAAAA " + "9" * 5000, "extend JIT-AAAAAAAA -5m",
-    "audit --since " + "9" * 5000 + "d", "audit --since '", "audit --until 99999-99-99", "\u202epayments-read 30m INC-5",
-    "list \u200b", "nudge", "cancel a b c", "payments-read ٣m INC-6",
-]  # fmt: skip
+    "\x00",
+    "payments-read\x00",
+    "payments-read 30m INC-1 \x00",
+    "payments-read " + "9" * 5000,
+    "payments-read -5m INC-2",
+    "payments-read 99999999999999999999999d INC-3",
+    "payments-read 30m " + "INC-4 " * 20_000,
+    "break-glass payments-read -1m x",
+    "revoke \x00",
+    "revoke " + "A" * 5000,
+    "extend JIT-AAAAAAAA " + "9" * 5000,
+    "extend JIT-AAAAAAAA -5m",
+    "audit --since " + "9" * 5000 + "d",
+    "audit --since '",
+    "audit --until 99999-99-99",
+    "\u202epayments-read 30m INC-5",
+    "list \u200b",
+    "nudge",
+    "cancel a b c",
+    "payments-read ٣m INC-6",
+]
 
 
 def sign_bytes(body: bytes) -> dict[str, str]:
@@ -142,9 +187,13 @@ def test_no_input_gives_a_5xx_or_stores_anything(world: World):
         headers = {"Content-Type": "application/x-www-form-urlencoded", **world.client.sign(form)}
         status, body = world.client.raw(form, headers)
         statuses.append((status, raw[:80]))
-    for raw_bytes, content_type in ((b"{not json", "application/json"), (b"\xff\xfe\x00bad", "application/json"),
-                                    (b"\xff\xfe", "application/x-www-form-urlencoded"), (b"", "application/json"),
-                                    (b"command=%ZZ&text=%00", "application/x-www-form-urlencoded")):  # fmt: skip
+    for raw_bytes, content_type in (
+        (b"{not json", "application/json"),
+        (b"\xff\xfe\x00bad", "application/json"),
+        (b"\xff\xfe", "application/x-www-form-urlencoded"),
+        (b"", "application/json"),
+        (b"command=%ZZ&text=%00", "application/x-www-form-urlencoded"),
+    ):
         headers = {"Content-Type": content_type, **sign_bytes(raw_bytes)}
         status, _ = world.client.raw(raw_bytes, headers)
         statuses.append((status, repr(raw_bytes)))

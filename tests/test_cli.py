@@ -23,8 +23,9 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 def jitbot(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **env})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, **env}
+    )
 
 
 @pytest.fixture
@@ -33,17 +34,36 @@ def trail(db_url):
     upgrade(engine)
     store = SqlStore(engine)
     for i in range(50):
-        store.record(AuditEvent(event="requested", at=T0 + timedelta(hours=i), actor=f"U0USER{i % 3:03d}", request_id=f"JIT-{i}",
-                                scope="payments-read" if i % 2 else "db-admin-staging", subject=f"U0USER{i % 3:03d}",
-                                detail={"reason": f"INC-{i}, with \"quotes\"\nand a newline"}))  # fmt: skip
+        store.record(
+            AuditEvent(
+                event="requested",
+                at=T0 + timedelta(hours=i),
+                actor=f"U0USER{i % 3:03d}",
+                request_id=f"JIT-{i}",
+                scope="payments-read" if i % 2 else "db-admin-staging",
+                subject=f"U0USER{i % 3:03d}",
+                detail={"reason": f'INC-{i}, with "quotes"\nand a newline'},
+            )
+        )
     yield db_url, engine
     engine.dispose()
 
 
 def test_export_filters_and_formats(trail):
     db_url, _ = trail
-    result = jitbot("audit", "export", "--format", "csv", "--since", "2026-11-02", "--until", "2026-11-02T12:00Z",
-                    "--scope", "payments-read", DATABASE_URL=db_url)  # fmt: skip
+    result = jitbot(
+        "audit",
+        "export",
+        "--format",
+        "csv",
+        "--since",
+        "2026-11-02",
+        "--until",
+        "2026-11-02T12:00Z",
+        "--scope",
+        "payments-read",
+        DATABASE_URL=db_url,
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["request_id"] for r in rows] == ["JIT-15", "JIT-17", "JIT-19", "JIT-21", "JIT-23", "JIT-25"][: len(rows)] and rows
@@ -100,8 +120,14 @@ def test_settings_errors_name_the_variable_without_echoing_it(monkeypatch):
 
 def test_serve_without_settings_stops_with_one_clear_message(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VAULT_"))}
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "is missing: set it to" in result.stderr and "Traceback" not in result.stderr
 

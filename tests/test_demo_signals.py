@@ -86,9 +86,13 @@ def start_demo(ignore_sigint: bool) -> tuple[subprocess.Popen[str], queue.Queue[
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     demo = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "demo"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "bot.cli", "demo"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=preexec,
-    )  # fmt: skip
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout or []], daemon=True).start()
     return demo, lines

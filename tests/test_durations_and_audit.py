@@ -32,8 +32,13 @@ def test_bad_durations_say_what_to_type(text):
 def chain(n: int) -> list[AuditEvent]:
     events, prev = [], GENESIS_HASH
     for i in range(n):
-        e = chained(AuditEvent(event="requested", at=T0 + timedelta(seconds=i), actor="U1", request_id=f"JIT-{i}",
-                               detail={"reason": f"r{i}"}), i + 1, prev)  # fmt: skip
+        e = chained(
+            AuditEvent(
+                event="requested", at=T0 + timedelta(seconds=i), actor="U1", request_id=f"JIT-{i}", detail={"reason": f"r{i}"}
+            ),
+            i + 1,
+            prev,
+        )
         events.append(e)
         prev = e.hash
     return events
@@ -78,10 +83,20 @@ def test_the_fast_export_path_writes_the_same_bytes(fmt):
     slow, fast = io.StringIO(), io.StringIO()
     write_export(iter(events), slow, fmt)
     rows = [
-        (e.seq, e.at.replace(tzinfo=None).isoformat(sep=" "), e.event, e.request_id, e.scope, e.actor, e.subject,
-         json.dumps(e.detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False), e.prev_hash, e.hash)
+        (
+            e.seq,
+            e.at.replace(tzinfo=None).isoformat(sep=" "),
+            e.event,
+            e.request_id,
+            e.scope,
+            e.actor,
+            e.subject,
+            json.dumps(e.detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+            e.prev_hash,
+            e.hash,
+        )
         for e in events
-    ]  # fmt: skip
+    ]
     write_export_rows(rows, fast, fmt)
     assert fast.getvalue() == slow.getvalue()
 

@@ -113,8 +113,10 @@ def test_refused_decisions_and_revokes_are_audited(world: World):
         f"SELECT actor, detail FROM audit_events WHERE event = 'rejected' AND request_id = '{rid}' ORDER BY seq"
     )
     assert [(a, r.split('"rule":"')[1].split('"')[0]) for a, r in rejected] == [
-        (APPROVER_3, "self_approval"), (OUTSIDER, "not_an_approver"), (OUTSIDER, "not_allowed_to_revoke"),
-    ]  # fmt: skip
+        (APPROVER_3, "self_approval"),
+        (OUTSIDER, "not_an_approver"),
+        (OUTSIDER, "not_allowed_to_revoke"),
+    ]
     assert world.rows(f"SELECT state FROM requests WHERE id = '{rid}'")[0][0] == "active"
 
 
@@ -217,12 +219,14 @@ def test_request_form(world: World):
     options = [o["value"] for o in view["view"]["blocks"][0]["element"]["options"]]
     assert "payments-read" in options and "payments-write" not in options
     scope = {"type": "static_select", "selected_option": {"value": "payments-read"}}
-    status, body = world.client.submit_view(REQUESTER, "request_modal", {"scope": {"value": scope}, "duration": {"value": "9h"},
-                                                                       "reason": {"value": "INC-9"}})  # fmt: skip
+    status, body = world.client.submit_view(
+        REQUESTER, "request_modal", {"scope": {"value": scope}, "duration": {"value": "9h"}, "reason": {"value": "INC-9"}}
+    )
     assert status == 200 and body["response_action"] == "errors" and "1m to 1h" in body["errors"]["duration"]
     assert world.rows("SELECT count(*) FROM requests")[0][0] == 0
-    status, body = world.client.submit_view(REQUESTER, "request_modal", {"scope": {"value": scope}, "duration": {"value": "20m"},
-                                                                       "reason": {"value": "INC-9 form"}})  # fmt: skip
+    status, body = world.client.submit_view(
+        REQUESTER, "request_modal", {"scope": {"value": scope}, "duration": {"value": "20m"}, "reason": {"value": "INC-9 form"}}
+    )
     assert status == 200
     world.slack.wait_for(lambda: any("Request `JIT-" in shown(m) for m in world.slack.dm_messages(REQUESTER)))
     assert world.rows("SELECT scope, duration_seconds, reason FROM requests") == [("payments-read", 1200, "INC-9 form")]

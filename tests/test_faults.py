@@ -67,10 +67,14 @@ def request_and_approve(client: SignedSlackClient, slack: SlackStandIn, user: st
 def test_three_replicas_leader_killed_while_grants_come_due(tmp_path, openbao, bot_vault_token):
     with fresh_database("postgresql", tmp_path) as db_url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         env = {
-            "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.url,
-            "VAULT_ADDR": openbao.addr, "VAULT_TOKEN": bot_vault_token, "DATABASE_URL": db_url,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.url,
+            "VAULT_ADDR": openbao.addr,
+            "VAULT_TOKEN": bot_vault_token,
+            "DATABASE_URL": db_url,
             "JITBOT_CATALOG": str(make_catalog_dir(tmp_path) / "catalog.toml"),
-        }  # fmt: skip
+        }
         replicas = [ServeProcess(env, tmp_path / f"replica-{i}.log").start() for i in range(3)]
         trail = Trail(db_url)
         try:
@@ -117,10 +121,18 @@ def vault_world(tmp_path, private_vault):
     server, root = private_vault
     catalog = catalog_with_alerts(tmp_path)
     sync(root, catalog.parent, load_catalog(catalog), credential_kinds(VaultSession(root)))
-    with SlackStandIn(BOT_TOKEN, users=USERS, strict_users=False) as slack, LocalBot(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url, vault_addr=server.addr,
-        vault_token=server.root_token, database_url=f"sqlite:///{tmp_path / 'jitbot.db'}", jitbot_catalog=catalog,
-    ) as bot:  # fmt: skip
+    with (
+        SlackStandIn(BOT_TOKEN, users=USERS, strict_users=False) as slack,
+        LocalBot(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=server.addr,
+            vault_token=server.root_token,
+            database_url=f"sqlite:///{tmp_path / 'jitbot.db'}",
+            jitbot_catalog=catalog,
+        ) as bot,
+    ):
         trail = Trail(f"sqlite:///{tmp_path / 'jitbot.db'}")
         yield server, slack, bot, SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack), trail
         trail.engine.dispose()
@@ -155,11 +167,18 @@ def test_vault_down_at_issue_time_fails_cleanly(vault_world):
 
 
 def test_slack_errors_and_rate_limits_lose_nothing(tmp_path, openbao, bot_vault_token):
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack, LocalBot(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url, vault_addr=openbao.addr,
-        vault_token=bot_vault_token, database_url=f"sqlite:///{tmp_path / 'jitbot.db'}",
-        jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-    ) as bot:  # fmt: skip
+    with (
+        SlackStandIn(BOT_TOKEN, users=USERS) as slack,
+        LocalBot(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=openbao.addr,
+            vault_token=bot_vault_token,
+            database_url=f"sqlite:///{tmp_path / 'jitbot.db'}",
+            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
+        ) as bot,
+    ):
         client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
         trail = Trail(f"sqlite:///{tmp_path / 'jitbot.db'}")
         slack.fail_next("chat.postMessage", status=500)
@@ -179,10 +198,19 @@ def test_slack_errors_and_rate_limits_lose_nothing(tmp_path, openbao, bot_vault_
 
 
 def test_postgres_sessions_terminated_mid_run(tmp_path, openbao, bot_vault_token):
-    with fresh_database("postgresql", tmp_path) as db_url, SlackStandIn(BOT_TOKEN, users=USERS) as slack, LocalBot(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url, vault_addr=openbao.addr,
-        vault_token=bot_vault_token, database_url=db_url, jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-    ) as bot:  # fmt: skip
+    with (
+        fresh_database("postgresql", tmp_path) as db_url,
+        SlackStandIn(BOT_TOKEN, users=USERS) as slack,
+        LocalBot(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=openbao.addr,
+            vault_token=bot_vault_token,
+            database_url=db_url,
+            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
+        ) as bot,
+    ):
         client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
         trail = Trail(db_url)
         name = db_url.rsplit("/", 1)[1]
@@ -217,9 +245,14 @@ def test_postgres_sessions_terminated_mid_run(tmp_path, openbao, bot_vault_token
 def test_concurrent_clicks_across_replicas_issue_once(tmp_path, openbao, bot_vault_token):
     with fresh_database("postgresql", tmp_path) as db_url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         settings = dict(
-            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url, vault_addr=openbao.addr,
-            vault_token=bot_vault_token, database_url=db_url, jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        )  # fmt: skip
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=openbao.addr,
+            vault_token=bot_vault_token,
+            database_url=db_url,
+            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
+        )
         with LocalBot(**settings) as one, LocalBot(**settings) as two:
             clients = [SignedSlackClient(b.url, SIGNING_SECRET, standin=slack) for b in (one, two)]
             _, body = clients[0].slash(REQUESTER, "payments-read 10m INC-10 two replicas")

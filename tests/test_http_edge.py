@@ -146,10 +146,14 @@ def test_healthz_answers_within_a_second_when_vault_hangs(tmp_path, hanging_vaul
 
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         bot = LocalBot(
-            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url,
-            vault_addr=hanging_vault, vault_token="s.hanging-vault-test-token", database_url=f"sqlite:///{tmp_path / 'j.db'}",
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=hanging_vault,
+            vault_token="s.hanging-vault-test-token",
+            database_url=f"sqlite:///{tmp_path / 'j.db'}",
             jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        )  # fmt: skip
+        )
         with bot:
             timings = []
             for _ in range(3):  # the first probe waits out the time box; the next ones reuse or re-run it
@@ -205,10 +209,15 @@ def catalog_edits() -> dict[str, str]:
 
 def metrics_bot(tmp_path: Any, openbao: Any, token: str, slack: SlackStandIn, **extra: Any) -> LocalBot:
     return LocalBot(
-        slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url,
-        vault_addr=openbao.addr, vault_token=token, database_url=f"sqlite:///{tmp_path / 'm.db'}",
-        jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml", **extra,
-    )  # fmt: skip
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.url,
+        vault_addr=openbao.addr,
+        vault_token=token,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
+        **extra,
+    )
 
 
 def test_metrics_behind_a_bearer_token(tmp_path, openbao, bot_vault_token):

@@ -18,7 +18,9 @@ def test_a_swapped_accessor_revokes_the_real_grant_and_never_the_foreign_token(w
     # The insider points the grant's row at the CI pipeline's token, hoping the bot will revoke that one instead.
     assert world.bot.runtime is not None
     with world.bot.runtime.store.engine.begin() as connection:
-        connection.execute(text("UPDATE requests SET accessor = :a WHERE id = :id"), {"a": f"vault_token:{ci['accessor']}", "id": rid})
+        connection.execute(
+            text("UPDATE requests SET accessor = :a WHERE id = :id"), {"a": f"vault_token:{ci['accessor']}", "id": rid}
+        )
 
     status, _ = world.client.slash(REQUESTER, f"revoke {rid}")
     assert status == 200
@@ -29,9 +31,7 @@ def test_a_swapped_accessor_revokes_the_real_grant_and_never_the_foreign_token(w
         raise AssertionError("the real grant is still alive")
     except Forbidden:
         pass  # the grant the trail recorded was revoked
-    mismatch = world.rows(
-        f"SELECT actor, detail FROM audit_events WHERE request_id = '{rid}' AND event = 'rejected'"
-    )
+    mismatch = world.rows(f"SELECT actor, detail FROM audit_events WHERE request_id = '{rid}' AND event = 'rejected'")
     assert len(mismatch) == 1 and "credential_mismatch" in mismatch[0][1] and mismatch[0][0] == "system"
     revoked = world.rows(f"SELECT detail FROM audit_events WHERE request_id = '{rid}' AND event = 'revoked'")
     assert ci["accessor"] not in revoked[0][0]

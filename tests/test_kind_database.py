@@ -179,7 +179,12 @@ def test_a_failed_read_leaves_no_reader_token_behind(bot: hvac.Client, vault_roo
     with pytest.raises(CredentialError, match="refused"):
         issue_database_credential(bot, "jit-no-such-role", timedelta(minutes=5), "JIT-NOROLE00", "U0REQ001", "x")
     accessors = vault_root.list("auth/token/accessors")["data"]["keys"]
-    leftovers = [a for a in accessors if vault_root.auth.token.lookup_accessor(a)["data"]["meta"] == {"kind": "database", "request_id": "JIT-NOROLE00", "requester": "U0REQ001", "scope": "x"}]  # fmt: skip
+    leftovers = [
+        a
+        for a in accessors
+        if vault_root.auth.token.lookup_accessor(a)["data"]["meta"]
+        == {"kind": "database", "request_id": "JIT-NOROLE00", "requester": "U0REQ001", "scope": "x"}
+    ]
     assert leftovers == []
 
 
@@ -189,8 +194,14 @@ def test_sync_warns_about_roles_that_would_not_end_sessions_or_end_too_soon(
     assert database_role_warnings(vault_root, ROLE, timedelta(hours=1)) == []
     vault_root.write_data(
         "database/roles/jit-weak",
-        data={"db_name": "jit-pg", "creation_statements": CREATION, "revocation_statements": ['DROP ROLE "{{name}}";'], "default_ttl": "10m", "max_ttl": "30m"},
-    )  # fmt: skip
+        data={
+            "db_name": "jit-pg",
+            "creation_statements": CREATION,
+            "revocation_statements": ['DROP ROLE "{{name}}";'],
+            "default_ttl": "10m",
+            "max_ttl": "30m",
+        },
+    )
     warnings = database_role_warnings(vault_root, "jit-weak", timedelta(hours=1))
     assert any("do not end open sessions" in w and "has none" in w for w in warnings)
     assert any("NOLOGIN" in w for w in warnings)
@@ -207,8 +218,14 @@ def test_sync_warns_about_roles_that_would_not_end_sessions_or_end_too_soon(
 
 
 def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openbao: OpenBaoDevServer, bot: hvac.Client) -> None:
-    scope_data = {"description": "Read orders", "credential": "database", "database_role": ROLE,
-                  "connect_hint": "psql -h db.staging -d orders", "requesters": ["*"], "approvers": ["U0APPR001"]}  # fmt: skip
+    scope_data = {
+        "description": "Read orders",
+        "credential": "database",
+        "database_role": ROLE,
+        "connect_hint": "psql -h db.staging -d orders",
+        "requesters": ["*"],
+        "approvers": ["U0APPR001"],
+    }
     catalog = parse_catalog({"scopes": {"orders-db-read": scope_data}})
     kinds = credential_kinds(VaultSession(bot))
     request_id = new_request_id()

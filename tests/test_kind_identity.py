@@ -154,8 +154,13 @@ def test_jitbot_vault_sweep_runs_from_cron_with_the_sweeper_token(
     sweeper_token = vault_root.auth.token.create(policies=["jitbot-sweeper"], no_default_policy=True, ttl="5m")["auth"][
         "client_token"
     ]
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "VAULT_ADDR": openbao.addr, "VAULT_TOKEN": sweeper_token,
-           "JITBOT_CATALOG": str(ROOT / "vault_policies" / "catalog.toml")}  # fmt: skip
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "VAULT_ADDR": openbao.addr,
+        "VAULT_TOKEN": sweeper_token,
+        "JITBOT_CATALOG": str(ROOT / "vault_policies" / "catalog.toml"),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "vault", "sweep"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
@@ -177,8 +182,14 @@ def test_the_identity_kind_behind_the_seam_issues_extends_and_revokes(
     openbao: OpenBaoDevServer, bot: hvac.Client, vault_root: hvac.Client, linked_person: tuple[str, str]
 ) -> None:
     user, token = linked_person
-    scope_data = {"description": "Raise my identity", "credential": "vault_identity", "policies": ["payments-read"],
-                  "on_behalf_of": ["entity:ci-deployer"], "requesters": ["*"], "approvers": ["U0APPR001"]}  # fmt: skip
+    scope_data = {
+        "description": "Raise my identity",
+        "credential": "vault_identity",
+        "policies": ["payments-read"],
+        "on_behalf_of": ["entity:ci-deployer"],
+        "requesters": ["*"],
+        "approvers": ["U0APPR001"],
+    }
     scope = parse_catalog({"scopes": {"payments-identity": scope_data}}).scopes["payments-identity"]
     kinds = credential_kinds(VaultSession(bot), identity_alias_mount=MOUNT)
     request_id = new_request_id()

@@ -123,8 +123,15 @@ def test_role_sync_is_idempotent_and_repairs_a_widened_role(vault_root: hvac.Cli
 
 
 def _ssh_catalog(ttl_max: str = "1h") -> Catalog:
-    scope = {"description": "SSH to web", "credential": "ssh", "ssh_role": ROLE, "principals": PRINCIPALS,
-             "requesters": ["*"], "approvers": ["U0APPR001"], "max_duration": ttl_max}  # fmt: skip
+    scope = {
+        "description": "SSH to web",
+        "credential": "ssh",
+        "ssh_role": ROLE,
+        "principals": PRINCIPALS,
+        "requesters": ["*"],
+        "approvers": ["U0APPR001"],
+        "max_duration": ttl_max,
+    }
     return parse_catalog({"scopes": {"web-ssh": scope}})
 
 

@@ -53,10 +53,15 @@ def world(tmp_path, db_url, openbao: OpenBaoDevServer, bot_vault_token, vault_ro
     policies = make_catalog_dir(tmp_path)
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         bot = LocalBot(
-            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url,
-            vault_addr=openbao.addr, vault_token=bot_vault_token, database_url=db_url,
-            jitbot_catalog=policies / "catalog.toml", jitbot_ssh_krl=tmp_path / "krl" / "revoked.krl",
-        )  # fmt: skip
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=openbao.addr,
+            vault_token=bot_vault_token,
+            database_url=db_url,
+            jitbot_catalog=policies / "catalog.toml",
+            jitbot_ssh_krl=tmp_path / "krl" / "revoked.krl",
+        )
         with bot:
             client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
             yield World(bot, slack, client, vault_root, openbao.addr, db_url)

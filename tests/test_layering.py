@@ -14,8 +14,14 @@ LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imp
 
 
 def lint(cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*LINT, "--no-cache"], capture_output=True, text=True, cwd=cwd, timeout=120,
-                          env={"PYTHONPATH": str(cwd), "PATH": "/usr/bin:/bin"})  # fmt: skip
+    return subprocess.run(
+        [*LINT, "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={"PYTHONPATH": str(cwd), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def copy_tree(tmp_path: Path) -> Path:

@@ -16,10 +16,22 @@ CATALOG = load_catalog(POLICY_DIR / "catalog.toml")
 READ_SCOPES = sorted(name for name, s in CATALOG.scopes.items() if name.endswith("-read") and s.credential == "vault_token")
 WRITE_CAPABILITIES = {"create", "update", "patch", "delete", "sudo"}
 # Paths nobody with a read scope may touch, beyond every path any shipped policy names.
-SENSITIVE = ["sys/policy/jitbot-bot", "sys/policies/acl/jitbot-bot", "auth/token/create", "auth/token/create/jitbot",
-             "auth/token/revoke-accessor", "sys/mounts/secret", "sys/auth", "database/config/staging-main",
-             "database/roles/staging-app", "database/rotate-root/staging-main", "secret/data/staging/db/main",
-             "secret/delete/staging/app", "secret/destroy/staging/app", "secret/metadata/staging/app"]  # fmt: skip
+SENSITIVE = [
+    "sys/policy/jitbot-bot",
+    "sys/policies/acl/jitbot-bot",
+    "auth/token/create",
+    "auth/token/create/jitbot",
+    "auth/token/revoke-accessor",
+    "sys/mounts/secret",
+    "sys/auth",
+    "database/config/staging-main",
+    "database/roles/staging-app",
+    "database/rotate-root/staging-main",
+    "secret/data/staging/db/main",
+    "secret/delete/staging/app",
+    "secret/destroy/staging/app",
+    "secret/metadata/staging/app",
+]
 # What a secret engine calls "update" to *issue* a read-only credential (kubernetes/creds/<role>) is a read
 # in effect: it writes nothing. Only such paths, named read-only, may carry update in a read scope.
 READ_ONLY_ISSUE = re.compile(r"^[a-z-]+/creds/[a-z-]*read-only$")

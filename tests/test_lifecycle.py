@@ -15,14 +15,28 @@ T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 # What a reader of the table should be able to rely on, written out once more by hand.
 EXPECTED = {
-    State.PENDING: {Event.APPROVAL_ADDED: State.PENDING, Event.REMINDED: State.PENDING, Event.ESCALATED: State.PENDING,
-                    Event.NUDGED: State.PENDING, Event.APPROVED: State.APPROVED, Event.DENIED: State.DENIED,
-                    Event.CANCELLED: State.CANCELLED, Event.TIMED_OUT: State.TIMED_OUT},
+    State.PENDING: {
+        Event.APPROVAL_ADDED: State.PENDING,
+        Event.REMINDED: State.PENDING,
+        Event.ESCALATED: State.PENDING,
+        Event.NUDGED: State.PENDING,
+        Event.APPROVED: State.APPROVED,
+        Event.DENIED: State.DENIED,
+        Event.CANCELLED: State.CANCELLED,
+        Event.TIMED_OUT: State.TIMED_OUT,
+    },
     State.APPROVED: {Event.ISSUED: State.ACTIVE, Event.ISSUE_FAILED: State.FAILED},
-    State.ACTIVE: {Event.EXPIRY_WARNED: State.ACTIVE, Event.EXTENSION_REQUESTED: State.ACTIVE,
-                   Event.EXTENSION_DENIED: State.ACTIVE, Event.EXTENSION_FAILED: State.ACTIVE, Event.EXTENDED: State.ACTIVE,
-                   Event.REVOKE_FAILED: State.ACTIVE, Event.EXPIRED: State.EXPIRED, Event.REVOKED: State.REVOKED},
-}  # fmt: skip
+    State.ACTIVE: {
+        Event.EXPIRY_WARNED: State.ACTIVE,
+        Event.EXTENSION_REQUESTED: State.ACTIVE,
+        Event.EXTENSION_DENIED: State.ACTIVE,
+        Event.EXTENSION_FAILED: State.ACTIVE,
+        Event.EXTENDED: State.ACTIVE,
+        Event.REVOKE_FAILED: State.ACTIVE,
+        Event.EXPIRED: State.EXPIRED,
+        Event.REVOKED: State.REVOKED,
+    },
+}
 REVIEWS = (Event.REVIEW_REMINDED, Event.REVIEW_ACKNOWLEDGED, Event.REVIEW_FLAGGED)
 
 
@@ -37,8 +51,16 @@ def expected(state: State | None, event: Event) -> State | None:
 
 
 def request_in(state: State) -> Request:
-    return Request(id="JIT-TEST0001", scope="payments-read", requester=REQUESTER, duration=timedelta(minutes=5),
-                   reason="x", state=state, created_at=T0, pending_until=T0 + timedelta(hours=1))  # fmt: skip
+    return Request(
+        id="JIT-TEST0001",
+        scope="payments-read",
+        requester=REQUESTER,
+        duration=timedelta(minutes=5),
+        reason="x",
+        state=state,
+        created_at=T0,
+        pending_until=T0 + timedelta(hours=1),
+    )
 
 
 @pytest.mark.parametrize("state", [None, *State])

@@ -83,8 +83,9 @@ def test_killed_bot_restarted_after_expiry_records_and_revokes(env, tmp_path, op
         slack.wait_for(lambda: any(rid in m["text"] and "ended at" in m["text"] for m in slack.dm_messages(REQUESTER)))
     finally:
         second.stop()
-    verify = subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify"], cwd=ROOT, env=second.env,
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    verify = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "audit", "verify"], cwd=ROOT, env=second.env, capture_output=True, text=True, timeout=60
+    )
     assert verify.returncode == 0 and "4 events verified" in verify.stdout
 
 
@@ -105,8 +106,13 @@ def test_secrets_reach_no_log_database_export_or_channel(env, tmp_path, openbao,
     haystacks = {"log": (tmp_path / "serve.log").read_text()}
     for fmt in ("csv", "jsonl"):
         out = tmp_path / f"export.{fmt}"
-        subprocess.run([sys.executable, "-m", "bot.cli", "audit", "export", "--format", fmt, "-o", str(out)], cwd=ROOT,
-                       env=bot.env, check=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "bot.cli", "audit", "export", "--format", fmt, "-o", str(out)],
+            cwd=ROOT,
+            env=bot.env,
+            check=True,
+            timeout=60,
+        )
         haystacks[fmt] = out.read_text()
     assert rid in haystacks["csv"] and rid in haystacks["jsonl"]
     engine = create_engine(db_url)
@@ -129,9 +135,12 @@ def test_socket_mode_is_used_when_an_app_token_is_set(env, tmp_path):
     slack, variables = env
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT, env={**os.environ, **variables, "SLACK_APP_TOKEN": "xapp-1-A0JITBOT-test"},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, **variables, "SLACK_APP_TOKEN": "xapp-1-A0JITBOT-test"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     # The stand-in has no WebSocket endpoint: the bot asks for one, is refused, says why and stops.
     assert result.returncode == 1
     assert slack.calls_to("apps.connections.open"), "Socket Mode asked the (configured) Slack API for a WebSocket URL"

@@ -72,10 +72,20 @@ def test_a_replayed_approve_click_does_nothing(world: World):
 def test_a_retried_event_is_processed_once(world: World):
     before = len(world.slack.calls_to("views.publish"))
     event = {
-        "token": "unused", "team_id": world.client.team_id, "api_app_id": "A0JITBOT", "type": "event_callback",
-        "event_id": "Ev0RETRY0001", "event_time": int(time.time()),
-        "event": {"type": "app_home_opened", "user": REQUESTER, "channel": "D0HOME", "tab": "home", "event_ts": f"{time.time():.6f}"},
-    }  # fmt: skip
+        "token": "unused",
+        "team_id": world.client.team_id,
+        "api_app_id": "A0JITBOT",
+        "type": "event_callback",
+        "event_id": "Ev0RETRY0001",
+        "event_time": int(time.time()),
+        "event": {
+            "type": "app_home_opened",
+            "user": REQUESTER,
+            "channel": "D0HOME",
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        },
+    }
     body = json.dumps(event)
     for n, retry in enumerate(("", "1", "2")):
         headers = {"Content-Type": "application/json", **world.client.sign(body, int(time.time()) + n)}
@@ -126,10 +136,14 @@ def test_the_cache_claims_once_and_purges_expired_keys(db_url: str):
 def two_replicas(tmp_path, openbao, bot_vault_token) -> Iterator[tuple[SlackStandIn, LocalBot, LocalBot]]:
     with fresh_database("postgresql", tmp_path) as url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         settings = dict(
-            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url,
-            vault_addr=openbao.addr, vault_token=bot_vault_token, database_url=url,
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=openbao.addr,
+            vault_token=bot_vault_token,
+            database_url=url,
             jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        )  # fmt: skip
+        )
         with LocalBot(**settings) as first, LocalBot(**settings) as second:
             yield slack, first, second
 

@@ -45,16 +45,31 @@ def catalog_data(description: str = "Read production payment secrets", scopes: i
         "settings": {"auditors": ["U0AUDIT01"]},
         "groups": {"many": MANY},
         "scopes": {
-            "payments-read": {"description": description, "policies": ["payments-read"], "requesters": ["*"],
-                              "approvers": ["group:many"], "max_duration": "1h"},
-            "payments-write": {"description": "Change payments", "policies": ["payments-write"], "requesters": ["*"],
-                               "approval_steps": [{"name": "lead " * 20, "approvers": MANY[:3], "approvals": 1},
-                                                  {"name": "security", "approvers": MANY[3:], "approvals": 2}]},
+            "payments-read": {
+                "description": description,
+                "policies": ["payments-read"],
+                "requesters": ["*"],
+                "approvers": ["group:many"],
+                "max_duration": "1h",
+            },
+            "payments-write": {
+                "description": "Change payments",
+                "policies": ["payments-write"],
+                "requesters": ["*"],
+                "approval_steps": [
+                    {"name": "lead " * 20, "approvers": MANY[:3], "approvals": 1},
+                    {"name": "security", "approvers": MANY[3:], "approvals": 2},
+                ],
+            },
         },
-    }  # fmt: skip
+    }
     for n in range(scopes):
-        data["scopes"][f"team-{n:03d}-read"] = {"description": f"Team {n} secrets", "policies": ["x"], "requesters": ["*"],
-                                                "approvers": ["group:many"]}  # fmt: skip
+        data["scopes"][f"team-{n:03d}-read"] = {
+            "description": f"Team {n} secrets",
+            "policies": ["x"],
+            "requesters": ["*"],
+            "approvers": ["group:many"],
+        }
     return data
 
 
@@ -67,8 +82,16 @@ def worst_catalog(scopes: int = 0) -> Catalog:
 
 
 def req(n: int = 1, **fields: Any) -> Request:
-    base: dict[str, Any] = dict(id=f"JIT-{n:08d}", scope="payments-read", requester=REQUESTER, duration=timedelta(minutes=30),
-                                reason=HOSTILE, state=State.PENDING, created_at=NOW, pending_until=NOW + timedelta(hours=1))  # fmt: skip
+    base: dict[str, Any] = dict(
+        id=f"JIT-{n:08d}",
+        scope="payments-read",
+        requester=REQUESTER,
+        duration=timedelta(minutes=30),
+        reason=HOSTILE,
+        state=State.PENDING,
+        created_at=NOW,
+        pending_until=NOW + timedelta(hours=1),
+    )
     return Request(**{**base, **fields})
 
 
@@ -78,11 +101,23 @@ def every_state() -> list[Request]:
     return [
         req(1),
         req(2, scope="payments-write", approval=Approval(2, tuple(MANY[:1]))),
-        req(3, state=State.ACTIVE, approval=Approval(1, tuple(MANY)), grant=grant, extension=PendingExtension(timedelta(minutes=15))),
+        req(
+            3,
+            state=State.ACTIVE,
+            approval=Approval(1, tuple(MANY)),
+            grant=grant,
+            extension=PendingExtension(timedelta(minutes=15)),
+        ),
         req(4, state=State.ACTIVE, break_glass=True, review=Review("open", later), grant=grant),
         req(5, state=State.DENIED, approval=Approval(1, (), MANY[0], NOW)),
-        req(6, state=State.REVOKED, approval=Approval(1, (), MANY[0]), ended_at=NOW, grant=replace(grant, extensions=3),
-            review=Review("flagged", later, MANY[1])),
+        req(
+            6,
+            state=State.REVOKED,
+            approval=Approval(1, (), MANY[0]),
+            ended_at=NOW,
+            grant=replace(grant, extensions=3),
+            review=Review("flagged", later, MANY[1]),
+        ),
         req(7, state=State.EXPIRED, ended_at=NOW, approval=Approval(1, tuple(MANY))),
         req(8, state=State.TIMED_OUT, ended_at=NOW, reason=""),
         req(9, scope="gone-scope", state=State.FAILED, ended_at=NOW),
@@ -143,8 +178,12 @@ def test_the_request_form_fits_with_any_number_of_scopes_and_an_empty_descriptio
         empty = next(o for o in picker["options"] if o["value"] == "payments-write")
         assert "description" not in empty, "an empty description is left out, not sent empty"
     else:
-        assert picker == {"type": "external_select", "action_id": blocks.SCOPE_SEARCH, "min_query_length": 0,
-                          "placeholder": {"type": "plain_text", "text": "Type to search the scopes"}}  # fmt: skip
+        assert picker == {
+            "type": "external_select",
+            "action_id": blocks.SCOPE_SEARCH,
+            "min_query_length": 0,
+            "placeholder": {"type": "plain_text", "text": "Type to search the scopes"},
+        }
         served = blocks.scope_options(catalog, names)
         assert len(served) == 100 and not [p for o in served for p in option_problems(o)]
         assert [o["value"] for o in blocks.scope_options(catalog, names, "TEAM-24")] == [
@@ -176,8 +215,10 @@ def test_home_of_an_auditor_with_every_list_long_fits():
     pending = [req(200 + n) for n in range(20)]
     for waiting, reviews in ((5, 5), (60, 60)):
         on_you = [req(300 + n, requester=MANY[n]) for n in range(waiting)]
-        open_ = [req(400 + n, requester=MANY[n], state=State.ACTIVE, break_glass=True, review=Review("open", later),
-                     grant=grant) for n in range(reviews)]  # fmt: skip
+        open_ = [
+            req(400 + n, requester=MANY[n], state=State.ACTIVE, break_glass=True, review=Review("open", later), grant=grant)
+            for n in range(reviews)
+        ]
         view = home.home_view(active + pending, on_you, True, NOW, "/elevate", open_)
         check_view(view)
         text = json.dumps(view["blocks"], ensure_ascii=False)
@@ -212,7 +253,8 @@ def test_help_usage_and_error_texts_have_no_raw_angle_brackets():
                 InvalidRequest("There is no scope `<https://evil|x>`."),
                 NotFound("There is no request `<!here>`."),
                 NotAllowed("Only approvers.", rule="not_an_approver"),
-                AlreadyDecided("already decided by <@U0APPR001>"),
+                AlreadyDecided("JIT-1 <@U0EVIL01>", request_id="JIT-1", state=State.APPROVED, decided_by="U0APPR001"),
+                AlreadyDecided("JIT-1 was already decided: it is <@U0EVIL01>."),
                 ExtensionOffered("You hold it.", request_id="JIT-1"),
                 DomainError("<odd>"),
             )
@@ -220,14 +262,17 @@ def test_help_usage_and_error_texts_have_no_raw_angle_brackets():
         messages.receipt_text(req(1), catalog.scopes["payments-read"], people, "/elevate"),
         messages.notice_text(req(1), frozenset(MANY), "reminder"),
         *(
-            messages.news_text(replace(r, approval=Approval(1, (), MANY[0])), news, {"reason": HOSTILE, "actor": MANY[0], "note": HOSTILE})
+            messages.news_text(
+                replace(r, approval=Approval(1, (), MANY[0])), news, {"reason": HOSTILE, "actor": MANY[0], "note": HOSTILE}
+            )
             for r in every_state()
             for news in ("approved", "denied", "extension_denied", "review_flagged", "expired", "revoked")
         ),
     ]
     for text in texts:
         assert not raw_angle_brackets(text), text
-    assert any("already decided by <@U0APPR001>" in t for t in texts), "the mentions the core writes still ping"
+    assert any("already decided: it is approved by <@U0APPR001>." in t for t in texts), "the bot's own mentions ping"
+    assert not any("<@U0EVIL01>" in t for t in texts), "a mention inside the core's plain text is shown, not pinged"
     assert any("no scope `&lt;https://evil|x&gt;`" in t for t in texts), "a link typed by someone is shown, not followed"
     receipt = next(t for t in texts if t.startswith(":outbox_tray:"))
     assert receipt.count("<@") == messages.MAX_NAMED and "and 230 more" in receipt and len(receipt) < 1000
@@ -252,18 +297,29 @@ SCOPE_LINES = "\n".join(
 
 @pytest.fixture
 def catalog_edits() -> dict[str, str]:
-    locked = '[scopes.locked-away]\ndescription = "Bulk scope nobody here may request"\npolicies = ["k8s-prod-read"]\n' \
-             'requesters = ["U0APPR001"]\napprovers = ["group:platform"]\n'  # fmt: skip
+    locked = (
+        '[scopes.locked-away]\ndescription = "Bulk scope nobody here may request"\npolicies = ["k8s-prod-read"]\n'
+        'requesters = ["U0APPR001"]\napprovers = ["group:platform"]\n'
+    )
     return {"[scopes.k8s-prod-read]": f"{SCOPE_LINES}\n{locked}\n[scopes.k8s-prod-read]"}
 
 
 def suggest(w: World, user: str, typed: str, view: dict[str, Any]) -> tuple[int, Any]:
     """Slack's block_suggestion: `user` typed `typed` into the request form's external select."""
-    payload = {"type": "block_suggestion", "user": {"id": user, "name": user.lower(), "team_id": w.slack.team_id},
-               "container": {"type": "view", "view_id": view["id"]}, "api_app_id": "A0JITBOT", "token": "unused",
-               "action_id": blocks.SCOPE_SEARCH, "block_id": "scope", "value": typed,
-               "team": {"id": w.slack.team_id, "domain": "jitbot-dev"}, "enterprise": None, "is_enterprise_install": False,
-               "view": view}  # fmt: skip
+    payload = {
+        "type": "block_suggestion",
+        "user": {"id": user, "name": user.lower(), "team_id": w.slack.team_id},
+        "container": {"type": "view", "view_id": view["id"]},
+        "api_app_id": "A0JITBOT",
+        "token": "unused",
+        "action_id": blocks.SCOPE_SEARCH,
+        "block_id": "scope",
+        "value": typed,
+        "team": {"id": w.slack.team_id, "domain": "jitbot-dev"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": view,
+    }
     body = urlencode({"payload": json.dumps(payload)})
     return w.client.raw(body, {"Content-Type": "application/x-www-form-urlencoded", **w.client.sign(body)})
 
@@ -293,8 +349,9 @@ def test_past_100_scopes_the_form_searches_and_the_bot_serves_only_requestable_s
         "type": "external_select",
         "selected_option": {"text": {"type": "plain_text", "text": "bulk-042"}, "value": "bulk-042"},
     }
-    status, body = w.client.submit_view(REQUESTER, "request_modal", {"scope": {blocks.SCOPE_SEARCH: chosen},
-                                                                      "reason": {"value": "INC-42 bulk"}})  # fmt: skip
+    status, body = w.client.submit_view(
+        REQUESTER, "request_modal", {"scope": {blocks.SCOPE_SEARCH: chosen}, "reason": {"value": "INC-42 bulk"}}
+    )
     assert status == 200 and not body, body
     (rid,) = [r[0] for r in w.rows("SELECT id FROM requests WHERE scope = 'bulk-042'")]
     assert w.audit_names(rid)[0] == "requested"

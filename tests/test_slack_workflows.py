@@ -80,8 +80,15 @@ def open_home(w: World, user: str, tab: str = "home") -> None:
         "tab": tab,
         "event_ts": f"{time.time():.6f}",
     }
-    body = {"token": "unused", "team_id": w.slack.team_id, "api_app_id": "A0JITBOT", "type": "event_callback",
-            "event_id": f"Ev{next(_events):08d}", "event_time": int(time.time()), "event": event}  # fmt: skip
+    body = {
+        "token": "unused",
+        "team_id": w.slack.team_id,
+        "api_app_id": "A0JITBOT",
+        "type": "event_callback",
+        "event_id": f"Ev{next(_events):08d}",
+        "event_time": int(time.time()),
+        "event": event,
+    }
     post(w, json.dumps(body), "application/json")
 
 
@@ -101,18 +108,36 @@ def wait_home(w: World, user: str, *parts: str, absent: tuple[str, ...] = ()) ->
 def click_home(w: World, user: str, action_id: str, rid: str, view: dict[str, Any] | None = None) -> None:
     """A button in `user`'s Home tab (as published, or the given one): Slack sends the view, a trigger_id, no response_url."""
     view = view or w.slack.views["VHOME" + user]["view"]
-    found = [(b.get("block_id", ""), e) for b in view["blocks"] for e in [*b.get("elements", []), b.get("accessory") or {}]
-             if e.get("action_id") == action_id and str(e.get("value", "")).partition(":")[0] == rid]  # fmt: skip
+    found = [
+        (b.get("block_id", ""), e)
+        for b in view["blocks"]
+        for e in [*b.get("elements", []), b.get("accessory") or {}]
+        if e.get("action_id") == action_id and str(e.get("value", "")).partition(":")[0] == rid
+    ]
     assert found, f"no {action_id} button for {rid} in the Home of {user}:\n{home_of(w, user)}"
     block_id, button = found[0]
     payload = {
-        "type": "block_actions", "user": {"id": user, "username": user.lower(), "team_id": w.slack.team_id},
-        "api_app_id": "A0JITBOT", "token": "unused", "container": {"type": "view", "view_id": view["id"]},
-        "trigger_id": w.slack.trigger_id(user), "team": {"id": w.slack.team_id, "domain": "jitbot-dev"},
-        "enterprise": None, "is_enterprise_install": False, "view": view,
-        "actions": [{"action_id": action_id, "block_id": block_id, "text": button["text"], "value": rid, "type": "button",
-                     "action_ts": f"{time.time():.6f}"}],
-    }  # fmt: skip
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": w.slack.team_id},
+        "api_app_id": "A0JITBOT",
+        "token": "unused",
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": w.slack.trigger_id(user),
+        "team": {"id": w.slack.team_id, "domain": "jitbot-dev"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": view,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": button["text"],
+                "value": rid,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
     post(w, urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
 
 
@@ -133,7 +158,9 @@ def test_deny_asks_for_a_reason_that_the_requester_reads(w: World):
     message = approval_message(w, rid)
     status, _ = w.client.click(APPROVER, "deny", rid)
     assert status == 200
-    modal = w.slack.wait_for(lambda: next((v for v in deny_modals(w, APPROVER) if v["private_metadata"].partition(":")[0] == rid), None))
+    modal = w.slack.wait_for(
+        lambda: next((v for v in deny_modals(w, APPROVER) if v["private_metadata"].partition(":")[0] == rid), None)
+    )
     assert "INC-7 look at refunds" in render_blocks(modal["blocks"])
     assert w.audit_names(rid) == ["requested"], "opening the form decides nothing"
 
@@ -164,8 +191,10 @@ def test_deny_refusals_never_show_the_form_and_are_audited(w: World):
     assert "not an approver" in render_blocks(body["view"]["blocks"])
     assert deny_modals(w) == []
     assert rejected(w, rid) == [
-        (APPROVER_3, "self_approval", "deny"), (OUTSIDER, "not_an_approver", "deny"), (OUTSIDER, "not_an_approver", "deny"),
-    ]  # fmt: skip
+        (APPROVER_3, "self_approval", "deny"),
+        (OUTSIDER, "not_an_approver", "deny"),
+        (OUTSIDER, "not_an_approver", "deny"),
+    ]
     assert state_of(w, rid) == "pending"
 
 
@@ -289,11 +318,21 @@ def test_home_view_lists_at_most_twenty_waiting_requests():
     now = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
     def req(n: int, **fields: Any) -> Request:
-        base = dict(id=f"JIT-{n:08d}", scope="payments-read", requester=REQUESTER, duration=timedelta(minutes=30), reason="INC-1",
-                    state=State.PENDING, created_at=now, pending_until=now + timedelta(hours=1))  # fmt: skip
+        base = dict(
+            id=f"JIT-{n:08d}",
+            scope="payments-read",
+            requester=REQUESTER,
+            duration=timedelta(minutes=30),
+            reason="INC-1",
+            state=State.PENDING,
+            created_at=now,
+            pending_until=now + timedelta(hours=1),
+        )
         return Request(**{**base, **fields})
 
-    grant = req(1, state=State.ACTIVE, grant=Grant(CredentialHandle("vault_token", "a"), now, now + timedelta(minutes=29, seconds=40)))
+    grant = req(
+        1, state=State.ACTIVE, grant=Grant(CredentialHandle("vault_token", "a"), now, now + timedelta(minutes=29, seconds=40))
+    )
     view = home.home_view([grant, req(2)], [req(n) for n in range(10, 35)], False, now, "/elevate")
     text = render_blocks(view["blocks"])
     assert (

@@ -33,14 +33,21 @@ def store(request, tmp_path):
 
 def make_request(rid: str = "JIT-AAAA0001", requester: str = "U0REQ0001") -> Request:
     return Request(
-        id=rid, scope="payments-read", requester=requester, duration=timedelta(minutes=30), reason="INC-1 ünïcode",
-        state=State.PENDING, created_at=T0, pending_until=T0 + timedelta(hours=1),
-    )  # fmt: skip
+        id=rid,
+        scope="payments-read",
+        requester=requester,
+        duration=timedelta(minutes=30),
+        reason="INC-1 ünïcode",
+        state=State.PENDING,
+        created_at=T0,
+        pending_until=T0 + timedelta(hours=1),
+    )
 
 
 def event(name: str, request: Request, actor: str = "system", **detail) -> AuditEvent:
-    return AuditEvent(event=name, at=T0, actor=actor, request_id=request.id, scope=request.scope, subject=request.requester,
-                      detail=detail)  # fmt: skip
+    return AuditEvent(
+        event=name, at=T0, actor=actor, request_id=request.id, scope=request.scope, subject=request.requester, detail=detail
+    )
 
 
 def test_round_trip_keeps_every_field_and_utc(store):
@@ -73,7 +80,11 @@ def test_racing_writers_one_wins_and_chain_stays_intact(store):
 
     def race(i: int) -> None:
         barrier.wait()
-        results.append(store.save(request.advance(Event.APPROVED, approval=Approval(decided_by=f"U{i}")), 0, event("approved", request, f"U{i}")))
+        results.append(
+            store.save(
+                request.advance(Event.APPROVED, approval=Approval(decided_by=f"U{i}")), 0, event("approved", request, f"U{i}")
+            )
+        )
 
     threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
     for t in threads:

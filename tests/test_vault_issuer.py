@@ -27,8 +27,9 @@ from grants.domain import new_request_id
 POLICY_DIR = Path(__file__).resolve().parents[1] / "vault_policies"
 
 REQUESTER = "U0REQ0001"
-PAYMENTS_READ = VaultTokenScope(description="Read payment secrets", policies=["payments-read"], requesters=["*"],
-                                approvers=["U0APPR001"])  # fmt: skip
+PAYMENTS_READ = VaultTokenScope(
+    description="Read payment secrets", policies=["payments-read"], requesters=["*"], approvers=["U0APPR001"]
+)
 K8S_PROD_READ = VaultTokenScope(
     description="Read k8s prod secrets",
     policies=["k8s-prod-read"],
@@ -238,8 +239,9 @@ def test_the_bot_token_can_do_its_job_and_nothing_more(bot: hvac.Client) -> None
         with pytest.raises(InvalidRequest, match="subset"):
             bot.auth.token.create(role_name=ROLE, policies=policies, renewable=False, ttl="60s", wrap_ttl="60s")
     # And never past the scope's own cap (payments-read: 1h, one extension of 1h: 2h in all).
-    wrapped = bot.auth.token.create(role_name=ROLE, policies=["payments-read"], renewable=False, ttl="8h",
-                                    explicit_max_ttl="8h", wrap_ttl="60s")  # fmt: skip
+    wrapped = bot.auth.token.create(
+        role_name=ROLE, policies=["payments-read"], renewable=False, ttl="8h", explicit_max_ttl="8h", wrap_ttl="60s"
+    )
     accessor = wrapped["wrap_info"]["wrapped_accessor"]
     assert bot.auth.token.lookup_accessor(accessor)["data"]["ttl"] <= 2 * 3600
 
@@ -358,8 +360,10 @@ def test_a_ttl_capped_by_a_drifted_role_is_refused_and_the_token_revoked(issuer:
         order = approved("k8s-prod-read", timedelta(minutes=10))
         with pytest.raises(CredentialError, match="caps it"):
             issuer.issue(order, K8S_PROD_READ)
-        owners = [(vault_root.auth.token.lookup_accessor(a)["data"].get("meta") or {}).get("request_id")
-                  for a in vault_root.list("auth/token/accessors")["data"]["keys"]]  # fmt: skip
+        owners = [
+            (vault_root.auth.token.lookup_accessor(a)["data"].get("meta") or {}).get("request_id")
+            for a in vault_root.list("auth/token/accessors")["data"]["keys"]
+        ]
         assert order.request_id not in owners  # the short token was revoked, not left to live
     finally:
         vault_root.write_data(f"auth/token/roles/{role}", data={"token_explicit_max_ttl": before})

@@ -289,20 +289,38 @@ def test_only_an_approver_of_the_scope_decides_an_extension_not_an_escalation_co
     assert r.state is State.ACTIVE
     r = service.extend(r.id, REQ, "10m")
     with pytest.raises(NotAllowed) as refused:
-        service.approve(decision_ref(service.get(r.id)), BOSS)  # escalation let BOSS decide the request, not the grant's extensions
+        service.approve(
+            decision_ref(service.get(r.id)), BOSS
+        )  # escalation let BOSS decide the request, not the grant's extensions
     assert refused.value.rule == "not_an_approver" and store.audit[-1].event == "rejected"
     with pytest.raises(NotAllowed):
         service.deny(decision_ref(service.get(r.id)), BOSS)
-    assert service.approve(decision_ref(service.get(r.id)), SEC1).duration == timedelta(minutes=40)  # an approver of the scope may
+    assert service.approve(decision_ref(service.get(r.id)), SEC1).duration == timedelta(
+        minutes=40
+    )  # an approver of the scope may
 
 
 def test_asking_for_a_scope_one_may_not_request_is_audited(w):
-    core = bootstrap(parse_catalog({**data(), "scopes": {**data()["scopes"], "leads-only": {
-        "description": "x", "policies": ["p"], "requesters": ["group:leads"], "approvers": [BOSS]}}}))  # fmt: skip
+    core = bootstrap(
+        parse_catalog(
+            {
+                **data(),
+                "scopes": {
+                    **data()["scopes"],
+                    "leads-only": {"description": "x", "policies": ["p"], "requesters": ["group:leads"], "approvers": [BOSS]},
+                },
+            }
+        )
+    )
     with pytest.raises(InvalidRequest, match="not among the requesters"):
         core.service.request(REQ, "leads-only", "10m", "INC-1")
     refusal = core.store.audit[-1]
-    assert (refusal.event, refusal.actor, refusal.scope, refusal.detail["rule"]) == ("rejected", REQ, "leads-only", "not_a_requester")
+    assert (refusal.event, refusal.actor, refusal.scope, refusal.detail["rule"]) == (
+        "rejected",
+        REQ,
+        "leads-only",
+        "not_a_requester",
+    )
     assert core.store.requests == {}
 
 

@@ -25,9 +25,15 @@ Operation = Callable[[str, str], Request | None]  # (request ID, clicking user) 
 
 def register(app: App, ctx: BotContext) -> None:
     for action_id, listener in (
-        (blocks.APPROVE, approve), (blocks.DENY, deny), (blocks.CANCEL, cancel), (blocks.DONE, done),
-        (blocks.EXTEND, extend), (blocks.NUDGE, nudge), (blocks.REVIEW_ACK, acknowledge), (blocks.REVIEW_FLAG, flag),
-    ):  # fmt: skip
+        (blocks.APPROVE, approve),
+        (blocks.DENY, deny),
+        (blocks.CANCEL, cancel),
+        (blocks.DONE, done),
+        (blocks.EXTEND, extend),
+        (blocks.NUDGE, nudge),
+        (blocks.REVIEW_ACK, acknowledge),
+        (blocks.REVIEW_FLAG, flag),
+    ):
         app.action(action_id)(bind(listener, ctx))
 
 

@@ -151,8 +151,12 @@ def split_request(words: list[str]) -> tuple[str, str | None, str]:
     return scope, duration, " ".join(rest[1:] if duration else rest)
 
 
-USAGE = {"revoke": "revoke <request-id>", "cancel": "cancel <request-id>", "nudge": "nudge <request-id>",
-         "extend": "extend <request-id> [duration]"}  # fmt: skip
+USAGE = {
+    "revoke": "revoke <request-id>",
+    "cancel": "cancel <request-id>",
+    "nudge": "nudge <request-id>",
+    "extend": "extend <request-id> [duration]",
+}
 
 
 def act_on(ack: Ack, respond: Respond, ctx: BotContext, user: str, verb: str, args: list[str]) -> None:

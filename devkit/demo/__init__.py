@@ -30,11 +30,20 @@ from grants.catalog import Catalog, load_catalog
 POLICY_DIR = Path(__file__).resolve().parents[2] / "vault_policies"
 # Display names for everyone the shipped catalog names; anyone else it names is shown by user ID.
 CAST = {
-    "U0DEV0001": "Dana", "U0DEV0002": "Devon", "U0DEV0003": "Drew",
-    "U0APPR001": "Ari", "U0APPR002": "Ben", "U0APPR003": "Cleo", "U0APPR004": "Dmitri",
-    "U0APPR005": "Eve", "U0APPR006": "Farid", "U0SEC0001": "Sam", "U0SEC0002": "Sasha",
-    "U0AUDIT01": "Audrey", "U0ADMIN01": "Adam",
-}  # fmt: skip
+    "U0DEV0001": "Dana",
+    "U0DEV0002": "Devon",
+    "U0DEV0003": "Drew",
+    "U0APPR001": "Ari",
+    "U0APPR002": "Ben",
+    "U0APPR003": "Cleo",
+    "U0APPR004": "Dmitri",
+    "U0APPR005": "Eve",
+    "U0APPR006": "Farid",
+    "U0SEC0001": "Sam",
+    "U0SEC0002": "Sasha",
+    "U0AUDIT01": "Audrey",
+    "U0ADMIN01": "Adam",
+}
 DEMO_SECRETS = {
     "secret/payments/stripe": ["api_key=sk_demo_not_a_real_key_4242", "webhook_secret=whsec_demo_only"],
     "secret/k8s/prod": ["kubeconfig=demo-cluster-admin-config"],  # exists, but lies outside payments-read
@@ -161,9 +170,13 @@ def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None) -> Sta
     standin.start()
     narrator.standin = standin
     bot = LocalBot(
-        cli="bao", slack_bot_token=slack_token, slack_signing_secret=signing_secret, slack_api_url=standin.url,
-        vault_token=bot_vault_token, **base,
-    )  # fmt: skip
+        cli="bao",
+        slack_bot_token=slack_token,
+        slack_signing_secret=signing_secret,
+        slack_api_url=standin.url,
+        vault_token=bot_vault_token,
+        **base,
+    )
     _on_exit(stack, bot.stop)
     bot.start()
     narrator.note(f"Slack stand-in at {standin.url} (no workspace); who is who in the shipped catalog:")

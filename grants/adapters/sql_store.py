@@ -94,10 +94,13 @@ def _from_row(row: Any) -> Request:
     grant = None
     if row.accessor is not None and row.issued_at is not None and row.expires_at is not None:
         grant = Grant(
-            handle=CredentialHandle.parse(row.accessor), issued_at=as_utc(row.issued_at),  # type: ignore[arg-type]
-            expires_at=as_utc(row.expires_at), extensions=row.extensions, warned=row.warned,  # type: ignore[arg-type]
+            handle=CredentialHandle.parse(row.accessor),
+            issued_at=as_utc(row.issued_at),  # type: ignore[arg-type]
+            expires_at=as_utc(row.expires_at),  # type: ignore[arg-type]
+            extensions=row.extensions,
+            warned=row.warned,
             revoke_attempts=row.revoke_attempts,
-        )  # fmt: skip
+        )
     return Request(
         id=row.id,
         scope=row.scope,
@@ -127,12 +130,30 @@ def _from_row(row: Any) -> Request:
     )
 
 
-def _event_from(seq: int, at: datetime, name: str, request_id: str | None, scope: str | None, actor: str,
-                subject: str | None, detail: str, prev_hash: str, hash_: str) -> AuditEvent:  # fmt: skip
+def _event_from(
+    seq: int,
+    at: datetime,
+    name: str,
+    request_id: str | None,
+    scope: str | None,
+    actor: str,
+    subject: str | None,
+    detail: str,
+    prev_hash: str,
+    hash_: str,
+) -> AuditEvent:
     return AuditEvent(
-        event=Event(name), at=as_utc(at), actor=actor, request_id=request_id, scope=scope, subject=subject,  # type: ignore[arg-type]
-        detail=json.loads(detail), seq=seq, prev_hash=prev_hash, hash=hash_,
-    )  # fmt: skip
+        event=Event(name),
+        at=as_utc(at),  # type: ignore[arg-type]
+        actor=actor,
+        request_id=request_id,
+        scope=scope,
+        subject=subject,
+        detail=json.loads(detail),
+        seq=seq,
+        prev_hash=prev_hash,
+        hash=hash_,
+    )
 
 
 REQUESTS = RequestRow.__table__  # type: ignore[attr-defined]
@@ -250,11 +271,18 @@ class SqlStore:
         linked = chained(event, seq + 1, prev)
         connection.execute(
             AUDIT.insert().values(
-                seq=linked.seq, at=linked.at, event=linked.event, request_id=linked.request_id, scope=linked.scope,
-                actor=linked.actor, subject=linked.subject, prev_hash=linked.prev_hash, hash=linked.hash,
+                seq=linked.seq,
+                at=linked.at,
+                event=linked.event,
+                request_id=linked.request_id,
+                scope=linked.scope,
+                actor=linked.actor,
+                subject=linked.subject,
+                prev_hash=linked.prev_hash,
+                hash=linked.hash,
                 detail=detail_text(linked.detail),
             )
-        )  # fmt: skip
+        )
         connection.execute(HEAD.update().where(HEAD.c.id == 1).values(seq=linked.seq, hash=linked.hash))
         return linked
 

@@ -18,9 +18,15 @@ class RequestRow(SQLModel, table=True):
     __tablename__ = "requests"
     # One open request per requester and scope, enforced where concurrent writers meet: the database.
     __table_args__ = (
-        Index("uq_requests_one_open", "requester", "scope", unique=True,
-              sqlite_where=text(OPEN_STATES), postgresql_where=text(OPEN_STATES)),
-    )  # fmt: skip
+        Index(
+            "uq_requests_one_open",
+            "requester",
+            "scope",
+            unique=True,
+            sqlite_where=text(OPEN_STATES),
+            postgresql_where=text(OPEN_STATES),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=16)
     scope: str = Field(max_length=64, index=True)

@@ -105,8 +105,9 @@ class VaultSession:
         return True
 
 
-def vault_session(addr: str, token: str | None = None, role_id: str | None = None, secret_id: str | None = None,
-                  **options: Any) -> VaultSession:  # fmt: skip
+def vault_session(
+    addr: str, token: str | None = None, role_id: str | None = None, secret_id: str | None = None, **options: Any
+) -> VaultSession:
     """A client and its upkeep; with AppRole the session logs in again when its token cannot be renewed."""
     client = vault_client(addr, token, role_id, secret_id, **options)
     if role_id and secret_id:

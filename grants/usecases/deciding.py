@@ -31,9 +31,12 @@ def require_pending(deps: Deps, request: Request) -> None:
         timing.wake(deps, request.id)
         raise AlreadyDecided(f"{request.id} was not decided in time and has ended; ask for it again.")
     if request.state is not State.PENDING:
-        decided_by = request.decided_by
-        who = f" by <@{decided_by}>" if decided_by and decided_by != "system" else ""
-        raise AlreadyDecided(f"{request.id} was already decided: it is {request.state}{who}.")
+        raise AlreadyDecided(
+            f"{request.id} was already decided: it is {request.state}.",
+            request_id=request.id,
+            state=request.state,
+            decided_by=request.decided_by,
+        )
 
 
 def approve(deps: Deps, request_id: str, actor: str) -> Request:
@@ -51,9 +54,15 @@ def approve(deps: Deps, request_id: str, actor: str) -> Request:
         else:
             updated = request.advance(Event.APPROVAL_ADDED, approval=request.with_approval(given=approvals))
             saved = deps.commit(
-                request, updated, Event.APPROVAL_ADDED, actor, approvers=list(approvals), step=step_index + 1,
-                step_name=scope.steps[step_index].name, approvals_required=request.approval.required,
-            )  # fmt: skip
+                request,
+                updated,
+                Event.APPROVAL_ADDED,
+                actor,
+                approvers=list(approvals),
+                step=step_index + 1,
+                step_name=scope.steps[step_index].name,
+                approvals_required=request.approval.required,
+            )
         if saved:
             break  # lost a race otherwise: reload and decide again on the current state
     if updated.state is State.APPROVED:

@@ -65,9 +65,14 @@ class Deps:
 
     def event(self, name: Event, request: Request, actor: str, **detail: Any) -> AuditEvent:
         return AuditEvent(
-            event=name, at=self.clock.now(), actor=actor, request_id=request.id, scope=request.scope,
-            subject=request.requester, detail=detail,
-        )  # fmt: skip
+            event=name,
+            at=self.clock.now(),
+            actor=actor,
+            request_id=request.id,
+            scope=request.scope,
+            subject=request.requester,
+            detail=detail,
+        )
 
     def create(self, request: Request, actor: str, **detail: Any) -> None:
         """Store a new request with its `requested` event, and arm its first deadline."""

@@ -20,9 +20,14 @@ REVOKE_BACKOFF_MAX = timedelta(minutes=5)
 def order_for(request: Request, until: datetime, now: datetime, public_key: str | None = None) -> IssueOrder:
     """What the kind must issue: exactly the rest of the approved time, for exactly this request (and its service)."""
     return IssueOrder(
-        request_id=request.id, scope=request.scope, requester=request.requester, ttl=until - now, until=until,
-        on_behalf_of=request.on_behalf_of, public_key=public_key,
-    )  # fmt: skip
+        request_id=request.id,
+        scope=request.scope,
+        requester=request.requester,
+        ttl=until - now,
+        until=until,
+        on_behalf_of=request.on_behalf_of,
+        public_key=public_key,
+    )
 
 
 def order_of(deps: Deps, request: Request, until: datetime, now: datetime) -> IssueOrder:

@@ -17,6 +17,7 @@ from grants.domain import (
     InvalidRequest,
     Request,
     Review,
+    SshKeyMissing,
     State,
     new_request_id,
 )
@@ -141,11 +142,8 @@ def checked_service(deps: Deps, requester: str, scope_name: str, scope: Scope, s
 def require_ssh_key(deps: Deps, requester: str, scope_name: str, scope: Scope) -> None:
     """An ssh scope certifies the requester's registered key: without one there is nothing to sign."""
     if isinstance(scope, SshScope) and deps.store.ssh_key(requester) is None:
-        raise InvalidRequest(
-            f"`{scope_name}` gives an SSH certificate for your public key, and you have none registered: "
-            f"register it with `{deps.catalog.settings.command} ssh-key <the line of your ~/.ssh/id_ed25519.pub>` "
-            "(or paste it in the request form), then ask again.",
-            field="public_key",
+        raise SshKeyMissing(
+            f"`{scope_name}` gives an SSH certificate for your public key, and you have none registered.", field="public_key"
         )
 
 
@@ -168,10 +166,16 @@ def refuse_duplicate(deps: Deps, requester: str, scope_name: str, scope: Scope) 
 def _new(deps: Deps, requester: str, scope_name: str, scope: Scope, duration: timedelta, reason: str) -> Request:
     now = deps.clock.now()
     return Request(
-        id=new_request_id(), scope=scope_name, requester=requester, duration=duration, reason=reason,
-        state=State.PENDING, created_at=now, pending_until=now + deps.catalog.settings.pending_timeout_delta,
+        id=new_request_id(),
+        scope=scope_name,
+        requester=requester,
+        duration=duration,
+        reason=reason,
+        state=State.PENDING,
+        created_at=now,
+        pending_until=now + deps.catalog.settings.pending_timeout_delta,
         approval=Approval(required=scope.approvals_needed),
-    )  # fmt: skip
+    )
 
 
 def request_detail(request: Request, scope: Scope, approvers: frozenset[str]) -> dict[str, Any]:

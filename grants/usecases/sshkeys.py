@@ -7,8 +7,6 @@ from grants.lifecycle import Event
 from grants.ssh_keys import PrivateKeyPasted, SshKeyError, SshPublicKey, parse_public_key
 from grants.usecases.deps import Deps
 
-HOW_TO_REGISTER = "register your SSH public key first: `{command} ssh-key <the line of your ~/.ssh/id_ed25519.pub>`"
-
 
 def register(deps: Deps, user: str, text: str) -> SshPublicKey:
     """Validate and store `user`'s public key; a private key is refused (and audited) before anything else."""
@@ -24,10 +22,13 @@ def register(deps: Deps, user: str, text: str) -> SshPublicKey:
     deps.store.set_ssh_key(user, key.openssh, key.fingerprint, now)
     deps.record_trail(
         AuditEvent(
-            event=Event.SSH_KEY_REGISTERED, at=now, actor=user, subject=user,
+            event=Event.SSH_KEY_REGISTERED,
+            at=now,
+            actor=user,
+            subject=user,
             detail={"fingerprint": key.fingerprint, "key_type": key.key_type, "bits": key.bits},
         )
-    )  # fmt: skip
+    )
     return key
 
 

@@ -56,12 +56,20 @@ class FakeWebClient:
 
     def views_open(self, trigger_id: str, view: dict[str, Any]) -> SlackResponse:
         if self.error:
-            response = SlackResponse(client=self, http_verb="POST", api_url="views.open", req_args={},
-                                     data={"ok": False, "error": self.error}, headers={}, status_code=200)  # fmt: skip
+            response = SlackResponse(
+                client=self,
+                http_verb="POST",
+                api_url="views.open",
+                req_args={},
+                data={"ok": False, "error": self.error},
+                headers={},
+                status_code=200,
+            )
             raise SlackApiError(f"The request to the Slack API failed. {self.error}", response)
         self.opened.append(view)
-        return SlackResponse(client=self, http_verb="POST", api_url="views.open", req_args={}, data={"ok": True},
-                             headers={}, status_code=200)  # fmt: skip
+        return SlackResponse(
+            client=self, http_verb="POST", api_url="views.open", req_args={}, data={"ok": True}, headers={}, status_code=200
+        )
 
 
 def context() -> BotContext:
