@@ -71,7 +71,9 @@ def home_view(
         blocks += [{"type": "divider"}, _section(f"*Open break-glass reviews* ({len(reviews)})")]
         for r in reviews[:MAX_REVIEWS]:
             blocks.append(
-                _section(f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review.due_at if r.review else None)}\n>{esc(r.reason)}")
+                _section(
+                    f"<@{r.requester}> took `{r.scope}` · `{r.id}` · review due {when(r.review.due_at if r.review else None)}\n>{esc(r.reason)}"
+                )
             )
             blocks.append(review_buttons(r.id))
         blocks += _more(len(reviews), MAX_REVIEWS, command, "reviews")

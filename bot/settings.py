@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HINTS = {
@@ -22,6 +22,7 @@ HINTS = {
     "slack_team_id": "your workspace's team ID starting with T (or leave it unset: it is learned from auth.test)",
     "metrics_token": "a long random string that Prometheus sends as `Authorization: Bearer <token>`",
     "metrics_port": "a TCP port for /metrics alone, e.g. 9102 (then the main port does not serve it)",
+    "jitbot_wrap_ttl": "seconds a wrapped credential can be unwrapped, e.g. 300 (at least 10, at most 3600)",
     "jitbot_ssh_krl": "the file where the SSH key revocation list is written and served from, e.g. /var/lib/jitbot/revoked.krl",
 }
 
@@ -49,6 +50,8 @@ class Settings(BaseSettings):
     metrics_port: int | None = None  # when set, /metrics is served on this port only
     # The OpenSSH KRL of early-revoked ssh grants, served at GET /ssh/revoked.krl for hosts' `RevokedKeys`.
     jitbot_ssh_krl: Path = Path("jitbot-ssh/revoked.krl")
+    # How long a credential's wrapping token lives; undelivered after that, the credential is replaced.
+    jitbot_wrap_ttl: int = Field(default=300, ge=10, le=3600)
 
     @field_validator("slack_api_url")
     @classmethod

@@ -48,7 +48,7 @@ class Failure:
     retry_after: timedelta | None = None
 
 
-class Unreachable(Exception):  # noqa: N818 - a delivery outcome, raised after the reachable people got it
+class Unreachable(Exception):
     """Some people could not be reached (unknown or deactivated); everyone else got the message."""
 
     def __init__(self, people: Iterable[str], reached: int, why: str):
@@ -109,7 +109,7 @@ def credential_check(request_id: str, accessor: str, within: timedelta) -> Notic
 
 def backoff(attempts: int, retry_after: timedelta | None = None) -> timedelta:
     """Exponential from BACKOFF_FIRST, capped; never sooner than the Retry-After Slack asked for."""
-    delay = min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    delay: timedelta = min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
     return max(delay, retry_after) if retry_after is not None else delay
 
 

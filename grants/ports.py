@@ -28,9 +28,7 @@ class Store(OutboxStore, Protocol):
         for that scope (checked by the store itself, so concurrent twins cannot both get in)."""
         ...
 
-    def save(
-        self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()
-    ) -> bool:
+    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
         """Compare-and-swap: write `request` (with its event and notices) only if the stored version is still
         `expected_version`."""
         ...

@@ -105,9 +105,7 @@ def tell(ctx: BotContext, body: dict[str, Any], respond: Respond, text: str) -> 
         respond(text=text, response_type="ephemeral", replace_original=False)
 
 
-def ask_deny_reason(
-    ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, decision: str, user: str
-) -> None:
+def ask_deny_reason(ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, decision: str, user: str) -> None:
     """Open the reason form, but only for someone the service would let deny this request now, and only for the
     decision the button was shown for (the form carries it, so a stale form is refused like a stale button)."""
     request_id, shown_for = split_decision(decision)

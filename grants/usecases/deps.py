@@ -144,7 +144,6 @@ class Deps:
         return replace(request, wake_at=wake)
 
 
-
 def _lawful(state: Any, event: Event, updated: Request) -> None:
     """The lifecycle table is the law: the change must be one it allows, landing where it says."""
     to = next_state(state, event)

@@ -91,7 +91,7 @@ def reissue(deps: Deps, request_id: str, accessor: str) -> None:
     credential = deps.issuer.extend(grant.handle, order_of(deps, request, grant.expires_at, now), scope)
     reissued = request.advance(Event.REISSUED, grant=request.with_grant(handle=credential.handle))
     notices = [outbox.credential_check(request.id, credential.handle.id, deps.deliver_within)]
-    detail = {"old_accessor": accessor, "accessor": credential.handle.id, "why": "credential_undelivered"}
+    detail: dict[str, Any] = {"old_accessor": accessor, "accessor": credential.handle.id, "why": "credential_undelivered"}
     if not deps.commit(request, reissued, Event.REISSUED, "system", notices=notices, **detail):
         if credential.handle != grant.handle:
             try_revoke(deps, credential.handle, request.id)

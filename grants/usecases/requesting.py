@@ -50,7 +50,9 @@ def request(
         # Policy as data: the rule that fired is recorded, and `system` is the approver of record.
         approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=deps.clock.now()))
         notices = [outbox.told(new.id, "auto_approved", rule=rule.name)]
-        deps.commit(new, approved, Event.APPROVED, "system", notices=notices, auto_approve=rule.name or "auto_approve", approvers=[])
+        deps.commit(
+            new, approved, Event.APPROVED, "system", notices=notices, auto_approve=rule.name or "auto_approve", approvers=[]
+        )
         return granting.issue(deps, approved)
     return new
 
@@ -182,5 +184,11 @@ def nudge(deps: Deps, request_id: str, actor: str) -> Request:
         again = last + interval
         raise InvalidRequest(f"You nudged {request.id} already; you can nudge again after {again:%H:%M} UTC.", field="nudge")
     updated = request.advance(Event.NUDGED, approval=request.with_approval(nudged_at=now))
-    deps.commit(request, updated, Event.NUDGED, actor, notices=[outbox.notice(request.id, deps.waiting_approvers(scope, updated), "nudge")])
+    deps.commit(
+        request,
+        updated,
+        Event.NUDGED,
+        actor,
+        notices=[outbox.notice(request.id, deps.waiting_approvers(scope, updated), "nudge")],
+    )
     return updated
