@@ -190,6 +190,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from bot.health import CachedHealth
     from bot.metrics import MeteredIssuer, MeteredStore, Metrics
     from bot.notifier import SlackNotifier
+    from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
     from grants.adapters.kinds import credential_kinds
     from grants.adapters.leader_lock import leader_lock
@@ -203,6 +204,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
     store = open_store(settings, migrate=True)
+    store.claim_lease = timedelta(seconds=settings.jitbot_outbox_lease)
     metrics = Metrics()
     wrap_ttl = wrap_ttl or timedelta(seconds=settings.jitbot_wrap_ttl)
     vault = open_vault(settings)

@@ -163,6 +163,8 @@ class SqlStore:
         # SQLite has one writer at a time. Queueing our own threads on a lock wakes the next one the
         # moment the last commits; left to SQLite's busy handler they would poll with growing sleeps.
         self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        # How long a worker's claim on an outbox row holds: longer than any one delivery (with the client's retries).
+        self.claim_lease = CLAIM_LEASE
 
     @property
     def write_lock(self) -> AbstractContextManager[Any]:
@@ -364,7 +366,7 @@ class SqlStore:
                 connection.execute(
                     OUTBOX.update()
                     .where(OUTBOX.c.id.in_([r.id for r in rows]))
-                    .values(claimed_by=worker[:64], claimed_until=now + CLAIM_LEASE)
+                    .values(claimed_by=worker[:64], claimed_until=now + self.claim_lease)
                 )
         return [
             Entry(r.id, Notice(r.kind, r.request_id, json.loads(r.payload)), as_utc(r.created_at), r.attempts)  # type: ignore[arg-type]
