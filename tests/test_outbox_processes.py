@@ -60,7 +60,9 @@ def approval_messages(slack: SlackStandIn, rid: str) -> list[dict]:
 
 
 def unsettled(db_url: str) -> list[tuple]:
-    return rows(db_url, "SELECT id, kind, attempts FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND kind <> 'credential'")
+    return rows(
+        db_url, "SELECT id, kind, attempts FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND kind <> 'credential'"
+    )
 
 
 def credential_dms(slack: SlackStandIn, rid: str) -> list[str]:
