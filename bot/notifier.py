@@ -196,7 +196,7 @@ class SlackNotifier:
                 if exc.response.get("error") not in CHANNEL_UNREACHABLE:
                     raise
                 # The bot is not in the channel (or it is gone): ask the approvers directly, and say why.
-                reached = self._post_to_each(request, approvers, text, body, step)
+                reached, _ = self._post_to_each(request, approvers, text, body, step)
                 raise Unreachable([channel], len(reached), str(exc.response.get("error"))) from None
         if 1 < len(approvers) <= GROUP_DM_LIMIT:
             try:
@@ -208,24 +208,27 @@ class SlackNotifier:
                 self.refs.add_message_ref(request.id, group, self._post(group, text, body), step)
                 return
         # One by one: a group DM that named someone Slack does not know, more than 8 approvers, or just one.
-        reached = self._post_to_each(request, approvers, text, body, step)
+        reached, errors = self._post_to_each(request, approvers, text, body, step)
         if len(reached) < len(approvers):
-            raise Unreachable(approvers - reached, len(reached), "user_not_found or user_disabled")
+            raise Unreachable(approvers - reached, len(reached), ", ".join(sorted(errors)))
 
     def _post_to_each(
         self, request: Request, approvers: frozenset[str], text: str, body: list[dict[str, Any]], step: int | None
-    ) -> set[str]:
+    ) -> tuple[set[str], set[str]]:
+        """DM each approver; who was reached, and Slack's errors for those who were not."""
         reached: set[str] = set()
+        errors: set[str] = set()
         for approver in sorted(approvers):
             try:
                 target = self.dm_channel(approver)
             except SlackApiError as exc:
                 if exc.response.get("error") not in PERSON_UNREACHABLE:
                     raise
+                errors.add(str(exc.response.get("error")))
                 continue
             self.refs.add_message_ref(request.id, target, self._post(target, text, body), step)
             reached.add(approver)
-        return reached
+        return reached, errors
 
     def _rerender(self, request: Request) -> None:
         text, body = blocks.approval_message(request, self.catalog)
