@@ -96,6 +96,9 @@ class MeteredStore:
     def delivered(self, entry_id: int, at: datetime) -> None:
         self.inner.delivered(entry_id, at)
 
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        return self.inner.renew_claims(worker_prefix, now)
+
     def retry_at(self, entry_id: int, when: datetime) -> None:
         self.inner.retry_at(entry_id, when)
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from grants.outbox import Failure
+from grants.outbox import CLAIM_LEASE, Failure
 from grants.usecases import delivering
 from grants.usecases.deps import Deps
 
@@ -41,14 +41,18 @@ class OutboxWorker:
     """`threads` loops claiming and delivering; a commit kicks them awake, otherwise they poll every `poll` seconds
     (so rows written by another replica, retries and credential checks are picked up too)."""
 
-    def __init__(self, deps: Deps, threads: int = 4, poll: float = 1.0, on_failure: Callable[[], None] = lambda: None) -> None:
-        self.deps, self.poll, self.on_failure = deps, poll, on_failure
+    def __init__(
+        self, deps: Deps, threads: int = 4, poll: float = 1.0, on_failure: Callable[[], None] = lambda: None,
+        heartbeat: float = CLAIM_LEASE.total_seconds() / 3,
+    ) -> None:  # fmt: skip
+        self.deps, self.poll, self.on_failure, self.heartbeat = deps, poll, on_failure, heartbeat
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self._wake = threading.Condition()
         self._kicks = 0
         self._busy = 0
         self._stopping = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), name=f"outbox-{i}", daemon=True) for i in range(threads)]
+        self._threads.append(threading.Thread(target=self._renew, name="outbox-heartbeat", daemon=True))
 
     def start(self) -> None:
         for thread in self._threads:
@@ -85,6 +89,14 @@ class OutboxWorker:
                 with self._wake:
                     if self._kicks == seen and not self._stopping.is_set():
                         self._wake.wait(self.poll)
+
+    def _renew(self) -> None:
+        """Keep this process's claims alive while their deliveries run; a killed process stops renewing them."""
+        while not self._stopping.wait(self.heartbeat):
+            try:
+                self.deps.store.renew_claims(f"{self.name}-", self.deps.clock.now())
+            except Exception:
+                log.exception("renewing outbox claims failed")
 
     def _counted(self) -> _Busy:
         return _Busy(self)

@@ -23,7 +23,7 @@ HINTS = {
     "metrics_token": "a long random string that Prometheus sends as `Authorization: Bearer <token>`",
     "metrics_port": "a TCP port for /metrics alone, e.g. 9102 (then the main port does not serve it)",
     "jitbot_wrap_ttl": "seconds a wrapped credential can be unwrapped, e.g. 300 (at least 10, at most 3600)",
-    "jitbot_outbox_lease": "seconds a delivery worker's claim on a message holds, e.g. 60 (at least 5)",
+    "jitbot_outbox_lease": "seconds a delivery worker's claim on a message holds unless renewed, e.g. 10 (at least 3)",
     "jitbot_ssh_krl": "the file where the SSH key revocation list is written and served from, e.g. /var/lib/jitbot/revoked.krl",
 }
 
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # How long a credential's wrapping token lives; undelivered after that, the credential is replaced.
     jitbot_wrap_ttl: int = Field(default=300, ge=10, le=3600)
     # A dead replica's claim on an outbox row expires after this; then another replica delivers it.
-    jitbot_outbox_lease: int = Field(default=60, ge=5, le=3600)
+    jitbot_outbox_lease: int = Field(default=10, ge=3, le=3600)
 
     @field_validator("slack_api_url")
     @classmethod

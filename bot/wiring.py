@@ -218,7 +218,9 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     clock = SystemClock()
     service = ElevationService(catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client))
     timer.on_due = service.wake  # timers only wake the service; the database says what is due
-    outbox = OutboxWorker(service.deps, on_failure=lambda: metrics.failures.labels("slack").inc())
+    outbox = OutboxWorker(
+        service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=settings.jitbot_outbox_lease / 3
+    )
     service.deps.kick = outbox.kick  # a commit with notices wakes the workers at once
     service.deps.deliver_within = wrap_ttl  # an undelivered credential is replaced once its wrap has expired
     notifier.outbox_drain = outbox.drain

@@ -11,7 +11,9 @@ from typing import Any, Protocol
 GIVE_UP_AFTER = timedelta(minutes=15)
 BACKOFF_FIRST = timedelta(seconds=2)
 BACKOFF_MAX = timedelta(minutes=2)
-CLAIM_LEASE = timedelta(seconds=60)  # a dead worker's claim expires after this; another replica delivers then
+# A dead worker's claim expires after this and another replica delivers the row; a live worker renews its claims
+# every third of it (heartbeat), so a slow delivery (Slack's own retries) is never taken over while it runs.
+CLAIM_LEASE = timedelta(seconds=10)
 
 OPENED, NOTICE, CHANGED, TOLD, ALERT, CREDENTIAL = "opened", "notice", "changed", "told", "alert", "credential"
 # A credential row is a check that comes due when the wrap would have expired: it never holds the secret and
@@ -68,6 +70,10 @@ class OutboxStore(Protocol):
         ...
 
     def delivered(self, entry_id: int, at: datetime) -> None: ...
+
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        """Extend the live claims of this process's workers (a heartbeat); the number renewed."""
+        ...
 
     def retry_at(self, entry_id: int, when: datetime) -> None:
         """Count an attempt, release the claim, and make the row due again at `when`."""

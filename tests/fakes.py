@@ -80,6 +80,9 @@ class FakeStore:
     def _row(self, entry_id: int) -> dict[str, Any]:
         return self.outbox[entry_id - 1]
 
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        return 0  # one process, synchronous: a claim never outlives its delivery
+
     def delivered(self, entry_id: int, at: datetime) -> None:
         self._row(entry_id).update(delivered_at=at, claimed_until=None)
 

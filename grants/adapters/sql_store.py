@@ -376,6 +376,16 @@ class SqlStore:
     def delivered(self, entry_id: int, at: datetime) -> None:
         self._settle(entry_id, delivered_at=at, claimed_until=None)
 
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        with self._writing() as connection:
+            result = connection.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.claimed_by.startswith(worker_prefix, autoescape=True), OUTBOX.c.claimed_until > now)
+                .where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None))
+                .values(claimed_until=now + self.claim_lease)
+            )
+            return int(result.rowcount)
+
     def retry_at(self, entry_id: int, when: datetime) -> None:
         self._settle(entry_id, attempts=OUTBOX.c.attempts + 1, next_attempt_at=when, claimed_by=None, claimed_until=None)
 
