@@ -101,6 +101,13 @@ def news_text(request: Request, news: str, context: dict[str, object]) -> str:
             # OpenSSH cannot cut a session when a certificate is revoked: say so, plainly.
             text += " New SSH logins are refused once hosts fetch the revocation list; sessions already open survive: log out of them."
         return text
+    if news == "unreachable":
+        people = context.get("people") or []
+        who = ", ".join(f"<@{p}>" for p in people) if isinstance(people, list) else ""
+        return (
+            f":warning: {rid}: nobody could be asked to approve `{scope}`: Slack could not reach {who or 'its approvers'}. "
+            "The admins were alerted; cancel it and ask again once they have fixed it, or ask an approver directly."
+        )
     if news == "auto_approved":
         return f":robot_face: {rid}: `{scope}` was approved automatically by the catalog rule “{context.get('rule') or 'auto_approve'}”."
     if news == "expiring":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -15,6 +15,7 @@ from grants.catalog import Catalog, Scope
 from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
 from grants.domain import AuditEvent, Request
 from grants.lifecycle import Event, State
+from grants.outbox import Entry, Notice
 from grants.ports import CredentialIssuer, Store
 
 log = logging.getLogger("jitbot.audit")
@@ -72,12 +73,12 @@ class MeteredStore:
             self.metrics.observe(event)
             log.info(event.event, extra={"request_id": event.request_id, "actor": event.actor, "scope": event.scope})
 
-    def create(self, request: Request, event: AuditEvent) -> None:
-        self.inner.create(request, event)
+    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
+        self.inner.create(request, event, notices)
         self._seen(event)
 
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
-        saved = self.inner.save(request, expected_version, event)
+    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
+        saved = self.inner.save(request, expected_version, event, notices)
         if saved:
             self._seen(event)
         return saved
@@ -87,7 +88,28 @@ class MeteredStore:
         self._seen(recorded)
         return recorded
 
-    # Reads pass straight through.
+    # The outbox and reads pass straight through.
+    def enqueue(self, notices: Iterable[Notice], at: datetime) -> None:
+        self.inner.enqueue(notices, at)
+
+    def claim(self, worker: str, now: datetime, limit: int) -> list[Entry]:
+        return self.inner.claim(worker, now, limit)
+
+    def delivered(self, entry_id: int, at: datetime) -> None:
+        self.inner.delivered(entry_id, at)
+
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        return self.inner.renew_claims(worker_prefix, now)
+
+    def retry_at(self, entry_id: int, when: datetime) -> None:
+        self.inner.retry_at(entry_id, when)
+
+    def failed(self, entry_id: int, at: datetime) -> None:
+        self.inner.failed(entry_id, at)
+
+    def settle_credential(self, request_id: str, accessor: str, at: datetime) -> None:
+        self.inner.settle_credential(request_id, accessor, at)
+
     def get(self, request_id: str) -> Request | None:
         return self.inner.get(request_id)
 

@@ -17,10 +17,14 @@ from bot import blocks, messages
 from grants.catalog import Catalog
 from grants.credentials import IssuedCredential
 from grants.domain import Request, State
+from grants.outbox import Unreachable
 from grants.steps import step_progress
 
 log = logging.getLogger(__name__)
 GROUP_DM_LIMIT = 8  # Slack's multi-person DMs hold at most 8 people besides the bot
+# Slack's answers for a person it cannot reach, and for an approval channel the bot cannot post to.
+PERSON_UNREACHABLE = frozenset({"user_not_found", "user_disabled", "account_inactive", "cannot_dm_bot"})
+CHANNEL_UNREACHABLE = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
 REMEMBERED = 10_000  # requests whose last thread line and approvers are kept in memory
 
 
@@ -33,34 +37,36 @@ class MessageRefs(Protocol):
 
 
 class SlackNotifier:
-    """Implements the Notifier port. Work for one request runs in order on one lane, so the
-    approval message exists before it is updated; different requests run in parallel. Each
-    person's Home tab is published on a lane of its own, rendered from the database when it runs."""
+    """Implements the Notifier port. Every method sends in the caller's thread and raises when Slack refuses: the
+    outbox's workers call it, one notice of a request at a time and in order, and retry what failed. Each person's
+    Home tab is published on a lane of its own, rendered from the database when it runs."""
 
     def __init__(
         self,
         client: WebClient,
         catalog: Catalog,
         refs: MessageRefs,
-        lanes: int = 4,
+        lanes: int = 2,
         on_failure: Callable[[], None] = lambda: None,
         home: Callable[[str], dict[str, Any]] | None = None,
     ):
         self.client, self.catalog, self.refs, self.on_failure = client, catalog, refs, on_failure
         self.home = home  # renders one person's Home tab view; without it Home tabs are left alone
-        self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"notify-{i}") for i in range(lanes)]
+        self._lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"home-{i}") for i in range(lanes)]
         self._lock = threading.Lock()
         self._viewers: set[str] = set()  # who opened the Home tab since this process started
         self._approvers: dict[str, frozenset[str]] = {}  # request ID -> everyone it was offered to
         self._lines: dict[str, str] = {}  # request ID -> the last state line posted in its threads
         self._dm_channels: dict[str, str] = {}  # user ID -> their DM channel with the bot
+        self.outbox_drain: Callable[[], None] = lambda: None  # set by the wiring: waits for the outbox's workers
 
-    def _submit(self, request_id: str, work: Callable[[], object]) -> Future[None]:
-        lane = self._lanes[zlib.crc32(request_id.encode()) % len(self._lanes)]
-        return lane.submit(_logged, request_id, work, self.on_failure)
+    def _submit(self, key: str, work: Callable[[], object]) -> Future[None]:
+        lane = self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
+        return lane.submit(_logged, key, work, self.on_failure)
 
     def drain(self) -> None:
-        """Wait for every queued notification (shutdown, tests)."""
+        """Wait for every due notification and Home tab (shutdown, tests)."""
+        self.outbox_drain()
         for lane in self._lanes:
             lane.submit(lambda: None).result()
 
@@ -73,46 +79,45 @@ class SlackNotifier:
     def request_opened(self, request: Request, approvers: frozenset[str]) -> None:
         with self._lock:
             _remember(self._approvers, request.id, self._approvers.get(request.id, frozenset()) | approvers)
-        step = self._step_waiting(request)
-        self._submit(request.id, lambda: self._post_approval(request, approvers, step))
         self.refresh_home(*self._concerned(request))
+        self._post_approval(request, approvers, self._step_waiting(request))
 
     def request_changed(self, request: Request) -> None:
-        self._submit(request.id, lambda: self._rerender(request))
         self.refresh_home(*self._concerned(request))
+        self._rerender(request)
 
     def approvers_notice(self, request: Request, approvers: frozenset[str], kind: str) -> None:
         with self._lock:
             _remember(self._approvers, request.id, self._approvers.get(request.id, frozenset()) | approvers)
+        self.refresh_home(*self._concerned(request))
         text = messages.notice_text(request, approvers, kind)
         if kind in ("break_glass", "extension", "escalation"):
             # These need buttons the people may not have yet: a message of their own, kept in step
             # with the request like any approval message, and the notice (with mentions) in its thread.
-            def post_then_thread() -> None:
+            try:
                 self._post_approval(request, approvers)
-                self._thread_reply(request.id, text)
-
-            self._submit(request.id, post_then_thread)
+            except Unreachable:
+                self._thread_reply(request.id, text)  # those reached still get the notice
+                raise
+            self._thread_reply(request.id, text)
         else:
-            self.post_in_thread(request, text)
-        self.refresh_home(*self._concerned(request))
+            self._thread_reply(request.id, text)
 
     def tell_requester(self, request: Request, news: str, **context: object) -> None:
         text = messages.news_text(request, news, context)
         body = blocks.expiring(request, text, bool(context.get("can_extend"))) if news == "expiring" else None
-        self._submit(request.id, lambda: self.dm(request.requester, text, body))
         self.refresh_home(request.requester)
+        self.dm(request.requester, text, body)
 
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
-        # The wrapping token goes to the requester's DM only: never a channel, never a log line.
-        text = messages.credential_text(request, credential.delivery)
-        self._submit(request.id, lambda: self.dm(request.requester, text))
+        # The wrapping token goes to the requester's DM only: never a channel, never a log line, never the outbox.
+        self.dm(request.requester, messages.credential_text(request, credential.delivery))
 
     def alert(self, text: str) -> None:
         channel = self.catalog.settings.alert_channel
         log.warning("alert: %s", text)
         if channel:
-            self._submit("alerts", lambda: self._post(channel, f":rotating_light: {text}"))
+            self._post(channel, f":rotating_light: {text}")
 
     # Home tabs and threads -------------------------------------------------------------------------
 
@@ -128,10 +133,6 @@ class SlackNotifier:
             viewers = sorted(set(users) & self._viewers)
         for user in viewers:
             self._submit(f"home:{user}", partial(self._publish_home, user))
-
-    def post_in_thread(self, request: Request, text: str) -> None:
-        """One line under every approval message of `request` (reminders, extensions and the like)."""
-        self._submit(request.id, lambda: self._thread_reply(request.id, text))
 
     def _thread_reply(self, request_id: str, text: str) -> None:
         for channel, ts, _ in self.refs.message_refs(request_id):
@@ -180,19 +181,54 @@ class SlackNotifier:
         return str(response["ts"])
 
     def _post_approval(self, request: Request, approvers: frozenset[str], step: int | None = None) -> None:
+        """Post the approval message to the approval channel, or the approvers' group DM, or each approver's DM.
+        One person Slack cannot reach never silences the rest: they are skipped, and Unreachable says who."""
         text, body = blocks.approval_message(request, self.catalog)
-        channel = self.catalog.settings.approval_channel
-        if channel:
-            targets = [channel]
-        elif len(approvers) <= GROUP_DM_LIMIT:
-            targets = [self.client.conversations_open(users=",".join(sorted(approvers)))["channel"]["id"]]
-        else:
-            targets = [self.dm_channel(a) for a in sorted(approvers)]
         with self._lock:
             if request.id not in self._lines:  # the message itself says it; the thread starts with what follows
                 _remember(self._lines, request.id, blocks.thread_line(request))
-        for target in targets:
+        channel = self.catalog.settings.approval_channel
+        if channel:
+            try:
+                self.refs.add_message_ref(request.id, channel, self._post(channel, text, body), step)
+                return
+            except SlackApiError as exc:
+                if exc.response.get("error") not in CHANNEL_UNREACHABLE:
+                    raise
+                # The bot is not in the channel (or it is gone): ask the approvers directly, and say why.
+                reached, _ = self._post_to_each(request, approvers, text, body, step)
+                raise Unreachable([channel], len(reached), str(exc.response.get("error"))) from None
+        if 1 < len(approvers) <= GROUP_DM_LIMIT:
+            try:
+                group = str(self.client.conversations_open(users=",".join(sorted(approvers)))["channel"]["id"])
+            except SlackApiError as exc:
+                if exc.response.get("error") not in PERSON_UNREACHABLE:
+                    raise
+            else:
+                self.refs.add_message_ref(request.id, group, self._post(group, text, body), step)
+                return
+        # One by one: a group DM that named someone Slack does not know, more than 8 approvers, or just one.
+        reached, errors = self._post_to_each(request, approvers, text, body, step)
+        if len(reached) < len(approvers):
+            raise Unreachable(approvers - reached, len(reached), ", ".join(sorted(errors)))
+
+    def _post_to_each(
+        self, request: Request, approvers: frozenset[str], text: str, body: list[dict[str, Any]], step: int | None
+    ) -> tuple[set[str], set[str]]:
+        """DM each approver; who was reached, and Slack's errors for those who were not."""
+        reached: set[str] = set()
+        errors: set[str] = set()
+        for approver in sorted(approvers):
+            try:
+                target = self.dm_channel(approver)
+            except SlackApiError as exc:
+                if exc.response.get("error") not in PERSON_UNREACHABLE:
+                    raise
+                errors.add(str(exc.response.get("error")))
+                continue
             self.refs.add_message_ref(request.id, target, self._post(target, text, body), step)
+            reached.add(approver)
+        return reached, errors
 
     def _rerender(self, request: Request) -> None:
         text, body = blocks.approval_message(request, self.catalog)

@@ -23,6 +23,8 @@ HINTS = {
     "metrics_token": "a long random string that Prometheus sends as `Authorization: Bearer <token>`",
     "metrics_port": "a TCP port for /metrics alone, e.g. 9102 (then the main port does not serve it)",
     "jitbot_audit_anchor": "a KV v2 mount and path for the audit anchor, e.g. secret/jitbot/audit-anchor",
+    "jitbot_wrap_ttl": "seconds a wrapped credential can be unwrapped, e.g. 300 (at least 10, at most 3600)",
+    "jitbot_outbox_lease": "seconds a delivery worker's claim on a message holds unless renewed, e.g. 10 (at least 3)",
     "jitbot_ssh_krl": "the file where the SSH key revocation list is written and served from, e.g. /var/lib/jitbot/revoked.krl",
 }
 
@@ -52,6 +54,10 @@ class Settings(BaseSettings):
     jitbot_ssh_krl: Path = Path("jitbot-ssh/revoked.krl")
     # Where the audit chain's head is anchored outside the database: a KV v2 path the bot may write but not delete.
     jitbot_audit_anchor: str = Field(default="secret/jitbot/audit-anchor", pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+$")
+    # How long a credential's wrapping token lives; undelivered after that, the credential is replaced.
+    jitbot_wrap_ttl: int = Field(default=300, ge=10, le=3600)
+    # A dead replica's claim on an outbox row expires after this; then another replica delivers it.
+    jitbot_outbox_lease: int = Field(default=10, ge=3, le=3600)
 
     @field_validator("slack_api_url")
     @classmethod

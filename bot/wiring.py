@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bot.context import BotContext
     from bot.gate import SlackGate
     from bot.notifier import SlackNotifier
+    from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
     from grants.adapters.scheduler_timer import SchedulerTimer
     from grants.adapters.vault_client import VaultSession
@@ -131,6 +132,7 @@ class Runtime:
     ctx: BotContext
     app: App
     web: WebApp
+    outbox: OutboxWorker | None = None
     tick_every: float = 1.0
 
     def __post_init__(self) -> None:
@@ -142,6 +144,8 @@ class Runtime:
         so a leader reconciles whatever happened while the bot was down before serving."""
         self.timer.start()
         self.timekeeper.timer.deactivate()  # no timers until this replica is elected
+        if self.outbox is not None:
+            self.outbox.start()  # every replica delivers: the rows are claimed, never sent twice by two replicas
         self._tick()
         self._loop = threading.Thread(target=self._run, name="jitbot-leadership", daemon=True)
         self._loop.start()
@@ -173,6 +177,8 @@ class Runtime:
             self._loop.join(timeout=5)
         self.timekeeper.step_down()
         self.timer.shutdown()
+        if self.outbox is not None:
+            self.outbox.stop()  # what is left stays in the outbox: the next start (or another replica) sends it
         self.notifier.shutdown()
 
     def health_checks(self) -> dict[str, Callable[[], bool]]:
@@ -186,7 +192,7 @@ class Runtime:
         return "leader" if self.timekeeper.leader else "follower"
 
 
-def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "vault") -> Runtime:
+def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: str = "vault") -> Runtime:
     from bot import home
     from bot.app import build_app
     from bot.context import BotContext
@@ -194,6 +200,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     from bot.health import CachedHealth
     from bot.metrics import MeteredIssuer, MeteredStore, Metrics
     from bot.notifier import SlackNotifier
+    from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
     from grants.adapters.kinds import credential_kinds
     from grants.adapters.leader_lock import PostgresLeaderLock, leader_lock
@@ -207,7 +214,9 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
     store = open_store(settings, migrate=True)
+    store.claim_lease = timedelta(seconds=settings.jitbot_outbox_lease)
     metrics = Metrics()
+    wrap_ttl = wrap_ttl or timedelta(seconds=settings.jitbot_wrap_ttl)
     vault = open_vault(settings)
     kinds = credential_kinds(
         vault,
@@ -225,6 +234,12 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
         catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
     )
     timer.on_due = service.wake  # timers only wake the service; the database says what is due
+    outbox = OutboxWorker(
+        service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=settings.jitbot_outbox_lease / 3
+    )
+    service.deps.kick = outbox.kick  # a commit with notices wakes the workers at once
+    service.deps.deliver_within = wrap_ttl  # an undelivered credential is replaced once its wrap has expired
+    notifier.outbox_drain = outbox.drain
     notifier.home = home.renderer(service)
     lock = leader_lock(store.engine)
     if isinstance(lock, PostgresLeaderLock):
@@ -244,7 +259,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta = timedelta(minutes=5)
         serve_metrics=settings.metrics_port is None,
         ssh_krl=settings.jitbot_ssh_krl,
     )
-    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web)
+    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web, outbox)
     return runtime
 
 

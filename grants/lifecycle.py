@@ -36,6 +36,7 @@ class Event(StrEnum):
     EXTENSION_DENIED = "extension_denied"
     EXTENSION_FAILED = "extension_failed"
     EXTENDED = "extended"
+    REISSUED = "reissued"  # the credential never reached its person in time: replaced by a new one, the old revoked
     REVOKE_FAILED = "revoke_failed"
     REVOKED = "revoked"
     EXPIRED = "expired"
@@ -45,6 +46,7 @@ class Event(StrEnum):
     REJECTED = "rejected"  # an attempt refused; may concern a request in any state, or none
     EXPORTED = "exported"  # the trail itself was exported; concerns no request
     SSH_KEY_REGISTERED = "ssh_key_registered"  # a person registered an SSH public key; concerns no request
+    NOTIFICATION_FAILED = "notification_failed"  # a message could not reach someone; changes no request
 
 
 ENDED = frozenset({State.EXPIRED, State.REVOKED, State.DENIED, State.CANCELLED, State.TIMED_OUT, State.FAILED})
@@ -71,6 +73,7 @@ LIFECYCLE: dict[tuple[State | None, Event], State] = {
     (State.ACTIVE, Event.EXTENSION_DENIED): State.ACTIVE,
     (State.ACTIVE, Event.EXTENSION_FAILED): State.ACTIVE,
     (State.ACTIVE, Event.EXTENDED): State.ACTIVE,
+    (State.ACTIVE, Event.REISSUED): State.ACTIVE,
     (State.ACTIVE, Event.REVOKE_FAILED): State.ACTIVE,
     (State.ACTIVE, Event.EXPIRED): State.EXPIRED,
     (State.ACTIVE, Event.REVOKED): State.REVOKED,
@@ -83,7 +86,7 @@ LIFECYCLE: dict[tuple[State | None, Event], State] = {
 }
 
 # Events about the trail or about nobody's request: appended without a request change.
-TRAIL_EVENTS = frozenset({Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED})
+TRAIL_EVENTS = frozenset({Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED, Event.NOTIFICATION_FAILED})
 
 
 def next_state(state: State | None, event: Event) -> State | None:

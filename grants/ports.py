@@ -10,6 +10,7 @@ from grants.audit import Anchor, AuditQuery
 from grants.catalog import Catalog, Scope
 from grants.credentials import CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
 from grants.domain import AuditEvent, Request, State
+from grants.outbox import Notice, OutboxStore
 
 
 class Clock(Protocol):
@@ -18,16 +19,18 @@ class Clock(Protocol):
         ...
 
 
-class Store(Protocol):
-    """Requests and the audit trail; every write of a request writes its audit event atomically."""
+class Store(OutboxStore, Protocol):
+    """Requests, the audit trail and the outbox; every write of a request writes its audit event and its
+    notices atomically."""
 
-    def create(self, request: Request, event: AuditEvent) -> None:
-        """Insert a new request with its event; raises AlreadyOpen when the requester already has one open
+    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
+        """Insert a new request with its event (and notices); raises AlreadyOpen when the requester already has one open
         for that scope (checked by the store itself, so concurrent twins cannot both get in)."""
         ...
 
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
-        """Compare-and-swap: write `request` only if the stored version is still `expected_version`."""
+    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
+        """Compare-and-swap: write `request` (with its event and notices) only if the stored version is still
+        `expected_version`."""
         ...
 
     def get(self, request_id: str) -> Request | None: ...
@@ -74,7 +77,7 @@ class Store(Protocol):
         ...
 
     def audited_credential(self, request_id: str) -> str | None:
-        """The credential ID the trail last recorded for this request (`issued` or `extended`): what the
+        """The credential ID the trail last recorded for this request (`issued`, `extended`, `reissued`): what the
         hash-chained trail says, as opposed to the request row, which an insider could rewrite."""
         ...
 
@@ -128,7 +131,10 @@ class Notifier(Protocol):
 
     def tell_requester(self, request: Request, news: str, **context: object) -> None: ...
 
-    def deliver_credential(self, request: Request, credential: IssuedCredential) -> None: ...
+    def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
+        """Send the credential now, in the caller's thread; raises when it did not reach the person. It is never
+        queued: the secret must not be at rest (the outbox holds only a check that replaces it if undelivered)."""
+        ...
 
     def alert(self, text: str) -> None: ...
 

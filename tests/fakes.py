@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,8 +21,10 @@ from grants.credentials import (
 )
 from grants.domain import AlreadyOpen, AuditEvent, Request, State
 from grants.lifecycle import OPEN
+from grants.outbox import UNORDERED, Entry, Failure, Notice, Unreachable
 from grants.people import Directory
 from grants.service import ElevationService
+from grants.usecases import delivering
 
 
 class FakeClock:
@@ -40,11 +42,68 @@ class FakeStore:
     def __init__(self) -> None:
         self.requests: dict[str, Request] = {}
         self.audit: list[AuditEvent] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.refs: dict[str, list[tuple[str, str, int | None]]] = {}
         self.ssh_keys: dict[str, str] = {}
+        self.outbox: list[dict[str, Any]] = []  # rows as the SQL outbox holds them
+        self.clock: FakeClock | None = None  # set by bootstrap: a notice's created_at is the core's time
 
-    def create(self, request: Request, event: AuditEvent) -> None:
+    # the outbox, with the SQL store's rules: due, unclaimed (or lease expired), head of its request's queue
+
+    def _queue(self, notices: Iterable[Notice], at: datetime | None = None) -> None:
+        at = at or (self.clock.now() if self.clock else datetime.now(UTC))
+        for notice in notices:
+            due = at + notice.due_in if notice.due_in else at
+            self.outbox.append({"id": len(self.outbox) + 1, "notice": notice, "created_at": at, "attempts": 0,
+                                "next_attempt_at": due, "claimed_until": None, "delivered_at": None, "failed_at": None})  # fmt: skip
+
+    def enqueue(self, notices: Iterable[Notice], at: datetime) -> None:
+        with self.lock:
+            self._queue(notices, at)
+
+    def claim(self, worker: str, now: datetime, limit: int) -> list[Entry]:
+        with self.lock:
+            open_rows = [r for r in self.outbox if r["delivered_at"] is None and r["failed_at"] is None]
+            claimed = []
+            for row in open_rows:
+                notice = row["notice"]
+                earlier = notice.kind not in UNORDERED and notice.request_id is not None and any(
+                    o["id"] < row["id"] and o["notice"].request_id == notice.request_id and o["notice"].kind not in UNORDERED
+                    for o in open_rows
+                )  # fmt: skip
+                lease_free = row["claimed_until"] is None or row["claimed_until"] <= now
+                if row["next_attempt_at"] <= now and lease_free and not earlier and len(claimed) < limit:
+                    row["claimed_until"] = now + timedelta(seconds=60)
+                    claimed.append(Entry(row["id"], notice, row["created_at"], row["attempts"]))
+            return claimed
+
+    def _row(self, entry_id: int) -> dict[str, Any]:
+        return self.outbox[entry_id - 1]
+
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        return 0  # one process, synchronous: a claim never outlives its delivery
+
+    def delivered(self, entry_id: int, at: datetime) -> None:
+        self._row(entry_id).update(delivered_at=at, claimed_until=None)
+
+    def retry_at(self, entry_id: int, when: datetime) -> None:
+        row = self._row(entry_id)
+        row.update(attempts=row["attempts"] + 1, next_attempt_at=when, claimed_until=None)
+
+    def failed(self, entry_id: int, at: datetime) -> None:
+        self._row(entry_id).update(failed_at=at, claimed_until=None)
+
+    def settle_credential(self, request_id: str, accessor: str, at: datetime) -> None:
+        for row in self.outbox:
+            notice = row["notice"]
+            if notice.kind == "credential" and notice.request_id == request_id and notice.args["accessor"] == accessor:
+                row["delivered_at"] = row["delivered_at"] or at
+
+    def pending(self) -> list[Notice]:
+        """Notices not yet delivered nor given up."""
+        return [r["notice"] for r in self.outbox if r["delivered_at"] is None and r["failed_at"] is None]
+
+    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
         with self.lock:
             assert request.id not in self.requests
             if any(
@@ -53,14 +112,16 @@ class FakeStore:
                 raise AlreadyOpen(f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope")
             self.requests[request.id] = request
             self._append(event)
+            self._queue(notices)
 
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
+    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
         with self.lock:
             if self.requests[request.id].version != expected_version:
                 return False
             self.requests[request.id] = request
             if event is not None:
                 self._append(event)
+            self._queue(notices)
             return True
 
     def get(self, request_id: str) -> Request | None:
@@ -123,7 +184,7 @@ class FakeStore:
 
     def audited_credential(self, request_id: str) -> str | None:
         for e in reversed(self.audit):
-            if e.request_id == request_id and e.event in ("issued", "extended") and e.detail.get("accessor"):
+            if e.request_id == request_id and e.event in ("issued", "extended", "reissued") and e.detail.get("accessor"):
                 return str(e.detail["accessor"])
         return None
 
@@ -193,10 +254,39 @@ class FakeIssuer:
         return not self.down
 
 
+def retry_everything(exc: Exception) -> Failure:
+    return Failure(type(exc).__name__)
+
+
+def drain(service: ElevationService, classify: Callable[[Exception], Failure] = retry_everything) -> int:
+    """Deliver every due notice, as the wiring's workers do; the number delivered or settled."""
+    total = 0
+    while count := delivering.run_once(service.deps, "fake-worker", classify):
+        total += count
+    return total
+
+
+def synchronous_kick(service: ElevationService) -> Callable[[], None]:
+    """The fakes deliver the outbox at once after each commit (a nested kick is left to the outer drain)."""
+    busy = threading.local()
+
+    def kick() -> None:
+        if getattr(busy, "on", False):
+            return
+        busy.on = True
+        try:
+            drain(service)
+        finally:
+            busy.on = False
+
+    return kick
+
+
 @dataclass
 class FakeNotifier:
     sent: list[tuple[str, object]] = field(default_factory=list)
     broken: bool = False
+    unreachable: set[str] = field(default_factory=set)  # people Slack does not know (user_not_found)
 
     def _log(self, kind: str, payload: object) -> None:
         if self.broken:
@@ -204,7 +294,10 @@ class FakeNotifier:
         self.sent.append((kind, payload))
 
     def request_opened(self, request: Request, approvers: frozenset[str]) -> None:
-        self._log("opened", (request.id, sorted(approvers)))
+        reached = approvers - self.unreachable
+        self._log("opened", (request.id, sorted(reached)))
+        if reached != approvers:
+            raise Unreachable(approvers & self.unreachable, len(reached), "user_not_found")
 
     def approvers_notice(self, request: Request, approvers: frozenset[str], kind: str) -> None:
         self._log("notice", (request.id, sorted(approvers), kind))
@@ -281,5 +374,7 @@ def bootstrap(
     store, issuer, notifier = store or FakeStore(), issuer or FakeIssuer(), FakeNotifier()
     timer = timer or FakeTimer(clock)
     service = ElevationService(catalog, store, issuer, notifier, timer, clock, directory)
+    store.clock = clock
+    service.deps.kick = synchronous_kick(service)
     timer.on_due = service.wake
     return Core(service, store, issuer, notifier, timer, clock)

@@ -32,6 +32,7 @@ EXPECTED = {
         Event.EXTENSION_DENIED: State.ACTIVE,
         Event.EXTENSION_FAILED: State.ACTIVE,
         Event.EXTENDED: State.ACTIVE,
+        Event.REISSUED: State.ACTIVE,
         Event.REVOKE_FAILED: State.ACTIVE,
         Event.EXPIRED: State.EXPIRED,
         Event.REVOKED: State.REVOKED,
@@ -85,7 +86,8 @@ def test_ended_states_take_nothing_but_refusals_and_reviews() -> None:
     assert OPEN.isdisjoint(ENDED) and OPEN | ENDED == set(State)
     assert Event.EXPORTED not in {event for _, event in LIFECYCLE}  # about the trail, never about a request
     assert Event.SSH_KEY_REGISTERED not in {event for _, event in LIFECYCLE}  # about a person, never about a request
-    assert TRAIL_EVENTS == {Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED}
+    assert Event.NOTIFICATION_FAILED not in {event for _, event in LIFECYCLE}  # a message failed; the request did not change
+    assert TRAIL_EVENTS == {Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED, Event.NOTIFICATION_FAILED}
 
 
 def test_the_core_cannot_write_a_change_the_table_forbids() -> None:

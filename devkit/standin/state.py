@@ -45,6 +45,7 @@ class StandInState:
         self.users: dict[str, str] = dict(users or {})
         self.usergroups: dict[str, list[str]] = {k: list(v) for k, v in (usergroups or {}).items()}
         self.strict_users = bool(users) if strict_users is None else strict_users
+        self.unreachable: dict[str, str] = {}  # user ID -> the error Slack gives for them (user_not_found, user_disabled)
         self.team_id, self.team_name, self.bot_user_id, self.bot_id = team_id, team_name, bot_user_id, bot_id
         self.app_id = app_id
         self._host, self._port = host, port
@@ -208,6 +209,8 @@ class StandInState:
         return f"{prefix}{next(self._ids):08d}"
 
     def _check_user(self, user_id: str) -> None:
+        if user_id in self.unreachable:
+            raise SlackError(self.unreachable[user_id])
         if self.strict_users and user_id not in self.users:
             raise SlackError("user_not_found")
 

@@ -8,6 +8,14 @@ from devkit.standin.state import SlackError, StandInState
 
 
 class UserMethods(StandInState):
+    def make_unreachable(self, user_id: str, error: str = "user_not_found") -> None:
+        """From now on Slack answers `error` for `user_id` (user_not_found: an unknown ID; user_disabled: deactivated)
+        wherever the person is named: conversations.open, a DM by user ID, an ephemeral message."""
+        if error not in ("user_not_found", "user_disabled"):
+            raise ValueError("Slack answers an unreachable person with user_not_found or user_disabled")
+        with self._lock:
+            self.unreachable[user_id] = error
+
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
             "url": f"https://{self.team_name}.slack.com/",

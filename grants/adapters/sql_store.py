@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, String, cast, create_engine, event, func, or_, select, text
+from sqlalchemy import Engine, String, and_, cast, create_engine, event, exists, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
-from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, RequestRow, SshKeyRow
+from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, OutboxRow, RequestRow, SshKeyRow
 from grants.audit import GENESIS_HASH, AuditQuery, at_text, chained, detail_text
 from grants.credentials import CredentialHandle
 from grants.domain import AlreadyOpen, Approval, AuditEvent, Grant, PendingExtension, Request, Review, State
 from grants.lifecycle import Event
+from grants.outbox import CLAIM_LEASE, CREDENTIAL, UNORDERED, Entry, Notice
 
 
 def make_engine(url: str, writer: bool = True) -> Engine:
@@ -161,6 +162,15 @@ AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 HEAD = AuditHeadRow.__table__  # type: ignore[attr-defined]
 REFS = MessageRefRow.__table__  # type: ignore[attr-defined]
 SSH_KEYS = SshKeyRow.__table__  # type: ignore[attr-defined]
+OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+
+
+def _outbox_rows(notices: Iterable[Notice], at: datetime) -> list[dict[str, Any]]:
+    return [
+        {"request_id": n.request_id, "kind": n.kind, "payload": json.dumps(n.args, sort_keys=True), "created_at": at,
+         "attempts": 0, "next_attempt_at": at + n.due_in if n.due_in else at}
+        for n in notices
+    ]  # fmt: skip
 
 
 class SqlStore:
@@ -174,6 +184,8 @@ class SqlStore:
         # SQLite has one writer at a time. Queueing our own threads on a lock wakes the next one the
         # moment the last commits; left to SQLite's busy handler they would poll with growing sleeps.
         self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        # How long a worker's claim on an outbox row holds: longer than any one delivery (with the client's retries).
+        self.claim_lease = CLAIM_LEASE
 
     @property
     def write_lock(self) -> AbstractContextManager[Any]:
@@ -188,11 +200,12 @@ class SqlStore:
 
     # requests -----------------------------------------------------------------------------------
 
-    def create(self, request: Request, event: AuditEvent) -> None:
+    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
         try:
             with self._writing() as connection:
                 connection.execute(REQUESTS.insert().values(**_to_row(request)))
                 self._append(connection, event)
+                self._enqueue(connection, notices, event.at)
         except IntegrityError as exc:
             if "uq_requests_one_open" in str(exc.orig) or "requests.requester, requests.scope" in str(exc.orig):
                 raise AlreadyOpen(
@@ -200,7 +213,7 @@ class SqlStore:
                 ) from None
             raise
 
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None) -> bool:
+    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
         values = _to_row(request)
         del values["id"]
         with self._writing() as connection:
@@ -211,6 +224,8 @@ class SqlStore:
                 return False  # someone else moved it first: nothing was written
             if event is not None:
                 self._append(connection, event)
+            # Same transaction as the change: a crash leaves both or neither, never a change nobody is told of.
+            self._enqueue(connection, notices, event.at if event is not None else datetime.now(UTC))
             return True
 
     def get(self, request_id: str) -> Request | None:
@@ -358,6 +373,91 @@ class SqlStore:
         finally:
             connection.close()
 
+    # the outbox ---------------------------------------------------------------------------------------
+
+    def _enqueue(self, connection: Any, notices: Sequence[Notice], at: datetime) -> None:
+        if notices:
+            connection.execute(OUTBOX.insert(), _outbox_rows(notices, at))
+
+    def enqueue(self, notices: Iterable[Notice], at: datetime) -> None:
+        rows = _outbox_rows(notices, at)
+        if rows:
+            with self._writing() as connection:
+                connection.execute(OUTBOX.insert(), rows)
+
+    def claim(self, worker: str, now: datetime, limit: int) -> list[Entry]:
+        """Due, unsettled rows whose lease is free and that head their request's queue. PostgreSQL: SKIP LOCKED, so
+        replicas claim disjoint rows without waiting; SQLite: one process, serialized by the write lock."""
+        earlier = OUTBOX.alias("earlier")
+        ordered = OUTBOX.c.kind.not_in(UNORDERED)
+        blocked = exists().where(
+            earlier.c.request_id == OUTBOX.c.request_id, earlier.c.id < OUTBOX.c.id, earlier.c.delivered_at.is_(None),
+            earlier.c.failed_at.is_(None), earlier.c.kind.not_in(UNORDERED),
+        )  # fmt: skip
+        query = (
+            select(OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.payload, OUTBOX.c.created_at, OUTBOX.c.attempts)
+            .where(
+                OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None), OUTBOX.c.next_attempt_at <= now,
+                or_(OUTBOX.c.claimed_until.is_(None), OUTBOX.c.claimed_until <= now),
+                or_(OUTBOX.c.request_id.is_(None), ~and_(ordered, blocked)),
+            )
+            .order_by(OUTBOX.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=OUTBOX)
+        )  # fmt: skip
+        with self._writing() as connection:
+            rows = connection.execute(query).all()
+            if rows:
+                connection.execute(
+                    OUTBOX.update()
+                    .where(OUTBOX.c.id.in_([r.id for r in rows]))
+                    .values(claimed_by=worker[:64], claimed_until=now + self.claim_lease)
+                )
+        return [
+            Entry(r.id, Notice(r.kind, r.request_id, json.loads(r.payload)), as_utc(r.created_at), r.attempts)  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def delivered(self, entry_id: int, at: datetime) -> None:
+        self._settle(entry_id, delivered_at=at, claimed_until=None)
+
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        with self._writing() as connection:
+            result = connection.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.claimed_by.startswith(worker_prefix, autoescape=True), OUTBOX.c.claimed_until > now)
+                .where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None))
+                .values(claimed_until=now + self.claim_lease)
+            )
+            return int(result.rowcount)
+
+    def retry_at(self, entry_id: int, when: datetime) -> None:
+        self._settle(entry_id, attempts=OUTBOX.c.attempts + 1, next_attempt_at=when, claimed_by=None, claimed_until=None)
+
+    def failed(self, entry_id: int, at: datetime) -> None:
+        self._settle(entry_id, failed_at=at, claimed_until=None)
+
+    def _settle(self, entry_id: int, **values: Any) -> None:
+        with self._writing() as connection:
+            connection.execute(OUTBOX.update().where(OUTBOX.c.id == entry_id).values(**values))
+
+    def settle_credential(self, request_id: str, accessor: str, at: datetime) -> None:
+        # The accessor is matched in the JSON text: payloads are written with sorted keys by _outbox_rows.
+        payload = json.dumps({"accessor": accessor}, sort_keys=True)
+        with self._writing() as connection:
+            connection.execute(
+                OUTBOX.update()
+                .where(OUTBOX.c.request_id == request_id, OUTBOX.c.kind == CREDENTIAL, OUTBOX.c.payload == payload)
+                .where(OUTBOX.c.delivered_at.is_(None))
+                .values(delivered_at=at)
+            )
+
+    def outbox_backlog(self) -> int:
+        """Unsettled rows (for health and operators)."""
+        query = select(func.count()).select_from(OUTBOX).where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None))
+        with self.reader.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
     # message references (used by the Slack notifier) -----------------------------------------------
 
     def add_message_ref(self, request_id: str, channel: str, ts: str, step: int | None = None) -> None:
@@ -384,7 +484,10 @@ class SqlStore:
     def audited_credential(self, request_id: str) -> str | None:
         query = (
             select(AUDIT.c.detail)
-            .where(AUDIT.c.request_id == request_id, AUDIT.c.event.in_([Event.ISSUED.value, Event.EXTENDED.value]))
+            .where(
+                AUDIT.c.request_id == request_id,
+                AUDIT.c.event.in_([Event.ISSUED.value, Event.EXTENDED.value, Event.REISSUED.value]),
+            )
             .order_by(AUDIT.c.seq.desc())
             .limit(1)
         )

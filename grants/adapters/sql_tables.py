@@ -116,3 +116,26 @@ class SshKeyRow(SQLModel, table=True):
     public_key: str = Field(sa_column=Column(Text, nullable=False))
     fingerprint: str = Field(max_length=64)
     registered_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class OutboxRow(SQLModel, table=True):
+    """Notification intents, written in the transaction of the change that causes them; never a secret."""
+
+    __tablename__ = "outbox"
+    # The workers' question: what is due and not yet settled, by request in order.
+    __table_args__ = (
+        Index("ix_outbox_open", "delivered_at", "failed_at", "next_attempt_at"),
+        Index("ix_outbox_request", "request_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str | None = Field(default=None, max_length=16)
+    kind: str = Field(max_length=16)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON: approver IDs, news, context
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_utc(nullable=False))
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc())
+    delivered_at: datetime | None = Field(default=None, sa_column=_utc())
+    failed_at: datetime | None = Field(default=None, sa_column=_utc())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from grants import guards
+from grants import guards, outbox
 from grants.domain import AlreadyDecided, Request, StaleDecision, State, open_decision
 from grants.lifecycle import Event
 from grants.steps import step_progress
@@ -50,14 +50,19 @@ def approve(deps: Deps, request_id: str, actor: str) -> Request:
         if len(approvals) >= request.approval.required:
             approval = request.with_approval(given=approvals, decided_by=actor, decided_at=deps.clock.now())
             updated = request.advance(Event.APPROVED, approval=approval)
+            # The approvers' message is re-rendered by the issue that follows at once (its notices).
             saved = deps.commit(request, updated, Event.APPROVED, actor, approvers=list(approvals))
         else:
             updated = request.advance(Event.APPROVAL_ADDED, approval=request.with_approval(given=approvals))
+            notices = [outbox.changed(request.id)]
+            if step_progress(scope, updated.approvals)[0] > step_index:  # a step completed: tell the next one
+                notices.append(outbox.opened(request.id, deps.waiting_approvers(scope, updated)))
             saved = deps.commit(
                 request,
                 updated,
                 Event.APPROVAL_ADDED,
                 actor,
+                notices=notices,
                 approvers=list(approvals),
                 step=step_index + 1,
                 step_name=scope.steps[step_index].name,
@@ -66,12 +71,7 @@ def approve(deps: Deps, request_id: str, actor: str) -> Request:
         if saved:
             break  # lost a race otherwise: reload and decide again on the current state
     if updated.state is State.APPROVED:
-        # Straight to Vault: the credential DM (which names the approvers) is the first thing
-        # queued, and the approvers' message is re-rendered right after it.
-        return granting.issue(deps, updated)
-    deps.notify(deps.notifier.request_changed, updated)
-    if step_progress(scope, updated.approvals)[0] > step_index:  # a step completed: tell the next one
-        deps.notify(deps.notifier.request_opened, updated, deps.waiting_approvers(scope, updated))
+        return granting.issue(deps, updated)  # straight to Vault; the credential DM names the approvers
     return updated
 
 
@@ -83,10 +83,9 @@ def deny(deps: Deps, request_id: str, actor: str, reason: str = "") -> Request:
         require_pending(deps, request)
         now = deps.clock.now()
         updated = request.advance(Event.DENIED, approval=request.with_approval(decided_by=actor, decided_at=now), ended_at=now)
-        if deps.commit(request, updated, Event.DENIED, actor, reason=reason):
+        notices = [outbox.changed(request.id), outbox.told(request.id, Event.DENIED, reason=reason)]
+        if deps.commit(request, updated, Event.DENIED, actor, notices=notices, reason=reason):
             break
-    deps.notify(deps.notifier.request_changed, updated)
-    deps.notify(deps.notifier.tell_requester, updated, Event.DENIED, reason=reason)
     return updated
 
 
@@ -99,9 +98,8 @@ def cancel(deps: Deps, request_id: str, actor: str) -> Request:
         now = deps.clock.now()
         approval = request.with_approval(decided_by=actor, decided_at=now)
         updated = request.advance(Event.CANCELLED, approval=approval, ended_at=now)
-        if deps.commit(request, updated, Event.CANCELLED, actor):
+        if deps.commit(request, updated, Event.CANCELLED, actor, notices=[outbox.changed(request.id)]):
             break
-    deps.notify(deps.notifier.request_changed, updated)
     return updated
 
 

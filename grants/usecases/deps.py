@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -13,6 +13,7 @@ from grants.bursts import Bursts
 from grants.catalog import Catalog, Scope
 from grants.domain import AuditEvent, IllegalTransition, NotAllowed, NotFound, Request
 from grants.lifecycle import TRAIL_EVENTS, Event, next_state
+from grants.outbox import Notice
 from grants.people import Directory, People
 from grants.ports import AuditAnchor, Clock, CredentialIssuer, Notifier, Store, Timer
 from grants.steps import current_step
@@ -36,6 +37,10 @@ class Deps:
     clock: Clock
     directory: Directory | None = None
     anchor: AuditAnchor | None = None  # where the chain head is written outside the database
+    # How long a credential's delivery may take (the wrap TTL): undelivered after that, it is replaced.
+    deliver_within: timedelta = timedelta(minutes=5)
+    # Called after every write that queued notices: wakes the outbox's delivery worker (no polling delay).
+    kick: Callable[[], None] = lambda: None
     people: People = field(init=False)
     bursts: Bursts = field(init=False)
 
@@ -74,23 +79,40 @@ class Deps:
             detail=detail,
         )
 
-    def create(self, request: Request, actor: str, **detail: Any) -> None:
-        """Store a new request with its `requested` event, and arm its first deadline."""
+    def create(self, request: Request, actor: str, notices: Sequence[Notice] = (), **detail: Any) -> None:
+        """Store a new request with its `requested` event and its notices, and arm its first deadline."""
         _lawful(None, Event.REQUESTED, request)
         request = self._with_wake(request)
-        self.store.create(request, self.event(Event.REQUESTED, request, actor, **detail))  # may raise AlreadyOpen
+        event = self.event(Event.REQUESTED, request, actor, **detail)
+        self.store.create(request, event, notices)  # may raise AlreadyOpen
         self.arm(request)
+        self._kick(notices)
 
     def commit(
-        self, current: Request, updated: Request, event: Event, actor: str, wake: timedelta | None = None, **detail: Any
-    ) -> bool:
-        """CAS `current` → `updated` with its audit event; False when someone changed it first. The timer follows."""
+        self, current: Request, updated: Request, event: Event, actor: str, wake: timedelta | None = None,
+        notices: Sequence[Notice] = (), **detail: Any,
+    ) -> bool:  # fmt: skip
+        """CAS `current` → `updated` with its audit event and its notices, in one transaction; False when someone
+        changed it first (then nothing was written, notices included). The timer follows."""
         _lawful(current.state, event, updated)
         updated = self._with_wake(updated, wake)
-        saved = self.store.save(updated, current.version, self.event(event, updated, actor, **detail))
+        saved = self.store.save(updated, current.version, self.event(event, updated, actor, **detail), notices)
         if saved:
             self.arm(updated)
+            self._kick(notices)
         return saved
+
+    def enqueue(self, *notices: Notice) -> None:
+        """Notices tied to no request change (alerts after a side failure): written in their own transaction."""
+        self.store.enqueue(notices, self.clock.now())
+        self._kick(notices)
+
+    def _kick(self, notices: Sequence[Notice]) -> None:
+        if notices:
+            try:
+                self.kick()
+            except Exception:  # the rows are committed: the worker's next poll delivers them anyway
+                log.exception("waking the outbox worker failed")
 
     def record(self, request: Request, event: Event, actor: str, **detail: Any) -> None:
         """An audit event about `request` that changes nothing in it (a refusal, a failed side revoke)."""
@@ -130,7 +152,7 @@ class Deps:
             raise IllegalTransition(f"`{event.event}` concerns a request; write it with its change")
         return self.store.record(event)
 
-    # timers and notifications -------------------------------------------------------------------------
+    # timers -------------------------------------------------------------------------
 
     def arm(self, request: Request) -> None:
         if request.wake_at is None:
@@ -143,13 +165,6 @@ class Deps:
         if delay is not None:
             wake = self.clock.now() + delay
         return replace(request, wake_at=wake)
-
-    def notify(self, send: Callable[..., None], *args: Any, **kwargs: Any) -> None:
-        # The decision is already committed: a Slack failure must never undo or block it.
-        try:
-            send(*args, **kwargs)
-        except Exception:
-            log.exception("notification failed", extra={"notification": getattr(send, "__name__", "?")})
 
 
 def _lawful(state: Any, event: Event, updated: Request) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from grants import allowances, guards, inputs
+from grants import allowances, guards, inputs, outbox
 from grants.catalog import Scope
 from grants.credentials import CredentialError
 from grants.domain import AlreadyDecided, PendingExtension, Request, State
@@ -29,9 +29,9 @@ def extend(deps: Deps, request_id: str, actor: str, duration_text: str | None = 
     added = inputs.checked_extension(scope, request, duration_text)
     if scope.extension_requires_approval or beyond_auto_cap(deps, scope, request, added):
         updated = request.advance(Event.EXTENSION_REQUESTED, extension=PendingExtension(added))
-        deps.commit(request, updated, Event.EXTENSION_REQUESTED, actor, added=format_duration(added))
         approvers = deps.people.approvers(scope) - {request.requester}
-        deps.notify(deps.notifier.approvers_notice, updated, approvers, "extension")
+        notices = [outbox.notice(request.id, approvers, "extension")]
+        deps.commit(request, updated, Event.EXTENSION_REQUESTED, actor, notices=notices, added=format_duration(added))
         return updated
     return apply(deps, request, added, actor)  # no approval needed: the requester is the actor
 
@@ -66,8 +66,8 @@ def deny(deps: Deps, request_id: str, actor: str, reason: str = "") -> Request:
         if request.extension is None or request.state is not State.ACTIVE:
             raise AlreadyDecided(f"{request.id} has no extension waiting for a decision.")
         updated = request.advance(Event.EXTENSION_DENIED, extension=None)
-        if deps.commit(request, updated, Event.EXTENSION_DENIED, actor, reason=reason):
-            deps.notify(deps.notifier.tell_requester, updated, Event.EXTENSION_DENIED, reason=reason, actor=actor)
+        notices = [outbox.told(request.id, Event.EXTENSION_DENIED, reason=reason, actor=actor)]
+        if deps.commit(request, updated, Event.EXTENSION_DENIED, actor, notices=notices, reason=reason):
             return updated
 
 
@@ -84,20 +84,21 @@ def apply(deps: Deps, request: Request, added: timedelta, actor: str) -> Request
         credential = deps.issuer.extend(old, order, scope)
     except CredentialError as exc:
         updated = request.advance(Event.EXTENSION_FAILED, extension=None)
-        deps.commit(request, updated, Event.EXTENSION_FAILED, "system", error=str(exc))
-        deps.notify(deps.notifier.tell_requester, updated, Event.EXTENSION_FAILED, error=str(exc))
+        notices = [outbox.told(request.id, Event.EXTENSION_FAILED, error=str(exc))]
+        deps.commit(request, updated, Event.EXTENSION_FAILED, "system", notices=notices, error=str(exc))
         return updated
     grant = request.with_grant(
         handle=credential.handle, expires_at=new_expiry, extensions=request.grant.extensions + 1, warned=False
     )
     extended = request.advance(Event.EXTENDED, grant=grant, duration=request.duration + added, extension=None)
     detail: dict[str, Any] = {"added": format_duration(added), "old_accessor": old.id, "accessor": credential.handle.id}
-    if not deps.commit(request, extended, Event.EXTENDED, actor, expires_at=new_expiry.isoformat(), **detail):
+    notices = [outbox.changed(request.id), outbox.credential_check(request.id, credential.handle.id, deps.deliver_within)]
+    expires = new_expiry.isoformat()
+    if not deps.commit(request, extended, Event.EXTENDED, actor, notices=notices, expires_at=expires, **detail):
         if credential.handle != old:
             granting.try_revoke(deps, credential.handle, request.id)
         raise AlreadyDecided(f"{request.id} changed while extending it; look at it again.")
     if credential.handle != old:
         granting.revoke_replaced(deps, extended, old)
-    deps.notify(deps.notifier.deliver_credential, extended, credential)
-    deps.notify(deps.notifier.request_changed, extended)
+    granting.deliver_credential(deps, extended, credential)
     return extended

@@ -6,7 +6,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from grants.credentials import CredentialError, CredentialHandle, IssueOrder
+from grants import outbox
+from grants.credentials import CredentialError, CredentialHandle, IssuedCredential, IssueOrder
 from grants.domain import Grant, Request, State
 from grants.durations import format_duration
 from grants.lifecycle import Event
@@ -47,21 +48,23 @@ def issue(deps: Deps, request: Request) -> Request:
         credential = deps.issuer.issue(order_of(deps, request, now + request.duration, now), scope)
     except CredentialError as exc:
         failed = request.advance(Event.ISSUE_FAILED, ended_at=now, review=None)
-        if deps.commit(request, failed, Event.ISSUE_FAILED, "system", error=str(exc)):
-            deps.notify(deps.notifier.request_changed, failed)
-            deps.notify(deps.notifier.tell_requester, failed, Event.ISSUE_FAILED, error=str(exc))
-            deps.notify(deps.notifier.alert, f"Issuing {request.id} ({request.scope}) failed: {exc}")
+        notices = [
+            outbox.changed(request.id), outbox.told(request.id, Event.ISSUE_FAILED, error=str(exc)),
+            outbox.alert(f"Issuing {request.id} ({request.scope}) failed: {exc}", request.id),
+        ]  # fmt: skip
+        deps.commit(request, failed, Event.ISSUE_FAILED, "system", notices=notices, error=str(exc))
         return failed
     grant = Grant(handle=credential.handle, issued_at=now, expires_at=now + request.duration)
     active = request.advance(Event.ISSUED, grant=grant)
     detail = {**credential.facts, "accessor": credential.handle.id, "kind": credential.handle.kind}
-    if not deps.commit(request, active, Event.ISSUED, "system", expires_at=grant.expires_at.isoformat(), **detail):
+    notices = [outbox.changed(request.id), outbox.credential_check(request.id, credential.handle.id, deps.deliver_within)]
+    expires = grant.expires_at.isoformat()
+    if not deps.commit(request, active, Event.ISSUED, "system", notices=notices, expires_at=expires, **detail):
         # Someone else issued (or ended) this request meanwhile: our credential must not survive.
         try_revoke(deps, credential.handle, request.id)
         current = deps.store.get(request.id)
         return current if current is not None else request
-    deps.notify(deps.notifier.deliver_credential, active, credential)
-    deps.notify(deps.notifier.request_changed, active)
+    deliver_credential(deps, active, credential)
     return active
 
 
@@ -71,13 +74,53 @@ def issue_approved(deps: Deps, request: Request) -> Request:
     scope = deps.catalog.scopes.get(request.scope)
     if active.state is State.ACTIVE and active.break_glass and scope is not None and scope.break_glass is not None:
         glass = scope.break_glass
-        deps.notify(deps.notifier.approvers_notice, active, deps.people.approvers(scope) - {active.requester}, "break_glass")
-        deps.notify(
-            deps.notifier.alert,
-            f"BREAK-GLASS {active.id}: <@{active.requester}> took `{active.scope}` for {format_duration(active.duration)} "
-            f"without approval. An approver must review it within {glass.review_within}.",
+        deps.enqueue(
+            outbox.notice(active.id, deps.people.approvers(scope) - {active.requester}, "break_glass"),
+            outbox.alert(
+                f"BREAK-GLASS {active.id}: <@{active.requester}> took `{active.scope}` for {format_duration(active.duration)} "
+                f"without approval. An approver must review it within {glass.review_within}.",
+                active.id,
+            ),
         )
     return active
+
+
+def deliver_credential(deps: Deps, request: Request, credential: IssuedCredential) -> bool:
+    """Send the credential straight away (it cannot wait in the outbox: no secret at rest), then record that it
+    arrived. Undelivered (Slack refused, or the process died first), its check comes due when the wrap expires
+    and `reissue` replaces it."""
+    try:
+        deps.notifier.deliver_credential(request, credential)
+    except Exception:
+        log.exception("credential delivery failed; it is replaced once its wrap expires", extra={"request_id": request.id})
+        return False
+    deps.store.settle_credential(request.id, credential.handle.id, deps.clock.now())
+    return True
+
+
+def reissue(deps: Deps, request_id: str, accessor: str) -> None:
+    """A credential check came due: if `accessor` is still the grant's credential and never reached its person, the
+    wrapping token is dead (or was lost): revoke it, issue a new one for the rest of the time, and deliver that.
+    Raises CredentialError when Vault refuses (the outbox retries)."""
+    request = deps.store.get(request_id)
+    now = deps.clock.now()
+    if request is None or request.state is not State.ACTIVE or request.grant is None:
+        return  # ended meanwhile: nothing to deliver
+    grant = request.grant
+    if grant.handle.id != accessor or now >= grant.expires_at:
+        return  # replaced since (extension, an earlier reissue), or over anyway
+    scope = deps.scope(request.scope)
+    credential = deps.issuer.extend(grant.handle, order_of(deps, request, grant.expires_at, now), scope)
+    reissued = request.advance(Event.REISSUED, grant=request.with_grant(handle=credential.handle))
+    notices = [outbox.credential_check(request.id, credential.handle.id, deps.deliver_within)]
+    detail: dict[str, Any] = {"old_accessor": accessor, "accessor": credential.handle.id, "why": "credential_undelivered"}
+    if not deps.commit(request, reissued, Event.REISSUED, "system", notices=notices, **detail):
+        if credential.handle != grant.handle:
+            try_revoke(deps, credential.handle, request.id)
+        raise CredentialError(f"{request.id} changed while replacing its undelivered credential; trying again")
+    if credential.handle != grant.handle:
+        revoke_replaced(deps, reissued, grant.handle)
+    deliver_credential(deps, reissued, credential)
 
 
 def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
@@ -94,14 +137,13 @@ def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
     detail: dict[str, Any] = {"accessor": handle.id}
     if event is Event.EXPIRED:
         detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
-    if not deps.commit(request, ended, event, actor, **detail):
+    notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, kind=handle.kind)]
+    if not deps.commit(request, ended, event, actor, notices=notices, **detail):
         current = deps.store.get(request.id)
         if current is not None and current.state is State.ACTIVE and current.grant is not None:
             # Lost to a change that kept it active (a warning, an extension): end it as it is now.
             return end(deps, current, event, actor)
         return current if current is not None else request  # ended concurrently: one event only, theirs
-    deps.notify(deps.notifier.request_changed, ended)
-    deps.notify(deps.notifier.tell_requester, ended, event, actor=actor, kind=handle.kind)
     return ended
 
 
@@ -115,10 +157,12 @@ def trusted_handle(deps: Deps, request: Request) -> CredentialHandle:
     if audited is None or audited == row.id:
         return row
     deps.record(request, Event.REJECTED, "system", action="revoke", rule="credential_mismatch", row=row.id, audited=audited)
-    deps.notify(
-        deps.notifier.alert,
-        f"{request.id}: the database names credential {row.id} but the audit trail recorded {audited}; "
-        "revoking the recorded one. Someone changed the requests table: investigate.",
+    deps.enqueue(
+        outbox.alert(
+            f"{request.id}: the database names credential {row.id} but the audit trail recorded {audited}; "
+            "revoking the recorded one. Someone changed the requests table: investigate.",
+            request.id,
+        )
     )
     return CredentialHandle(row.kind, audited)
 
@@ -134,12 +178,12 @@ def revoke_failed(deps: Deps, request: Request, actor: str, exc: CredentialError
     updated = request.advance(Event.REVOKE_FAILED, grant=request.with_grant(**changes))
     # The retry is a wake-up after the backoff: revocation is re-attempted from the database state.
     detail = {"accessor": request.grant.handle.id, "attempt": attempts, "error": str(exc), "retry_in": format_duration(delay)}
-    if deps.commit(request, updated, Event.REVOKE_FAILED, actor, wake=delay, **detail):
-        deps.notify(
-            deps.notifier.alert,
-            f"Revoking {request.id} ({request.scope}) failed (attempt {attempts}): {exc}. "
-            f"Retrying in {format_duration(delay)}; Vault's own TTL still ends it.",
-        )
+    alert = outbox.alert(
+        f"Revoking {request.id} ({request.scope}) failed (attempt {attempts}): {exc}. "
+        f"Retrying in {format_duration(delay)}; Vault's own TTL still ends it.",
+        request.id,
+    )
+    deps.commit(request, updated, Event.REVOKE_FAILED, actor, wake=delay, notices=[alert], **detail)
     return updated
 
 
@@ -156,8 +200,10 @@ def revoke_replaced(deps: Deps, request: Request, handle: CredentialHandle) -> N
         deps.issuer.revoke(handle, request.id)
     except CredentialError as exc:
         deps.record(request, Event.REVOKE_FAILED, "system", accessor=handle.id, replaced=True, error=str(exc))
-        deps.notify(
-            deps.notifier.alert,
-            f"Revoking the credential that {request.id}'s extension replaced failed: {exc}. "
-            "Its own TTL ends it at the old expiry.",
+        deps.enqueue(
+            outbox.alert(
+                f"Revoking the credential that replaced {request.id}'s old one failed: {exc}. "
+                "Its own TTL ends it at the old expiry.",
+                request.id,
+            )
         )

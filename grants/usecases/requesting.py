@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from grants import allowances, deadlines, guards, inputs
+from grants import allowances, deadlines, guards, inputs, outbox
 from grants.catalog import Scope, SshScope, VaultIdentityScope
 from grants.domain import (
     AlreadyDecided,
@@ -53,15 +53,17 @@ def request(
     new = replace(_new(deps, requester, scope_name, scope, duration, reason), on_behalf_of=subject)
     rule = allowances.auto_rule(deps.people, scope, requester, duration)
     approvers = deps.people.approvers(scope) - {requester}
-    create(deps, new, scope, requester, **request_detail(new, scope, approvers))
+    first_step = deps.people.step_approvers(scope.steps[0], scope, False) - {requester}
+    opened = [] if rule is not None else [outbox.opened(new.id, first_step)]
+    create(deps, new, scope, requester, notices=opened, **request_detail(new, scope, approvers))
     if rule is not None:
         # Policy as data: the rule that fired is recorded, and `system` is the approver of record.
         approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=deps.clock.now()))
-        deps.commit(new, approved, Event.APPROVED, "system", auto_approve=rule.name or "auto_approve", approvers=[])
-        deps.notify(deps.notifier.tell_requester, approved, "auto_approved", rule=rule.name)
+        notices = [outbox.told(new.id, "auto_approved", rule=rule.name)]
+        deps.commit(
+            new, approved, Event.APPROVED, "system", notices=notices, auto_approve=rule.name or "auto_approve", approvers=[]
+        )
         return approved if defer_issue else granting.issue_approved(deps, approved)
-    first_step = scope.steps[0]
-    deps.notify(deps.notifier.request_opened, new, deps.people.step_approvers(first_step, scope, False) - {requester})
     return new
 
 
@@ -92,15 +94,15 @@ def break_glass(
     new = _new(deps, requester, scope_name, scope, duration, reason)
     new = replace(new, break_glass=True, review=Review("open", now + glass.review_delta))
     approvers = deps.people.approvers(scope) - {requester}
-    create(deps, new, scope, requester, break_glass=True, **request_detail(new, scope, approvers))
+    create(deps, new, scope, requester, [], break_glass=True, **request_detail(new, scope, approvers))
     approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=now))
     deps.commit(new, approved, Event.APPROVED, "system", break_glass=True, review_within=glass.review_within)
     return approved if defer_issue else granting.issue_approved(deps, approved)
 
 
-def create(deps: Deps, new: Request, scope: Scope, requester: str, **detail: Any) -> None:
+def create(deps: Deps, new: Request, scope: Scope, requester: str, notices: list[outbox.Notice], **detail: Any) -> None:
     try:
-        deps.create(new, requester, **detail)
+        deps.create(new, requester, notices, **detail)
     except AlreadyOpen:
         # A concurrent twin got in first (the database refused ours): answer as if we had seen it before.
         refuse_duplicate(deps, requester, new.scope, scope)
@@ -202,6 +204,11 @@ def nudge(deps: Deps, request_id: str, actor: str) -> Request:
         again = last + interval
         raise InvalidRequest(f"You nudged {request.id} already; you can nudge again after {again:%H:%M} UTC.", field="nudge")
     updated = request.advance(Event.NUDGED, approval=request.with_approval(nudged_at=now))
-    deps.commit(request, updated, Event.NUDGED, actor)
-    deps.notify(deps.notifier.approvers_notice, updated, deps.waiting_approvers(scope, updated), "nudge")
+    deps.commit(
+        request,
+        updated,
+        Event.NUDGED,
+        actor,
+        notices=[outbox.notice(request.id, deps.waiting_approvers(scope, updated), "nudge")],
+    )
     return updated

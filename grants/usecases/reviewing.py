@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from grants import guards
+from grants import guards, outbox
 from grants.domain import AlreadyDecided, InvalidRequest, Request, Review
 from grants.lifecycle import Event
 from grants.usecases.deps import Deps
@@ -23,10 +23,11 @@ def review(deps: Deps, request_id: str, actor: str, outcome: str, note: str = ""
     if request.review is None or request.review.state != "open":
         raise AlreadyDecided(f"{request.id} has no open review (it is {request.review_state or 'not break-glass'}).")
     updated = request.advance(event, review=Review(outcome, request.review.due_at, actor))
-    if not deps.commit(request, updated, event, actor, note=note):
-        raise AlreadyDecided(f"The review of {request.id} was closed a moment ago.")
-    deps.notify(deps.notifier.request_changed, updated)
-    deps.notify(deps.notifier.tell_requester, updated, event, actor=actor, note=note)
+    notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, note=note)]
     if event is Event.REVIEW_FLAGGED:
-        deps.notify(deps.notifier.alert, f"Break-glass {request.id} was FLAGGED by <@{actor}> on review: {note or 'no note'}")
+        notices.append(
+            outbox.alert(f"Break-glass {request.id} was FLAGGED by <@{actor}> on review: {note or 'no note'}", request.id)
+        )
+    if not deps.commit(request, updated, event, actor, notices=notices, note=note):
+        raise AlreadyDecided(f"The review of {request.id} was closed a moment ago.")
     return updated

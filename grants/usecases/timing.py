@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from grants import deadlines
+from grants import deadlines, outbox
 from grants.allowances import extension_room
 from grants.catalog import Scope
 from grants.credentials import CredentialError
@@ -56,34 +56,33 @@ def _wake_once(deps: Deps, request_id: str) -> bool:
 
 def _warn(deps: Deps, request: Request, scope: Scope) -> None:
     updated = request.advance(Event.EXPIRY_WARNED, grant=request.with_grant(warned=True))
-    if deps.commit(request, updated, Event.EXPIRY_WARNED, "system", expires_at=str(request.expires_at)):
-        deps.notify(deps.notifier.tell_requester, updated, "expiring", can_extend=bool(extension_room(scope, updated)))
+    notices = [outbox.told(request.id, "expiring", can_extend=bool(extension_room(scope, updated)))]
+    deps.commit(request, updated, Event.EXPIRY_WARNED, "system", notices=notices, expires_at=str(request.expires_at))
 
 
 def _remind_review(deps: Deps, request: Request, review: Review, scope: Scope, now: datetime) -> None:
     glass = scope.break_glass
     due = now + (glass.review_delta if glass else timedelta(hours=24))
     updated = request.advance(Event.REVIEW_REMINDED, review=Review(review.state, due, review.reviewed_by))
-    if deps.commit(request, updated, Event.REVIEW_REMINDED, "system"):
-        deps.notify(deps.notifier.approvers_notice, updated, deps.people.approvers(scope) - {request.requester}, "review")
+    notices = [outbox.notice(request.id, deps.people.approvers(scope) - {request.requester}, "review")]
+    deps.commit(request, updated, Event.REVIEW_REMINDED, "system", notices=notices)
 
 
 def _wake_pending(deps: Deps, request: Request, scope: Scope | None, now: datetime) -> None:
     if now >= request.pending_until or scope is None:
         updated = request.advance(Event.TIMED_OUT, ended_at=now)
-        if deps.commit(request, updated, Event.TIMED_OUT, "system"):
-            deps.notify(deps.notifier.request_changed, updated)
-            deps.notify(deps.notifier.tell_requester, updated, Event.TIMED_OUT)
+        notices = [outbox.changed(request.id), outbox.told(request.id, Event.TIMED_OUT)]
+        deps.commit(request, updated, Event.TIMED_OUT, "system", notices=notices)
     elif (at := deadlines.escalation_at(scope, request)) and now >= at:
         updated = request.advance(Event.ESCALATED, approval=request.with_approval(escalated=True))
         escalation = deps.people.members(scope.escalation) - {request.requester}
-        if deps.commit(request, updated, Event.ESCALATED, "system", to=sorted(escalation)):
-            deps.notify(deps.notifier.approvers_notice, updated, escalation, "escalation")
+        notices = [outbox.notice(request.id, escalation, "escalation")]
+        deps.commit(request, updated, Event.ESCALATED, "system", notices=notices, to=sorted(escalation))
     elif (at := deadlines.next_reminder(scope, request)) and now >= at:
         sent = request.approval.reminders_sent + 1
         updated = request.advance(Event.REMINDED, approval=request.with_approval(reminders_sent=sent))
-        if deps.commit(request, updated, Event.REMINDED, "system", reminder=sent):
-            deps.notify(deps.notifier.approvers_notice, updated, deps.waiting_approvers(scope, updated), "reminder")
+        notices = [outbox.notice(request.id, deps.waiting_approvers(scope, updated), "reminder")]
+        deps.commit(request, updated, Event.REMINDED, "system", notices=notices, reminder=sent)
 
 
 def reconcile(deps: Deps) -> dict[str, int]:

@@ -1,0 +1,123 @@
+"""Notification intents (the outbox): what must be told, written in the same transaction as the change that causes it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+# A notice gives up after this long undelivered (with an alert and an audit event); Slack outages are shorter.
+GIVE_UP_AFTER = timedelta(minutes=15)
+BACKOFF_FIRST = timedelta(seconds=2)
+BACKOFF_MAX = timedelta(minutes=2)
+# A dead worker's claim expires after this and another replica delivers the row; a live worker renews its claims
+# every third of it (heartbeat), so a slow delivery (Slack's own retries) is never taken over while it runs.
+CLAIM_LEASE = timedelta(seconds=10)
+
+OPENED, NOTICE, CHANGED, TOLD, ALERT, CREDENTIAL = "opened", "notice", "changed", "told", "alert", "credential"
+# A credential row is a check that comes due when the wrap would have expired: it never holds the secret and
+# it does not hold up the request's other notices (it is not a message; see usecases.delivering).
+UNORDERED = frozenset({ALERT, CREDENTIAL})
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One intent: `kind`, the request it is about (None for alerts) and small JSON-able arguments. Never a secret."""
+
+    kind: str
+    request_id: str | None
+    args: dict[str, Any] = field(default_factory=dict)
+    due_in: timedelta | None = None  # not before now + due_in (credential checks); None: at once
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A notice as the outbox holds it."""
+
+    id: int
+    notice: Notice
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a delivery failed, as the adapter judges it: retry (honouring Retry-After) or give up now."""
+
+    code: str  # an error name only: a provider's error payload may echo the message
+    retryable: bool = True
+    retry_after: timedelta | None = None
+
+
+class Unreachable(Exception):
+    """Some people could not be reached (unknown or deactivated); everyone else got the message."""
+
+    def __init__(self, people: Iterable[str], reached: int, why: str):
+        self.people, self.reached, self.why = sorted(people), reached, why
+        super().__init__(f"{', '.join(self.people)} unreachable ({why}); {reached} reached")
+
+
+class OutboxStore(Protocol):
+    """The store's side of the outbox: claim due rows (in order per request), settle them."""
+
+    def enqueue(self, notices: Iterable[Notice], at: datetime) -> None:
+        """Write notices in their own transaction (those tied to no request change)."""
+        ...
+
+    def claim(self, worker: str, now: datetime, limit: int) -> list[Entry]:
+        """Due rows no other live worker holds and with no earlier undelivered row of the same request."""
+        ...
+
+    def delivered(self, entry_id: int, at: datetime) -> None: ...
+
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        """Extend the live claims of this process's workers (a heartbeat); the number renewed."""
+        ...
+
+    def retry_at(self, entry_id: int, when: datetime) -> None:
+        """Count an attempt, release the claim, and make the row due again at `when`."""
+        ...
+
+    def failed(self, entry_id: int, at: datetime) -> None:
+        """Give up on the row: it no longer holds up later notices of its request."""
+        ...
+
+    def settle_credential(self, request_id: str, accessor: str, at: datetime) -> None:
+        """The credential with `accessor` reached its person: its pending check is done."""
+        ...
+
+
+def opened(request_id: str, approvers: Iterable[str]) -> Notice:
+    return Notice(OPENED, request_id, {"approvers": sorted(approvers)})
+
+
+def notice(request_id: str, approvers: Iterable[str], kind: str) -> Notice:
+    return Notice(NOTICE, request_id, {"approvers": sorted(approvers), "notice": kind})
+
+
+def changed(request_id: str) -> Notice:
+    return Notice(CHANGED, request_id)
+
+
+def told(request_id: str, news: str, **context: Any) -> Notice:
+    return Notice(TOLD, request_id, {"news": str(news), "context": context})
+
+
+def alert(text: str, request_id: str | None = None) -> Notice:
+    return Notice(ALERT, request_id, {"text": text})
+
+
+def credential_check(request_id: str, accessor: str, within: timedelta) -> Notice:
+    """Due when the wrapping token would have expired: undelivered by then, the credential is replaced."""
+    return Notice(CREDENTIAL, request_id, {"accessor": accessor}, due_in=within)
+
+
+def backoff(attempts: int, retry_after: timedelta | None = None) -> timedelta:
+    """Exponential from BACKOFF_FIRST, capped; never sooner than the Retry-After Slack asked for."""
+    delay: timedelta = min(BACKOFF_FIRST * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    return max(delay, retry_after) if retry_after is not None else delay
+
+
+def given_up(entry: Entry, now: datetime) -> bool:
+    return now - entry.created_at >= GIVE_UP_AFTER
