@@ -45,6 +45,7 @@ class Event(StrEnum):
     REJECTED = "rejected"  # an attempt refused; may concern a request in any state, or none
     EXPORTED = "exported"  # the trail itself was exported; concerns no request
     SSH_KEY_REGISTERED = "ssh_key_registered"  # a person registered an SSH public key; concerns no request
+    ORPHAN_ENDED = "orphan_ended"  # reconcile ended a credential no active grant held; changes no request
 
 
 ENDED = frozenset({State.EXPIRED, State.REVOKED, State.DENIED, State.CANCELLED, State.TIMED_OUT, State.FAILED})
@@ -80,7 +81,7 @@ LIFECYCLE: dict[tuple[State | None, Event], State] = {
 }  # fmt: skip
 
 # Events about the trail or about nobody's request: appended without a request change.
-TRAIL_EVENTS = frozenset({Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED})
+TRAIL_EVENTS = frozenset({Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED, Event.ORPHAN_ENDED})
 
 
 def next_state(state: State | None, event: Event) -> State | None:

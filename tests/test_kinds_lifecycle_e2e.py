@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -60,6 +61,14 @@ KIND_EDITS = {
 
 @pytest.fixture
 def world(tmp_path, db_url, openbao: OpenBaoDevServer, bot_vault_token, vault_root) -> Iterator[World]:
+    with kinds_world(tmp_path, db_url, openbao, bot_vault_token, vault_root) as world:
+        yield world
+
+
+@contextmanager
+def kinds_world(
+    tmp_path: Path, db_url: str, openbao: OpenBaoDevServer, bot_vault_token: str, vault_root: hvac.Client
+) -> Iterator[World]:
     """The real bot on this test's database (SQLite or PostgreSQL), its SSH revocation list in this test's folder."""
     policies = make_catalog_dir(tmp_path, KIND_EDITS)
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
