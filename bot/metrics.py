@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from grants.audit import AuditQuery
 from grants.catalog import Catalog, Scope
-from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
+from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder, Orphan
 from grants.domain import AuditEvent, Request
 from grants.lifecycle import Event, State
 from grants.outbox import Entry, Notice
@@ -192,7 +192,7 @@ class MeteredIssuer:
     def sync(self, catalog: Catalog) -> list[str]:
         return self.inner.sync(catalog)
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         return self.inner.orphans(active)
 
     def healthy(self) -> bool:

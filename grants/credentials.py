@@ -76,6 +76,14 @@ class IssueOrder:
     extends_by: timedelta | None = None  # an extension: how much it adds to the credential it replaces
 
 
+@dataclass(frozen=True)
+class Orphan:
+    """A credential that no active grant holds, and the request it says it was issued for (the kind knows how)."""
+
+    handle: CredentialHandle
+    request_id: str
+
+
 class CredentialStatus(StrEnum):
     ALIVE = "alive"
     GONE = "gone"
@@ -108,7 +116,7 @@ class CredentialKind(Protocol):
         """Write what this kind needs in Vault for the catalog's scopes (roles, reader policies); lines say what changed."""
         ...
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         """This kind's credentials that no handle in `active` holds and that would not end by themselves;
         [] for kinds whose credentials die on their own (TTL, validity)."""
         ...
@@ -142,8 +150,8 @@ class CredentialKinds:
     def sync(self, catalog: Catalog) -> list[str]:
         return [line for kind in self.kinds.values() for line in kind.sync(catalog)]
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
-        return [handle for kind in self.kinds.values() for handle in kind.orphans(active)]
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
+        return [orphan for kind in self.kinds.values() for orphan in kind.orphans(active)]
 
     def healthy(self) -> bool:
         return self._healthy() if self._healthy is not None else True

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from grants.audit import Anchor, AuditQuery
 from grants.catalog import Catalog, Scope
-from grants.credentials import CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
+from grants.credentials import CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder, Orphan
 from grants.domain import AuditEvent, Request, State
 from grants.outbox import Notice, OutboxStore
 
@@ -109,7 +109,7 @@ class CredentialIssuer(Protocol):
 
     def sync(self, catalog: Catalog) -> list[str]: ...
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         """Credentials of kinds that do not end by themselves which no active grant holds (for reconcile)."""
         ...
 

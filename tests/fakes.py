@@ -18,6 +18,7 @@ from grants.credentials import (
     ForeignCredential,
     IssuedCredential,
     IssueOrder,
+    Orphan,
 )
 from grants.domain import AlreadyOpen, AuditEvent, Request, State
 from grants.lifecycle import OPEN
@@ -246,7 +247,7 @@ class FakeIssuer:
     def sync(self, catalog: Catalog) -> list[str]:
         return []
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         held = {handle.id for handle in active}
         return [CredentialHandle("vault_identity", i) for i in self.live if i not in held and i.startswith("jit-")]
 

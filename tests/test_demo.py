@@ -149,6 +149,48 @@ def test_audit_export_and_verify(demo: Demo) -> None:
     assert re.search(r"audit trail intact: 2\d events verified", demo.stdout)
 
 
+def test_a_database_grants_open_session_dies_at_revoke(demo: Demo) -> None:
+    step = section(demo.stdout, "Step 11 ·")  # PostgreSQL listens on 127.0.0.1:5432 on this machine
+    assert "skipped" not in step and "/elevate orders-db-read 15m INC-4500 count stuck orders" in step
+    user = re.search(r"username (jit_jit-[a-z0-9]{8}_[a-z0-9]{6})", step)
+    assert user and "password (not shown)" in step and "42  (the session stays open, holding its lock)" in step
+    assert "revoked, actor Dana" in step and "terminating connection due to administrator command" in step
+    assert f"the open session was ended and the login {user.group(1)} dropped" in step
+
+
+def test_an_ssh_login_stops_after_revoke_and_the_krl(demo: Demo) -> None:
+    step = section(demo.stdout, "Step 12 ·")  # sshd and ssh-keygen exist on this machine
+    assert "skipped" not in step and "Registered your SSH key ssh-ed25519 `SHA256:" in step
+    assert "Eve clicks  [Approve]" in step and "Principals: web-admin. Valid until" in step
+    logged_in = step.index("logged in as ")
+    krl = step.index("/ssh/revoked.krl -o revoked.krl")
+    assert logged_in < krl < step.index("Permission denied (publickey)")
+    assert "sessions already open survive" in step
+
+
+def test_an_identity_grant_raises_the_users_own_token_until_revoked(demo: Demo) -> None:
+    step = section(demo.stdout, "Step 13 ·")
+    denied = [m.start() for m in re.finditer(r"bao kv get secret/payments/stripe\n +HTTP 403", step)]
+    assert len(denied) == 2
+    allowed = step.index("api_key = sk_demo_not_a_real_key_4242")
+    assert denied[0] < allowed < denied[1]
+    assert "log in to Vault as usual" in step and "identity_policies  ['payments-read']" in step
+    assert "policies           ['default']" in step  # the same token: nothing new was issued to her
+
+
+def test_the_kind_steps_say_plainly_when_this_machine_lacks_a_part(monkeypatch) -> None:
+    from devkit.demo import kinds
+    from devkit.harness import free_port
+
+    why = kinds.postgres_unavailable(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
+    assert why is not None and why.startswith("no PostgreSQL accepts `postgres` without a password on 127.0.0.1:5432 (")
+    assert kinds.postgres_unavailable() is None  # this machine has one
+    assert kinds.ssh_unavailable() is None
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(kinds, "SSHD", "/nonexistent/sshd")
+    assert kinds.ssh_unavailable() == "this machine has no ssh-keygen, ssh, sshd (OpenSSH)"
+
+
 def test_no_token_or_secret_is_ever_printed(demo: Demo) -> None:
     everything = demo.stdout + demo.stderr
     assert not FULL_TOKEN.findall(everything), "a Vault token was printed in full"

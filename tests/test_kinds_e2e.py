@@ -1,5 +1,6 @@
 """End to end through signed Slack requests: a database login, an SSH certificate, a raised Vault identity and a
-service on behalf, each approved in Slack against the real bot, OpenBao, PostgreSQL and sshd."""
+service on behalf, each approved in Slack against the real bot, OpenBao, PostgreSQL and sshd, with the bot's store
+on SQLite and on PostgreSQL (conftest's `db_url`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
 from grants.adapters.kinds.ssh_ca import write_ssh_role
 from tests.conftest import APPROVER, APPROVER_3, BOT_TOKEN, OUTSIDER, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
-from tests.databases import fresh_database
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
 from tests.test_kind_database import (
     TABLE,
@@ -38,13 +38,6 @@ from tests.test_kind_database import (
 PLATFORM = "U0APPR005"  # approves web-ssh (group platform)
 SECRET = "payments/kinds-e2e"
 CERTIFICATE = re.compile(r"(ssh-ed25519-cert-v01@openssh\.com [A-Za-z0-9+/=]+)")
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> Iterator[str]:
-    """SQLite only: the kinds are what is tested here; the store's dialects are covered by the other e2e tests."""
-    with fresh_database("sqlite", tmp_path) as url:
-        yield url
 
 
 @pytest.fixture

@@ -153,6 +153,7 @@ def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None) -> Sta
         "slack_app_token": None,
         "jitbot_catalog": catalog_path,
         "database_url": f"sqlite:///{database}",
+        "jitbot_ssh_krl": work / "ssh-krl" / "revoked.krl",  # in the throwaway folder, never the current directory
     }
     admin = load_settings(vault_token=openbao.root_token, **base)
     narrator.shell("The operator", "jitbot vault sync", sync_vault(admin))
@@ -184,7 +185,7 @@ def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None) -> Sta
         narrator.say(f"- {line}", 4)
     narrator.note(f"jitbot serving POST /slack/events at {bot.url}; database {database}")
     client = SignedSlackClient(bot.url, signing_secret, standin=standin)
-    return Stage(narrator, bao, standin, client, bot, bot.settings)
+    return Stage(narrator, bao, standin, client, bot, bot.settings, operator_token=openbao.root_token, work=work)
 
 
 def _expected_noise(record: logging.LogRecord) -> bool:

@@ -1,5 +1,6 @@
 """The demo's scenario, step by step: request, refused self-approval, approval and use, revoke, expiry, a two-step
-approval, break-glass and its review, auto-approval and a self-service extension, audit."""
+approval, break-glass and its review, auto-approval and a self-service extension, audit; then the other credential
+kinds (a database login, an SSH certificate, a raised Vault identity)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.settings import Settings
 from bot.wiring import open_audit
+from devkit.demo.kinds import play_kinds
 from devkit.demo.tools import Bao, DemoError, Narrator
 from devkit.harness import LocalBot
 from devkit.slack_client import SignedSlackClient
@@ -38,6 +41,8 @@ class Stage:
     bot: LocalBot
     settings: Settings
     _audit_seen: int = field(default=0)
+    operator_token: str = field(default="", repr=False)  # the OpenBao root token, for the operator's one-time setups
+    work: Path = field(default=Path("."))  # this run's throwaway folder
 
     def wait(self, what: str, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
         try:
@@ -132,6 +137,7 @@ def play(stage: Stage) -> None:
     extend_a_grant(stage)
     export_audit(stage)
     verify_audit(stage)
+    play_kinds(stage)
 
 
 def ask_for_payments(stage: Stage) -> str:

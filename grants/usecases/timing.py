@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from grants import deadlines, outbox
 from grants.allowances import extension_room
 from grants.catalog import Scope
-from grants.credentials import CredentialError
-from grants.domain import Request, Review, State
+from grants.credentials import CredentialError, CredentialHandle
+from grants.domain import AuditEvent, Request, Review, State
 from grants.lifecycle import Event
 from grants.usecases import granting
 from grants.usecases.deps import Deps
@@ -111,19 +111,35 @@ def end_orphans(deps: Deps) -> int:
         log.exception("could not list credentials without a grant; the next start-up tries again")
         return 0
     ended = 0
-    for handle in orphans:
-        request_id = handle.id.removeprefix("jit-")
+    for orphan in orphans:
+        handle, request_id = orphan.handle, orphan.request_id
         request = deps.store.get(request_id)
-        if request is not None and request.state is State.APPROVED:
-            continue  # being issued right now (or retried above): its grant is about to hold it
+        if request is not None and request.state in (State.APPROVED, State.ACTIVE):
+            # APPROVED: being issued right now (or retried above), its grant is about to hold it. ACTIVE: its row names
+            # another credential (rewritten); its own end revokes the one the trail recorded, with its own event.
+            continue
         try:
             deps.issuer.revoke(handle, request_id)
         except CredentialError:
             log.exception("could not end a credential without a grant", extra={"credential": str(handle)})
             continue
         log.warning("ended a credential no active grant held", extra={"credential": str(handle)})
+        _audit_orphan(deps, handle, request_id, request)
         ended += 1
     return ended
+
+
+def _audit_orphan(deps: Deps, handle: CredentialHandle, request_id: str, request: Request | None) -> None:
+    """A credential ended outside any grant's life is still an access change: the trail must say so (a log is not
+    the record). It names the request the credential claims, and that request's state (or that none exists)."""
+    detail = {"credential": str(handle), "request_state": request.state.value if request else "none"}
+    deps.record_trail(
+        AuditEvent(
+            event=Event.ORPHAN_ENDED, at=deps.clock.now(), actor="system", request_id=request_id if request else None,
+            scope=request.scope if request else None, subject=request.requester if request else None,
+            detail=detail if request else {**detail, "named_request": request_id},
+        )
+    )  # fmt: skip
 
 
 def arm_due(deps: Deps, horizon: datetime) -> int:

@@ -18,6 +18,7 @@ from grants.credentials import (
     Delivery,
     IssuedCredential,
     IssueOrder,
+    Orphan,
 )
 from grants.durations import format_duration
 
@@ -83,7 +84,7 @@ class DatabaseKind:
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
         return self._by_accessor.status(handle, request_id)
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         return []  # the reader token's TTL ends the login
 
     def sync(self, catalog: Catalog) -> list[str]:

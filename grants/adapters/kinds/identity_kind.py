@@ -8,6 +8,7 @@ from datetime import UTC
 import hvac
 
 from grants.adapters.kinds.identity import (
+    GROUP_PREFIX,
     create_grant_group,
     delete_grant_group,
     extend_grant_group,
@@ -26,6 +27,7 @@ from grants.credentials import (
     ForeignCredential,
     IssuedCredential,
     IssueOrder,
+    Orphan,
 )
 
 KIND = "vault_identity"
@@ -109,11 +111,12 @@ class VaultIdentityKind:
         except CredentialError:
             return CredentialStatus.UNKNOWN
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         """`jit-*` groups no active grant holds: a group has no TTL, so one the bot lost track of (a crash between
         Vault and the store, a row rewritten) would raise someone's identity forever."""
         held = {handle.id for handle in active if handle.kind == KIND}
-        return [CredentialHandle(KIND, name) for name in grant_group_names(self._client) if name not in held]
+        names = [name for name in grant_group_names(self._client) if name not in held]
+        return [Orphan(CredentialHandle(KIND, name), name.removeprefix(GROUP_PREFIX)) for name in names]
 
     def sync(self, catalog: Catalog) -> list[str]:
         scopes = [name for name, scope in catalog.scopes.items() if isinstance(scope, VaultIdentityScope)]

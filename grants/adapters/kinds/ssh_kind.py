@@ -21,6 +21,7 @@ from grants.credentials import (
     Delivery,
     IssuedCredential,
     IssueOrder,
+    Orphan,
 )
 from grants.ssh_keys import SshKeyError, parse_public_key
 
@@ -85,7 +86,7 @@ class SshKind:
         # A certificate lives until its validity (the core knows the grant's end) unless its serial is in the KRL.
         return CredentialStatus.GONE if handle.id in self._load() else CredentialStatus.ALIVE
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         return []  # a certificate ends by itself at its validity
 
     def sync(self, catalog: Catalog) -> list[str]:

@@ -19,6 +19,7 @@ from grants.credentials import (
     ForeignCredential,
     IssuedCredential,
     IssueOrder,
+    Orphan,
 )
 from grants.durations import format_duration
 
@@ -189,7 +190,7 @@ class VaultTokenKind:
         except CredentialError:
             return CredentialStatus.UNKNOWN
 
-    def orphans(self, active: Collection[CredentialHandle]) -> list[CredentialHandle]:
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         return []  # a token ends by itself at its TTL
 
     def sync(self, catalog: Catalog) -> list[str]:
