@@ -94,13 +94,21 @@ def install(vault: OpenBaoDevServer, tmp_path_factory: pytest.TempPathFactory) -
         **operator,
     )
     assert sync.returncode == 0, sync.stderr
-    # The README's command, word for word (plus -format=json to read the answer).
-    command = [find_bao(), "token", "create", "-policy=jitbot-bot", "-no-default-policy", "-orphan", "-period=24h"]
-    token_create = subprocess.run(
-        [*command, "-format=json"], capture_output=True, text=True, timeout=30, env={**os.environ, **operator}
-    )
+    # The README's command, word for word, with the `-field=token` it suggests to print only the token.
+    command = [
+        find_bao(),
+        "token",
+        "create",
+        "-policy=jitbot-bot",
+        "-no-default-policy",
+        "-orphan",
+        "-period=24h",
+        "-field=token",
+    ]
+    token_create = subprocess.run(command, capture_output=True, text=True, timeout=30, env={**os.environ, **operator})
     assert token_create.returncode == 0, token_create.stderr
-    token = json.loads(token_create.stdout)["auth"]["client_token"]
+    token = token_create.stdout.strip()
+    assert token.startswith("s.") and len(token.split()) == 1, "one token, nothing else, to paste into VAULT_TOKEN"
     return Install(workdir, vault.addr, catalog, sync, token_create, token)
 
 
@@ -150,6 +158,16 @@ def test_vault_sync_then_a_token_holding_only_jitbot_bot(install: Install, vault
     assert all(
         capabilities["data"][path] == ["deny"] for path in ("sys/policies/acl/jitbot-bot", "auth/token/create", "secret/data/x")
     )
+    # The README's check of it, with the CLI an operator has.
+    lookup = subprocess.run(
+        [find_bao(), "token", "lookup", install.bot_vault_token],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "VAULT_ADDR": vault.addr, "VAULT_TOKEN": vault.root_token},
+    )
+    fields = dict(line.split(None, 1) for line in lookup.stdout.splitlines() if len(line.split(None, 1)) == 2)
+    assert lookup.returncode == 0 and fields["policies"] == "[jitbot-bot]" and fields["period"] == "24h", lookup.stdout
     again = jitbot("vault", "sync", JITBOT_CATALOG=str(install.catalog), VAULT_ADDR=vault.addr, VAULT_TOKEN=vault.root_token)
     assert again.returncode == 0 and "created" not in again.stdout and "updated" not in again.stdout, again.stdout
 
@@ -226,6 +244,7 @@ def test_healthz_challenge_help_form_and_home_over_http(bot: ServeProcess, slack
 
     status, answer = client.slash(REQUESTER, "help")
     assert status == 200 and "/elevate list" in answer["text"] and "open the request form" in answer["text"], answer
+    assert answer["response_type"] == "ephemeral", "only the person who typed it sees the usage"
 
     status, _ = client.slash(REQUESTER, "")
     assert status == 200
@@ -268,6 +287,20 @@ def test_a_token_slack_does_not_know_logs_invalid_auth(install: Install, slack: 
         wait_log(log, "could not learn the workspace from auth.test: invalid_auth")
     finally:
         other.stop()
+    # With SLACK_TEAM_ID set, commands are answered, but nothing the bot posts gets through.
+    pinned_log = tmp_path / "pinned.log"
+    env = serve_env(
+        install, slack, tmp_path / "pinned.db", SLACK_BOT_TOKEN="xoxb-another-apps-token", SLACK_TEAM_ID=slack.team_id
+    )
+    pinned = ServeProcess(env, pinned_log).start()
+    try:
+        status, answer = SignedSlackClient(pinned.url, SIGNING_SECRET, standin=slack).slash(
+            "U0DEV0003", "payments-read 10m INC-3 pinned"
+        )
+        assert status == 200 and "Request `JIT-" in answer["text"], answer
+        wait_log(pinned_log, "slack notification failed: invalid_auth")
+    finally:
+        pinned.stop()
 
 
 def test_a_private_approval_channel_without_the_bot_then_invited(
