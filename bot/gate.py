@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from grants.replay import ReplayGuard
@@ -127,7 +128,9 @@ class TeamPin:
                         self._team = self._learn()
                         log.info("learned the workspace from auth.test", extra={"team_id": self._team})
                     except Exception as error:  # fail closed for this request; the next one tries again
-                        log.warning("could not learn the workspace from auth.test: %s", type(error).__name__)
+                        # Slack's error code (`invalid_auth`: not this app's bot token) is what the admin acts on.
+                        code = error.response.get("error") if isinstance(error, SlackApiError) else type(error).__name__
+                        log.warning("could not learn the workspace from auth.test: %s", code)
                         raise Refusal("503 Service Unavailable", {"error": "workspace unknown yet"}) from None
         return self._team
 

@@ -17,6 +17,7 @@ SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-gla
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")  # public (C…) or older private (G…) channel; names are not stable
 CREDENTIAL_KINDS = ("vault_token", "database", "ssh", "vault_identity")
 
 Duration = Annotated[str, Field(description="a duration such as 15m or 1h30m")]
@@ -312,6 +313,15 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
             elif not USER_ID.match(value):
                 problems.append(f"{where}: `{value}` is neither a Slack user ID (U…), `group:NAME`, `usergroup:S…` nor `*`")
 
+    for key in ("approval_channel", "alert_channel"):
+        channel = getattr(catalog.settings, key)
+        # A name (`#approvals`) breaks on the first rename, and Slack refuses it where an ID is required
+        # (chat.update of the approval message): only the ID, which never changes, is accepted.
+        if channel and not CHANNEL_ID.match(channel):
+            problems.append(
+                f"settings.{key}: `{channel}` is not a Slack channel ID (C…); "
+                "open the channel → its name → About → copy the Channel ID"
+            )
     principals("settings.auditors", catalog.settings.auditors, star_ok=False)
     principals("settings.admins", catalog.settings.admins, star_ok=False)
     for name, scope in catalog.scopes.items():

@@ -119,6 +119,27 @@ def test_bad_user_ids_and_star_approvers_are_refused():
     assert "`alice` is not a Slack user ID" in text and "`*` is not allowed here" in text
 
 
+@pytest.mark.parametrize(
+    "channel", ["#approvals", "approvals", "C0lower1", "D0DMCHAN1", "https://x.slack.com/archives/C0APPROVALS"]
+)
+def test_a_channel_name_or_anything_but_its_id_is_refused(channel):
+    data = catalog_data()
+    data["settings"] = {**data["settings"], "approval_channel": channel, "alert_channel": channel}
+    with pytest.raises(CatalogError) as error:
+        parse_catalog(data)
+    assert error.value.problems == [
+        f"settings.{key}: `{channel}` is not a Slack channel ID (C…); open the channel → its name → About → copy the Channel ID"
+        for key in ("approval_channel", "alert_channel")
+    ]
+
+
+@pytest.mark.parametrize("channel", ["", "C0APPROVALS", "G0PRIVATE1"])
+def test_a_channel_id_or_none_is_accepted(channel):
+    data = catalog_data()
+    data["settings"] = {**data["settings"], "approval_channel": channel, "alert_channel": channel}
+    assert parse_catalog(data).settings.approval_channel == channel
+
+
 def test_check_shows_what_each_scope_grants_so_a_read_scope_visibly_reads():
     result = jitbot("check", "--grants")
     assert result.returncode == 0, result.stdout + result.stderr

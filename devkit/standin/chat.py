@@ -24,8 +24,21 @@ class ChatMethods(StandInState):
             self._bindings[name] = {"user": user, "channel": channel, "message_ts": message_ts}
         return f"{self.root}/respond/{name}"
 
+    def private_channel(self, channel: str, *, bot_invited: bool = False) -> None:
+        """Make `channel` a private channel: until the bot is invited (`invite_bot`), posting there answers
+        `not_in_channel`, as Slack does, even with chat:write.public (which covers public channels only)."""
+        with self._lock:
+            self._private_channels[channel] = bot_invited
+
+    def invite_bot(self, channel: str) -> None:
+        """`/invite @jitbot` in a private channel."""
+        with self._lock:
+            self._private_channels[channel] = True
+
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))
+        if self._private_channels.get(channel) is False:
+            raise SlackError("not_in_channel")
         if not (params.get("text") or params.get("blocks") or params.get("attachments")):
             raise SlackError("no_text")
         message = self._post(channel, params)

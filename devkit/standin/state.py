@@ -72,6 +72,7 @@ class StandInState:
             self._opened: set[str] = set()
             self._triggers: dict[str, str] = {}
             self._bindings: dict[str, dict[str, str | None]] = {}
+            self._private_channels: dict[str, bool] = {}  # private channel → the bot is a member
             self._next_faults, self._standing_faults = [], []
             self._changed.notify_all()
 
