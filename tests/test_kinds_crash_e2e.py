@@ -48,10 +48,10 @@ def crash_after_vault(world: World) -> list[tuple[IssueOrder, IssuedCredential]]
         issued.append((order, credential))
         return credential
 
-    def save(request: Any, version: int, event: AuditEvent | None) -> bool:
+    def save(request: Any, version: int, event: AuditEvent | None, notices: Any = ()) -> bool:
         if event is not None and event.event == "issued":
             raise Killed("the bot died between the Vault call and the store write")
-        return bool(real_save(request, version, event))
+        return bool(real_save(request, version, event, notices))
 
     kinds.issue, runtime.store.save = issue, save
     return issued

@@ -55,7 +55,7 @@ def unreachable(deps: Deps, request: Request, notice: Notice, missed: Unreachabl
     rather than waiting for a timeout nobody could prevent."""
     nobody = missed.reached == 0
     failed(deps, notice, request, people=missed.people, why=missed.why, nobody_reached=nobody)
-    who = ", ".join(f"<@{p}>" for p in missed.people)
+    who = ", ".join(missed.people)  # user or channel IDs, as Slack named them: the core writes no chat markup
     text = f"{request.id} ({request.scope}): could not reach {who} ({missed.why})."
     if nobody:
         text += " Nobody was reached: fix the catalog's approvers (or invite the bot), then ask the requester to nudge."
