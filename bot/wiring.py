@@ -99,16 +99,17 @@ def open_vault(settings: Settings) -> VaultSession:
 
 
 def slack_client(settings: Settings) -> WebClient:
-    from slack_sdk import WebClient
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
         ServerErrorRetryHandler,
     )
 
+    from bot.slack_pacing import PacedWebClient
+
     settings.require_slack()
     assert settings.slack_bot_token is not None
-    return WebClient(
+    return PacedWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
