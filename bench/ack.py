@@ -25,6 +25,8 @@ from grants.domain import State
 
 NAME = "ack"
 CONCURRENCY = 50
+OPEN_RATE = 50.0  # requests/s of the open loop, sent on schedule whatever the answers
+OPEN_THREADS = 200  # senders of the open loop: enough that a slow server never slows the schedule
 KINDS = ("list", "request", "click")
 LABELS = {"list": "/elevate list", "request": "/elevate <scope> (new request)", "click": "Approve click"}
 
@@ -86,12 +88,14 @@ def _workload(recorder: BodyRecorder, bot: LocalBot, per_kind: int, tag: str) ->
 
 
 def _run_load(
-    lab: Lab, url: str, recorder: BodyRecorder, items: list[tuple[str, str]], label: str
-) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Latencies by kind (every answer counts, failures included) and, by kind, how many were not a 200."""
+    lab: Lab, url: str, recorder: BodyRecorder, items: list[tuple[str, str]], label: str, rate: float | None = None
+) -> tuple[dict[str, list[float]], dict[str, int], float]:
+    """Latencies by kind (every answer counts, failures included) and, by kind, how many were not a 200.
+    Closed loop of CONCURRENCY clients, or with `rate` an open loop sending on a fixed schedule."""
     spec = {
         "url": url,
-        "concurrency": CONCURRENCY,
+        "concurrency": OPEN_THREADS if rate else CONCURRENCY,
+        "rate": rate,
         "timeout": 15,
         "requests": [[kind, body, recorder.signed(body)] for kind, body in items],
     }
@@ -121,6 +125,7 @@ def run(lab: Lab) -> list[Figure]:
         try:
             warm_items = _workload(recorder, bot, warm, "W")
             items = _workload(recorder, bot, per_kind, "M")
+            open_items = _workload(recorder, bot, per_kind, "O")
             say(f"seeded {per_kind + warm} pending requests through the service; {3 * per_kind} measured requests")
             _run_load(lab, bot.url + "/slack/events", recorder, warm_items, "bot warm-up")
             subject, subject_failed, subject_wall = _run_load(lab, bot.url + "/slack/events", recorder, items, "bot")
@@ -128,15 +133,21 @@ def run(lab: Lab) -> list[Figure]:
             counter = StateCounter(database_url)
             try:
                 wait_until(lambda: counter.count(State.ACTIVE) >= per_kind + warm, 180, "every clicked request to be issued", 0.2)
+                assert bot.runtime is not None
+                bot.runtime.notifier.drain()
+                opened, opened_failed, _ = _run_load(
+                    lab, bot.url + "/slack/events", recorder, open_items, "bot open loop", OPEN_RATE
+                )
+                wait_until(lambda: counter.count(State.ACTIVE) >= 2 * per_kind + warm, 180, "the open loop's clicks issued", 0.2)
             finally:
                 counter.close()
-            assert bot.runtime is not None
             bot.runtime.notifier.drain()
         finally:
             bot.stop()
         with serving_bare(slack.url) as bare_url:
             _run_load(lab, bare_url, recorder, warm_items, "bare warm-up")
             baseline, baseline_failed, baseline_wall = _run_load(lab, bare_url, recorder, items, "bare Bolt")
+            bare_open, bare_open_failed, _ = _run_load(lab, bare_url, recorder, open_items, "bare open loop", OPEN_RATE)
     figures = []
     for kind in (*KINDS, "all"):
         label = LABELS.get(kind, "all kinds")
@@ -157,6 +168,35 @@ def run(lab: Lab) -> list[Figure]:
                 note=f"n={len(subject[kind])}, {CONCURRENCY} in flight{failures}",
             )
         )
+    not_acked = f"; {opened_failed['all']} not acked" if opened_failed["all"] else ""
+    per_kind_p99 = ", ".join(f"{LABELS[k]} {p99(opened[k]):.0f} vs {p99(bare_open[k]):.0f} ms" for k in KINDS)
+    figures.append(
+        Figure(
+            NAME,
+            f"ack p99 at a steady {OPEN_RATE:g} requests/s, open loop (all kinds)",
+            "ms",
+            p99(opened["all"]),
+            p99(bare_open["all"]),
+            "bare Bolt p99, same schedule",
+            max_ratio=1.5,
+            below=100.0,
+            note=f"n={len(opened['all'])}; p99 by kind: {per_kind_p99}{not_acked}"
+            + (f"; bare: {bare_open_failed['all']} failed" if bare_open_failed["all"] else ""),
+        )
+    )
+    n = len(subject["all"])
+    figures.append(
+        Figure(
+            NAME,
+            "saturation throughput, same mix",
+            "req/s",
+            n / subject_wall,
+            n / baseline_wall,
+            f"bare Bolt, {CONCURRENCY} clients closed loop",
+            min_ratio=0.5,
+            note="post-ack work (Vault, database, Slack) shares the interpreter with the acks",
+        )
+    )
     # With 50 clients always waiting, latency is mostly queueing (Little's law: mean latency = 50 / throughput),
     # so the server's time per request is the figure that explains the percentiles above.
     n = len(subject["all"])

@@ -51,6 +51,7 @@ class Figure:
     at_most: float | None = None  # value must be <= this (in `unit`)
     below: float | None = None  # value must be < this (in `unit`)
     note: str = ""
+    min_ratio: float | None = None  # value / baseline must be >= this (throughput)
 
     @property
     def ratio(self) -> float:
@@ -61,6 +62,8 @@ class Figure:
         parts = []
         if self.max_ratio is not None:
             parts.append(f"<={self.max_ratio:g}x")
+        if self.min_ratio is not None:
+            parts.append(f">={self.min_ratio:g}x")
         if self.at_most is not None:
             parts.append(f"<={self.at_most:g} {self.unit}")
         if self.below is not None:
@@ -69,10 +72,12 @@ class Figure:
 
     @property
     def verdict(self) -> str:
-        if self.max_ratio is None and self.at_most is None and self.below is None:
+        if self.max_ratio is None and self.min_ratio is None and self.at_most is None and self.below is None:
             return "-"
-        ok = (self.max_ratio is None or self.ratio <= self.max_ratio) and (
-            (self.at_most is None or self.value <= self.at_most) and (self.below is None or self.value < self.below)
+        ok = (
+            (self.max_ratio is None or self.ratio <= self.max_ratio)
+            and (self.min_ratio is None or self.ratio >= self.min_ratio)
+            and ((self.at_most is None or self.value <= self.at_most) and (self.below is None or self.value < self.below))
         )
         return "PASS" if ok else "MISS"
 

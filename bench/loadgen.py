@@ -1,4 +1,8 @@
-"""A closed-loop HTTP load generator in its own process: N clients POST pre-signed bodies and time each answer.
+"""An HTTP load generator in its own process: N clients POST pre-signed bodies and time each answer.
+
+Closed loop by default (each client sends its next request when answered). With "rate" in the spec it is an open
+loop: request k is sent at start + k/rate whatever the answers (up to "concurrency" threads in flight), and its
+latency counts from that scheduled moment, so a stalled server is not hidden by a slowed sender.
 
 `python -m bench.loadgen SPEC.json` where SPEC is {"url", "concurrency", "timeout", "requests": [[kind, body, headers], ...]};
 prints {"results": [[kind, milliseconds, status], ...], "wall": seconds}. Status 0 means the request failed outright.
@@ -28,6 +32,9 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     concurrency = max(1, min(int(spec["concurrency"]), len(items)))
     barrier = threading.Barrier(concurrency + 1)
 
+    rate = float(spec.get("rate") or 0)
+    began = [0.0]
+
     def client() -> None:
         barrier.wait()
         while True:
@@ -35,10 +42,14 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
                 index = next(cursor, None)
             if index is None:
                 return
+            scheduled = None
+            if rate:
+                scheduled = began[0] + index / rate
+                time.sleep(max(0.0, scheduled - time.perf_counter()))
             kind, body, headers = items[index]
             data = body.encode("utf-8")
             status = 0
-            started = time.perf_counter()
+            started = scheduled if scheduled is not None else time.perf_counter()
             connection = http.client.HTTPConnection(host, port, timeout=timeout)
             try:
                 connection.request("POST", path, body=data, headers=headers)
@@ -54,6 +65,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
+    began[0] = time.perf_counter() + 0.05
     barrier.wait()
     started = time.perf_counter()
     deadline = time.monotonic() + timeout * (len(items) / concurrency + 2)

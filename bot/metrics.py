@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from grants.audit import AuditQuery
 from grants.catalog import Catalog, Scope
+from grants.changes import Change
 from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder, Orphan
 from grants.domain import AuditEvent, Request
 from grants.lifecycle import Event, State
@@ -81,6 +82,13 @@ class MeteredStore:
         saved = self.inner.save(request, expected_version, event, notices)
         if saved:
             self._seen(event)
+        return saved
+
+    def save_many(self, changes: Sequence[Change]) -> list[bool]:
+        saved = self.inner.save_many(changes)
+        for change, ok in zip(changes, saved, strict=True):
+            if ok:
+                self._seen(change.event)
         return saved
 
     def record(self, event: AuditEvent) -> AuditEvent:

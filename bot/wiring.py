@@ -235,6 +235,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
     )
     timer.on_due = service.wake  # timers only wake the service; the database says what is due
+    timer.on_due_many = service.wake_many  # keys due together (a burst of expiries) are ended in batches
     outbox = OutboxWorker(
         service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=settings.jitbot_outbox_lease / 3
     )

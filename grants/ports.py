@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from grants.audit import Anchor, AuditQuery
 from grants.catalog import Catalog, Scope
+from grants.changes import Change
 from grants.credentials import CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder, Orphan
 from grants.domain import AuditEvent, Request, State
 from grants.outbox import Notice, OutboxStore
@@ -31,6 +32,12 @@ class Store(OutboxStore, Protocol):
     def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
         """Compare-and-swap: write `request` (with its event and notices) only if the stored version is still
         `expected_version`."""
+        ...
+
+    def save_many(self, changes: Sequence[Change]) -> list[bool]:
+        """Several compare-and-swaps in one transaction (a burst of expiries): each change is written with its event
+        and notices only if its stored version is still the expected one; a lost CAS writes nothing of its own and
+        does not undo the others. One flag per change, in order."""
         ...
 
     def get(self, request_id: str) -> Request | None: ...

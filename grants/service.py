@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any
 
@@ -11,7 +12,7 @@ from grants.domain import Request, split_decision
 from grants.people import Directory, People
 from grants.ports import AuditAnchor, Clock, CredentialIssuer, Notifier, Store, Timer
 from grants.ssh_keys import SshPublicKey
-from grants.usecases import auditing, deciding, extending, granting, queries, requesting, reviewing, sshkeys, timing
+from grants.usecases import auditing, deciding, expiring, extending, granting, queries, requesting, reviewing, sshkeys, timing
 from grants.usecases.deps import Deps
 
 
@@ -112,6 +113,9 @@ class ElevationService:
 
     def wake(self, request_id: str) -> None:
         timing.wake(self.deps, request_id)
+
+    def wake_many(self, request_ids: Sequence[str]) -> None:
+        expiring.wake_many(self.deps, request_ids)
 
     def reconcile(self) -> dict[str, int]:
         return timing.reconcile(self.deps)

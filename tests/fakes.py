@@ -10,6 +10,7 @@ from typing import Any
 
 from grants.audit import GENESIS_HASH, AuditQuery, chained, detail_text
 from grants.catalog import Catalog, Scope
+from grants.changes import Change
 from grants.credentials import (
     CredentialError,
     CredentialHandle,
@@ -124,6 +125,10 @@ class FakeStore:
                 self._append(event)
             self._queue(notices)
             return True
+
+    def save_many(self, changes: Sequence[Change]) -> list[bool]:
+        with self.lock:
+            return [self.save(c.request, c.expected_version, c.event, c.notices) for c in changes]
 
     def get(self, request_id: str) -> Request | None:
         return self.requests.get(request_id)

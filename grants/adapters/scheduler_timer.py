@@ -12,6 +12,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
+MAX_BATCH = 500  # keys handed over at once; the use case writes them in smaller transactions
 
 
 class SchedulerTimer:
@@ -29,6 +30,11 @@ class SchedulerTimer:
             timezone="UTC",
         )
 
+        # When set, keys that come due together are handed over in batches (a burst of expiries is then ended in
+        # batched transactions); one drainer at a time, the batch's own pool gives the concurrency.
+        self.on_due_many: Callable[[list[str]], None] | None = None
+        self._due: list[str] = []
+        self._draining = False
         self.active = True
         self._armed: dict[str, datetime] = {}  # key -> the moment it is armed for
         self._lock = threading.Lock()
@@ -41,6 +47,7 @@ class SchedulerTimer:
         self.active = False
         with self._lock:
             self._armed.clear()
+            self._due.clear()
         self.scheduler.remove_all_jobs()
 
     def start(self) -> None:
@@ -64,10 +71,31 @@ class SchedulerTimer:
         with self._lock:
             if self._armed.get(key) == when:
                 del self._armed[key]
+        if self.on_due_many is not None:
+            self._drain(key)
+            return
         if self.on_due is None:
             log.error("timer fired with nothing to wake", extra={"job": key})
             return
         _guarded(key, self.on_due)
+
+    def _drain(self, key: str) -> None:
+        """Queue the key; the first job to find no drainer running becomes it and hands over batches until empty."""
+        with self._lock:
+            self._due.append(key)
+            if self._draining:
+                return
+            self._draining = True
+        while True:
+            with self._lock:
+                batch, self._due = self._due[:MAX_BATCH], self._due[MAX_BATCH:]
+                if not batch or not self.active:
+                    self._draining = False
+                    return
+            try:
+                self.on_due_many(batch)  # type: ignore[misc]
+            except Exception:
+                log.exception("timer batch failed", extra={"jobs": len(batch)})
 
     def cancel(self, key: str) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ from typing import Any
 from grants import deadlines, inputs
 from grants.bursts import Bursts
 from grants.catalog import Catalog, Scope
+from grants.changes import Change
 from grants.domain import AuditEvent, IllegalTransition, NotAllowed, NotFound, Request
 from grants.lifecycle import TRAIL_EVENTS, Event, next_state
 from grants.outbox import Notice
@@ -23,6 +24,18 @@ log = logging.getLogger(__name__)
 # Refusals that a person can repeat at will without anything being at stake: the first of a burst is audited,
 # the rest counted. Security refusals (not an approver, self-approval, stale decisions, replays) are each audited.
 COALESCED = frozenset({"rate_limited"})
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One `Deps.commit` of a batch: `current` → `updated` through `event`, with its notices and audit detail."""
+
+    current: Request
+    updated: Request
+    event: Event
+    actor: str
+    notices: Sequence[Notice] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,6 +113,21 @@ class Deps:
         if saved:
             self.arm(updated)
             self._kick(notices)
+        return saved
+
+    def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
+        """Several `commit`s in one database transaction (a burst): each a CAS with its own audit event and notices;
+        one flag per commit, False for a lost race (nothing of it written). The timers follow the saved ones."""
+        changes = []
+        for c in commits:
+            _lawful(c.current.state, c.event, c.updated)
+            updated = self._with_wake(c.updated)
+            changes.append(Change(updated, c.current.version, self.event(c.event, updated, c.actor, **c.detail), c.notices))
+        saved = self.store.save_many(changes) if changes else []
+        for change, ok in zip(changes, saved, strict=True):
+            if ok:
+                self.arm(change.request)
+        self._kick([n for change, ok in zip(changes, saved, strict=True) if ok for n in change.notices])
         return saved
 
     def enqueue(self, *notices: Notice) -> None:

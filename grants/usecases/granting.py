@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,12 @@ from grants.credentials import CredentialError, CredentialHandle, IssuedCredenti
 from grants.domain import Grant, Request, State
 from grants.durations import format_duration
 from grants.lifecycle import Event
-from grants.usecases.deps import Deps
+from grants.usecases.deps import Commit, Deps
+
+# How a batch runs one step per item: the builtin `map` (one after another) or a bounded pool's `map`.
+Runner = Callable[
+    [Callable[[int], tuple[datetime, CredentialError | None]], Iterable[int]], Iterator[tuple[datetime, CredentialError | None]]
+]
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +151,49 @@ def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
             return end(deps, current, event, actor)
         return current if current is not None else request  # ended concurrently: one event only, theirs
     return ended
+
+
+def end_many(deps: Deps, requests: Sequence[Request], event: Event, actor: str, run: Runner = map) -> list[Request]:
+    """`end` for a burst: the same revoke-before-record per grant, the revocations run through `run` (a bounded
+    pool's map), and the records of those revoked written in one transaction: each its own CAS, audit event and
+    notices. A failed revoke stays active and is retried; a lost CAS is settled one by one as `end` does."""
+    handles = [trusted_handle(deps, r) for r in requests]
+
+    def revoke(index: int) -> tuple[datetime, CredentialError | None]:
+        now = deps.clock.now()  # as in `end`: the lag is measured when the grant is taken up, before Vault
+        try:
+            deps.issuer.revoke(handles[index], requests[index].id)
+        except CredentialError as exc:
+            return now, exc
+        return now, None
+
+    outcomes = list(run(revoke, range(len(requests))))
+    results: dict[int, Request] = {}
+    commits: list[tuple[int, Commit]] = []
+    for index, (now, error) in enumerate(outcomes):
+        request, handle = requests[index], handles[index]
+        assert request.grant is not None
+        if error is not None:
+            results[index] = revoke_failed(deps, request, actor, error)
+            continue
+        approval = request.with_approval(decided_by=actor) if event is Event.REVOKED else request.approval
+        ended = request.advance(event, ended_at=now, approval=approval)
+        detail: dict[str, Any] = {"accessor": handle.id}
+        if event is Event.EXPIRED:
+            detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
+        notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, kind=handle.kind)]
+        commits.append((index, Commit(request, ended, event, actor, notices, detail)))
+    saved = deps.commit_many([c for _, c in commits])
+    for (index, commit), ok in zip(commits, saved, strict=True):
+        if ok:
+            results[index] = commit.updated
+            continue
+        current = deps.store.get(commit.current.id)
+        if current is not None and current.state is State.ACTIVE and current.grant is not None:
+            results[index] = end(deps, current, event, actor)  # lost to a change that kept it active
+        else:
+            results[index] = current if current is not None else commit.current
+    return [results[i] for i in range(len(requests))]
 
 
 def trusted_handle(deps: Deps, request: Request) -> CredentialHandle:
