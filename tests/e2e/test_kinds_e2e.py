@@ -26,7 +26,7 @@ from devkit.standin import message_text as shown
 from grants.adapters.kinds.ssh_ca import write_ssh_role
 from tests.conftest import APPROVER, APPROVER_3, BOT_TOKEN, OUTSIDER, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
-from tests.test_kind_database import (
+from tests.integration.test_kind_database import (
     TABLE,
     _open_locked_session,
     _role_exists,

@@ -23,7 +23,7 @@ from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
 from tests.conftest import APPROVER, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
-from tests.test_kind_database import (
+from tests.integration.test_kind_database import (
     PG_HOST,
     TABLE,
     _open_locked_session,
@@ -32,7 +32,7 @@ from tests.test_kind_database import (
     _wait_until_gone,
     database_engine,  # noqa: F401  (the DB operator's one-time setup, as a fixture)
 )
-from tests.test_kinds_e2e import (
+from tests.e2e.test_kinds_e2e import (
     CERTIFICATE,
     PLATFORM,
     approve,
@@ -43,7 +43,7 @@ from tests.test_kinds_e2e import (
     revoke,
     web_ssh_role,  # noqa: F401
 )
-from tests.test_slack_workflows import open_home, wait_home
+from tests.e2e.test_slack_workflows import open_home, wait_home
 
 # Short minimums so that expiry happens within a test; one self-service extension per kind; break-glass on web-ssh.
 KIND_EDITS = {

@@ -13,7 +13,7 @@ from grants.catalog import CatalogError, load_catalog, parse_catalog
 from grants.people import People
 from tests.catalogs import catalog_data
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "vault_policies" / "catalog.toml"
 
 

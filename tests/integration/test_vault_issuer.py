@@ -24,7 +24,7 @@ from grants.catalog import Catalog, CatalogError, VaultTokenScope, load_catalog
 from grants.credentials import CredentialError, CredentialHandle, ForeignCredential, IssueOrder
 from grants.domain import new_request_id
 
-POLICY_DIR = Path(__file__).resolve().parents[1] / "vault_policies"
+POLICY_DIR = Path(__file__).resolve().parents[2] / "vault_policies"
 
 REQUESTER = "U0REQ0001"
 PAYMENTS_READ = VaultTokenScope(

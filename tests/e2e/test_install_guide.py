@@ -23,7 +23,7 @@ from devkit.slack_client import SignedSlackClient, SocketModeSlackClient
 from devkit.standin import SlackStandIn, message_text
 from tests.conftest import BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, USERS
 from tests.processes import ServeProcess
-from tests.test_cli import jitbot
+from tests.integration.test_cli import jitbot
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 
 from devkit.standin import message_text as shown
 from tests.conftest import APPROVER, REQUESTER, World
-from tests.test_slack_workflows import approval_message, ask, click_home, open_home, reply_to_last, wait_home
+from tests.e2e.test_slack_workflows import approval_message, ask, click_home, open_home, reply_to_last, wait_home
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import yaml
 
 from grants.catalog import SUBCOMMANDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Vendored from github.com/slackapi/manifest-schema (see tests/slack_manifest_schema/README.md).
 SCHEMA = json.loads((ROOT / "tests/slack_manifest_schema/manifest.schema.1.0.0.json").read_text(encoding="utf-8"))
 

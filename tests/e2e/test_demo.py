@@ -13,7 +13,7 @@ import pytest
 from bot import cli, commands
 from bot.commands import GROUP
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CSV_HEADER = "seq,at,event,request_id,scope,actor,subject,detail,prev_hash,hash"
 # A Vault/OpenBao token in full (service s., batch b., recovery r.; hvs./hvb./hvr. in Vault). Masked ones show 4 chars.
 FULL_TOKEN = re.compile(r"\b(?:hv[sbr]|[sbr])\.[A-Za-z0-9_-]{8,}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPENBAO_UP = re.compile(r"OpenBao dev server \(in memory\) at http://127\.0\.0\.1:(\d+)")
 Process = tuple[int, str]  # (pid, start time in clock ticks): a pid alone may be reused
 

@@ -7,7 +7,7 @@ from hvac.exceptions import Forbidden
 from sqlalchemy import text
 
 from tests.conftest import APPROVER, REQUESTER, World
-from tests.test_e2e import ask
+from tests.e2e.test_e2e import ask
 
 
 def test_a_swapped_accessor_revokes_the_real_grant_and_never_the_foreign_token(world: World):
