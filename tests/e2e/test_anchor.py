@@ -16,8 +16,8 @@ from grants.adapters.vault_anchor import VaultAnchor
 from grants.audit import AuditQuery, chained, detail_text
 from grants.domain import AuditEvent
 from tests.conftest import APPROVER, ROOT, World
-from tests.integration.test_cli import jitbot
 from tests.e2e.test_e2e import ask
+from tests.integration.test_cli import jitbot
 
 
 def settle(world: World) -> int:

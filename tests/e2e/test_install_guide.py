@@ -22,8 +22,8 @@ from devkit.openbao import OpenBaoDevServer, find_bao
 from devkit.slack_client import SignedSlackClient, SocketModeSlackClient
 from devkit.standin import SlackStandIn, message_text
 from tests.conftest import BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, USERS
-from tests.processes import ServeProcess
 from tests.integration.test_cli import jitbot
+from tests.processes import ServeProcess
 
 pytestmark = pytest.mark.slow
 

@@ -19,10 +19,10 @@ from grants.credentials import IssuedCredential, IssueOrder
 from grants.domain import AuditEvent
 from tests.conftest import APPROVER, REQUESTER, World
 from tests.databases import PG_ADMIN
-from tests.ssh_fixtures import SshServer, can_log_in
-from tests.integration.test_kind_database import _wait_until_gone, database_engine  # noqa: F401
 from tests.e2e.test_kinds_e2e import PLATFORM, approve, ask, can_read, linked_requester, revoke, web_ssh_role  # noqa: F401
 from tests.e2e.test_kinds_lifecycle_e2e import certificate_file, kinds_world, nth_dm, registered_key, unwrapped_login, wait_until
+from tests.integration.test_kind_database import _wait_until_gone, database_engine  # noqa: F401
+from tests.ssh_fixtures import SshServer, can_log_in
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
 from grants.adapters.kinds.ssh_ca import write_ssh_role
 from tests.conftest import APPROVER, APPROVER_3, BOT_TOKEN, OUTSIDER, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
-from tests.ssh_fixtures import SshServer, can_log_in, new_key
 from tests.integration.test_kind_database import (
     TABLE,
     _open_locked_session,
@@ -34,6 +33,7 @@ from tests.integration.test_kind_database import (
     _wait_until_gone,
     database_engine,  # noqa: F401  (the DB operator's one-time setup, as a fixture)
 )
+from tests.ssh_fixtures import SshServer, can_log_in, new_key
 
 PLATFORM = "U0APPR005"  # approves web-ssh (group platform)
 SECRET = "payments/kinds-e2e"

@@ -22,16 +22,6 @@ from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
 from tests.conftest import APPROVER, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
-from tests.ssh_fixtures import SshServer, can_log_in, new_key
-from tests.integration.test_kind_database import (
-    PG_HOST,
-    TABLE,
-    _open_locked_session,
-    _role_exists,
-    _session_is_dead,
-    _wait_until_gone,
-    database_engine,  # noqa: F401  (the DB operator's one-time setup, as a fixture)
-)
 from tests.e2e.test_kinds_e2e import (
     CERTIFICATE,
     PLATFORM,
@@ -44,6 +34,16 @@ from tests.e2e.test_kinds_e2e import (
     web_ssh_role,  # noqa: F401
 )
 from tests.e2e.test_slack_workflows import open_home, wait_home
+from tests.integration.test_kind_database import (
+    PG_HOST,
+    TABLE,
+    _open_locked_session,
+    _role_exists,
+    _session_is_dead,
+    _wait_until_gone,
+    database_engine,  # noqa: F401  (the DB operator's one-time setup, as a fixture)
+)
+from tests.ssh_fixtures import SshServer, can_log_in, new_key
 
 # Short minimums so that expiry happens within a test; one self-service extension per kind; break-glass on web-ssh.
 KIND_EDITS = {
