@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
+from slack_bolt import BoltRequest, BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 
@@ -218,3 +219,30 @@ class _Clock(Clock):
 def _object(value: object) -> dict[str, Any]:
     """`value` when it is a JSON object, else an empty one (a missing or malformed field reads as absent)."""
     return value if isinstance(value, dict) else {}
+
+
+def socket_mode_checks(gate: SlackGate) -> Callable[..., Any]:
+    """The gate's workspace pin and event dedupe for what arrives over Socket Mode (a Bolt middleware).
+
+    Socket Mode needs no signature (the app token authenticates the socket) and has no replayable HTTP body,
+    but Slack still re-sends an event envelope it thinks we missed, and a request still names its workspace."""
+
+    def check(req: BoltRequest, body: dict[str, Any], next: Callable[[], Any]) -> Any:
+        if req.mode != "socket_mode":
+            return next()  # HTTP requests passed the whole gate before Bolt saw them
+        team = gate.pin.team() if gate.pin is not None else None
+        seen_team = _text(body.get("team_id")) or _text((body.get("team") or {}).get("id"))
+        if team is not None and seen_team is not None and seen_team != team:
+            gate.refused(
+                _text((body.get("user") or {}).get("id")) or _text(body.get("user_id")) or "unknown", "foreign_workspace"
+            )
+            return BoltResponse(status=200, body="")
+        event_id = _text(body.get("event_id"))
+        if gate.guard is not None and event_id is not None:
+            now = datetime.fromtimestamp(gate.clock(), UTC)
+            if not gate.guard.first_time(_key("event", event_id), now + KEEP_EVENTS):
+                log.info("ignored a retried event (Socket Mode)")
+                return BoltResponse(status=200, body="")
+        return next()
+
+    return check

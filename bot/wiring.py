@@ -198,6 +198,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from bot.app import build_app
     from bot.context import BotContext
     from bot.directory import SlackDirectory
+    from bot.gate import socket_mode_checks
     from bot.health import CachedHealth
     from bot.metrics import MeteredIssuer, MeteredStore, Metrics
     from bot.notifier import SlackNotifier
@@ -250,6 +251,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
     gate = build_gate(settings, store, service, client)
+    app.middleware(socket_mode_checks(gate))  # what reaches Bolt by Socket Mode skipped the HTTP gate
     health = CachedHealth({"database": store.healthy, "vault": vault.healthy, "scheduler": timer.healthy})
     web = WebApp(
         app,

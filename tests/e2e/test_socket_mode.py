@@ -109,3 +109,21 @@ def test_a_refresh_request_reconnects_and_the_next_envelope_is_answered_on_the_n
     rid = request(slack, client, "payments-read 10m INC-5 after the refresh")
     client.click(APPROVER, "approve", rid)
     credential(slack, rid)
+
+
+def test_an_event_slack_sends_again_over_the_socket_is_processed_once(socket_bot):
+    """Slack re-sends an events_api envelope it thinks was missed (same event_id): the Home tab is published once."""
+    slack, client, _bot = socket_bot
+    body = {
+        "token": "verification-token-unused", "team_id": client.team_id, "api_app_id": client.api_app_id,
+        "event": {"type": "app_home_opened", "user": REQUESTER, "channel": slack.dm_channel_id(REQUESTER), "tab": "home",
+                  "event_ts": "1.000001"},
+        "type": "event_callback", "event_id": "Ev0SOCKETRETRY", "event_time": 1,
+    }  # fmt: skip
+    before = len(slack.calls_to("views.publish"))
+    assert client._send_event(body)[0] == 200
+    slack.wait_for(lambda: len(slack.calls_to("views.publish")) > before, message="the first copy publishes the Home tab")
+    assert client._send_event(body)[0] == 200  # the retry is acked (Slack must stop re-sending) ...
+    client.open_home(REQUESTER)  # ... and a fresh event afterwards shows the pipeline still runs
+    slack.wait_for(lambda: len(slack.calls_to("views.publish")) >= before + 2, message="the fresh event publishes")
+    assert len(slack.calls_to("views.publish")) == before + 2  # not +3: the retried copy did nothing
