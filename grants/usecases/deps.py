@@ -152,7 +152,7 @@ class Deps:
             return  # counted: the burst's count is written when it ends (flush_refusals)
         detail = {"action": action, "rule": rule}
         if request is None:
-            self.store.record(
+            self.record_trail(
                 AuditEvent(event=Event.REJECTED, at=self.clock.now(), actor=actor, scope=scope, subject=actor, detail=detail)
             )
         else:
@@ -163,7 +163,7 @@ class Deps:
         ended = self.bursts.ended(self.clock.now())
         for (actor, rule), burst in ended:
             detail = {"action": "repeated", "rule": rule, "repeated": burst.repeated, "since": burst.first_at.isoformat()}
-            self.store.record(AuditEvent(event=Event.REJECTED, at=self.clock.now(), actor=actor, subject=actor, detail=detail))
+            self.record_trail(AuditEvent(event=Event.REJECTED, at=self.clock.now(), actor=actor, subject=actor, detail=detail))
         return len(ended)
 
     def guard(self, request: Request, actor: str, action: str, check: Callable[[], None]) -> None:
