@@ -67,7 +67,7 @@ class FreezableProxy:
         if self._closed.is_set():
             return
         try:
-            server = socket.create_connection(self.upstream, timeout=5)
+            server = socket.create_connection(self.upstream, timeout=30)  # a loaded CI machine can be slow to accept
         except OSError:
             client.close()
             return

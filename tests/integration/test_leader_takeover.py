@@ -81,7 +81,7 @@ def test_a_frozen_leader_replica_is_replaced_and_due_grants_expire(tmp_path, ope
         try:
             assert replica_a.runtime and replica_b.runtime
             assert replica_a.runtime.role() == "leader" and replica_b.runtime.role() == "follower"
-            client = SignedSlackClient(replica_b.url, SIGNING_SECRET, standin=slack)
+            client = SignedSlackClient(replica_b.url, SIGNING_SECRET, standin=slack, timeout=30)
             status, body = client.slash(REQUESTER, "db-admin-staging 12s staging migration")
             assert status == 200 and "Request `JIT-" in body["text"], body
             rid = body["text"].split("Request `", 1)[1].split("`", 1)[0]
