@@ -183,4 +183,14 @@ def serve(web: Any, host: str, port: int, threads: int = 16) -> Any:
 
     # waitress answers 413 itself for a declared or chunked body over the limit, before buffering it
     # (it refuses at >= the setting, hence the + 1: a body of exactly MAX_BODY is allowed).
-    return create_server(web, host=host, port=port, threads=threads, ident="jitbot", max_request_body_size=MAX_BODY + 1)
+    # asyncore_use_poll: waitress' default select() loop dies on a descriptor above 1024 (a busy process
+    # holding many database, Vault and Slack sockets reaches that); poll() has no such ceiling.
+    return create_server(
+        web,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="jitbot",
+        max_request_body_size=MAX_BODY + 1,
+        asyncore_use_poll=True,
+    )

@@ -181,6 +181,8 @@ class Runtime:
         if self.outbox is not None:
             self.outbox.stop()  # what is left stays in the outbox: the next start (or another replica) sends it
         self.notifier.shutdown()
+        self.store.close()
+        self.vault.close()
 
     def health_checks(self) -> dict[str, Callable[[], bool]]:
         return {"database": self.store.healthy, "vault": self.vault.healthy, "scheduler": self.timer.healthy}

@@ -188,6 +188,12 @@ class SqlStore:
         # How long a worker's claim on an outbox row holds: longer than any one delivery (with the client's retries).
         self.claim_lease = CLAIM_LEASE
 
+    def close(self) -> None:
+        """Close every pooled connection (a stopped runtime holds no sockets or file handles)."""
+        self.engine.dispose()
+        if self.reader is not self.engine:
+            self.reader.dispose()
+
     @property
     def write_lock(self) -> AbstractContextManager[Any]:
         """The lock our own writers queue on (SQLite); other adapters writing this database share it."""

@@ -93,6 +93,10 @@ class VaultSession:
                 raise CredentialError(f"the bot's Vault token could not be renewed: {describe(exc)}") from None
             self._relogin()
 
+    def close(self) -> None:
+        """Close the HTTP connections kept open to Vault."""
+        self.client.adapter.close()
+
     def healthy(self) -> bool:
         """Vault answers, is initialized and unsealed, and still accepts the bot's own token."""
         try:
