@@ -13,6 +13,7 @@ from sqlalchemy import Engine, String, and_, cast, create_engine, event, exists,
 from sqlalchemy.exc import IntegrityError
 
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, OutboxRow, RequestRow, SshKeyRow
+from grants.adapters.sqlite_csv import csv_pages
 from grants.audit import GENESIS_HASH, AuditQuery, at_text, chained, detail_text
 from grants.changes import Change
 from grants.credentials import CredentialHandle
@@ -365,40 +366,10 @@ class SqlStore:
             yield from connection.execution_options(stream_results=True, yield_per=5000).execute(statement)
 
     def csv_lines(self, query: AuditQuery) -> Iterator[tuple[str, int]] | None:
-        """SQLite only: the export's CSV lines built by SQLite itself, the same bytes as the generic
-        writer (only `detail` ever needs quoting; `at` is stored as UTC text with microseconds)."""
+        """SQLite only: the export's CSV lines built by SQLite itself, the same bytes as the generic writer."""
         if self.engine.dialect.name != "sqlite":
             return None
-        return self._sqlite_csv_lines(query)
-
-    def _sqlite_csv_lines(self, query: AuditQuery) -> Iterator[tuple[str, int]]:
-        where, params = ["1 = 1"], []
-        for clause, value in (("at >= ?", query.since), ("at < ?", query.until)):
-            if value is not None:
-                where.append(clause)
-                params.append(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
-        if query.scope is not None:
-            where.append("scope = ?")
-            params.append(query.scope)
-        if query.user is not None:
-            where.append("(actor = ? OR subject = ?)")
-            params += [query.user, query.user]
-        # JSON text never holds a raw line break, so a quote or a comma is what makes csv quote it.
-        detail = "CASE WHEN instr(detail, '\"') OR instr(detail, ',') THEN '\"' || replace(detail, '\"', '\"\"') || '\"' ELSE detail END"
-        line = (
-            "seq || ',' || replace(at, ' ', 'T') || '+00:00,' || event || ',' || coalesce(request_id, '') || ',' || "
-            "coalesce(scope, '') || ',' || actor || ',' || coalesce(subject, '') || ',' || " + detail + " || ',' || "
-            "prev_hash || ',' || hash"
-        )
-        sql = f"SELECT {line} FROM audit_events WHERE {' AND '.join(where)} ORDER BY seq"  # noqa: S608 - fixed text, values bound
-        connection = self.reader.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(sql, params)
-            while chunk := cursor.fetchmany(5000):
-                yield "\n".join([line for (line,) in chunk]) + "\n", len(chunk)
-        finally:
-            connection.close()
+        return csv_pages(self.reader, query)
 
     # the outbox ---------------------------------------------------------------------------------------
 

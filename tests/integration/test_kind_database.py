@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,8 @@ from grants.domain import CredentialError, new_request_id
 from tests.databases import PG_ADMIN
 
 ROLE = "jit-orders-read"
-TABLE = "jit_kind_orders"
+# Per test process: two runs on one machine share the database `test`, and one must not drop the other's table.
+TABLE = f"jit_kind_orders_{os.getpid()}"
 PG_HOST = PG_ADMIN.split("://", 1)[1].split("@", 1)[1].split("/", 1)[0]  # 127.0.0.1:5432
 # The role definition the README gives the database operator (revocation ends sessions before dropping the role).
 CREATION = [
