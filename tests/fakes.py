@@ -22,8 +22,8 @@ from grants.credentials import (
     Orphan,
 )
 from grants.domain import AlreadyOpen, AuditEvent, Request, State
-from grants.lifecycle import OPEN
-from grants.outbox import UNORDERED, Entry, Failure, Notice, Unreachable
+from grants.lifecycle import OPEN, Event
+from grants.outbox import UNORDERED, Alert, Entry, Failure, News, Notice, Unreachable
 from grants.people import Directory
 from grants.service import ElevationService
 from grants.usecases import delivering
@@ -311,14 +311,14 @@ class FakeNotifier:
     def request_changed(self, request: Request) -> None:
         self._log("changed", (request.id, request.state.value))
 
-    def tell_requester(self, request: Request, news: str, **context: object) -> None:
+    def tell_requester(self, request: Request, news: Event | News, **context: object) -> None:
         self._log("told", (request.id, news))
 
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
         self._log("credential", (request.id, credential.handle.id))
 
-    def alert(self, text: str) -> None:
-        self._log("alert", text)
+    def alert(self, alert: Alert, request_id: str | None = None, **context: object) -> None:
+        self._log("alert", (alert, request_id, context))
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.sent]

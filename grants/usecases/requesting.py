@@ -59,7 +59,7 @@ def request(
     if rule is not None:
         # Policy as data: the rule that fired is recorded, and `system` is the approver of record.
         approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=deps.clock.now()))
-        notices = [outbox.told(new.id, "auto_approved", rule=rule.name)]
+        notices = [outbox.told(new.id, outbox.News.AUTO_APPROVED, rule=rule.name)]
         deps.commit(
             new, approved, Event.APPROVED, "system", notices=notices, auto_approve=rule.name or "auto_approve", approvers=[]
         )

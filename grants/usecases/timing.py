@@ -56,7 +56,7 @@ def _wake_once(deps: Deps, request_id: str) -> bool:
 
 def _warn(deps: Deps, request: Request, scope: Scope) -> None:
     updated = request.advance(Event.EXPIRY_WARNED, grant=request.with_grant(warned=True))
-    notices = [outbox.told(request.id, "expiring", can_extend=bool(extension_room(scope, updated)))]
+    notices = [outbox.told(request.id, outbox.News.EXPIRING, can_extend=bool(extension_room(scope, updated)))]
     deps.commit(request, updated, Event.EXPIRY_WARNED, "system", notices=notices, expires_at=str(request.expires_at))
 
 
