@@ -19,6 +19,8 @@ HINTS = {
     "not_found": "Type `{command} list` to see your requests and their IDs.",
     "not_allowed": "Ask one of the scope's approvers, or `{command} help` for who may do what.",
     "already_decided": "Type `{command} list` to see where your requests stand.",
+    "already_open": "Use it, or end it with `{command} revoke {request_id}` before asking again; `{command} list` shows it.",
+    "ask_normally": "Ask for it the usual way: `{command} {scope} &lt;duration&gt; &lt;reason…&gt;`.",
     "extension_offered": "Press Extend, or type `{command} extend {request_id} [duration]`.",
     "ssh_key_missing": "Register it with `{command} ssh-key &lt;the line of your ~/.ssh/id_ed25519.pub&gt;` "
     "(or paste it in the request form), then ask again.",
@@ -63,11 +65,20 @@ def refusal_text(error: DomainError) -> str:
 
 
 def error_text(error: DomainError, command: str) -> str:
+    # The hint's blanks come from the refusal's typed fields; a field it lacks stays a visible placeholder.
     request_id = esc(error.context.get("request_id", "<request-id>"))
-    hint = HINTS.get(error.code, "").format(command=command, request_id=request_id)
+    scope = esc(error.context.get("scope", "<scope>"))
+    hint = HINTS.get(error.code, "").format(command=command, request_id=request_id, scope=scope)
     icon = ":hourglass:" if error.code == "extension_offered" else ":warning:"
     rule = f" (rule `{error.rule}`)" if isinstance(error, NotAllowed) else ""
     return f"{icon} {refusal_text(error)}{rule}" + (f"\n{hint}" if hint else "")
+
+
+def no_ssh_key_text(command: str) -> str:
+    """The answer to a bare `ssh-key` from someone with no key registered."""
+    return (
+        f":key: You have no SSH key registered. Register one: `{command} ssh-key &lt;the line of your ~/.ssh/id_ed25519.pub&gt;`."
+    )
 
 
 def usage_text(problem: str, command: str, usage: str | None = None) -> str:
@@ -228,16 +239,17 @@ def credential_text(request: Request, delivery: Delivery) -> str:
     """The credential DM: what was granted and until when, then the kind's own instructions (DM only, never logged)."""
     extended = request.grant is not None and request.grant.extensions > 0
     if request.approvals and not extended:
-        how = f"your request for `{request.scope}` was approved by {', '.join(f'<@{a}>' for a in request.approvals)}; "
+        how = f"your request for `{request.scope}` was approved by {', '.join(mention(a) for a in request.approvals)}; "
     else:
         how = ""
     lines = [
-        f":key: {request.id}: {how}your `{request.scope}` credential is ready: {delivery.summary}. "
+        f":key: {request.id}: {how}your `{request.scope}` credential is ready: {esc(delivery.summary)}. "
         f"It lives until {when(request.expires_at)} ({format_duration(request.duration)} in all).",
-        *delivery.lines,
+        # The kind's words are plain text: escaped, so a `<` in a hint or a certificate comment is shown, not parsed.
+        *(esc(line) for line in delivery.lines),
     ]
     if delivery.code:
-        lines.append(f"```{delivery.code}```")
+        lines.append(f"```{esc(delivery.code)}```")
     return "\n".join(lines)
 
 

@@ -111,7 +111,7 @@ class FakeStore:
             if any(
                 r.requester == request.requester and r.scope == request.scope and r.state in OPEN for r in self.requests.values()
             ):
-                raise AlreadyOpen(f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope")
+                raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope")
             self.requests[request.id] = request
             self._append(event)
             self._queue(notices)

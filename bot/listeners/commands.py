@@ -121,10 +121,7 @@ def ssh_key(ack: Ack, ctx: BotContext, user: str, text: str) -> None:
     if not text:
         key = ctx.service.ssh_key(user)
         if key is None:
-            say(
-                ack,
-                f":key: You have no SSH key registered. Register one: `{ctx.command} ssh-key <the line of your ~/.ssh/id_ed25519.pub>`.",
-            )
+            say(ack, messages.no_ssh_key_text(ctx.command))
         else:
             say(ack, f":key: Your registered SSH key: {key.key_type} `{key.fingerprint}`.")
         return

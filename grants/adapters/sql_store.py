@@ -215,9 +215,7 @@ class SqlStore:
                 self._enqueue(connection, notices, event.at)
         except IntegrityError as exc:
             if "uq_requests_one_open" in str(exc.orig) or "requests.requester, requests.scope" in str(exc.orig):
-                raise AlreadyOpen(
-                    f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope"
-                ) from None
+                raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope") from None
             raise
 
     def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
