@@ -59,7 +59,7 @@ def refusal_text(error: DomainError) -> str:
     """The refusal's sentence in mrkdwn. The core writes plain text (it may quote what someone typed, so it is
     escaped whole: nothing in it can ping or link); mentions are written here, from the refusal's typed fields."""
     if isinstance(error, AlreadyDecided) and error.request_id and error.state:
-        who = f" by <@{esc(error.decided_by)}>" if error.decided_by and error.decided_by != "system" else ""
+        who = f" by {mention(error.decided_by)}" if error.decided_by and error.decided_by != "system" else ""
         return f"{esc(error.request_id)} was already decided: it is {error.state}{who}."
     return esc(error)
 
@@ -86,9 +86,13 @@ def usage_text(problem: str, command: str, usage: str | None = None) -> str:
     return f":warning: {problem}\n{hint}"
 
 
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
 def mention(user: object) -> str:
-    """A Slack user ID as a mention (escaped, so a forged ID cannot open other markup)."""
-    return f"<@{esc(user)}>"
+    """A Slack user ID as a mention; anything else (`system`, a forged value) as escaped text, never as markup."""
+    name = str(user)
+    return f"<@{name}>" if _USER_ID.fullmatch(name) else esc(name)
 
 
 def reach(target: object) -> str:

@@ -183,7 +183,8 @@ def audit(ack: Ack, respond: Respond, ctx: BotContext, client: WebClient, user: 
     try:
         fmt, query = parse_audit_args(text, ctx)
     except ValueError as error:
-        say(ack, messages.usage_text(str(error), ctx.command, "audit [--since T] [--until T] [--format csv|jsonl]"))
+        # The error quotes what was typed: escaped, so it is shown and never read as markup.
+        say(ack, messages.usage_text(messages.esc(error), ctx.command, "audit [--since T] [--until T] [--format csv|jsonl]"))
         return
     ctx.service.require_auditor(user, "audit_export")
     say(ack, f":hourglass_flowing_sand: Preparing the {fmt.upper()} export…")

@@ -28,6 +28,8 @@ from grants.domain import (
     State,
     decision_ref,
 )
+from grants.lifecycle import Event
+from grants.outbox import News
 from grants.people import People
 from tests.conftest import REQUESTER
 from tests.slack_payloads import check_blocks, check_view, option_problems, raw_angle_brackets
@@ -151,7 +153,7 @@ def test_approval_messages_fit_with_a_3000_character_description_a_hostile_reaso
 
 def test_every_other_message_builder_fits():
     for r in every_state():
-        check_blocks(blocks.expiring(r, messages.news_text(r, "expiring", {"can_extend": True}), True))
+        check_blocks(blocks.expiring(r, messages.news_text(r, News.EXPIRING, {"can_extend": True}), True))
         check_blocks(blocks.expiring(r, HOSTILE, False))
         check_blocks(blocks.extension_offer(messages.esc(HOSTILE), r.id))
         check_blocks(blocks.receipt(messages.esc(HOSTILE) * 2, r))
@@ -264,7 +266,7 @@ def test_help_usage_and_error_texts_have_no_raw_angle_brackets():
                 replace(r, approval=Approval(1, (), MANY[0])), news, {"reason": HOSTILE, "actor": MANY[0], "note": HOSTILE}
             )
             for r in every_state()
-            for news in ("approved", "denied", "extension_denied", "review_flagged", "expired", "revoked")
+            for news in (*Event, *News)  # every kind (tests/unit/test_slack_texts.py: alerts, credentials, listeners)
         ),
     ]
     for text in texts:
