@@ -32,7 +32,7 @@ from grants.lifecycle import Event
 from grants.outbox import News
 from grants.people import People
 from tests.conftest import REQUESTER
-from tests.slack_payloads import check_blocks, check_view, option_problems, raw_angle_brackets
+from tests.slack_payloads import check_blocks, check_options_response, check_view, raw_angle_brackets
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
 MANY = [f"U0MANY{n:04d}" for n in range(250)]
@@ -166,12 +166,14 @@ def test_every_other_message_builder_fits():
     assert not raw_angle_brackets(blocks.review_list(every_state()))
 
 
+@pytest.mark.parametrize("ask_public_key", [False, True])
 @pytest.mark.parametrize("scopes", [0, 98, 250])
-def test_the_request_form_fits_with_any_number_of_scopes_and_an_empty_description(scopes: int):
+def test_the_request_form_fits_with_any_number_of_scopes_and_an_empty_description(scopes: int, ask_public_key: bool):
     catalog = worst_catalog(scopes)
     names = list(catalog.scopes)
-    view = blocks.request_modal(catalog, names, "C0" + "X" * 4000)
+    view = blocks.request_modal(catalog, names, "C0" + "X" * 4000, ask_public_key=ask_public_key)
     check_view(view)
+    assert any(b.get("block_id") == blocks.PUBLIC_KEY for b in view["blocks"]) is ask_public_key
     picker = view["blocks"][0]["element"]
     if len(names) <= 100:
         assert picker["type"] == "static_select" and [o["value"] for o in picker["options"]] == names
@@ -185,7 +187,8 @@ def test_the_request_form_fits_with_any_number_of_scopes_and_an_empty_descriptio
             "placeholder": {"type": "plain_text", "text": "Type to search the scopes"},
         }
         served = blocks.scope_options(catalog, names)
-        assert len(served) == 100 and not [p for o in served for p in option_problems(o)]
+        check_options_response({"options": served})
+        assert len(served) == 100
         assert [o["value"] for o in blocks.scope_options(catalog, names, "TEAM-24")] == [
             f"team-{n:03d}-read" for n in range(240, 250)
         ]
