@@ -67,11 +67,15 @@ def failed(deps: Deps, notice: Notice, request: Request | None = None, **detail:
     """Audit that a notice did not (fully) arrive: the trail says who was never told what."""
     deps.record_trail(
         AuditEvent(
-            event=Event.NOTIFICATION_FAILED, at=deps.clock.now(), actor="system", request_id=notice.request_id,
-            scope=request.scope if request else None, subject=request.requester if request else None,
+            event=Event.NOTIFICATION_FAILED,
+            at=deps.clock.now(),
+            actor="system",
+            request_id=notice.request_id,
+            scope=request.scope if request else None,
+            subject=request.requester if request else None,
             detail={"notice": notice.kind, **({"what": notice.args["notice"]} if "notice" in notice.args else {}), **detail},
         )
-    )  # fmt: skip
+    )
 
 
 def give_up(deps: Deps, entry: Entry, now: datetime, error: str) -> None:

@@ -135,11 +135,15 @@ def _audit_orphan(deps: Deps, handle: CredentialHandle, request_id: str, request
     detail = {"credential": str(handle), "request_state": request.state.value if request else "none"}
     deps.record_trail(
         AuditEvent(
-            event=Event.ORPHAN_ENDED, at=deps.clock.now(), actor="system", request_id=request_id if request else None,
-            scope=request.scope if request else None, subject=request.requester if request else None,
+            event=Event.ORPHAN_ENDED,
+            at=deps.clock.now(),
+            actor="system",
+            request_id=request_id if request else None,
+            scope=request.scope if request else None,
+            subject=request.requester if request else None,
             detail=detail if request else {**detail, "named_request": request_id},
         )
-    )  # fmt: skip
+    )
 
 
 def arm_due(deps: Deps, horizon: datetime) -> int:
