@@ -155,7 +155,17 @@ class InvalidRequest(DomainError):
 
 
 class AlreadyOpen(InvalidRequest):
-    """The store refused a second open request for the same requester and scope (a concurrent twin won)."""
+    """A second open request for the same requester and scope (the `request_id` of the first, when known); the chat
+    side says how to see or end it."""
+
+    code = "already_open"
+
+
+class AskNormally(InvalidRequest):
+    """This way of asking (break-glass, on behalf of a service) is not open for `scope`; the chat side shows how to
+    make a normal request for it."""
+
+    code = "ask_normally"
 
 
 class NotFound(DomainError):

@@ -22,8 +22,8 @@ from grants.credentials import (
     Orphan,
 )
 from grants.domain import AlreadyOpen, AuditEvent, Request, State
-from grants.lifecycle import OPEN
-from grants.outbox import UNORDERED, Entry, Failure, Notice, Unreachable
+from grants.lifecycle import OPEN, Event
+from grants.outbox import UNORDERED, Alert, Entry, Failure, News, Notice, Unreachable
 from grants.people import Directory
 from grants.service import ElevationService
 from grants.usecases import delivering
@@ -111,7 +111,7 @@ class FakeStore:
             if any(
                 r.requester == request.requester and r.scope == request.scope and r.state in OPEN for r in self.requests.values()
             ):
-                raise AlreadyOpen(f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope")
+                raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope")
             self.requests[request.id] = request
             self._append(event)
             self._queue(notices)
@@ -311,14 +311,14 @@ class FakeNotifier:
     def request_changed(self, request: Request) -> None:
         self._log("changed", (request.id, request.state.value))
 
-    def tell_requester(self, request: Request, news: str, **context: object) -> None:
+    def tell_requester(self, request: Request, news: Event | News, **context: object) -> None:
         self._log("told", (request.id, news))
 
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
         self._log("credential", (request.id, credential.handle.id))
 
-    def alert(self, text: str) -> None:
-        self._log("alert", text)
+    def alert(self, alert: Alert, request_id: str | None = None, **context: object) -> None:
+        self._log("alert", (alert, request_id, context))
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.sent]

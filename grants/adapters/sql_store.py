@@ -169,10 +169,16 @@ OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 
 def _outbox_rows(notices: Iterable[Notice], at: datetime) -> list[dict[str, Any]]:
     return [
-        {"request_id": n.request_id, "kind": n.kind, "payload": json.dumps(n.args, sort_keys=True), "created_at": at,
-         "attempts": 0, "next_attempt_at": at + n.due_in if n.due_in else at}
+        {
+            "request_id": n.request_id,
+            "kind": n.kind,
+            "payload": json.dumps(n.args, sort_keys=True),
+            "created_at": at,
+            "attempts": 0,
+            "next_attempt_at": at + n.due_in if n.due_in else at,
+        }
         for n in notices
-    ]  # fmt: skip
+    ]
 
 
 class SqlStore:
@@ -216,9 +222,7 @@ class SqlStore:
                 self._enqueue(connection, notices, event.at)
         except IntegrityError as exc:
             if "uq_requests_one_open" in str(exc.orig) or "requests.requester, requests.scope" in str(exc.orig):
-                raise AlreadyOpen(
-                    f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope"
-                ) from None
+                raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope") from None
             raise
 
     def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
@@ -389,20 +393,25 @@ class SqlStore:
         earlier = OUTBOX.alias("earlier")
         ordered = OUTBOX.c.kind.not_in(UNORDERED)
         blocked = exists().where(
-            earlier.c.request_id == OUTBOX.c.request_id, earlier.c.id < OUTBOX.c.id, earlier.c.delivered_at.is_(None),
-            earlier.c.failed_at.is_(None), earlier.c.kind.not_in(UNORDERED),
-        )  # fmt: skip
+            earlier.c.request_id == OUTBOX.c.request_id,
+            earlier.c.id < OUTBOX.c.id,
+            earlier.c.delivered_at.is_(None),
+            earlier.c.failed_at.is_(None),
+            earlier.c.kind.not_in(UNORDERED),
+        )
         query = (
             select(OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.payload, OUTBOX.c.created_at, OUTBOX.c.attempts)
             .where(
-                OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None), OUTBOX.c.next_attempt_at <= now,
+                OUTBOX.c.delivered_at.is_(None),
+                OUTBOX.c.failed_at.is_(None),
+                OUTBOX.c.next_attempt_at <= now,
                 or_(OUTBOX.c.claimed_until.is_(None), OUTBOX.c.claimed_until <= now),
                 or_(OUTBOX.c.request_id.is_(None), ~and_(ordered, blocked)),
             )
             .order_by(OUTBOX.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=OUTBOX)
-        )  # fmt: skip
+        )
         with self._writing() as connection:
             rows = connection.execute(query).all()
             if rows:

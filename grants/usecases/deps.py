@@ -66,7 +66,7 @@ class Deps:
     def load(self, request_id: str) -> Request:
         request = self.store.get(request_id.strip().upper())
         if request is None:
-            raise NotFound(f"There is no request `{request_id}`. `list` shows your requests and their IDs.")
+            raise NotFound(f"There is no request `{request_id}`.")
         return request
 
     def scope(self, name: str) -> Scope:

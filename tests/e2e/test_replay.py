@@ -162,3 +162,45 @@ def test_two_replicas_on_one_postgresql_process_a_signed_body_once(two_replicas)
         assert connection.exec_driver_sql("SELECT count(*) FROM requests").scalar_one() == 1
         rule = connection.exec_driver_sql("SELECT detail FROM audit_events WHERE event = 'rejected'").scalar_one()
     assert json.loads(rule)["rule"] == "replayed_request"
+
+
+def home_opened_event(team_id: str, event_id: str) -> str:
+    return json.dumps(
+        {
+            "token": "unused",
+            "team_id": team_id,
+            "api_app_id": "A0JITBOT",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "event": {
+                "type": "app_home_opened",
+                "user": REQUESTER,
+                "channel": "D0HOME",
+                "tab": "home",
+                "event_ts": f"{time.time():.6f}",
+            },
+        }
+    )
+
+
+def test_two_replicas_on_one_postgresql_process_a_retried_event_once(two_replicas):
+    """Slack retries an event to whichever replica its load balancer picks: the event_id is claimed in the shared
+    database, so the first delivery is processed and the retries (to either replica) are not."""
+    slack, first, second = two_replicas
+    clients = [SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack) for bot in (first, second, first)]
+    body = home_opened_event(clients[0].team_id, "Ev0TWOREPLICAS1")
+    for n, client in enumerate(clients):
+        headers = {"Content-Type": "application/json", **client.sign(body, int(time.time()) + n)}
+        if n:  # Slack's retry: the same event_id, a fresh signature, maybe another replica
+            headers |= {"X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": "http_timeout"}
+        assert client.raw(body, headers)[0] == 200
+    # A new event behind them, on the second replica: once it is published, the retries had their chance too.
+    later = home_opened_event(clients[1].team_id, "Ev0TWOREPLICAS2")
+    assert clients[1].raw(later, {"Content-Type": "application/json", **clients[1].sign(later)})[0] == 200
+    slack.wait_for(lambda: len(slack.calls_to("views.publish")) >= 2)
+    time.sleep(0.5)  # a duplicate publish would land within this
+    assert len(slack.calls_to("views.publish")) == 2, "each event_id once, whichever replica got it"
+    assert first.runtime is not None
+    with first.runtime.store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM audit_events WHERE event = 'rejected'").scalar_one() == 0

@@ -133,8 +133,9 @@ def test_revoke_rights(world):
 
 def test_unknown_request_id(world):
     service = world.service
-    with pytest.raises(NotFound, match="list"):
+    with pytest.raises(NotFound, match="JIT-NOPE") as refused:
         service.revoke("JIT-NOPE", REQUESTER)
+    assert "list" not in str(refused.value), "the command hint is the chat side's (bot/messages.HINTS)"
 
 
 def test_pending_times_out(world):

@@ -44,7 +44,7 @@ class SshKind:
         if scope.ssh_mount != self._mount:
             raise CredentialError(f"{order.scope} uses SSH mount {scope.ssh_mount}; this bot signs with {self._mount} only")
         if not order.public_key:
-            raise CredentialError("no SSH public key is registered: register one with `/elevate ssh-key <public key>`")
+            raise CredentialError("no SSH public key is registered for the requester")
         try:
             key = parse_public_key(order.public_key)
         except SshKeyError as error:
@@ -59,7 +59,7 @@ class SshKind:
                 summary=f"an SSH certificate for {', '.join(certificate.principals)}",
                 lines=(
                     f"Principals: {', '.join(certificate.principals)}. Valid until {until}.",
-                    "Save it beside your private key as `<key>-cert.pub` (e.g. `~/.ssh/id_ed25519-cert.pub`); "
+                    "Save it beside your private key, named like it plus `-cert.pub` (e.g. `~/.ssh/id_ed25519-cert.pub`); "
                     "inspect it with `ssh-keygen -L -f ~/.ssh/id_ed25519-cert.pub`.",
                     "Sessions already open are not cut when it expires or is revoked: log out when you are done.",
                 ),
