@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import hvac
@@ -39,6 +40,14 @@ REVOCATION = [
     """SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '{{name}}';""",
     """DROP ROLE IF EXISTS "{{name}}";""",
 ]
+DB_SCOPE = {
+    "description": "Read orders",
+    "credential": "database",
+    "database_role": ROLE,
+    "connect_hint": "psql -h db.staging -d orders",
+    "requesters": ["*"],
+    "approvers": ["U0APPR001"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -218,15 +227,7 @@ def test_sync_warns_about_roles_that_would_not_end_sessions_or_end_too_soon(
 
 
 def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openbao: OpenBaoDevServer, bot: hvac.Client) -> None:
-    scope_data = {
-        "description": "Read orders",
-        "credential": "database",
-        "database_role": ROLE,
-        "connect_hint": "psql -h db.staging -d orders",
-        "requesters": ["*"],
-        "approvers": ["U0APPR001"],
-    }
-    catalog = parse_catalog({"scopes": {"orders-db-read": scope_data}})
+    catalog = parse_catalog({"scopes": {"orders-db-read": DB_SCOPE}})
     kinds = credential_kinds(VaultSession(bot))
     request_id = new_request_id()
     until = datetime.now(UTC) + timedelta(minutes=10)
@@ -247,3 +248,23 @@ def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openba
     assert _session_is_dead(session)
     assert kinds.status(issued.handle, request_id) is CredentialStatus.GONE
     kinds.revoke(issued.handle, request_id)  # already gone is success
+
+
+def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_total(bot: hvac.Client) -> None:
+    """The bot's clock jumped 20 minutes back between issue and extension: by its reckoning 35m are left, by Vault's
+    (the old reader token's remaining TTL) 10m plus the 5m added. The new reader token, whose TTL ends the login,
+    gets Vault's reckoning."""
+    catalog = parse_catalog({"scopes": {"orders-db-read": DB_SCOPE}})
+    kinds = credential_kinds(VaultSession(bot))
+    scope = catalog.scopes["orders-db-read"]
+    request_id = new_request_id()
+    order = IssueOrder(request_id, "orders-db-read", "U0REQ001", timedelta(minutes=10), datetime.now(UTC) + timedelta(minutes=10))
+    first = kinds.issue(order, scope)
+    wrong_now, until = datetime.now(UTC) - timedelta(minutes=20), order.until + timedelta(minutes=5)
+    extended = kinds.extend(
+        first.handle, replace(order, ttl=until - wrong_now, until=until, extends_by=timedelta(minutes=5)), scope
+    )
+    ttl = bot.auth.token.lookup_accessor(extended.handle.id)["data"]["ttl"]
+    assert 14 * 60 <= ttl <= 15 * 60
+    for handle in (first.handle, extended.handle):
+        kinds.revoke(handle, request_id)

@@ -78,8 +78,9 @@ class DatabaseKind:
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         # A reader token's explicit max TTL cannot be raised: a new login for the rest of the time; the caller
-        # revokes the old one (ending its sessions), and the new DM says so.
-        return self.issue(order, scope)
+        # revokes the old one (ending its sessions), and the new DM says so. The rest is measured on Vault's clock
+        # (the old reader token's remaining TTL plus what was added), so a backward jump of ours grants no more.
+        return self.issue(self._by_accessor.on_vault_clock(handle, order), scope)
 
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
         return self._by_accessor.status(handle, request_id)

@@ -166,15 +166,19 @@ class VaultTokenKind:
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         # Vault cannot raise a token's explicit max TTL: a new token for the rest of the time replaces it.
-        # The rest of the time is measured on Vault's clock (the old token's remaining TTL plus what was added),
-        # never only on ours: a clock that jumped back would otherwise let the new token outlive the approval.
+        return self.issue(self.on_vault_clock(handle, order), scope)
+
+    def on_vault_clock(self, handle: CredentialHandle, order: IssueOrder) -> IssueOrder:
+        """The order of an extension with the rest of the time measured on Vault's clock (the old token's remaining
+        TTL plus what was added), never only on ours: a clock that jumped back would otherwise let the new token
+        outlive the approval. Also used for the database kind's reader tokens."""
         if order.extends_by is not None:
             remaining = self._remaining(handle)
             if remaining is not None:
                 vault_ttl = remaining + order.extends_by
                 if vault_ttl < order.ttl:
                     order = replace(order, ttl=vault_ttl)
-        return self.issue(order, scope)
+        return order
 
     def _remaining(self, handle: CredentialHandle) -> timedelta | None:
         try:
