@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection
 from datetime import UTC, timedelta
 
@@ -89,9 +88,5 @@ class DatabaseKind:
         return []  # the reader token's TTL ends the login
 
     def sync(self, catalog: Catalog) -> list[str]:
-        by_mount: dict[str, dict[str, timedelta]] = defaultdict(dict)
-        for scope in catalog.scopes.values():
-            if isinstance(scope, DatabaseScope):
-                roles = by_mount[scope.database_mount]
-                roles[scope.database_role] = max(roles.get(scope.database_role, timedelta(0)), scope.max_total)
-        return [line for mount, roles in sorted(by_mount.items()) for line in sync_database(self._client, roles, mount)]
+        scopes = {name: scope for name, scope in catalog.scopes.items() if isinstance(scope, DatabaseScope)}
+        return sync_database(self._client, scopes)

@@ -201,20 +201,24 @@ class VaultTokenKind:
         return [self._sync_role(name, scope) for name, scope in catalog.scopes.items() if isinstance(scope, VaultTokenScope)]
 
     def _sync_role(self, scope_name: str, scope: VaultTokenScope) -> str:
-        role, wanted = token_role(scope_name), role_settings(scope)
+        return write_token_role(self._client, token_role(scope_name), role_settings(scope))
+
+
+def write_token_role(client: hvac.Client, role: str, wanted: dict[str, object]) -> str:
+    """Write (idempotently) one scope's token role; the line says what changed. Used by every kind with token roles."""
+    try:
         try:
-            try:
-                current = self._client.auth.token.read_role(role)["data"]
-            except InvalidPath:
-                current = None
-            if current is not None and all(current.get(key) == value for key, value in wanted.items()):
-                return f"token role {role}: unchanged"
-            # One write of every setting; hvac's create_or_update_role cannot set token_type.
-            self._client.write_data(f"auth/token/roles/{role}", data=wanted)
-        except BackendError as exc:
-            raise CredentialError(f"vault sync: cannot write token role {role}: {describe(exc)}") from None
-        summary = f"policies {', '.join(wanted['allowed_policies'])}; max TTL {wanted['token_explicit_max_ttl']}s"  # type: ignore[arg-type]
-        return f"token role {role}: {'created' if current is None else 'updated'} ({summary})"
+            current = client.auth.token.read_role(role)["data"]
+        except InvalidPath:
+            current = None
+        if current is not None and all(current.get(key) == value for key, value in wanted.items()):
+            return f"token role {role}: unchanged"
+        # One write of every setting; hvac's create_or_update_role cannot set token_type.
+        client.write_data(f"auth/token/roles/{role}", data=wanted)
+    except BackendError as exc:
+        raise CredentialError(f"vault sync: cannot write token role {role}: {describe(exc)}") from None
+    summary = f"policies {', '.join(wanted['allowed_policies'])}; max TTL {wanted['token_explicit_max_ttl']}s"  # type: ignore[arg-type]
+    return f"token role {role}: {'created' if current is None else 'updated'} ({summary})"
 
 
 def _gone(exc: InvalidRequest) -> bool:
