@@ -22,7 +22,7 @@ from grants.adapters.kinds.database import (
 )
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.catalog import DatabaseScope, load_catalog, parse_catalog
-from grants.credentials import CredentialStatus, ForeignCredential, IssueOrder
+from grants.credentials import CredentialHandle, CredentialStatus, ForeignCredential, IssueOrder
 from grants.domain import CredentialError, new_request_id
 from tests.databases import PG_ADMIN
 from tests.vault_fixtures import POLICY_DIR
@@ -322,3 +322,18 @@ def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_to
     assert 14 * 60 <= ttl <= 15 * 60
     for handle in (first.handle, extended.handle):
         kinds.revoke(handle, request_id)
+
+
+def test_a_reader_token_naming_the_request_only_in_its_metadata_is_never_revoked(
+    bot: hvac.Client, vault_root: hvac.Client
+) -> None:
+    """The database kind checks both marks too: the request in the metadata and the reader's display name (the ID)."""
+    kinds = credential_kinds(VaultSession(bot))
+    rid = new_request_id()
+    for name, meta in ((f"jitbot-{rid}", rid), (rid, "JIT-SOMEONE0")):  # one mark right, the other wrong
+        token = vault_root.auth.token.create(policies=["default"], ttl="1h", display_name=name, meta={"request_id": meta})["auth"]
+        handle = CredentialHandle("database", token["accessor"])
+        with pytest.raises(ForeignCredential):
+            kinds.revoke(handle, rid)
+        assert vault_root.auth.token.lookup(token["client_token"])["data"]["accessor"] == token["accessor"]
+        vault_root.auth.token.revoke_accessor(token["accessor"])

@@ -26,6 +26,12 @@ _TERMINATES = re.compile(r"pg_terminate_backend\s*\(\s*pid\s*,", re.IGNORECASE) 
 _TERMINATES_RACY = re.compile(r"pg_terminate_backend\s*\(\s*pid\s*\)", re.IGNORECASE)
 
 
+def reader_display_name(request_id: str) -> str:
+    """A reader token's display name: the request ID alone, which the connection's `username_template` puts in the
+    database user's name; the owner check before a revoke expects it back."""
+    return request_id
+
+
 def reader_policy_name(role: str) -> str:
     return f"jitbot-dbread-{role}"
 
@@ -93,7 +99,7 @@ def issue_database_credential(
             ttl=f"{seconds}s",
             explicit_max_ttl=f"{seconds}s",  # the lease cannot outlive its token: this is what ends the grant
             renewable=False,
-            display_name=request_id,  # the connection's username_template puts it in the DB user's name
+            display_name=reader_display_name(request_id),
             meta={"request_id": request_id, "requester": requester, "scope": scope, "kind": "database"},
             wrap_ttl=_READER_WRAP_TTL,
         )

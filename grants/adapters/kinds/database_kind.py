@@ -7,7 +7,7 @@ from datetime import UTC, timedelta
 
 import hvac
 
-from grants.adapters.kinds.database import issue_database_credential, sync_database
+from grants.adapters.kinds.database import issue_database_credential, reader_display_name, sync_database
 from grants.adapters.kinds.vault_token import VaultTokenKind
 from grants.catalog import Catalog, DatabaseScope, Scope
 from grants.credentials import (
@@ -31,9 +31,9 @@ class DatabaseKind:
         self, client: hvac.Client, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", verify: bool | str = True
     ):
         self._client, self._wrap_ttl, self._cli, self._verify = client, wrap_ttl, cli, verify
-        # Revocation and reconcile go by the reader token's accessor, exactly as for a vault_token grant
-        # (including the owner check against the token's `request_id` metadata).
-        self._by_accessor = VaultTokenKind(client, wrap_ttl=wrap_ttl, cli=cli)
+        # Revocation and reconcile go by the reader token's accessor, exactly as for a vault_token grant (including
+        # the owner check against the token's `request_id` metadata and the display name readers are given).
+        self._by_accessor = VaultTokenKind(client, wrap_ttl=wrap_ttl, cli=cli, display_name=reader_display_name)
 
     def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
         if not isinstance(scope, DatabaseScope):
