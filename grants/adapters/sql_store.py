@@ -82,6 +82,7 @@ def _to_row(request: Request) -> dict[str, Any]:
         "extensions": grant.extensions if grant else 0,
         "warned": grant.warned if grant else False,
         "extension_pending_seconds": int(request.extension.added.total_seconds()) if request.extension else None,
+        "extension_number": request.extension.number if request.extension else None,
         "review_state": review.state if review else None,
         "review_due_at": review.due_at if review else None,
         "reviewed_by": review.reviewed_by if review else None,
@@ -123,7 +124,7 @@ def _from_row(row: Any) -> Request:
             nudged_at=as_utc(row.nudged_at),
         ),
         grant=grant,
-        extension=PendingExtension(timedelta(seconds=row.extension_pending_seconds)) if row.extension_pending_seconds else None,
+        extension=_pending_extension(row),
         review=Review(row.review_state, as_utc(row.review_due_at), row.reviewed_by) if row.review_state else None,
         break_glass=row.break_glass,
         on_behalf_of=row.on_behalf_of,
@@ -131,6 +132,12 @@ def _from_row(row: Any) -> Request:
         wake_at=as_utc(row.wake_at),
         version=row.version,
     )
+
+
+def _pending_extension(row: Any) -> PendingExtension | None:
+    if not row.extension_pending_seconds:
+        return None
+    return PendingExtension(timedelta(seconds=row.extension_pending_seconds), number=row.extension_number)
 
 
 def _event_from(

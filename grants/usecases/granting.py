@@ -9,7 +9,7 @@ from typing import Any
 
 from grants import outbox
 from grants.credentials import CredentialError, CredentialHandle, IssuedCredential, IssueOrder
-from grants.domain import Grant, Request, State
+from grants.domain import Grant, Request, StaleDecision, State, open_decision
 from grants.durations import format_duration
 from grants.lifecycle import Event
 from grants.outbox import Alert
@@ -199,6 +199,20 @@ def end_many(deps: Deps, requests: Sequence[Request], event: Event, actor: str, 
         else:
             results[index] = current if current is not None else commit.current
     return [results[i] for i in range(len(requests))]
+
+
+def require_current(deps: Deps, request: Request, shown_for: str, actor: str, action: str) -> None:
+    """A decision button names the decision it was shown for; a click on any other (a replayed Approve landing on
+    a later extension, an old message) is refused and audited instead of deciding what waits now. Callers check
+    the row their CAS compares with, so a change between this check and the write loses the race, never decides."""
+    current = open_decision(request)
+    if current is not None and current != shown_for:
+        deps.reject(actor, action, "stale_decision", request)
+        what = "an extension" if current.startswith("e") else "its approval"
+        raise StaleDecision(
+            f"This message is out of date: {request.id} now waits for {what}. Use the newest message about it.",
+            request_id=request.id,
+        )
 
 
 def trusted_handle(deps: Deps, request: Request) -> CredentialHandle:
