@@ -10,6 +10,7 @@ from grants.audit import EXPORT_FIELDS, AuditQuery, Verdict, verify, write_expor
 from grants.domain import AuditEvent
 from grants.lifecycle import Event
 from grants.ports import AuditAnchor, Clock, Store
+from grants.usecases import deps
 
 
 def export(store: Store, clock: Clock, actor: str, query: AuditQuery, out: IO[str], fmt: str, **context: Any) -> int:
@@ -25,7 +26,8 @@ def export(store: Store, clock: Clock, actor: str, query: AuditQuery, out: IO[st
         count = write_export_rows(store.event_rows(query), out, fmt)
     filters = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(query).items() if v is not None}
     detail = {"format": fmt, "count": count, "filters": filters, **context}
-    store.record(AuditEvent(event=Event.EXPORTED, at=clock.now(), actor=actor, detail=detail))
+    # Through the one guarded writer of trail events (deps.append_trail, as Deps.record_trail), like every other event about no request.
+    deps.append_trail(store, AuditEvent(event=Event.EXPORTED, at=clock.now(), actor=actor, detail=detail))
     return count
 
 

@@ -176,9 +176,7 @@ class Deps:
 
     def record_trail(self, event: AuditEvent) -> AuditEvent:
         """An event about the trail itself or about no request (exports, refusals before a request exists)."""
-        if event.event not in TRAIL_EVENTS:
-            raise IllegalTransition(f"`{event.event}` concerns a request; write it with its change")
-        return self.store.record(event)
+        return append_trail(self.store, event)
 
     # timers -------------------------------------------------------------------------
 
@@ -193,6 +191,14 @@ class Deps:
         if delay is not None:
             wake = self.clock.now() + delay
         return replace(request, wake_at=wake)
+
+
+def append_trail(store: Store, event: AuditEvent) -> AuditEvent:
+    """The one writer of events that change no request (`Deps.record_trail`, and the CLI's export, which has no Deps):
+    an event that concerns a request must go through the lifecycle table with its change instead."""
+    if event.event not in TRAIL_EVENTS:
+        raise IllegalTransition(f"`{event.event}` concerns a request; write it with its change")
+    return store.record(event)
 
 
 def _lawful(state: Any, event: Event, updated: Request) -> None:

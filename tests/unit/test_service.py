@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -222,6 +223,22 @@ def test_auditor_check_is_audited(world):
     with pytest.raises(NotAllowed):
         service.require_auditor(REQUESTER, "export")
     assert store.audit[-1].event == "rejected" and store.audit[-1].actor == REQUESTER
+
+
+def test_an_export_is_written_through_the_guarded_trail_writer(world, monkeypatch):
+    """`exported` goes through the one writer that checks an event concerns no request, not straight to the store."""
+    from grants.usecases import deps
+
+    through: list[str] = []
+    guarded = deps.append_trail
+
+    def spy(store, event):
+        through.append(event.event)
+        return guarded(store, event)
+
+    monkeypatch.setattr(deps, "append_trail", spy)
+    assert world.service.export(AUDITOR, AuditQuery(), io.StringIO(), "jsonl") == 0
+    assert through == ["exported"] and world.store.names() == ["exported"]
 
 
 def test_waiting_on_lists_only_what_the_approver_can_decide(world):
