@@ -361,6 +361,8 @@ class SqlStore:
             statement = statement.where(AUDIT.c.scope == query.scope)
         if query.user is not None:
             statement = statement.where(or_(AUDIT.c.actor == query.user, AUDIT.c.subject == query.user))
+        if query.from_seq is not None:
+            statement = statement.where(AUDIT.c.seq >= query.from_seq)
         with self.reader.connect() as connection:
             yield from connection.execution_options(stream_results=True, yield_per=5000).execute(statement)
 
@@ -372,7 +374,8 @@ class SqlStore:
         return self._sqlite_csv_lines(query)
 
     def _sqlite_csv_lines(self, query: AuditQuery) -> Iterator[tuple[str, int]]:
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[object] = []
         for clause, value in (("at >= ?", query.since), ("at < ?", query.until)):
             if value is not None:
                 where.append(clause)
@@ -383,6 +386,9 @@ class SqlStore:
         if query.user is not None:
             where.append("(actor = ? OR subject = ?)")
             params += [query.user, query.user]
+        if query.from_seq is not None:
+            where.append("seq >= ?")
+            params.append(query.from_seq)
         # JSON text never holds a raw line break, so a quote or a comma is what makes csv quote it.
         detail = "CASE WHEN instr(detail, '\"') OR instr(detail, ',') THEN '\"' || replace(detail, '\"', '\"\"') || '\"' ELSE detail END"
         line = (
