@@ -85,7 +85,11 @@ def test_refused_decisions_are_audited(world, actor, rule):
             decide(request.id, actor)
         assert refused.value.rule == rule
     rejected = [e for e in store.audit if e.event == "rejected"]
-    assert [(e.actor, e.detail["rule"]) for e in rejected] == [(actor, rule)] * 2
+    assert [(e.actor, e.detail["rule"], e.request_id) for e in rejected] == [(actor, rule, request.id)]  # the first, in full
+    world.clock.advance(timedelta(minutes=2))
+    assert service.flush_refusals() == 1  # the repeat of the burst, counted on the request's own trail
+    repeat = store.audit[-1]
+    assert (repeat.actor, repeat.request_id, repeat.detail["rule"], repeat.detail["repeated"]) == (actor, request.id, rule, 1)
     assert store.get(request.id).state is State.PENDING and not issuer.live
 
 
