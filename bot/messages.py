@@ -192,6 +192,13 @@ def alert_text(alert: Alert, request_id: str | None, context: dict[str, object])
         case Alert.GAVE_UP:
             about = f" about {rid}" if request_id else ""
             return f"A `{esc(context.get('notice'))}` message{about} could not be delivered ({error}); gave up."
+        case Alert.ANCHOR_REFUSED:
+            return (
+                f"Audit trail: the database no longer continues the anchor in Vault ({esc(context.get('why'))}; anchored "
+                f"seq {esc(context.get('anchored_seq'))}, database head seq {esc(context.get('head_seq'))}). The bot stopped "
+                "anchoring and `jitbot audit verify` fails until an operator restores the trail or re-anchors it "
+                "(README, Audit trail)."
+            )
     return esc(context.get("text", alert))
 
 

@@ -43,6 +43,7 @@ class Alert(StrEnum):
     REVIEW_FLAGGED = "review_flagged"
     UNREACHABLE = "unreachable"
     GAVE_UP = "gave_up"
+    ANCHOR_REFUSED = "anchor_refused"
     PLAIN = "plain"  # a sentence queued by an older release (`text`), shown escaped
 
 

@@ -152,7 +152,9 @@ class Notifier(Protocol):
 class AuditAnchor(Protocol):
     """Somewhere outside the database that remembers the chain head: the bot may write it, not delete it."""
 
-    def write(self, seq: int, hash_: str) -> None: ...
+    def write(self, seq: int, hash_: str, version: int) -> None:
+        """Write the head over the anchor's `version` (0: none yet), or raise AnchorMoved when it is no longer that."""
+        ...
 
     def latest(self) -> Anchor | None:
         """The newest anchor, timed by the outside store's own clock; None when none was ever written."""

@@ -31,7 +31,7 @@ class ElevationService:
         anchor: AuditAnchor | None = None,
     ):
         self.deps = Deps(catalog, store, issuer, notifier, timer, clock, directory, anchor)
-        self._anchored = 0
+        self._anchoring = auditing.Anchoring()
 
     @property
     def catalog(self) -> Catalog:
@@ -153,6 +153,7 @@ class ElevationService:
         return auditing.verify_trail(self.deps.store, self.deps.anchor)
 
     def anchor_chain(self) -> None:
-        """The leader writes the chain head outside the database whenever it moved (about every second)."""
+        """The leader writes the chain head outside the database whenever it moved (about every second), only over
+        an anchor the stored chain still continues."""
         if self.deps.anchor is not None:
-            self._anchored = auditing.anchor_chain(self.deps.store, self.deps.anchor, self._anchored)
+            self._anchoring = auditing.anchor_chain(self.deps, self.deps.anchor, self._anchoring)

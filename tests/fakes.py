@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from grants.audit import GENESIS_HASH, AuditQuery, chained, detail_text
+from grants.audit import GENESIS_HASH, Anchor, AnchorMoved, AuditQuery, chained, detail_text
 from grants.catalog import Catalog, Scope
 from grants.changes import Change
 from grants.credentials import (
@@ -179,6 +179,8 @@ class FakeStore:
                 continue
             if query.user and query.user not in (e.actor, e.subject):
                 continue
+            if query.from_seq is not None and (e.seq or 0) < query.from_seq:
+                continue
             yield e
 
     def event_rows(self, query: AuditQuery) -> Iterator[tuple[Any, ...]]:
@@ -214,6 +216,22 @@ class FakeStore:
 
     def names(self) -> list[str]:
         return [e.event for e in self.audit]
+
+
+class FakeAnchor:
+    """The AuditAnchor port as KV v2 behaves: every write a new version, check-and-set on the version, no delete."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.versions: list[Anchor] = []
+        self.clock = clock or FakeClock()
+
+    def write(self, seq: int, hash_: str, version: int) -> None:
+        if version != len(self.versions):
+            raise AnchorMoved(f"at version {len(self.versions)}, not {version}")
+        self.versions.append(Anchor(seq, hash_, self.clock.now(), len(self.versions) + 1))
+
+    def latest(self) -> Anchor | None:
+        return self.versions[-1] if self.versions else None
 
 
 class FakeIssuer:

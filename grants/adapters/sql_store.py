@@ -373,6 +373,8 @@ class SqlStore:
             statement = statement.where(AUDIT.c.scope == query.scope)
         if query.user is not None:
             statement = statement.where(or_(AUDIT.c.actor == query.user, AUDIT.c.subject == query.user))
+        if query.from_seq is not None:
+            statement = statement.where(AUDIT.c.seq >= query.from_seq)
         with self.reader.connect() as connection:
             yield from connection.execution_options(stream_results=True, yield_per=5000).execute(statement)
 
