@@ -187,11 +187,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     print(f"audit trail intact: {verdict.count} events verified")
     if verdict.anchor is not None:
         age = (datetime.now(UTC) - verdict.anchor.at).total_seconds()
-        print(f"anchor: seq {verdict.anchor.seq} written to Vault {age:.0f}s ago matches; the {verdict.count - verdict.anchor.seq} "
-              "newer event(s) are covered by the chain and its head only")  # fmt: skip
+        print(
+            f"anchor: seq {verdict.anchor.seq} written to Vault {age:.0f}s ago matches; the {verdict.count - verdict.anchor.seq} "
+            "newer event(s) are covered by the chain and its head only"
+        )
     elif anchor is None:
-        print("anchor: not checked (VAULT_ADDR is not set): deleting the newest events together with the chain head, "
-              "or rewriting and re-hashing the whole trail, would go unnoticed")  # fmt: skip
+        print(
+            "anchor: not checked (VAULT_ADDR is not set): deleting the newest events together with the chain head, "
+            "or rewriting and re-hashing the whole trail, would go unnoticed"
+        )
     else:
         print("anchor: none written yet (the bot writes one every second while it runs)")
     return 0

@@ -9,6 +9,8 @@ from grants.catalog import Scope
 from grants.credentials import Delivery
 from grants.domain import AlreadyDecided, DomainError, NotAllowed, Request, State
 from grants.durations import format_duration
+from grants.lifecycle import Event
+from grants.outbox import Alert, News
 from grants.people import People
 
 HINTS = {
@@ -17,6 +19,8 @@ HINTS = {
     "not_found": "Type `{command} list` to see your requests and their IDs.",
     "not_allowed": "Ask one of the scope's approvers, or `{command} help` for who may do what.",
     "already_decided": "Type `{command} list` to see where your requests stand.",
+    "already_open": "Use it, or end it with `{command} revoke {request_id}` before asking again; `{command} list` shows it.",
+    "ask_normally": "Ask for it the usual way: `{command} {scope} &lt;duration&gt; &lt;reason…&gt;`.",
     "extension_offered": "Press Extend, or type `{command} extend {request_id} [duration]`.",
     "ssh_key_missing": "Register it with `{command} ssh-key &lt;the line of your ~/.ssh/id_ed25519.pub&gt;` "
     "(or paste it in the request form), then ask again.",
@@ -55,17 +59,26 @@ def refusal_text(error: DomainError) -> str:
     """The refusal's sentence in mrkdwn. The core writes plain text (it may quote what someone typed, so it is
     escaped whole: nothing in it can ping or link); mentions are written here, from the refusal's typed fields."""
     if isinstance(error, AlreadyDecided) and error.request_id and error.state:
-        who = f" by <@{esc(error.decided_by)}>" if error.decided_by and error.decided_by != "system" else ""
+        who = f" by {mention(error.decided_by)}" if error.decided_by and error.decided_by != "system" else ""
         return f"{esc(error.request_id)} was already decided: it is {error.state}{who}."
     return esc(error)
 
 
 def error_text(error: DomainError, command: str) -> str:
+    # The hint's blanks come from the refusal's typed fields; a field it lacks stays a visible placeholder.
     request_id = esc(error.context.get("request_id", "<request-id>"))
-    hint = HINTS.get(error.code, "").format(command=command, request_id=request_id)
+    scope = esc(error.context.get("scope", "<scope>"))
+    hint = HINTS.get(error.code, "").format(command=command, request_id=request_id, scope=scope)
     icon = ":hourglass:" if error.code == "extension_offered" else ":warning:"
     rule = f" (rule `{error.rule}`)" if isinstance(error, NotAllowed) else ""
     return f"{icon} {refusal_text(error)}{rule}" + (f"\n{hint}" if hint else "")
+
+
+def no_ssh_key_text(command: str) -> str:
+    """The answer to a bare `ssh-key` from someone with no key registered."""
+    return (
+        f":key: You have no SSH key registered. Register one: `{command} ssh-key &lt;the line of your ~/.ssh/id_ed25519.pub&gt;`."
+    )
 
 
 def usage_text(problem: str, command: str, usage: str | None = None) -> str:
@@ -73,56 +86,120 @@ def usage_text(problem: str, command: str, usage: str | None = None) -> str:
     return f":warning: {problem}\n{hint}"
 
 
-def news_text(request: Request, news: str, context: dict[str, object]) -> str:
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def mention(user: object) -> str:
+    """A Slack user ID as a mention; anything else (`system`, a forged value) as escaped text, never as markup."""
+    name = str(user)
+    return f"<@{name}>" if _USER_ID.fullmatch(name) else esc(name)
+
+
+def reach(target: object) -> str:
+    """Someone Slack could not reach: a person as a mention, a channel by its ID (as the catalog holds it)."""
+    name = str(target)
+    return esc(name) if name[:1] in ("C", "G") else mention(name)
+
+
+def news_text(request: Request, news: Event | News, context: dict[str, object]) -> str:
     """The requester's DM for each step of their request; the request ID appears in every one."""
-    rid, scope = request.id, request.scope
-    if news == "approved":
-        by = ", ".join(f"<@{a}>" for a in request.approvals) or f"<@{request.decided_by}>"
-        return f":white_check_mark: {rid}: your request for `{scope}` was approved by {by}. Issuing the credential…"
-    if news == "denied":
-        reason = f" Reason: {esc(context['reason'])}" if context.get("reason") else ""
-        return f":no_entry: {rid}: your request for `{scope}` was denied by <@{request.decided_by}>.{reason}"
-    if news == "timed_out":
-        return (
-            f":hourglass: {rid}: nobody decided your request for `{scope}` in time, so it ended. Ask again if you still need it."
-        )
-    if news == "issue_failed":
-        return (
-            f":x: {rid}: your request for `{scope}` was approved, but the credential could not be issued "
-            f"({context.get('error', 'Vault error')}). Nothing was issued; please request again."
-        )
-    if news == "expired":
-        return f":lock: {rid}: your access to `{scope}` ended at {when(request.ended_at)} and the credential was revoked."
-    if news == "revoked":
-        by = str(context.get("actor"))
-        who = "you" if by == request.requester else f"<@{by}>"
-        text = f":lock: {rid}: your access to `{scope}` was revoked by {who} at {when(request.ended_at)}."
-        if context.get("kind") == "ssh":
-            # OpenSSH cannot cut a session when a certificate is revoked: say so, plainly.
-            text += " New SSH logins are refused once hosts fetch the revocation list; sessions already open survive: log out of them."
-        return text
-    if news == "unreachable":
-        people = context.get("people") or []
-        who = ", ".join(f"<@{p}>" for p in people) if isinstance(people, list) else ""
-        return (
-            f":warning: {rid}: nobody could be asked to approve `{scope}`: Slack could not reach {who or 'its approvers'}. "
-            "The admins were alerted; cancel it and ask again once they have fixed it, or ask an approver directly."
-        )
-    if news == "auto_approved":
-        return f":robot_face: {rid}: `{scope}` was approved automatically by the catalog rule “{context.get('rule') or 'auto_approve'}”."
-    if news == "expiring":
-        extend = " Extend it, or say you are done." if context.get("can_extend") else " Say you are done if you are."
-        return f":alarm_clock: {rid}: your access to `{scope}` ends at {when(request.expires_at)}.{extend}"
-    if news == "extension_denied":
-        reason = f" Reason: {esc(context['reason'])}" if context.get("reason") else ""
-        return f":no_entry: {rid}: <@{context.get('actor')}> denied extending `{scope}`; it still ends at {when(request.expires_at)}.{reason}"
-    if news == "extension_failed":
-        return f":x: {rid}: the extension of `{scope}` could not be issued ({context.get('error')}); your grant is unchanged."
-    if news in ("review_acknowledged", "review_flagged"):
-        verdict = "acknowledged" if news == "review_acknowledged" else "FLAGGED"
-        note = f" Note: {esc(context['note'])}" if context.get("note") else ""
-        return f":mag: {rid}: <@{context.get('actor')}> {verdict} your break-glass use of `{scope}`.{note}"
-    return f"{rid}: {news}"
+    rid, scope = esc(request.id), esc(request.scope)
+    match news:
+        case Event.APPROVED:
+            by = ", ".join(mention(a) for a in request.approvals) or mention(request.decided_by)
+            return f":white_check_mark: {rid}: your request for `{scope}` was approved by {by}. Issuing the credential…"
+        case Event.DENIED:
+            reason = f" Reason: {esc(context['reason'])}" if context.get("reason") else ""
+            return f":no_entry: {rid}: your request for `{scope}` was denied by {mention(request.decided_by)}.{reason}"
+        case Event.TIMED_OUT:
+            return f":hourglass: {rid}: nobody decided your request for `{scope}` in time, so it ended. Ask again if you still need it."
+        case Event.ISSUE_FAILED:
+            return (
+                f":x: {rid}: your request for `{scope}` was approved, but the credential could not be issued "
+                f"({esc(context.get('error', 'Vault error'))}). Nothing was issued; please request again."
+            )
+        case Event.EXPIRED:
+            return f":lock: {rid}: your access to `{scope}` ended at {when(request.ended_at)} and the credential was revoked."
+        case Event.REVOKED:
+            by = str(context.get("actor"))
+            who = "you" if by == request.requester else mention(by)
+            text = f":lock: {rid}: your access to `{scope}` was revoked by {who} at {when(request.ended_at)}."
+            if context.get("kind") == "ssh":
+                # OpenSSH cannot cut a session when a certificate is revoked: say so, plainly.
+                text += " New SSH logins are refused once hosts fetch the revocation list; sessions already open survive: log out of them."
+            return text
+        case News.UNREACHABLE:
+            people = context.get("people") or []
+            who = ", ".join(reach(p) for p in people) if isinstance(people, list) else ""
+            return (
+                f":warning: {rid}: nobody could be asked to approve `{scope}`: Slack could not reach {who or 'its approvers'}. "
+                "The admins were alerted; cancel it and ask again once they have fixed it, or ask an approver directly."
+            )
+        case News.AUTO_APPROVED:
+            rule = esc(context.get("rule") or "auto_approve")
+            return f":robot_face: {rid}: `{scope}` was approved automatically by the catalog rule “{rule}”."
+        case News.EXPIRING:
+            extend = " Extend it, or say you are done." if context.get("can_extend") else " Say you are done if you are."
+            return f":alarm_clock: {rid}: your access to `{scope}` ends at {when(request.expires_at)}.{extend}"
+        case Event.EXTENSION_DENIED:
+            reason = f" Reason: {esc(context['reason'])}" if context.get("reason") else ""
+            by = mention(context.get("actor"))
+            return f":no_entry: {rid}: {by} denied extending `{scope}`; it still ends at {when(request.expires_at)}.{reason}"
+        case Event.EXTENSION_FAILED:
+            return f":x: {rid}: the extension of `{scope}` could not be issued ({esc(context.get('error'))}); your grant is unchanged."
+        case Event.REVIEW_ACKNOWLEDGED | Event.REVIEW_FLAGGED:
+            verdict = "acknowledged" if news is Event.REVIEW_ACKNOWLEDGED else "FLAGGED"
+            note = f" Note: {esc(context['note'])}" if context.get("note") else ""
+            return f":mag: {rid}: {mention(context.get('actor'))} {verdict} your break-glass use of `{scope}`.{note}"
+    return f"{rid}: {esc(news)}"
+
+
+def alert_text(alert: Alert, request_id: str | None, context: dict[str, object]) -> str:
+    """The alert channel's line. The core sends IDs and plain text (Vault's error, a reviewer's note): escaped here,
+    mentions written here."""
+    rid, scope, error = esc(request_id or "—"), esc(context.get("scope")), esc(context.get("error"))
+    match alert:
+        case Alert.ISSUE_FAILED:
+            return f"Issuing {rid} ({scope}) failed: {error}"
+        case Alert.BREAK_GLASS:
+            return (
+                f"BREAK-GLASS {rid}: {mention(context.get('requester'))} took `{scope}` for {esc(context.get('duration'))} "
+                f"without approval. An approver must review it within {esc(context.get('review_within'))}."
+            )
+        case Alert.CREDENTIAL_MISMATCH:
+            return (
+                f"{rid}: the database names credential {esc(context.get('row'))} but the audit trail recorded "
+                f"{esc(context.get('audited'))}; revoking the recorded one. Someone changed the requests table: investigate."
+            )
+        case Alert.REVOKE_FAILED:
+            return (
+                f"Revoking {rid} ({scope}) failed (attempt {esc(context.get('attempt'))}): {error}. "
+                f"Retrying in {esc(context.get('retry_in'))}; Vault's own TTL still ends it."
+            )
+        case Alert.REPLACED_NOT_REVOKED:
+            old = esc(context.get("accessor"))
+            return f"Revoking {rid}'s old credential {old} (a new one replaced it) failed: {error}. Its own TTL ends it at the old expiry."
+        case Alert.REVIEW_FLAGGED:
+            return f"Break-glass {rid} was FLAGGED by {mention(context.get('actor'))} on review: {esc(context.get('note') or 'no note')}"
+        case Alert.UNREACHABLE:
+            # IDs as the catalog holds them, not mentions: these are the people and channels Slack could not resolve.
+            people = context.get("people")
+            who = ", ".join(esc(p) for p in people) if isinstance(people, list) else "—"
+            text = f"{rid} ({scope}): could not reach {who} ({esc(context.get('why'))})."
+            if context.get("nobody"):
+                text += " Nobody was reached: fix the catalog's approvers (or invite the bot), then ask the requester to nudge."
+            return text
+        case Alert.GAVE_UP:
+            about = f" about {rid}" if request_id else ""
+            return f"A `{esc(context.get('notice'))}` message{about} could not be delivered ({error}); gave up."
+        case Alert.ANCHOR_REFUSED:
+            return (
+                f"Audit trail: the database no longer continues the anchor in Vault ({esc(context.get('why'))}; anchored "
+                f"seq {esc(context.get('anchored_seq'))}, database head seq {esc(context.get('head_seq'))}). The bot stopped "
+                "anchoring and `jitbot audit verify` fails until an operator restores the trail or re-anchors it "
+                "(README, Audit trail)."
+            )
+    return esc(context.get("text", alert))
 
 
 def receipt_text(request: Request, scope: Scope, people: People, command: str) -> str:
@@ -173,16 +250,17 @@ def credential_text(request: Request, delivery: Delivery) -> str:
     """The credential DM: what was granted and until when, then the kind's own instructions (DM only, never logged)."""
     extended = request.grant is not None and request.grant.extensions > 0
     if request.approvals and not extended:
-        how = f"your request for `{request.scope}` was approved by {', '.join(f'<@{a}>' for a in request.approvals)}; "
+        how = f"your request for `{request.scope}` was approved by {', '.join(mention(a) for a in request.approvals)}; "
     else:
         how = ""
     lines = [
-        f":key: {request.id}: {how}your `{request.scope}` credential is ready: {delivery.summary}. "
+        f":key: {request.id}: {how}your `{request.scope}` credential is ready: {esc(delivery.summary)}. "
         f"It lives until {when(request.expires_at)} ({format_duration(request.duration)} in all).",
-        *delivery.lines,
+        # The kind's words are plain text: escaped, so a `<` in a hint or a certificate comment is shown, not parsed.
+        *(esc(line) for line in delivery.lines),
     ]
     if delivery.code:
-        lines.append(f"```{delivery.code}```")
+        lines.append(f"```{esc(delivery.code)}```")
     return "\n".join(lines)
 
 

@@ -17,7 +17,8 @@ from bot import blocks, messages
 from grants.catalog import Catalog
 from grants.credentials import IssuedCredential
 from grants.domain import Request, State
-from grants.outbox import Unreachable
+from grants.lifecycle import Event
+from grants.outbox import Alert, News, Unreachable
 from grants.steps import step_progress
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,9 @@ class SlackNotifier:
         else:
             self._thread_reply(request.id, text)
 
-    def tell_requester(self, request: Request, news: str, **context: object) -> None:
+    def tell_requester(self, request: Request, news: Event | News, **context: object) -> None:
         text = messages.news_text(request, news, context)
-        body = blocks.expiring(request, text, bool(context.get("can_extend"))) if news == "expiring" else None
+        body = blocks.expiring(request, text, bool(context.get("can_extend"))) if news == News.EXPIRING else None
         self.refresh_home(request.requester)
         self.dm(request.requester, text, body)
 
@@ -113,7 +114,8 @@ class SlackNotifier:
         # The wrapping token goes to the requester's DM only: never a channel, never a log line, never the outbox.
         self.dm(request.requester, messages.credential_text(request, credential.delivery))
 
-    def alert(self, text: str) -> None:
+    def alert(self, alert: Alert, request_id: str | None = None, **context: object) -> None:
+        text = messages.alert_text(alert, request_id, context)
         channel = self.catalog.settings.alert_channel
         log.warning("alert: %s", text)
         if channel:

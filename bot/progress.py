@@ -13,8 +13,9 @@ class ProgressWriter:
     """Wraps the export's output stream: passes every write through unchanged (the export stays byte-identical)
     and counts the lines written, redrawing one status line on `screen` at most every half second."""
 
-    def __init__(self, out: IO[str], screen: IO[str], total: int | None, header_lines: int = 0,
-                 clock: Callable[[], float] = time.monotonic):  # fmt: skip
+    def __init__(
+        self, out: IO[str], screen: IO[str], total: int | None, header_lines: int = 0, clock: Callable[[], float] = time.monotonic
+    ):
         self.out, self.screen, self.total, self.header_lines, self.clock = out, screen, total, header_lines, clock
         self.lines = 0
         self.started = clock()

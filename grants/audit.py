@@ -23,6 +23,7 @@ class AuditQuery:
     until: datetime | None = None
     scope: str | None = None
     user: str | None = None  # matches actor or subject
+    from_seq: int | None = None  # events numbered from this one on (checking the chain from an anchor)
 
 
 def _fields(event: AuditEvent) -> dict[str, object]:
@@ -64,6 +65,11 @@ class Anchor:
     seq: int
     hash: str
     at: datetime
+    version: int = 0  # the outside store's version of it, for check-and-set writes (0: none written yet)
+
+
+class AnchorMoved(Exception):
+    """Someone wrote the anchor since it was read (another leader): nothing was written; read it again."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,32 @@ def verify(events: Iterable[AuditEvent], keep: frozenset[int] = frozenset()) -> 
             kept[event.seq] = event.hash
         prev_hash, expected_seq, count = event.hash, expected_seq + 1, count + 1
     return Verdict(True, count, last_hash=prev_hash, hashes=kept)
+
+
+def continues(events: Iterable[AuditEvent], anchor: Anchor | None, head: tuple[int, str]) -> str:
+    """Why the stored chain does not lead from the anchored event to the chain head `head` (seq, hash), or "" when
+    it does: the anchored event is there with its hash and contents unchanged, and every later event links to it up
+    to the head. `events` starts at the anchored seq (from the genesis when nothing was anchored)."""
+    seq, prev = (anchor.seq, anchor.hash) if anchor is not None else (0, GENESIS_HASH)
+    head_seq, head_hash = head
+    if head_seq < seq:
+        return f"the database's chain head is at seq {head_seq}, below the anchored seq {seq}: the trail was truncated"
+    stream = iter(events)
+    if seq > 0:
+        first = next(stream, None)
+        if first is None or first.seq != seq:
+            return f"the anchored event (seq {seq}) is missing: the trail was truncated"
+        if first.hash != prev or event_hash(first.prev_hash or "", first) != prev:
+            return f"the event at seq {seq} no longer has the anchored hash: the trail was rewritten"
+    for event in stream:
+        if (event.seq or 0) > head_seq:
+            break
+        if event.seq != seq + 1 or event.prev_hash != prev or event.hash != event_hash(prev, event):
+            return f"the chain breaks at seq {seq + 1} after the anchored seq: the trail was altered"
+        seq, prev = seq + 1, event.hash
+    if (seq, prev) != (head_seq, head_hash):
+        return f"the chain ends at seq {seq}, but the chain head says {head_seq}: the trail or its head was altered"
+    return ""
 
 
 def at_text(value: datetime | str) -> str:

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 from grants.durations import DurationError, parse_duration
 
 SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge", "reviews", "ssh-key"})
+# Names whose token role `jitbot-<name>` is taken: `jitbot-database` was the shared database reader role of older
+# releases (an upgraded Vault may still hold it, and `vault sync` deletes it), so a scope of that name would collide.
+RESERVED_SCOPE_NAMES = frozenset({"database"})
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -328,6 +331,10 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
         where = f"scopes.{name}"
         if name in SUBCOMMANDS:
             problems.append(f"{where}: `{name}` is a subcommand word; rename the scope")
+        elif name in RESERVED_SCOPE_NAMES:
+            problems.append(
+                f"{where}: `{name}` is reserved (token role `jitbot-{name}` belongs to jitbot itself); rename the scope"
+            )
         elif not SCOPE_NAME.match(name):
             problems.append(f"{where}: scope names use lowercase letters, digits, `-` and `_`")
         # People pick a scope by its description and approvers read it atop every request: it must say something, briefly.

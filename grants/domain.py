@@ -48,9 +48,14 @@ class Grant:
 
 @dataclass(frozen=True)
 class PendingExtension:
-    """More time asked for an active grant, waiting for an approver."""
+    """More time asked for an active grant, waiting for an approver.
+
+    `number` names this ask: the request's version it created, so it is unique and only grows. A denied or failed
+    ask changes no other counter, and its buttons must never decide a later ask (None: asked before asks were numbered).
+    """
 
     added: timedelta
+    number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,17 @@ class InvalidRequest(DomainError):
 
 
 class AlreadyOpen(InvalidRequest):
-    """The store refused a second open request for the same requester and scope (a concurrent twin won)."""
+    """A second open request for the same requester and scope (the `request_id` of the first, when known); the chat
+    side says how to see or end it."""
+
+    code = "already_open"
+
+
+class AskNormally(InvalidRequest):
+    """This way of asking (break-glass, on behalf of a service) is not open for `scope`; the chat side shows how to
+    make a normal request for it."""
+
+    code = "ask_normally"
 
 
 class NotFound(DomainError):
@@ -202,11 +217,13 @@ class ExtensionOffered(DomainError):
 
 
 def open_decision(request: Request) -> str | None:
-    """The decision a request waits for now: `r` (the request itself) or `eN` (its N-th extension); None: none."""
+    """The decision a request waits for now: `r` (the request itself) or `eN` (the extension ask numbered N); None: none."""
     if request.state is State.PENDING:
         return "r"
     if request.state is State.ACTIVE and request.extension is not None and request.grant is not None:
-        return f"e{request.grant.extensions + 1}"
+        if request.extension.number is None:  # asked before asks were numbered: what its buttons were shown for
+            return f"e{request.grant.extensions + 1}"
+        return f"e{request.extension.number}"
     return None
 
 

@@ -48,6 +48,7 @@ class Event(StrEnum):
     SSH_KEY_REGISTERED = "ssh_key_registered"  # a person registered an SSH public key; concerns no request
     NOTIFICATION_FAILED = "notification_failed"  # a message could not reach someone; changes no request
     ORPHAN_ENDED = "orphan_ended"  # reconcile ended a credential no active grant held; changes no request
+    ANCHOR_REFUSED = "anchor_refused"  # the trail no longer continues its anchor outside the database: not anchored
 
 
 ENDED = frozenset({State.EXPIRED, State.REVOKED, State.DENIED, State.CANCELLED, State.TIMED_OUT, State.FAILED})
@@ -88,7 +89,14 @@ LIFECYCLE: dict[tuple[State | None, Event], State] = {
 
 # Events about the trail or about nobody's request: appended without a request change.
 TRAIL_EVENTS = frozenset(
-    {Event.REJECTED, Event.EXPORTED, Event.SSH_KEY_REGISTERED, Event.NOTIFICATION_FAILED, Event.ORPHAN_ENDED}
+    {
+        Event.REJECTED,
+        Event.EXPORTED,
+        Event.SSH_KEY_REGISTERED,
+        Event.NOTIFICATION_FAILED,
+        Event.ORPHAN_ENDED,
+        Event.ANCHOR_REFUSED,
+    }
 )
 
 

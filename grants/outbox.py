@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
+
+from grants.lifecycle import Event
 
 # A notice gives up after this long undelivered (with an alert and an audit event); Slack outages are shorter.
 GIVE_UP_AFTER = timedelta(minutes=15)
@@ -19,6 +22,34 @@ OPENED, NOTICE, CHANGED, TOLD, ALERT, CREDENTIAL = "opened", "notice", "changed"
 # A credential row is a check that comes due when the wrap would have expired: it never holds the secret and
 # it does not hold up the request's other notices (it is not a message; see usecases.delivering).
 UNORDERED = frozenset({ALERT, CREDENTIAL})
+
+
+class News(StrEnum):
+    """What a requester is told that is not an audit event of their request (those are told by their `Event`)."""
+
+    AUTO_APPROVED = "auto_approved"
+    EXPIRING = "expiring"
+    UNREACHABLE = "unreachable"
+
+
+class Alert(StrEnum):
+    """What the alert channel is told; the chat side words each from its arguments (IDs, scope, error text)."""
+
+    ISSUE_FAILED = "issue_failed"
+    BREAK_GLASS = "break_glass"
+    CREDENTIAL_MISMATCH = "credential_mismatch"
+    REVOKE_FAILED = "revoke_failed"
+    REPLACED_NOT_REVOKED = "replaced_not_revoked"
+    REVIEW_FLAGGED = "review_flagged"
+    UNREACHABLE = "unreachable"
+    GAVE_UP = "gave_up"
+    ANCHOR_REFUSED = "anchor_refused"
+    PLAIN = "plain"  # a sentence queued by an older release (`text`), shown escaped
+
+
+def news_of(name: str) -> Event | News:
+    """A stored news name back as its member: an audit event, else one of `News` (ValueError when neither)."""
+    return News(name) if name in News.__members__.values() else Event(name)
 
 
 @dataclass(frozen=True)
@@ -100,12 +131,20 @@ def changed(request_id: str) -> Notice:
     return Notice(CHANGED, request_id)
 
 
-def told(request_id: str, news: str, **context: Any) -> Notice:
-    return Notice(TOLD, request_id, {"news": str(news), "context": context})
+def told(request_id: str, news: Event | News, **context: Any) -> Notice:
+    return Notice(TOLD, request_id, {"news": news.value, "context": context})
 
 
-def alert(text: str, request_id: str | None = None) -> Notice:
-    return Notice(ALERT, request_id, {"text": text})
+def alert(kind: Alert, request_id: str | None = None, **context: Any) -> Notice:
+    """An alert as typed fields (user IDs, scope, error text): the chat side writes the sentence and its mentions."""
+    return Notice(ALERT, request_id, {"alert": kind.value, "context": context})
+
+
+def alert_of(args: dict[str, Any]) -> tuple[Alert, dict[str, Any]]:
+    """A stored alert's kind and arguments; a row an older release queued as free text becomes PLAIN."""
+    if "alert" not in args:
+        return Alert.PLAIN, {"text": str(args.get("text", ""))}
+    return Alert(args["alert"]), dict(args.get("context") or {})
 
 
 def credential_check(request_id: str, accessor: str, within: timedelta) -> Notice:

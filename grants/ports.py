@@ -11,7 +11,8 @@ from grants.catalog import Catalog, Scope
 from grants.changes import Change
 from grants.credentials import CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder, Orphan
 from grants.domain import AuditEvent, Request, State
-from grants.outbox import Notice, OutboxStore
+from grants.lifecycle import Event
+from grants.outbox import Alert, News, Notice, OutboxStore
 
 
 class Clock(Protocol):
@@ -136,20 +137,24 @@ class Notifier(Protocol):
         """Re-render every message about `request` from its current state."""
         ...
 
-    def tell_requester(self, request: Request, news: str, **context: object) -> None: ...
+    def tell_requester(self, request: Request, news: Event | News, **context: object) -> None: ...
 
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
         """Send the credential now, in the caller's thread; raises when it did not reach the person. It is never
         queued: the secret must not be at rest (the outbox holds only a check that replaces it if undelivered)."""
         ...
 
-    def alert(self, text: str) -> None: ...
+    def alert(self, alert: Alert, request_id: str | None = None, **context: object) -> None:
+        """Tell the operators (the alert channel, the log); `context` holds IDs and plain text, never markup."""
+        ...
 
 
 class AuditAnchor(Protocol):
     """Somewhere outside the database that remembers the chain head: the bot may write it, not delete it."""
 
-    def write(self, seq: int, hash_: str) -> None: ...
+    def write(self, seq: int, hash_: str, version: int) -> None:
+        """Write the head over the anchor's `version` (0: none yet), or raise AnchorMoved when it is no longer that."""
+        ...
 
     def latest(self) -> Anchor | None:
         """The newest anchor, timed by the outside store's own clock; None when none was ever written."""

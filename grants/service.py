@@ -31,7 +31,7 @@ class ElevationService:
         anchor: AuditAnchor | None = None,
     ):
         self.deps = Deps(catalog, store, issuer, notifier, timer, clock, directory, anchor)
-        self._anchored = 0
+        self._anchoring = auditing.Anchoring()
 
     @property
     def catalog(self) -> Catalog:
@@ -76,26 +76,21 @@ class ElevationService:
     def extend(self, request_id: str, actor: str, duration_text: str | None = None) -> Request:
         return extending.extend(self.deps, request_id, actor, duration_text)
 
-    # deciding: a click on Approve/Deny decides whatever the request waits for (the request or its extension) --
+    # deciding: a click on Approve/Deny decides exactly what its button was shown for (the request or one extension ask) --
 
     def approve(self, decision: str, actor: str) -> Request:
-        """`decision` is what the button was shown for (`JIT-…:r`, `JIT-…:e1`; a bare ID means the request)."""
-        request = self._current(decision, actor, "approve")
-        if extending.has_pending_extension(request):
-            return extending.approve(self.deps, request.id, actor)
-        return deciding.approve(self.deps, request.id, actor)
+        """`decision` is what the button was shown for (`JIT-…:r`, `JIT-…:e7`; a bare ID means the request). The use
+        case checks it on the row its compare-and-swap writes over, not on an earlier read."""
+        request_id, shown_for = split_decision(decision)
+        if shown_for.startswith("e"):
+            return extending.approve(self.deps, request_id, actor, shown_for)
+        return deciding.approve(self.deps, request_id, actor, shown_for)
 
     def deny(self, decision: str, actor: str, reason: str = "") -> Request:
-        request = self._current(decision, actor, "deny")
-        if extending.has_pending_extension(request):
-            return extending.deny(self.deps, request.id, actor, reason)
-        return deciding.deny(self.deps, request.id, actor, reason)
-
-    def _current(self, decision: str, actor: str, action: str) -> Request:
         request_id, shown_for = split_decision(decision)
-        request = self.deps.load(request_id)
-        deciding.require_current(self.deps, request, shown_for, actor, action)
-        return request
+        if shown_for.startswith("e"):
+            return extending.deny(self.deps, request_id, actor, shown_for, reason)
+        return deciding.deny(self.deps, request_id, actor, reason, shown_for)
 
     def cancel(self, request_id: str, actor: str) -> Request:
         return deciding.cancel(self.deps, request_id, actor)
@@ -158,6 +153,7 @@ class ElevationService:
         return auditing.verify_trail(self.deps.store, self.deps.anchor)
 
     def anchor_chain(self) -> None:
-        """The leader writes the chain head outside the database whenever it moved (about every second)."""
+        """The leader writes the chain head outside the database whenever it moved (about every second), only over
+        an anchor the stored chain still continues."""
         if self.deps.anchor is not None:
-            self._anchored = auditing.anchor_chain(self.deps.store, self.deps.anchor, self._anchored)
+            self._anchoring = auditing.anchor_chain(self.deps, self.deps.anchor, self._anchoring)

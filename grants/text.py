@@ -4,10 +4,34 @@ from __future__ import annotations
 
 import unicodedata
 
-# Bidi controls reorder what a reader sees (U+202E turns "dm-ti" into "it-md"); zero-width characters
-# split or join words invisibly. Either makes a reason read differently from what is stored and audited.
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
-ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+# What is refused, by Unicode category: Cc (C0 with NUL, DEL, C1), Cf (format characters: bidi overrides such as
+# U+202E that turn "dm-ti" into "it-md", zero-width spaces and joiners, the soft hyphen, invisible math operators
+# U+2061-2064, the tag characters U+E0000-E007F that smuggle ASCII invisibly), Zl and Zp (U+2028/U+2029 break lines
+# where no line break is shown to be) and Cs (a lone surrogate is not text and cannot even be stored as UTF-8).
+# Each makes a reason read differently from what is stored, audited and shown to approvers.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Unicode's Default_Ignorable_Code_Point characters outside those categories: letters and marks that render as
+# nothing (Hangul fillers U+115F, U+1160, U+3164, U+FFA0; the combining grapheme joiner; Khmer inherent vowels;
+# Mongolian variation selectors; the variation selectors U+FE00-FE0F and U+E0100-E01EF) and reserved ranges.
+DEFAULT_IGNORABLE = (
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0xE0000, 0xE0FFF),
+)
+# Emoji are real text and people paste them: the emoji presentation selectors U+FE0F/U+FE0E right after a symbol
+# (or a keycap's digit, # or *), and U+200D ZERO WIDTH JOINER between two symbols (the ZWJ sequences of emoji such
+# as the family or the technologist) are allowed there and only there, where they change how one emoji is drawn
+# and cannot hide or split a word. Every other variation selector, and a joiner anywhere else, is refused.
+EMOJI_SELECTORS = frozenset("\ufe0e\ufe0f")
+ZWJ = "\u200d"
+KEYCAP_BASES = frozenset("0123456789#*")
+SKIN_TONES = range(0x1F3FB, 0x1F400)  # emoji modifiers (category Sk) that may sit between an emoji and a joiner
 ALLOWED_WHITESPACE = frozenset(" \n")  # a tab or CR is a control character; spaces and line breaks are text
 
 
@@ -17,15 +41,37 @@ class UnsafeText(ValueError):
 
 def refused_character(text: str, multiline: bool = True) -> str | None:
     """The first refused character of `text` described for a person (e.g. `U+202E (right-to-left override)`), or None."""
-    for char in text:
+    for i, char in enumerate(text):
         if char in ALLOWED_WHITESPACE and (multiline or char == " "):
             continue
-        category = unicodedata.category(char)
-        # Cc covers C0 (NUL included), DEL and C1; Cf covers the bidi and zero-width formats and the like.
-        if category == "Cc" or char in BIDI_CONTROLS or char in ZERO_WIDTH:
-            name = unicodedata.name(char, "control character").lower()
-            return f"U+{ord(char):04X} ({name})"
+        if _invisible(char) and not _part_of_emoji(text, i):
+            name = unicodedata.name(char, "") or ("control character" if unicodedata.category(char) == "Cc" else "unnamed")
+            return f"U+{ord(char):04X} ({name.lower()})"
     return None
+
+
+def _invisible(char: str) -> bool:
+    if unicodedata.category(char) in REFUSED_CATEGORIES:
+        return True
+    point = ord(char)
+    return any(low <= point <= high for low, high in DEFAULT_IGNORABLE)
+
+
+def _emoji(char: str) -> bool:
+    return unicodedata.category(char) == "So" or ord(char) in SKIN_TONES
+
+
+def _part_of_emoji(text: str, i: int) -> bool:
+    """Is text[i] a presentation selector or joiner inside an emoji, where it is drawn as part of that emoji?"""
+    char, before = text[i], text[i - 1] if i > 0 else ""
+    if char in EMOJI_SELECTORS:
+        return bool(before) and (_emoji(before) or before in KEYCAP_BASES)
+    if char == ZWJ:
+        after = text[i + 1] if i + 1 < len(text) else ""
+        if before in EMOJI_SELECTORS and i > 1:
+            before = text[i - 2]
+        return bool(before) and bool(after) and _emoji(before) and _emoji(after)
+    return False
 
 
 def require_plain(text: str, what: str = "the text", multiline: bool = True) -> str:

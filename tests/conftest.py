@@ -65,6 +65,19 @@ def make_catalog_dir(tmp_path: Path, edits: dict[str, str] | None = None) -> Pat
     return target
 
 
+@pytest.fixture(autouse=True)
+def fresh_audit_anchor(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the session's OpenBao is a deployment of its own, with its own database: it starts with
+    no audit anchor, as an operator's `bao kv metadata delete` would leave it. Otherwise the bot would rightly
+    refuse to anchor a fresh trail over the anchor of another test's database (and alert and audit that)."""
+    if "openbao" in request.fixturenames:
+        root: hvac.Client = request.getfixturevalue("vault_root")
+        try:
+            root.secrets.kv.v2.delete_metadata_and_all_versions(path="jitbot/audit-anchor", mount_point="secret")
+        except hvac.exceptions.InvalidPath:
+            pass
+
+
 @pytest.fixture
 def catalog_edits() -> dict[str, str]:
     """Text replacements for the test catalog; a test module overrides this fixture to tune it."""

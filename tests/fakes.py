@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from grants.audit import GENESIS_HASH, AuditQuery, chained, detail_text
+from grants.audit import GENESIS_HASH, Anchor, AnchorMoved, AuditQuery, chained, detail_text
 from grants.catalog import Catalog, Scope
 from grants.changes import Change
 from grants.credentials import (
@@ -22,8 +22,8 @@ from grants.credentials import (
     Orphan,
 )
 from grants.domain import AlreadyOpen, AuditEvent, Request, State
-from grants.lifecycle import OPEN
-from grants.outbox import UNORDERED, Entry, Failure, Notice, Unreachable
+from grants.lifecycle import OPEN, Event
+from grants.outbox import UNORDERED, Alert, Entry, Failure, News, Notice, Unreachable
 from grants.people import Directory
 from grants.service import ElevationService
 from grants.usecases import delivering
@@ -111,7 +111,7 @@ class FakeStore:
             if any(
                 r.requester == request.requester and r.scope == request.scope and r.state in OPEN for r in self.requests.values()
             ):
-                raise AlreadyOpen(f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope")
+                raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope")
             self.requests[request.id] = request
             self._append(event)
             self._queue(notices)
@@ -179,6 +179,8 @@ class FakeStore:
                 continue
             if query.user and query.user not in (e.actor, e.subject):
                 continue
+            if query.from_seq is not None and (e.seq or 0) < query.from_seq:
+                continue
             yield e
 
     def event_rows(self, query: AuditQuery) -> Iterator[tuple[Any, ...]]:
@@ -214,6 +216,22 @@ class FakeStore:
 
     def names(self) -> list[str]:
         return [e.event for e in self.audit]
+
+
+class FakeAnchor:
+    """The AuditAnchor port as KV v2 behaves: every write a new version, check-and-set on the version, no delete."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.versions: list[Anchor] = []
+        self.clock = clock or FakeClock()
+
+    def write(self, seq: int, hash_: str, version: int) -> None:
+        if version != len(self.versions):
+            raise AnchorMoved(f"at version {len(self.versions)}, not {version}")
+        self.versions.append(Anchor(seq, hash_, self.clock.now(), len(self.versions) + 1))
+
+    def latest(self) -> Anchor | None:
+        return self.versions[-1] if self.versions else None
 
 
 class FakeIssuer:
@@ -311,14 +329,14 @@ class FakeNotifier:
     def request_changed(self, request: Request) -> None:
         self._log("changed", (request.id, request.state.value))
 
-    def tell_requester(self, request: Request, news: str, **context: object) -> None:
+    def tell_requester(self, request: Request, news: Event | News, **context: object) -> None:
         self._log("told", (request.id, news))
 
     def deliver_credential(self, request: Request, credential: IssuedCredential) -> None:
         self._log("credential", (request.id, credential.handle.id))
 
-    def alert(self, text: str) -> None:
-        self._log("alert", text)
+    def alert(self, alert: Alert, request_id: str | None = None, **context: object) -> None:
+        self._log("alert", (alert, request_id, context))
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.sent]

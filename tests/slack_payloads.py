@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, Option
 from slack_sdk.models.views import View
 
 # What a `<` may legitimately open in mrkdwn: a user, channel or user-group mention, a special mention or a link.
@@ -82,6 +82,21 @@ def option_problems(option: dict[str, Any], where: str = "option") -> list[str]:
     _at_most(problems, f"{where}.value", option.get("value"), 150)
     problems += [f"{p}: empty text" for p, t in _texts(option, where) if not t["text"]]
     return problems
+
+
+def check_options_response(response: dict[str, Any]) -> None:
+    """The bot's answer to an external select's block_suggestion: `{"options": [...]}`, at most 100, each option
+    parsed and validated by slack_sdk's own `Option` (and unchanged by the round trip: no key it does not know)."""
+    assert set(response) == {"options"}, f"an options response holds `options` only: {sorted(response)}"
+    options = response["options"]
+    assert isinstance(options, list) and len(options) <= 100, f"{len(options)} options; at most 100"
+    problems: list[str] = []
+    for i, option in enumerate(options):
+        parsed = Option(**option)
+        parsed.validate_json()
+        assert parsed.to_dict() == option, option
+        problems += option_problems(option, f"options[{i}]")
+    assert not problems, "\n".join(problems)
 
 
 def check_blocks(blocks: list[dict[str, Any]], most: int = 50) -> None:

@@ -66,25 +66,14 @@ path "ssh-client-signer/config/ca" {
   capabilities = ["read"]
 }
 
-# --- Kind `database`: create a grant's reader token through its dedicated role. The role allows only the
-# `jitbot-dbread-*` policies, each of which reads one `database/creds/<role>` and only response-wrapped, so the
-# bot never sees a database password. The reader's lease dies with the reader token (revoke-accessor above).
-# A stolen bot token can obtain wrapped credentials for any jitbot database role and unwrap them itself:
-# keep those roles' privileges narrow and their scopes' max durations short.
-path "auth/token/create/jitbot-database" {
-  capabilities = ["create", "update"]
-  allowed_parameters = {
-    "policies"          = []
-    "no_default_policy" = []
-    "ttl"               = []
-    "explicit_max_ttl"  = []
-    "display_name"      = []
-    "meta"              = []
-    "renewable"         = [false]
-    "no_parent"         = []
-    "num_uses"          = []  # hvac always sends 0; a limit would only end a grant early, never widen it
-  }
-}
+# --- Kind `database`: a grant's reader token comes from its scope's own token role `jitbot-<scope>` through the
+# `auth/token/create/jitbot-*` rule above, so creating it needs response wrapping like every other create (there is
+# deliberately no more specific path here: a more specific path would override that rule and its wrapping).
+# The bot unwraps the reader token itself, since it must use it once: against a thief with this token, that wrapping
+# is no barrier. What bounds a reader is its role: only that scope's `jitbot-dbread-<role>` policy (which reads one
+# `database/creds/<role>`, and only response-wrapped), orphan, not renewable, at most that scope's longest total.
+# A stolen bot token can still obtain and unwrap credentials for any jitbot database role, each within its scope's
+# cap: keep those roles' privileges narrow and their scopes' max durations short.
 
 # --- Kind `vault_identity`: one internal group `jit-<request id>` per grant, holding the requester's (or a listed
 # service's) entity. `policies` is pinned to what identity scopes may grant: one entry per vault_identity scope, its

@@ -84,7 +84,7 @@ def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Oper
     in_home = (body.get("view") or {}).get("type") == "home" or not body.get("response_url")
     try:
         if not REQUEST_ID.match(request_id):  # our buttons carry a request ID; anything else was forged
-            raise NotFound("That button names no request. `list` shows your requests and their IDs.")
+            raise NotFound("That button names no request.")
         outcome = operation(request_id, user)
     except DomainError as error:
         tell(ctx, body, respond, messages.error_text(error, ctx.command))

@@ -121,10 +121,7 @@ def ssh_key(ack: Ack, ctx: BotContext, user: str, text: str) -> None:
     if not text:
         key = ctx.service.ssh_key(user)
         if key is None:
-            say(
-                ack,
-                f":key: You have no SSH key registered. Register one: `{ctx.command} ssh-key <the line of your ~/.ssh/id_ed25519.pub>`.",
-            )
+            say(ack, messages.no_ssh_key_text(ctx.command))
         else:
             say(ack, f":key: Your registered SSH key: {key.key_type} `{key.fingerprint}`.")
         return
@@ -186,7 +183,8 @@ def audit(ack: Ack, respond: Respond, ctx: BotContext, client: WebClient, user: 
     try:
         fmt, query = parse_audit_args(text, ctx)
     except ValueError as error:
-        say(ack, messages.usage_text(str(error), ctx.command, "audit [--since T] [--until T] [--format csv|jsonl]"))
+        # The error quotes what was typed: escaped, so it is shown and never read as markup.
+        say(ack, messages.usage_text(messages.esc(error), ctx.command, "audit [--since T] [--until T] [--format csv|jsonl]"))
         return
     ctx.service.require_auditor(user, "audit_export")
     say(ack, f":hourglass_flowing_sand: Preparing the {fmt.upper()} export…")

@@ -68,7 +68,7 @@ def submit_deny(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx: Bo
     reason = " ".join(str(typed).split())[:500]
     try:
         if not REQUEST_ID.match(request_id):  # the form carries our request ID; anything else was forged
-            raise NotFound("This form names no request. `list` shows your requests and their IDs.")
+            raise NotFound("This form names no request.")
         ctx.service.deny(request_id, user, reason)
     except DomainError as error:
         ack(response_action="update", view=blocks.notice_modal("Not denied", messages.error_text(error, ctx.command)))

@@ -30,6 +30,7 @@ from grants.adapters.kinds.database import sync_database
 from grants.adapters.kinds.ssh_ca import DEFAULT_MOUNT, ca_public_key, write_ssh_role
 from grants.adapters.kinds.ssh_krl import write_krl
 from grants.adapters.vault_client import vault_client
+from grants.catalog import DatabaseScope, load_catalog
 
 if TYPE_CHECKING:
     from devkit.demo.steps import Stage
@@ -118,7 +119,8 @@ def _database_story(stage: Stage, name: str) -> None:
         data={"db_name": "demo-pg", "creation_statements": CREATION, "revocation_statements": REVOCATION,
               "default_ttl": "2h", "max_ttl": "24h"},
     )  # fmt: skip
-    lines = sync_database(root, {DB_ROLE: timedelta(hours=2)})
+    catalog = load_catalog(stage.settings.jitbot_catalog)
+    lines = sync_database(root, {name: s for name, s in catalog.scopes.items() if isinstance(s, DatabaseScope)})
     n.shell("The database operator", f"(database engine on PostgreSQL db {name}, role {DB_ROLE}) jitbot vault sync", lines)
 
     request_id = _request_id(stage.slash(DANA, "orders-db-read 15m INC-4500 count stuck orders"))

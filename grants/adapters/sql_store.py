@@ -82,6 +82,7 @@ def _to_row(request: Request) -> dict[str, Any]:
         "extensions": grant.extensions if grant else 0,
         "warned": grant.warned if grant else False,
         "extension_pending_seconds": int(request.extension.added.total_seconds()) if request.extension else None,
+        "extension_number": request.extension.number if request.extension else None,
         "review_state": review.state if review else None,
         "review_due_at": review.due_at if review else None,
         "reviewed_by": review.reviewed_by if review else None,
@@ -123,7 +124,7 @@ def _from_row(row: Any) -> Request:
             nudged_at=as_utc(row.nudged_at),
         ),
         grant=grant,
-        extension=PendingExtension(timedelta(seconds=row.extension_pending_seconds)) if row.extension_pending_seconds else None,
+        extension=_pending_extension(row),
         review=Review(row.review_state, as_utc(row.review_due_at), row.reviewed_by) if row.review_state else None,
         break_glass=row.break_glass,
         on_behalf_of=row.on_behalf_of,
@@ -131,6 +132,12 @@ def _from_row(row: Any) -> Request:
         wake_at=as_utc(row.wake_at),
         version=row.version,
     )
+
+
+def _pending_extension(row: Any) -> PendingExtension | None:
+    if not row.extension_pending_seconds:
+        return None
+    return PendingExtension(timedelta(seconds=row.extension_pending_seconds), number=row.extension_number)
 
 
 def _event_from(
@@ -169,10 +176,16 @@ OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 
 def _outbox_rows(notices: Iterable[Notice], at: datetime) -> list[dict[str, Any]]:
     return [
-        {"request_id": n.request_id, "kind": n.kind, "payload": json.dumps(n.args, sort_keys=True), "created_at": at,
-         "attempts": 0, "next_attempt_at": at + n.due_in if n.due_in else at}
+        {
+            "request_id": n.request_id,
+            "kind": n.kind,
+            "payload": json.dumps(n.args, sort_keys=True),
+            "created_at": at,
+            "attempts": 0,
+            "next_attempt_at": at + n.due_in if n.due_in else at,
+        }
         for n in notices
-    ]  # fmt: skip
+    ]
 
 
 class SqlStore:
@@ -216,9 +229,7 @@ class SqlStore:
                 self._enqueue(connection, notices, event.at)
         except IntegrityError as exc:
             if "uq_requests_one_open" in str(exc.orig) or "requests.requester, requests.scope" in str(exc.orig):
-                raise AlreadyOpen(
-                    f"You already have an open request for `{request.scope}`; `list` shows it.", field="scope"
-                ) from None
+                raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope") from None
             raise
 
     def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
@@ -362,6 +373,8 @@ class SqlStore:
             statement = statement.where(AUDIT.c.scope == query.scope)
         if query.user is not None:
             statement = statement.where(or_(AUDIT.c.actor == query.user, AUDIT.c.subject == query.user))
+        if query.from_seq is not None:
+            statement = statement.where(AUDIT.c.seq >= query.from_seq)
         with self.reader.connect() as connection:
             yield from connection.execution_options(stream_results=True, yield_per=5000).execute(statement)
 
@@ -389,20 +402,25 @@ class SqlStore:
         earlier = OUTBOX.alias("earlier")
         ordered = OUTBOX.c.kind.not_in(UNORDERED)
         blocked = exists().where(
-            earlier.c.request_id == OUTBOX.c.request_id, earlier.c.id < OUTBOX.c.id, earlier.c.delivered_at.is_(None),
-            earlier.c.failed_at.is_(None), earlier.c.kind.not_in(UNORDERED),
-        )  # fmt: skip
+            earlier.c.request_id == OUTBOX.c.request_id,
+            earlier.c.id < OUTBOX.c.id,
+            earlier.c.delivered_at.is_(None),
+            earlier.c.failed_at.is_(None),
+            earlier.c.kind.not_in(UNORDERED),
+        )
         query = (
             select(OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.payload, OUTBOX.c.created_at, OUTBOX.c.attempts)
             .where(
-                OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None), OUTBOX.c.next_attempt_at <= now,
+                OUTBOX.c.delivered_at.is_(None),
+                OUTBOX.c.failed_at.is_(None),
+                OUTBOX.c.next_attempt_at <= now,
                 or_(OUTBOX.c.claimed_until.is_(None), OUTBOX.c.claimed_until <= now),
                 or_(OUTBOX.c.request_id.is_(None), ~and_(ordered, blocked)),
             )
             .order_by(OUTBOX.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=OUTBOX)
-        )  # fmt: skip
+        )
         with self._writing() as connection:
             rows = connection.execute(query).all()
             if rows:

@@ -49,6 +49,7 @@ class RequestRow(SQLModel, table=True):
     on_behalf_of: str | None = Field(default=None, max_length=80)  # `entity:NAME` of a service, asked for by the requester
     extensions: int = 0
     extension_pending_seconds: int | None = None
+    extension_number: int | None = None  # which ask is pending (migration 0008): a stale ask's button never matches
     reminders_sent: int = 0
     escalated: bool = False
     nudged_at: datetime | None = Field(default=None, sa_column=_utc())

@@ -73,8 +73,9 @@ def csv_pages(reader: Engine, query: AuditQuery) -> Iterator[tuple[str, int]]:
             connections.get().close()
 
 
-def _filters(query: AuditQuery) -> tuple[str, list[str]]:
-    where, params = ["1 = 1"], []
+def _filters(query: AuditQuery) -> tuple[str, list[object]]:
+    where: list[str] = ["1 = 1"]
+    params: list[object] = []
     for clause, value in (("at >= ?", query.since), ("at < ?", query.until)):
         if value is not None:
             where.append(clause)
@@ -85,4 +86,7 @@ def _filters(query: AuditQuery) -> tuple[str, list[str]]:
     if query.user is not None:
         where.append("(actor = ? OR subject = ?)")
         params += [query.user, query.user]
+    if query.from_seq is not None:
+        where.append("seq >= ?")
+        params.append(query.from_seq)
     return " AND ".join(where), params

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import hvac
@@ -47,6 +48,15 @@ def approle_login(client: hvac.Client, role_id: str, secret_id: str) -> None:
         client.auth.approle.login(role_id=role_id, secret_id=secret_id)  # sets client.token
     except BackendError as exc:
         raise CredentialError(f"AppRole login to Vault at {client.url} failed: {describe(exc)}") from None
+
+
+def vault_now(client: hvac.Client) -> datetime:
+    """Vault's own clock (`sys/health`'s server time, whole seconds): what certificates and TTLs are measured on."""
+    try:
+        health = client.sys.read_health_status(method="GET", standby_ok=True)
+        return datetime.fromtimestamp(int(health["server_time_utc"]), UTC)
+    except (*BackendError, KeyError, TypeError, ValueError) as exc:
+        raise CredentialError(f"cannot read Vault's clock: {describe(exc)}") from None
 
 
 def _session() -> requests.Session:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import logging
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import IO, Any
 
-from grants.audit import EXPORT_FIELDS, AuditQuery, Verdict, verify, write_export_rows
+from grants import outbox
+from grants.audit import EXPORT_FIELDS, Anchor, AnchorMoved, AuditQuery, Verdict, continues, verify, write_export_rows
 from grants.domain import AuditEvent
 from grants.lifecycle import Event
+from grants.outbox import Alert
 from grants.ports import AuditAnchor, Clock, Store
+from grants.usecases import deps as deps_
+from grants.usecases.deps import Deps
+
+log = logging.getLogger(__name__)
 
 
 def export(store: Store, clock: Clock, actor: str, query: AuditQuery, out: IO[str], fmt: str, **context: Any) -> int:
@@ -25,7 +32,8 @@ def export(store: Store, clock: Clock, actor: str, query: AuditQuery, out: IO[st
         count = write_export_rows(store.event_rows(query), out, fmt)
     filters = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(query).items() if v is not None}
     detail = {"format": fmt, "count": count, "filters": filters, **context}
-    store.record(AuditEvent(event=Event.EXPORTED, at=clock.now(), actor=actor, detail=detail))
+    # Through the one guarded writer of trail events (deps.append_trail, as Deps.record_trail), like every other event about no request.
+    deps_.append_trail(store, AuditEvent(event=Event.EXPORTED, at=clock.now(), actor=actor, detail=detail))
     return count
 
 
@@ -55,9 +63,60 @@ def verify_trail(store: Store, anchor: AuditAnchor | None = None) -> Verdict:
     return verdict
 
 
-def anchor_chain(store: Store, anchor: AuditAnchor, anchored: int) -> int:
-    """Write the chain head outside the database when it moved since `anchored`; the seq now anchored."""
-    seq, hash_ = store.chain_head()
-    if seq > anchored:
-        anchor.write(seq, hash_)
-    return max(seq, anchored)
+@dataclass(frozen=True)
+class Anchoring:
+    """What the leader remembers between ticks: the seq it last saw anchored, and the anchor version it refuses to
+    write over (None: not refusing). Kept in memory only: a restarted bot reads the anchor and checks again."""
+
+    seq: int = -1  # -1: nothing checked in this process yet
+    refused_over: int | None = None
+
+
+def anchor_chain(deps: Deps, anchor: AuditAnchor, last: Anchoring) -> Anchoring:
+    """Write the chain head outside the database when it moved, but only over an anchor it continues.
+
+    The anchor is read again before every write and the stored chain checked from the anchored event to the head:
+    a database insider who truncated or re-hashed the trail would otherwise only have to wait for a restart (or for
+    seq to pass the anchor) for the leader to anchor the forgery, and `verify` would pass. A head that does not
+    continue the anchor is refused, alerted and audited once per anchor version, and refused on every tick after,
+    until an operator restores the trail or, with Vault rights the bot lacks, writes a new anchor (README)."""
+    head = deps.store.chain_head()
+    if last.refused_over is None and head[0] == last.seq:
+        return last  # nothing new since the last anchor: no Vault call
+    outside = anchor.latest()
+    version = outside.version if outside is not None else 0
+    events = deps.store.events(AuditQuery(from_seq=outside.seq if outside is not None and outside.seq > 0 else 1))
+    why = continues(events, outside if outside is not None and outside.seq > 0 else None, head)
+    if why:
+        if last.refused_over != version:  # once per anchor version: the refusal's own event moves the head
+            _refuse(deps, outside, head, why)
+        return Anchoring(last.seq, version)
+    if last.refused_over is not None:
+        log.warning("the audit trail continues its anchor again (seq %s): anchoring resumes", outside.seq if outside else 0)
+    if head[0] == (outside.seq if outside is not None else 0):
+        return Anchoring(head[0])  # already anchored (by another leader, or before a restart), or nothing to anchor
+    try:
+        anchor.write(head[0], head[1], version)  # check-and-set over the version just checked against
+    except AnchorMoved:
+        return Anchoring()  # another leader anchored meanwhile: read and check again on the next tick
+    return Anchoring(head[0])
+
+
+def _refuse(deps: Deps, outside: Anchor | None, head: tuple[int, str], why: str) -> None:
+    anchored = outside.seq if outside is not None else 0
+    log.error("refusing to anchor the audit trail: %s (anchored seq %s, database head seq %s)", why, anchored, head[0])
+    deps.record_trail(
+        AuditEvent(
+            event=Event.ANCHOR_REFUSED,
+            at=deps.clock.now(),
+            actor="system",
+            detail={
+                "why": why,
+                "anchored_seq": anchored,
+                "anchor_version": outside.version if outside else 0,
+                "head_seq": head[0],
+                "head_hash": head[1],
+            },
+        )
+    )
+    deps.enqueue(outbox.alert(Alert.ANCHOR_REFUSED, why=why, anchored_seq=anchored, head_seq=head[0]))

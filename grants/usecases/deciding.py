@@ -5,24 +5,11 @@ from __future__ import annotations
 from functools import partial
 
 from grants import guards, outbox
-from grants.domain import AlreadyDecided, Request, StaleDecision, State, open_decision
+from grants.domain import AlreadyDecided, Request, State
 from grants.lifecycle import Event
 from grants.steps import step_progress
 from grants.usecases import granting, timing
 from grants.usecases.deps import Deps
-
-
-def require_current(deps: Deps, request: Request, shown_for: str, actor: str, action: str) -> None:
-    """A decision button names the decision it was shown for; a click on any other (a replayed Approve landing on
-    a later extension, an old message) is refused and audited instead of deciding what waits now."""
-    current = open_decision(request)
-    if current is not None and current != shown_for:
-        deps.reject(actor, action, "stale_decision", request)
-        what = "an extension" if current.startswith("e") else "its approval"
-        raise StaleDecision(
-            f"This message is out of date: {request.id} now waits for {what}. Use the newest message about it.",
-            request_id=request.id,
-        )
 
 
 def require_pending(deps: Deps, request: Request) -> None:
@@ -39,11 +26,12 @@ def require_pending(deps: Deps, request: Request) -> None:
         )
 
 
-def approve(deps: Deps, request_id: str, actor: str) -> Request:
+def approve(deps: Deps, request_id: str, actor: str, shown_for: str = "r") -> Request:
     while True:
         request = deps.load(request_id)
         scope = deps.scope(request.scope)
         deps.guard(request, actor, "approve", partial(guards.require_can_approve_step, deps.people, scope, request, actor))
+        granting.require_current(deps, request, shown_for, actor, "approve")  # on the row this loop's CAS compares with
         require_pending(deps, request)
         approvals = (*request.approvals, actor)
         step_index, _ = step_progress(scope, request.approvals)  # the step this approval counts for
@@ -75,11 +63,12 @@ def approve(deps: Deps, request_id: str, actor: str) -> Request:
     return updated
 
 
-def deny(deps: Deps, request_id: str, actor: str, reason: str = "") -> Request:
+def deny(deps: Deps, request_id: str, actor: str, reason: str = "", shown_for: str = "r") -> Request:
     while True:
         request = deps.load(request_id)
         scope = deps.scope(request.scope)
         deps.guard(request, actor, "deny", partial(guards.require_can_decide, deps.people, scope, request, actor))
+        granting.require_current(deps, request, shown_for, actor, "deny")
         require_pending(deps, request)
         now = deps.clock.now()
         updated = request.advance(Event.DENIED, approval=request.with_approval(decided_by=actor, decided_at=now), ended_at=now)

@@ -9,7 +9,7 @@ from datetime import datetime
 from grants import outbox
 from grants.domain import AuditEvent, Request
 from grants.lifecycle import Event
-from grants.outbox import Entry, Failure, Notice, Unreachable
+from grants.outbox import Alert, Entry, Failure, News, Notice, Unreachable
 from grants.usecases import granting
 from grants.usecases.deps import Deps
 
@@ -20,7 +20,8 @@ def deliver(deps: Deps, notice: Notice) -> None:
     """Send one notice now; raises when it must be retried. People out of reach are audited and alerted
     (and, when nobody could be asked, the requester is told) instead of being retried forever."""
     if notice.kind == outbox.ALERT:
-        deps.notifier.alert(str(notice.args["text"]))
+        kind, context = outbox.alert_of(notice.args)
+        deps.notifier.alert(kind, notice.request_id, **context)
         return
     if notice.request_id is None:
         return
@@ -45,7 +46,7 @@ def _send(deps: Deps, request: Request, notice: Notice) -> None:
     elif notice.kind == outbox.CHANGED:
         deps.notifier.request_changed(request)
     elif notice.kind == outbox.TOLD:
-        deps.notifier.tell_requester(request, str(args["news"]), **dict(args.get("context") or {}))
+        deps.notifier.tell_requester(request, outbox.news_of(str(args["news"])), **dict(args.get("context") or {}))
     else:
         log.error("unknown notice kind %s; dropped", notice.kind, extra={"request_id": request.id})
 
@@ -55,24 +56,26 @@ def unreachable(deps: Deps, request: Request, notice: Notice, missed: Unreachabl
     rather than waiting for a timeout nobody could prevent."""
     nobody = missed.reached == 0
     failed(deps, notice, request, people=missed.people, why=missed.why, nobody_reached=nobody)
-    who = ", ".join(missed.people)  # user or channel IDs, as Slack named them: the core writes no chat markup
-    text = f"{request.id} ({request.scope}): could not reach {who} ({missed.why})."
-    if nobody:
-        text += " Nobody was reached: fix the catalog's approvers (or invite the bot), then ask the requester to nudge."
-    deps.enqueue(outbox.alert(text, request.id))
+    # User or channel IDs, as Slack named them: the chat side writes the mentions.
+    alert = outbox.alert(Alert.UNREACHABLE, request.id, scope=request.scope, people=missed.people, why=missed.why, nobody=nobody)
+    deps.enqueue(alert)
     if nobody and notice.kind != outbox.TOLD:
-        deps.enqueue(outbox.told(request.id, "unreachable", people=missed.people))
+        deps.enqueue(outbox.told(request.id, News.UNREACHABLE, people=missed.people))
 
 
 def failed(deps: Deps, notice: Notice, request: Request | None = None, **detail: object) -> None:
     """Audit that a notice did not (fully) arrive: the trail says who was never told what."""
     deps.record_trail(
         AuditEvent(
-            event=Event.NOTIFICATION_FAILED, at=deps.clock.now(), actor="system", request_id=notice.request_id,
-            scope=request.scope if request else None, subject=request.requester if request else None,
+            event=Event.NOTIFICATION_FAILED,
+            at=deps.clock.now(),
+            actor="system",
+            request_id=notice.request_id,
+            scope=request.scope if request else None,
+            subject=request.requester if request else None,
             detail={"notice": notice.kind, **({"what": notice.args["notice"]} if "notice" in notice.args else {}), **detail},
         )
-    )  # fmt: skip
+    )
 
 
 def give_up(deps: Deps, entry: Entry, now: datetime, error: str) -> None:
@@ -81,8 +84,7 @@ def give_up(deps: Deps, entry: Entry, now: datetime, error: str) -> None:
     request = deps.store.get(entry.notice.request_id) if entry.notice.request_id else None
     failed(deps, entry.notice, request, attempts=entry.attempts + 1, error=error)
     if entry.notice.kind != outbox.ALERT:
-        about = f" about {entry.notice.request_id}" if entry.notice.request_id else ""
-        deps.enqueue(outbox.alert(f"A `{entry.notice.kind}` message{about} could not be delivered ({error}); gave up."))
+        deps.enqueue(outbox.alert(Alert.GAVE_UP, entry.notice.request_id, notice=entry.notice.kind, error=error))
 
 
 def run_once(deps: Deps, worker: str, classify: Callable[[Exception], Failure], limit: int = 10) -> int:

@@ -21,11 +21,13 @@ from grants.steps import current_step
 
 log = logging.getLogger(__name__)
 
-# Refusals that a person can repeat at will without anything being at stake: the first of a burst is audited,
-# the rest counted. Security refusals (not an approver, self-approval, stale decisions, replays) are each audited.
-COALESCED = frozenset({"rate_limited"})
 
-
+# Every refusal is coalesced per burst of (who, rule, what it was about: the request, else the scope): the first of a
+# burst is audited in full, the repeats are counted in one event when the burst ends (flush_refusals). Any member
+# could otherwise fill the hash-chained trail with `/elevate <a scope they may not request> …` in a loop. Keying on
+# what the refusal was about keeps every security refusal (self-approval, not an approver, a stale or replayed
+# click, another workspace) audited in full at least once per burst for each request or scope it touched; the
+# number of keys a person can make is bounded by the catalog's scopes and the requests that exist.
 @dataclass(frozen=True)
 class Commit:
     """One `Deps.commit` of a batch: `current` → `updated` through `event`, with its notices and audit detail."""
@@ -66,7 +68,7 @@ class Deps:
     def load(self, request_id: str) -> Request:
         request = self.store.get(request_id.strip().upper())
         if request is None:
-            raise NotFound(f"There is no request `{request_id}`. `list` shows your requests and their IDs.")
+            raise NotFound(f"There is no request `{request_id}`.")
         return request
 
     def scope(self, name: str) -> Scope:
@@ -148,7 +150,8 @@ class Deps:
         self.store.record(self.event(event, request, actor, **detail))
 
     def reject(self, actor: str, action: str, rule: str, request: Request | None, scope: str | None = None) -> None:
-        if rule in COALESCED and not self.bursts.first((actor, rule), self.clock.now()):
+        about = request.id if request is not None else (scope or "")
+        if not self.bursts.first((actor, rule, about), self.clock.now()):
             return  # counted: the burst's count is written when it ends (flush_refusals)
         detail = {"action": action, "rule": rule}
         if request is None:
@@ -159,11 +162,19 @@ class Deps:
             self.record(request, Event.REJECTED, actor, **detail)
 
     def flush_refusals(self) -> int:
-        """Write one event per ended burst of coalesced refusals, with how many repeats it had."""
+        """Write one event per ended burst of refusals that had repeats, with how many (about its request, if any)."""
         ended = self.bursts.ended(self.clock.now())
-        for (actor, rule), burst in ended:
+        for (actor, rule, about), burst in ended:
             detail = {"action": "repeated", "rule": rule, "repeated": burst.repeated, "since": burst.first_at.isoformat()}
-            self.record_trail(AuditEvent(event=Event.REJECTED, at=self.clock.now(), actor=actor, subject=actor, detail=detail))
+            request = self.store.get(about) if about and about not in self.catalog.scopes else None
+            if request is not None:
+                self.record(request, Event.REJECTED, actor, **detail)
+            else:
+                scope = about or None
+                event = AuditEvent(
+                    event=Event.REJECTED, at=self.clock.now(), actor=actor, scope=scope, subject=actor, detail=detail
+                )
+                self.record_trail(event)
         return len(ended)
 
     def guard(self, request: Request, actor: str, action: str, check: Callable[[], None]) -> None:
@@ -176,9 +187,7 @@ class Deps:
 
     def record_trail(self, event: AuditEvent) -> AuditEvent:
         """An event about the trail itself or about no request (exports, refusals before a request exists)."""
-        if event.event not in TRAIL_EVENTS:
-            raise IllegalTransition(f"`{event.event}` concerns a request; write it with its change")
-        return self.store.record(event)
+        return append_trail(self.store, event)
 
     # timers -------------------------------------------------------------------------
 
@@ -193,6 +202,14 @@ class Deps:
         if delay is not None:
             wake = self.clock.now() + delay
         return replace(request, wake_at=wake)
+
+
+def append_trail(store: Store, event: AuditEvent) -> AuditEvent:
+    """The one writer of events that change no request (`Deps.record_trail`, and the CLI's export, which has no Deps):
+    an event that concerns a request must go through the lifecycle table with its change instead."""
+    if event.event not in TRAIL_EVENTS:
+        raise IllegalTransition(f"`{event.event}` concerns a request; write it with its change")
+    return store.record(event)
 
 
 def _lawful(state: Any, event: Event, updated: Request) -> None:

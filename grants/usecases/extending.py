@@ -28,7 +28,8 @@ def extend(deps: Deps, request_id: str, actor: str, duration_text: str | None = 
         raise AlreadyDecided(f"An extension of {request.id} already waits for an approver.")
     added = inputs.checked_extension(scope, request, duration_text)
     if scope.extension_requires_approval or beyond_auto_cap(deps, scope, request, added):
-        updated = request.advance(Event.EXTENSION_REQUESTED, extension=PendingExtension(added))
+        # The ask is numbered by the version it creates: a button shown for a denied or failed ask never matches a later one.
+        updated = request.advance(Event.EXTENSION_REQUESTED, extension=PendingExtension(added, number=request.version + 1))
         approvers = deps.people.approvers(scope) - {request.requester}
         notices = [outbox.notice(request.id, approvers, "extension")]
         deps.commit(request, updated, Event.EXTENSION_REQUESTED, actor, notices=notices, added=format_duration(added))
@@ -48,21 +49,25 @@ def has_pending_extension(request: Request) -> bool:
     return request.state is State.ACTIVE and request.extension is not None
 
 
-def approve(deps: Deps, request_id: str, actor: str) -> Request:
+def approve(deps: Deps, request_id: str, actor: str, shown_for: str) -> Request:
+    """Approve the extension ask the button was shown for, and only that one: `apply` writes by CAS on this very
+    row, so an ask denied and asked again between the click and the write is never decided by the old button."""
     request = deps.load(request_id)
     scope = deps.scope(request.scope)
     check = partial(guards.require_can_decide_extension, deps.people, scope, request, actor)
     deps.guard(request, actor, "approve_extension", check)
+    granting.require_current(deps, request, shown_for, actor, "approve")
     if request.extension is None or request.state is not State.ACTIVE:
         raise AlreadyDecided(f"{request.id} has no extension waiting for a decision.")
     return apply(deps, request, request.extension.added, actor)
 
 
-def deny(deps: Deps, request_id: str, actor: str, reason: str = "") -> Request:
+def deny(deps: Deps, request_id: str, actor: str, shown_for: str, reason: str = "") -> Request:
     while True:
         request = deps.load(request_id)
         scope = deps.scope(request.scope)
         deps.guard(request, actor, "deny", partial(guards.require_can_decide_extension, deps.people, scope, request, actor))
+        granting.require_current(deps, request, shown_for, actor, "deny")  # checked again after a lost race
         if request.extension is None or request.state is not State.ACTIVE:
             raise AlreadyDecided(f"{request.id} has no extension waiting for a decision.")
         updated = request.advance(Event.EXTENSION_DENIED, extension=None)

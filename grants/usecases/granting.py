@@ -9,9 +9,10 @@ from typing import Any
 
 from grants import outbox
 from grants.credentials import CredentialError, CredentialHandle, IssuedCredential, IssueOrder
-from grants.domain import Grant, Request, State
+from grants.domain import Grant, Request, StaleDecision, State, open_decision
 from grants.durations import format_duration
 from grants.lifecycle import Event
+from grants.outbox import Alert
 from grants.usecases.deps import Commit, Deps
 
 # How a batch runs one step per item: the builtin `map` (one after another) or a bounded pool's `map`.
@@ -55,9 +56,10 @@ def issue(deps: Deps, request: Request) -> Request:
     except CredentialError as exc:
         failed = request.advance(Event.ISSUE_FAILED, ended_at=now, review=None)
         notices = [
-            outbox.changed(request.id), outbox.told(request.id, Event.ISSUE_FAILED, error=str(exc)),
-            outbox.alert(f"Issuing {request.id} ({request.scope}) failed: {exc}", request.id),
-        ]  # fmt: skip
+            outbox.changed(request.id),
+            outbox.told(request.id, Event.ISSUE_FAILED, error=str(exc)),
+            outbox.alert(Alert.ISSUE_FAILED, request.id, scope=request.scope, error=str(exc)),
+        ]
         deps.commit(request, failed, Event.ISSUE_FAILED, "system", notices=notices, error=str(exc))
         return failed
     grant = Grant(handle=credential.handle, issued_at=now, expires_at=now + request.duration)
@@ -83,9 +85,12 @@ def issue_approved(deps: Deps, request: Request) -> Request:
         deps.enqueue(
             outbox.notice(active.id, deps.people.approvers(scope) - {active.requester}, "break_glass"),
             outbox.alert(
-                f"BREAK-GLASS {active.id}: <@{active.requester}> took `{active.scope}` for {format_duration(active.duration)} "
-                f"without approval. An approver must review it within {glass.review_within}.",
+                Alert.BREAK_GLASS,
                 active.id,
+                requester=active.requester,
+                scope=active.scope,
+                duration=format_duration(active.duration),
+                review_within=glass.review_within,
             ),
         )
     return active
@@ -196,6 +201,20 @@ def end_many(deps: Deps, requests: Sequence[Request], event: Event, actor: str, 
     return [results[i] for i in range(len(requests))]
 
 
+def require_current(deps: Deps, request: Request, shown_for: str, actor: str, action: str) -> None:
+    """A decision button names the decision it was shown for; a click on any other (a replayed Approve landing on
+    a later extension, an old message) is refused and audited instead of deciding what waits now. Callers check
+    the row their CAS compares with, so a change between this check and the write loses the race, never decides."""
+    current = open_decision(request)
+    if current is not None and current != shown_for:
+        deps.reject(actor, action, "stale_decision", request)
+        what = "an extension" if current.startswith("e") else "its approval"
+        raise StaleDecision(
+            f"This message is out of date: {request.id} now waits for {what}. Use the newest message about it.",
+            request_id=request.id,
+        )
+
+
 def trusted_handle(deps: Deps, request: Request) -> CredentialHandle:
     """The credential to revoke is the one the hash-chained trail recorded, not whatever the row names now: an
     insider who swaps the row's accessor must not turn the bot into a revocation oracle for someone else's token
@@ -206,13 +225,7 @@ def trusted_handle(deps: Deps, request: Request) -> CredentialHandle:
     if audited is None or audited == row.id:
         return row
     deps.record(request, Event.REJECTED, "system", action="revoke", rule="credential_mismatch", row=row.id, audited=audited)
-    deps.enqueue(
-        outbox.alert(
-            f"{request.id}: the database names credential {row.id} but the audit trail recorded {audited}; "
-            "revoking the recorded one. Someone changed the requests table: investigate.",
-            request.id,
-        )
-    )
+    deps.enqueue(outbox.alert(Alert.CREDENTIAL_MISMATCH, request.id, row=row.id, audited=audited))
     return CredentialHandle(row.kind, audited)
 
 
@@ -228,9 +241,7 @@ def revoke_failed(deps: Deps, request: Request, actor: str, exc: CredentialError
     # The retry is a wake-up after the backoff: revocation is re-attempted from the database state.
     detail = {"accessor": request.grant.handle.id, "attempt": attempts, "error": str(exc), "retry_in": format_duration(delay)}
     alert = outbox.alert(
-        f"Revoking {request.id} ({request.scope}) failed (attempt {attempts}): {exc}. "
-        f"Retrying in {format_duration(delay)}; Vault's own TTL still ends it.",
-        request.id,
+        Alert.REVOKE_FAILED, request.id, scope=request.scope, attempt=attempts, error=str(exc), retry_in=format_duration(delay)
     )
     deps.commit(request, updated, Event.REVOKE_FAILED, actor, wake=delay, notices=[alert], **detail)
     return updated
@@ -249,10 +260,4 @@ def revoke_replaced(deps: Deps, request: Request, handle: CredentialHandle) -> N
         deps.issuer.revoke(handle, request.id)
     except CredentialError as exc:
         deps.record(request, Event.REVOKE_FAILED, "system", accessor=handle.id, replaced=True, error=str(exc))
-        deps.enqueue(
-            outbox.alert(
-                f"Revoking the credential that replaced {request.id}'s old one failed: {exc}. "
-                "Its own TTL ends it at the old expiry.",
-                request.id,
-            )
-        )
+        deps.enqueue(outbox.alert(Alert.REPLACED_NOT_REVOKED, request.id, accessor=handle.id, error=str(exc)))

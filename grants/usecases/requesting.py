@@ -13,6 +13,7 @@ from grants.domain import (
     AlreadyDecided,
     AlreadyOpen,
     Approval,
+    AskNormally,
     ExtensionOffered,
     InvalidRequest,
     Request,
@@ -59,7 +60,7 @@ def request(
     if rule is not None:
         # Policy as data: the rule that fired is recorded, and `system` is the approver of record.
         approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=deps.clock.now()))
-        notices = [outbox.told(new.id, "auto_approved", rule=rule.name)]
+        notices = [outbox.told(new.id, outbox.News.AUTO_APPROVED, rule=rule.name)]
         deps.commit(
             new, approved, Event.APPROVED, "system", notices=notices, auto_approve=rule.name or "auto_approve", approvers=[]
         )
@@ -77,10 +78,7 @@ def break_glass(
     if glass is None or not deps.people.in_rule(glass.requesters, requester):
         # Trying to bypass approval without the right to is a security refusal: audited.
         deps.reject(requester, "break_glass", "not_break_glass_eligible", None, scope=scope_name)
-        raise InvalidRequest(
-            f"Break-glass is not available to you for `{scope_name}`. Use a normal request: `{scope_name} <duration> <reason…>`.",
-            field="scope",
-        )
+        raise AskNormally(f"Break-glass is not available to you for `{scope_name}`.", field="scope", scope=scope_name)
     require_budget(deps, requester, scope_name)
     duration = inputs.checked_duration(scope_name, scope, duration_text or glass.max_duration)
     if duration > glass.max:
@@ -128,10 +126,10 @@ def checked_service(deps: Deps, requester: str, scope_name: str, scope: Scope, s
         return None
     subject = service if service.startswith("entity:") else f"entity:{service}"
     if not isinstance(scope, VaultIdentityScope) or not scope.on_behalf_of:
-        raise InvalidRequest(
-            f"`{scope_name}` cannot be requested for a service; only vault_identity scopes that list services can. "
-            f"Ask for it for yourself: `{scope_name} <duration> <reason…>`.",
+        raise AskNormally(
+            f"`{scope_name}` cannot be requested for a service; only vault_identity scopes that list services can.",
             field="scope",
+            scope=scope_name,
         )
     if subject not in scope.on_behalf_of:
         # Naming a service the catalog does not list is an attempt to widen a grant: audited.
@@ -158,10 +156,10 @@ def refuse_duplicate(deps: Deps, requester: str, scope_name: str, scope: Scope) 
                 f"You already hold `{scope_name}` ({open_request.id}) until {open_request.expires_at:%Y-%m-%d %H:%M:%S} UTC.",
                 request_id=open_request.id,
             )
-        raise InvalidRequest(
-            f"You already have {open_request.id} for `{scope_name}` ({open_request.state}). "
-            f"Use it, or end it with `revoke {open_request.id}` before asking again.",
+        raise AlreadyOpen(
+            f"You already have {open_request.id} for `{scope_name}` ({open_request.state}).",
             field="scope",
+            request_id=open_request.id,
         )
 
 

@@ -7,6 +7,7 @@ from functools import partial
 from grants import guards, outbox
 from grants.domain import AlreadyDecided, InvalidRequest, Request, Review
 from grants.lifecycle import Event
+from grants.outbox import Alert
 from grants.usecases.deps import Deps
 
 OUTCOMES = {"acknowledged": Event.REVIEW_ACKNOWLEDGED, "flagged": Event.REVIEW_FLAGGED}
@@ -25,9 +26,7 @@ def review(deps: Deps, request_id: str, actor: str, outcome: str, note: str = ""
     updated = request.advance(event, review=Review(outcome, request.review.due_at, actor))
     notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, note=note)]
     if event is Event.REVIEW_FLAGGED:
-        notices.append(
-            outbox.alert(f"Break-glass {request.id} was FLAGGED by <@{actor}> on review: {note or 'no note'}", request.id)
-        )
+        notices.append(outbox.alert(Alert.REVIEW_FLAGGED, request.id, actor=actor, note=note))
     if not deps.commit(request, updated, event, actor, notices=notices, note=note):
         raise AlreadyDecided(f"The review of {request.id} was closed a moment ago.")
     return updated

@@ -56,7 +56,7 @@ def _wake_once(deps: Deps, request_id: str) -> bool:
 
 def _warn(deps: Deps, request: Request, scope: Scope) -> None:
     updated = request.advance(Event.EXPIRY_WARNED, grant=request.with_grant(warned=True))
-    notices = [outbox.told(request.id, "expiring", can_extend=bool(extension_room(scope, updated)))]
+    notices = [outbox.told(request.id, outbox.News.EXPIRING, can_extend=bool(extension_room(scope, updated)))]
     deps.commit(request, updated, Event.EXPIRY_WARNED, "system", notices=notices, expires_at=str(request.expires_at))
 
 
@@ -135,11 +135,15 @@ def _audit_orphan(deps: Deps, handle: CredentialHandle, request_id: str, request
     detail = {"credential": str(handle), "request_state": request.state.value if request else "none"}
     deps.record_trail(
         AuditEvent(
-            event=Event.ORPHAN_ENDED, at=deps.clock.now(), actor="system", request_id=request_id if request else None,
-            scope=request.scope if request else None, subject=request.requester if request else None,
+            event=Event.ORPHAN_ENDED,
+            at=deps.clock.now(),
+            actor="system",
+            request_id=request_id if request else None,
+            scope=request.scope if request else None,
+            subject=request.requester if request else None,
             detail=detail if request else {**detail, "named_request": request_id},
         )
-    )  # fmt: skip
+    )
 
 
 def arm_due(deps: Deps, horizon: datetime) -> int:

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy import text
 
+from devkit.standin import message_text
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.adapters.vault_anchor import VaultAnchor
 from grants.audit import AuditQuery, chained, detail_text
@@ -18,6 +20,13 @@ from grants.domain import AuditEvent
 from tests.conftest import APPROVER, ROOT, World
 from tests.e2e.test_e2e import ask
 from tests.integration.test_cli import jitbot
+
+ALERTS = "C0ALERTS1"
+
+
+@pytest.fixture
+def catalog_edits() -> dict[str, str]:
+    return {'alert_channel = ""': f'alert_channel = "{ALERTS}"'}
 
 
 def settle(world: World) -> int:
@@ -78,6 +87,57 @@ def test_rewriting_and_rehashing_the_whole_trail_fails_verify(world: World):
             prev = forged.hash or prev
         connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
     assert "routine maintenance" in json.dumps([e.detail for e in store.events(AuditQuery())])
+    code, out = verify(world)
+    assert code == 1 and "rewritten" in out, out
+
+
+def restart_and_append(world: World, anchored: int) -> None:
+    """The insider waits: the bot restarts (a deploy, a leader change), people go on asking, and the trail's seq
+    passes the anchored one. The new leader must refuse to anchor the tampered chain, alert and audit it."""
+    world.bot.start()
+    rid = ask(world, "payments-read 10m INC-6 after the tamper", user="U0DEV0002")
+    world.client.click(APPROVER, "approve", rid)
+    world.wait_audit(rid, "issued")
+    deadline = time.monotonic() + 15
+    while not world.rows("SELECT seq FROM audit_events WHERE event = 'anchor_refused'"):
+        assert time.monotonic() < deadline, "the leader did not refuse to anchor the tampered trail"
+        time.sleep(0.1)
+    assert world.rows("SELECT max(seq) FROM audit_events")[0][0] > anchored
+    time.sleep(1.5)  # a few more leader ticks: none of them may anchor the forgery
+    found = VaultAnchor(world.vault, "secret/jitbot/audit-anchor").latest()
+    assert found is not None and found.seq == anchored, found
+    assert len(world.rows("SELECT seq FROM audit_events WHERE event = 'anchor_refused'")) == 1  # once, not every tick
+    world.slack.wait_for(
+        lambda: any("no longer continues the anchor" in message_text(m) for m in world.slack.messages_in(ALERTS))
+    )
+
+
+def test_a_truncated_trail_stays_broken_after_a_restart_and_new_events(world: World):
+    seq = settle(world)
+    world.bot.stop()
+    with make_engine(world.db_url).begin() as connection:
+        connection.execute(text("DELETE FROM audit_events WHERE seq > :keep"), {"keep": seq - 2})
+        last = connection.execute(text("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")).one()
+        connection.execute(text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": last[0], "h": last[1]})
+    restart_and_append(world, seq)
+    code, out = verify(world)
+    assert code == 1 and "outside the database" in out, out
+
+
+def test_a_rehashed_trail_stays_broken_after_a_restart_and_new_events(world: World):
+    seq = settle(world)
+    world.bot.stop()
+    store = SqlStore(make_engine(world.db_url))
+    prev = "0" * 64
+    with store.engine.begin() as connection:
+        for event in list(store.events(AuditQuery())):
+            forged = chained(AuditEvent(event.event, event.at, "U0NOBODY", event.request_id, event.scope, event.subject,
+                                        event.detail), event.seq or 0, prev)  # fmt: skip
+            connection.execute(text("UPDATE audit_events SET actor = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
+                               {"a": forged.actor, "p": forged.prev_hash, "h": forged.hash, "s": forged.seq})  # fmt: skip
+            prev = forged.hash or prev
+        connection.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev})
+    restart_and_append(world, seq)
     code, out = verify(world)
     assert code == 1 and "rewritten" in out, out
 

@@ -34,6 +34,23 @@ NASTY = [
     "\ufeff",
     "\r",
     "\t",
+    "\U000e0041",  # a tag character: invisible ASCII
+    "\U000e0001",
+    "\u2061",  # invisible math operators
+    "\u2064",
+    "\u00ad",  # soft hyphen
+    "\u180e",  # Mongolian vowel separator
+    "\u2028",  # line and paragraph separators
+    "\u2029",
+    "\u3164",  # Hangul fillers render as nothing
+    "\u115f",
+    "\u1160",
+    "\uffa0",
+    "\u034f",  # combining grapheme joiner
+    "\ufe01",  # a variation selector that is no emoji's
+    "\ufe0f",  # an emoji selector after a letter
+    "\U000e0100",
+    "\ud800",  # a lone surrogate (JSON can carry one)
 ]
 
 

@@ -135,7 +135,7 @@ def bot(install: Install, slack: SlackStandIn) -> Iterator[ServeProcess]:
 def manifest_for(url: str) -> dict[str, Any]:
     """Step 1: bot/manifest.yaml with the placeholder URL replaced by the bot's own."""
     text = (ROOT / "bot" / "manifest.yaml").read_text()
-    assert text.count(PLACEHOLDER) == 3, "the guide says there are three URLs to replace"
+    assert text.count(PLACEHOLDER) == 4, "the guide says there are four URLs to replace"
     loaded: dict[str, Any] = yaml.safe_load(text.replace(PLACEHOLDER, url))
     return loaded
 
@@ -182,8 +182,9 @@ def test_the_manifest_sends_everything_to_the_one_endpoint(bot: ServeProcess, in
         manifest["features"]["slash_commands"][0]["url"],
         manifest["settings"]["interactivity"]["request_url"],
         manifest["settings"]["event_subscriptions"]["request_url"],
+        manifest["settings"]["interactivity"]["message_menu_options_url"],  # the scope picker's options, past 100 scopes
     ]
-    assert urls == [endpoint] * 3
+    assert urls == [endpoint] * 4
     assert "jitbot.example.com" not in json.dumps(manifest)
     assert manifest["features"]["slash_commands"][0]["command"] in install.catalog.read_text(), "same command as the catalog"
 

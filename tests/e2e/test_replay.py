@@ -14,10 +14,11 @@ import pytest
 from devkit.harness import LocalBot
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
+from devkit.standin import message_text as shown
 from grants.adapters.migrate import upgrade
 from grants.adapters.replay_cache import SqlReplayCache
 from grants.adapters.sql_store import make_engine
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
+from tests.conftest import APPROVER, APPROVER_2, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
 from tests.databases import fresh_database
 
 
@@ -162,3 +163,84 @@ def test_two_replicas_on_one_postgresql_process_a_signed_body_once(two_replicas)
         assert connection.exec_driver_sql("SELECT count(*) FROM requests").scalar_one() == 1
         rule = connection.exec_driver_sql("SELECT detail FROM audit_events WHERE event = 'rejected'").scalar_one()
     assert json.loads(rule)["rule"] == "replayed_request"
+
+
+def home_opened_event(team_id: str, event_id: str) -> str:
+    return json.dumps(
+        {
+            "token": "unused",
+            "team_id": team_id,
+            "api_app_id": "A0JITBOT",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "event": {
+                "type": "app_home_opened",
+                "user": REQUESTER,
+                "channel": "D0HOME",
+                "tab": "home",
+                "event_ts": f"{time.time():.6f}",
+            },
+        }
+    )
+
+
+def test_two_replicas_on_one_postgresql_process_a_retried_event_once(two_replicas):
+    """Slack retries an event to whichever replica its load balancer picks: the event_id is claimed in the shared
+    database, so the first delivery is processed and the retries (to either replica) are not."""
+    slack, first, second = two_replicas
+    clients = [SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack) for bot in (first, second, first)]
+    body = home_opened_event(clients[0].team_id, "Ev0TWOREPLICAS1")
+    for n, client in enumerate(clients):
+        headers = {"Content-Type": "application/json", **client.sign(body, int(time.time()) + n)}
+        if n:  # Slack's retry: the same event_id, a fresh signature, maybe another replica
+            headers |= {"X-Slack-Retry-Num": str(n), "X-Slack-Retry-Reason": "http_timeout"}
+        assert client.raw(body, headers)[0] == 200
+    # A new event behind them, on the second replica: once it is published, the retries had their chance too.
+    later = home_opened_event(clients[1].team_id, "Ev0TWOREPLICAS2")
+    assert clients[1].raw(later, {"Content-Type": "application/json", **clients[1].sign(later)})[0] == 200
+    slack.wait_for(lambda: len(slack.calls_to("views.publish")) >= 2)
+    time.sleep(0.5)  # a duplicate publish would land within this
+    assert len(slack.calls_to("views.publish")) == 2, "each event_id once, whichever replica got it"
+    assert first.runtime is not None
+    with first.runtime.store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM audit_events WHERE event = 'rejected'").scalar_one() == 0
+
+
+def test_the_approve_shown_for_a_denied_extension_does_not_approve_the_next_ask(world: World):
+    """A denied 10m extension leaves its Approve button in Slack (or in a captured request): clicked again once the
+    requester asks for 1h, it names the denied ask and is refused as out of date, not taken for the new one."""
+
+    def last_reply() -> str:
+        name = world.client.last_response_name
+        return str(world.slack.wait_for(lambda: world.slack.responses_to(name))[-1]["text"])
+
+    def approve_value(*parts: str) -> str:
+        message = world.slack.wait_for(
+            lambda: world.slack.find_message(lambda m: all(p in shown(m) for p in parts) and "[Approve]" in shown(m))
+        )
+        return next(
+            str(e["value"]) for b in message["blocks"] for e in b.get("elements") or [] if e.get("action_id") == "approve"
+        )
+
+    rid = world.client.slash(REQUESTER, "payments-read 10m INC-88 long replay")[1]["text"].split("`")[1]
+    world.client.click(APPROVER, "approve", rid)
+    world.wait_audit(rid, "issued")
+    assert world.client.slash(REQUESTER, f"extend {rid} 10m")[0] == 200
+    denied_ask = approve_value(rid, "asks to extend by *10m*")
+    world.client.click(APPROVER, "deny", denied_ask)
+    world.slack.wait_for(lambda: any(v["view"].get("callback_id") == "deny_modal" for v in world.slack.views.values()))
+    world.client.submit_view(APPROVER, "deny_modal", {"reason": {"value": ""}})
+    world.wait_audit(rid, "extension_denied")
+    assert world.client.slash(REQUESTER, f"extend {rid} 1h")[0] == 200
+    new_ask = approve_value(rid, "asks to extend by *1h*")
+    assert new_ask != denied_ask
+
+    world.client.click(APPROVER_2, "approve", denied_ask)  # the old button, freshly signed: the replay cache passes it
+    assert "out of date" in last_reply()
+    assert [(a, json.loads(d)["rule"]) for a, d in rejected(world)] == [(APPROVER_2, "stale_decision")]
+    assert world.rows(f"SELECT duration_seconds, extension_pending_seconds FROM requests WHERE id = '{rid}'") == [(600, 3600)]
+    assert "extended" not in world.audit_names(rid)
+    world.client.click(APPROVER_2, "approve", new_ask)
+    world.wait_audit(rid, "extended")
+    assert world.rows(f"SELECT duration_seconds, extension_pending_seconds FROM requests WHERE id = '{rid}'") == [(4200, None)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import hvac
@@ -21,10 +22,11 @@ from grants.adapters.kinds.database import (
     sync_database,
 )
 from grants.adapters.vault_client import VaultSession, vault_client
-from grants.catalog import parse_catalog
-from grants.credentials import CredentialStatus, ForeignCredential, IssueOrder
+from grants.catalog import DatabaseScope, load_catalog, parse_catalog
+from grants.credentials import CredentialHandle, CredentialStatus, ForeignCredential, IssueOrder
 from grants.domain import CredentialError, new_request_id
 from tests.databases import PG_ADMIN
+from tests.vault_fixtures import POLICY_DIR
 
 ROLE = "jit-orders-read"
 # Per test process: two runs on one machine share the database `test`, and one must not drop the other's table.
@@ -41,6 +43,19 @@ REVOCATION = [
     """SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '{{name}}';""",
     """DROP ROLE IF EXISTS "{{name}}";""",
 ]
+DB_SCOPE = {
+    "description": "Read orders",
+    "credential": "database",
+    "database_role": ROLE,
+    "connect_hint": "psql -h db.staging -d orders",
+    "requesters": ["*"],
+    "approvers": ["U0APPR001"],
+}
+
+
+def shipped_database_scopes() -> dict[str, DatabaseScope]:
+    catalog = load_catalog(POLICY_DIR / "catalog.toml")
+    return {name: scope for name, scope in catalog.scopes.items() if isinstance(scope, DatabaseScope)}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +90,7 @@ def database_engine(vault_root: hvac.Client, vault_synced: list[str]) -> Iterato
             "max_ttl": "24h",
         },
     )
-    sync_database(vault_root, {ROLE: timedelta(hours=1)})
+    sync_database(vault_root, shipped_database_scopes())  # what the session's `vault sync` wrote: no other cap
     yield
     for attempt in range(20):  # a lease still being revoked may REVOKE on the table at this very moment
         try:
@@ -170,24 +185,72 @@ def test_the_bot_cannot_read_credentials_itself_nor_unwrapped(
     with pytest.raises(hvac.exceptions.Forbidden):
         bot.read(f"database/creds/{ROLE}")  # the bot's own token holds no creds path
     reader = vault_root.auth.token.create(
-        role_name="jitbot-database", policies=[f"jitbot-dbread-{ROLE}"], no_default_policy=True, ttl="60s"
+        role_name="jitbot-orders-db-read", policies=[f"jitbot-dbread-{ROLE}"], no_default_policy=True, ttl="60s"
     )["auth"]
     with pytest.raises(hvac.exceptions.Forbidden):
         vault_client(openbao.addr, reader["client_token"]).read(f"database/creds/{ROLE}")  # min_wrapping_ttl refuses
     vault_root.auth.token.revoke_accessor(reader["accessor"])
 
 
-def test_a_failed_read_leaves_no_reader_token_behind(bot: hvac.Client, vault_root: hvac.Client) -> None:
-    with pytest.raises(CredentialError, match="refused"):
-        issue_database_credential(bot, "jit-no-such-role", timedelta(minutes=5), "JIT-NOROLE00", "U0REQ001", "x")
+def _readers_of(vault_root: hvac.Client, request_id: str) -> list[str]:
     accessors = vault_root.list("auth/token/accessors")["data"]["keys"]
-    leftovers = [
-        a
-        for a in accessors
-        if vault_root.auth.token.lookup_accessor(a)["data"]["meta"]
-        == {"kind": "database", "request_id": "JIT-NOROLE00", "requester": "U0REQ001", "scope": "x"}
+    return [
+        a for a in accessors if (vault_root.auth.token.lookup_accessor(a)["data"]["meta"] or {}).get("request_id") == request_id
     ]
-    assert leftovers == []
+
+
+def test_a_failed_read_leaves_no_reader_token_behind(bot: hvac.Client, vault_root: hvac.Client) -> None:
+    with pytest.raises(CredentialError, match="refused the database credentials"):  # the reader exists, its read fails
+        issue_database_credential(
+            bot, ROLE, timedelta(minutes=5), "JIT-NOROLE00", "U0REQ001", "orders-db-read", mount="no-such-mount"
+        )
+    assert _readers_of(vault_root, "JIT-NOROLE00") == []
+
+
+def test_the_bot_cannot_create_a_reader_token_unwrapped_on_any_path(bot: hvac.Client, vault_root: hvac.Client) -> None:
+    """The README promises wrapping on every create path: the scope's reader role and the old shared one alike."""
+    vault_root.write_data("auth/token/roles/jitbot-database", data={"allowed_policies": [f"jitbot-dbread-{ROLE}"]})
+    for role in ("jitbot-orders-db-read", "jitbot-database"):  # an upgraded Vault may still hold the old role
+        with pytest.raises(hvac.exceptions.Forbidden):
+            bot.auth.token.create(
+                role_name=role,
+                policies=[f"jitbot-dbread-{ROLE}"],
+                no_default_policy=True,
+                ttl="60s",
+                renewable=False,
+                meta={"request_id": "JIT-UNWRAP00"},
+            )
+    assert _readers_of(vault_root, "JIT-UNWRAP00") == []
+    assert any("jitbot-database: deleted" in line for line in sync_database(vault_root, shipped_database_scopes()))
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        vault_root.auth.token.read_role("jitbot-database")
+
+
+def test_each_database_scope_has_its_own_reader_role_and_a_capped_ttl_is_refused(
+    bot: hvac.Client, vault_root: hvac.Client
+) -> None:
+    """One role per database scope, capped at that scope's own longest total: a stolen bot token cannot stretch a short
+    scope's reader to the longest database scope's cap, nor read another scope's database role through it."""
+    short = {**DB_SCOPE, "database_role": "jit-orders-short", "max_duration": "30m", "max_total_duration": "30m"}
+    lines = sync_database(
+        vault_root, {"orders-db-short": parse_catalog({"scopes": {"orders-db-short": short}}).scopes["orders-db-short"]}
+    )
+    assert "token role jitbot-orders-db-short: created (policies jitbot-dbread-jit-orders-short; max TTL 1800s)" in lines
+    role = vault_root.auth.token.read_role("jitbot-orders-db-short")["data"]
+    assert role["allowed_policies"] == ["jitbot-dbread-jit-orders-short"] and role["token_explicit_max_ttl"] == 1800
+    with pytest.raises(InvalidRequest, match="subset"):
+        bot.auth.token.create(
+            role_name="jitbot-orders-db-short",
+            policies=[f"jitbot-dbread-{ROLE}"],
+            no_default_policy=True,
+            ttl="60s",
+            renewable=False,
+            wrap_ttl="30s",
+        )
+    # Asked for 2h through a role capped at 30m: Vault would silently grant 30m; the bot refuses and leaves nothing.
+    with pytest.raises(CredentialError, match=r"instead of 7200s.*caps it"):
+        issue_database_credential(bot, "jit-orders-short", timedelta(hours=2), "JIT-CAPPED00", "U0REQ001", "orders-db-short")
+    assert _readers_of(vault_root, "JIT-CAPPED00") == []
 
 
 def test_sync_warns_about_roles_that_would_not_end_sessions_or_end_too_soon(
@@ -214,21 +277,13 @@ def test_sync_warns_about_roles_that_would_not_end_sessions_or_end_too_soon(
     )
     assert any("one-argument form" in w for w in database_role_warnings(vault_root, "jit-weak", timedelta(hours=1)))
     assert "does not exist" in database_role_warnings(vault_root, "jit-missing", timedelta(hours=1))[0]
-    lines = sync_database(vault_root, {ROLE: timedelta(hours=1)})
-    assert "policy jitbot-dbread-jit-orders-read: unchanged" in lines
+    lines = sync_database(vault_root, shipped_database_scopes())
+    assert "policy jitbot-dbread-jit-orders-read: unchanged" in lines and "token role jitbot-orders-db-read: unchanged" in lines
     assert vault_root.read("database/config/jit-pg")["data"]["allowed_roles"] == ["jit-*"]  # the operator's config, untouched
 
 
 def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openbao: OpenBaoDevServer, bot: hvac.Client) -> None:
-    scope_data = {
-        "description": "Read orders",
-        "credential": "database",
-        "database_role": ROLE,
-        "connect_hint": "psql -h db.staging -d orders",
-        "requesters": ["*"],
-        "approvers": ["U0APPR001"],
-    }
-    catalog = parse_catalog({"scopes": {"orders-db-read": scope_data}})
+    catalog = parse_catalog({"scopes": {"orders-db-read": DB_SCOPE}})
     kinds = credential_kinds(VaultSession(bot))
     request_id = new_request_id()
     until = datetime.now(UTC) + timedelta(minutes=10)
@@ -249,3 +304,38 @@ def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openba
     assert _session_is_dead(session)
     assert kinds.status(issued.handle, request_id) is CredentialStatus.GONE
     kinds.revoke(issued.handle, request_id)  # already gone is success
+
+
+def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_total(bot: hvac.Client) -> None:
+    """The bot's clock jumped 20 minutes back between issue and extension: by its reckoning 35m are left, by Vault's
+    (the old reader token's remaining TTL) 10m plus the 5m added. The new reader token, whose TTL ends the login,
+    gets Vault's reckoning."""
+    catalog = parse_catalog({"scopes": {"orders-db-read": DB_SCOPE}})
+    kinds = credential_kinds(VaultSession(bot))
+    scope = catalog.scopes["orders-db-read"]
+    request_id = new_request_id()
+    order = IssueOrder(request_id, "orders-db-read", "U0REQ001", timedelta(minutes=10), datetime.now(UTC) + timedelta(minutes=10))
+    first = kinds.issue(order, scope)
+    wrong_now, until = datetime.now(UTC) - timedelta(minutes=20), order.until + timedelta(minutes=5)
+    extended = kinds.extend(
+        first.handle, replace(order, ttl=until - wrong_now, until=until, extends_by=timedelta(minutes=5)), scope
+    )
+    ttl = bot.auth.token.lookup_accessor(extended.handle.id)["data"]["ttl"]
+    assert 14 * 60 <= ttl <= 15 * 60
+    for handle in (first.handle, extended.handle):
+        kinds.revoke(handle, request_id)
+
+
+def test_a_reader_token_naming_the_request_only_in_its_metadata_is_never_revoked(
+    bot: hvac.Client, vault_root: hvac.Client
+) -> None:
+    """The database kind checks both marks too: the request in the metadata and the reader's display name (the ID)."""
+    kinds = credential_kinds(VaultSession(bot))
+    rid = new_request_id()
+    for name, meta in ((f"jitbot-{rid}", rid), (rid, "JIT-SOMEONE0")):  # one mark right, the other wrong
+        token = vault_root.auth.token.create(policies=["default"], ttl="1h", display_name=name, meta={"request_id": meta})["auth"]
+        handle = CredentialHandle("database", token["accessor"])
+        with pytest.raises(ForeignCredential):
+            kinds.revoke(handle, rid)
+        assert vault_root.auth.token.lookup(token["client_token"])["data"]["accessor"] == token["accessor"]
+        vault_root.auth.token.revoke_accessor(token["accessor"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -173,3 +174,31 @@ def test_the_ssh_kind_behind_the_seam_issues_revokes_by_krl_and_extends(
     assert not can_log_in(sshd, key, new_cert)
     with pytest.raises(CredentialError, match="permission denied"):
         kinds.sync(catalog)  # the bot's own token cannot write signer roles: an operator runs `jitbot vault sync`
+
+
+def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_end(bot: hvac.Client, tmp_path: Path) -> None:
+    """The bot's clock jumped 20 minutes back between issue and extension: by its reckoning 35m are left, but the grant
+    ends 15m from now. A certificate cannot be recalled, so its validity must stop at the approved end regardless."""
+    kinds = credential_kinds(VaultSession(bot), ssh_krl_path=tmp_path / "r.krl")
+    scope = _ssh_catalog().scopes["web-ssh"]
+    public_key = new_key(tmp_path, "judy").with_suffix(".pub").read_text()
+    order = _order("R-jump-1", public_key)
+    first = kinds.issue(order, scope)
+    wrong_now, until = datetime.now(UTC) - timedelta(minutes=20), order.until + timedelta(minutes=5)
+    jumped = replace(order, ttl=until - wrong_now, until=until, extends_by=timedelta(minutes=5))
+    extended = kinds.extend(first.handle, jumped, scope)
+    assert extended.valid_until is not None
+    assert until - timedelta(minutes=1) <= extended.valid_until <= until + timedelta(seconds=2)
+    assert kinds.status(extended.handle, "R-jump-1") is CredentialStatus.ALIVE  # delivered, not revoked
+
+
+def test_no_time_left_signs_nothing(bot: hvac.Client, tmp_path: Path) -> None:
+    """A ttl of 0 would make Vault sign for the role's default (the scope's longest total): refuse instead."""
+    kinds = credential_kinds(VaultSession(bot), ssh_krl_path=tmp_path / "r.krl")
+    scope = _ssh_catalog().scopes["web-ssh"]
+    public_key = new_key(tmp_path, "kim").with_suffix(".pub").read_text()
+    first = kinds.issue(_order("R-late-1", public_key), scope)
+    ended = datetime.now(UTC) - timedelta(seconds=30)
+    past = IssueOrder("R-late-1", "web-ssh", "U0REQ001", timedelta(minutes=5), ended, None, public_key, timedelta(minutes=5))
+    with pytest.raises(CredentialError, match="no time left"):
+        kinds.extend(first.handle, past, scope)

@@ -12,7 +12,7 @@ from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import HEAD, SqlStore, make_engine
 from grants.audit import AuditQuery, verify
 from grants.credentials import CredentialHandle
-from grants.domain import Approval, AuditEvent, Event, Grant, PendingExtension, Request, Review, State
+from grants.domain import Approval, AuditEvent, Event, Grant, PendingExtension, Request, Review, State, decision_ref
 from tests.databases import fresh_database
 from tests.fakes import FakeStore
 
@@ -56,7 +56,9 @@ def test_round_trip_keeps_every_field_and_utc(store):
     active = request.advance(Event.APPROVED, approval=Approval(2, ("U1", "U2"), "U2", T0, 1, True, T0))
     assert store.save(active, 0, event("approved", active))
     grant = Grant(CredentialHandle("database", "acc"), T0, T0 + timedelta(minutes=30), extensions=1, warned=True)
-    active2 = active.advance(Event.ISSUED, grant=grant, review=Review("open", T0, None), extension=PendingExtension(timedelta(1)))
+    active2 = active.advance(
+        Event.ISSUED, grant=grant, review=Review("open", T0, None), extension=PendingExtension(timedelta(1), number=3)
+    )
     assert store.save(active2, 1, event("issued", active2, accessor="acc"))
     loaded = store.get(request.id)
     assert loaded == active2
@@ -200,3 +202,14 @@ def test_save_many_writes_each_change_that_wins_its_cas_in_one_go(store):
     after = len(store.pending()) if hasattr(store, "pending") else store.outbox_backlog()
     assert after - before == 3  # the winners' notices only
     assert store.save_many([]) == []
+
+
+def test_an_extension_asked_before_asks_were_numbered_keeps_the_reference_its_buttons_show(store):
+    """Rows waiting on an extension when migration 0008 ran have no number: their buttons said `e<extensions + 1>`."""
+    request = make_request()
+    store.create(request, event("requested", request))
+    grant = Grant(CredentialHandle("vault_token", "acc"), T0, T0 + timedelta(minutes=30), extensions=1)
+    legacy = request.advance(Event.APPROVED).advance(Event.ISSUED, grant=grant, extension=PendingExtension(timedelta(1)))
+    assert store.save(legacy, 0, event("issued", legacy))
+    assert store.get(request.id).extension == PendingExtension(timedelta(1), number=None)
+    assert decision_ref(store.get(request.id)) == f"{request.id}:e2"

@@ -261,6 +261,34 @@ def test_a_foreign_accessor_is_never_revoked(issuer: VaultTokenKind, vault_root:
         issuer.revoke(other.handle, order.request_id)
 
 
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        {"display_name": "ci-pipeline"},  # the metadata says it is the request's; the name is not what jitbot gives it
+        {"display_name": "jitbot-{rid}", "request_id": "JIT-SOMEONE0"},  # the name is right; the metadata names another
+    ],
+)
+def test_a_token_with_only_one_of_the_requests_marks_is_never_revoked(
+    issuer: VaultTokenKind, vault_root: hvac.Client, lookalike: dict[str, str]
+) -> None:
+    """Metadata is whatever its creator wrote: the owner check wants the request in the metadata *and* the display
+    name jitbot gives that request's token."""
+    rid = new_request_id()
+    token = vault_root.auth.token.create(
+        policies=["default"],
+        ttl="1h",
+        display_name=lookalike["display_name"].format(rid=rid),
+        meta={"request_id": lookalike.get("request_id", rid)},
+    )["auth"]
+    handle = CredentialHandle("vault_token", token["accessor"])
+    with pytest.raises(ForeignCredential, match=r"not revoking it|belongs to JIT-SOMEONE0"):
+        issuer.revoke(handle, rid)
+    with pytest.raises(ForeignCredential):
+        issuer.status(handle, rid)  # reconcile refuses it too
+    assert vault_root.auth.token.lookup(token["client_token"])["data"]["accessor"] == token["accessor"]  # still alive
+    vault_root.auth.token.revoke_accessor(token["accessor"])
+
+
 def test_a_revoked_bot_token_makes_the_issuer_unhealthy_and_revoke_fail(
     openbao: OpenBaoDevServer, vault_root: hvac.Client, vault_synced: list[str]
 ) -> None:
@@ -305,7 +333,7 @@ def test_an_unwrapped_answer_is_revoked_and_never_delivered() -> None:
             return {"wrap_info": None, "auth": {"client_token": "s.RealTokenThatMustNotLeak0", "accessor": "acc-1"}}
 
         def lookup_accessor(self, accessor: str) -> dict[str, object]:
-            return {"data": {"meta": {"request_id": order.request_id}}}
+            return {"data": {"meta": {"request_id": order.request_id}, "display_name": f"token-jitbot-{order.request_id}"}}
 
         def revoke_accessor(self, accessor: str) -> None:
             revoked.append(accessor)

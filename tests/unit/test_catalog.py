@@ -152,3 +152,23 @@ def test_check_shows_what_each_scope_grants_so_a_read_scope_visibly_reads():
         block.append(line)
     assert "  staging-read: secret/data/staging/* → read" in block
     assert not any(word in line for line in block for word in ("create", "update", "delete", "sudo"))
+
+
+def test_a_scope_whose_token_role_jitbot_owns_is_reported_with_the_other_problems():
+    """`jitbot-database` was older releases' shared database reader role: a scope `database` would reuse its name."""
+    reader = {
+        "description": "x",
+        "credential": "database",
+        "database_role": "jit-x",
+        "requesters": ["*"],
+        "approvers": ["U0APPR001"],
+    }
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog({"scopes": {"database": reader, "list": {**reader, "description": ""}}})
+    problems = caught.value.problems
+    assert (
+        "scopes.database: `database` is reserved (token role `jitbot-database` belongs to jitbot itself); rename the scope"
+        in problems
+    )
+    assert any(p.startswith("scopes.list: `list` is a subcommand word") for p in problems)  # all reported together
+    assert any("scopes.list.description: empty" in p for p in problems)

@@ -88,12 +88,14 @@ def test_ended_states_take_nothing_but_refusals_and_reviews() -> None:
     assert Event.SSH_KEY_REGISTERED not in {event for _, event in LIFECYCLE}  # about a person, never about a request
     assert Event.NOTIFICATION_FAILED not in {event for _, event in LIFECYCLE}  # a message failed; the request did not change
     assert Event.ORPHAN_ENDED not in {event for _, event in LIFECYCLE}  # about a stray credential, changes no request
+    assert Event.ANCHOR_REFUSED not in {event for _, event in LIFECYCLE}  # about the trail itself, never about a request
     assert TRAIL_EVENTS == {
         Event.REJECTED,
         Event.EXPORTED,
         Event.SSH_KEY_REGISTERED,
         Event.NOTIFICATION_FAILED,
         Event.ORPHAN_ENDED,
+        Event.ANCHOR_REFUSED,
     }
 
 

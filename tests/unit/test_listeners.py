@@ -17,7 +17,7 @@ from grants.domain import State
 from grants.service import ElevationService
 from tests.catalogs import APPROVER_1, OUTSIDER, REQUESTER, catalog_data, make_catalog
 from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer
-from tests.slack_payloads import check_view, raw_angle_brackets
+from tests.slack_payloads import check_options_response, check_view, raw_angle_brackets
 
 
 class Recorder:
@@ -163,6 +163,7 @@ def test_an_outsider_clicking_deny_never_sees_the_form():
 def test_the_scope_search_serves_only_what_the_person_may_request():
     ctx, ack = context(), Recorder()
     views.search_scopes(ack, {"user": {"id": OUTSIDER}, "value": "payments"}, ctx=ctx)
+    check_options_response(ack.calls[0])  # exactly what Bolt returns to Slack, by slack_sdk's Option model
     assert [o["value"] for o in ack.calls[0]["options"]] == ["payments-read"]  # payments-write names its requesters
 
 

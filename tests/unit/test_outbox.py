@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot import messages
 from grants import outbox
 from grants.lifecycle import Event, State
 from grants.outbox import Failure
@@ -70,7 +71,24 @@ def test_retry_backs_off_honouring_retry_after_then_gives_up_with_audit_and_aler
     core.notifier.broken = False
     core.clock.advance(outbox.BACKOFF_FIRST)
     drain(core.service)
-    assert core.notifier.kinds() == ["alert"] and "could not be delivered" in str(core.notifier.sent[0][1])
+    assert core.notifier.kinds() == ["alert"]
+    kind, about, context = core.notifier.sent[0][1]  # type: ignore[misc]
+    assert (kind, about, context["error"]) == (outbox.Alert.GAVE_UP, request.id, "ratelimited")
+    assert "could not be delivered (ratelimited); gave up" in messages.alert_text(kind, about, context)
+
+
+def test_an_alert_queued_as_text_by_an_older_release_is_still_delivered(core):
+    core.store.enqueue([outbox.Notice(outbox.ALERT, None, {"text": "Revoking <@U0X> failed"})], core.clock.now())
+    drain(core.service)
+    assert core.notifier.sent == [("alert", (outbox.Alert.PLAIN, None, {"text": "Revoking <@U0X> failed"}))]
+    assert messages.alert_text(outbox.Alert.PLAIN, None, {"text": "Revoking <@U0X> failed"}) == "Revoking &lt;@U0X&gt; failed"
+
+
+def test_news_is_stored_by_name_and_read_back_as_its_member():
+    for news in (*Event, *outbox.News):
+        assert outbox.news_of(outbox.told("JIT-1", news).args["news"]) is news
+    with pytest.raises(ValueError):
+        outbox.news_of("no_such_news")
 
 
 def test_backoff_grows_and_is_capped():

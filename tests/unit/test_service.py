@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -84,7 +85,11 @@ def test_refused_decisions_are_audited(world, actor, rule):
             decide(request.id, actor)
         assert refused.value.rule == rule
     rejected = [e for e in store.audit if e.event == "rejected"]
-    assert [(e.actor, e.detail["rule"]) for e in rejected] == [(actor, rule)] * 2
+    assert [(e.actor, e.detail["rule"], e.request_id) for e in rejected] == [(actor, rule, request.id)]  # the first, in full
+    world.clock.advance(timedelta(minutes=2))
+    assert service.flush_refusals() == 1  # the repeat of the burst, counted on the request's own trail
+    repeat = store.audit[-1]
+    assert (repeat.actor, repeat.request_id, repeat.detail["rule"], repeat.detail["repeated"]) == (actor, request.id, rule, 1)
     assert store.get(request.id).state is State.PENDING and not issuer.live
 
 
@@ -133,8 +138,9 @@ def test_revoke_rights(world):
 
 def test_unknown_request_id(world):
     service = world.service
-    with pytest.raises(NotFound, match="list"):
+    with pytest.raises(NotFound, match="JIT-NOPE") as refused:
         service.revoke("JIT-NOPE", REQUESTER)
+    assert "list" not in str(refused.value), "the command hint is the chat side's (bot/messages.HINTS)"
 
 
 def test_pending_times_out(world):
@@ -222,6 +228,22 @@ def test_auditor_check_is_audited(world):
     with pytest.raises(NotAllowed):
         service.require_auditor(REQUESTER, "export")
     assert store.audit[-1].event == "rejected" and store.audit[-1].actor == REQUESTER
+
+
+def test_an_export_is_written_through_the_guarded_trail_writer(world, monkeypatch):
+    """`exported` goes through the one writer that checks an event concerns no request, not straight to the store."""
+    from grants.usecases import deps
+
+    through: list[str] = []
+    guarded = deps.append_trail
+
+    def spy(store, event):
+        through.append(event.event)
+        return guarded(store, event)
+
+    monkeypatch.setattr(deps, "append_trail", spy)
+    assert world.service.export(AUDITOR, AuditQuery(), io.StringIO(), "jsonl") == 0
+    assert through == ["exported"] and world.store.names() == ["exported"]
 
 
 def test_waiting_on_lists_only_what_the_approver_can_decide(world):

@@ -54,6 +54,7 @@ def test_the_manifest_is_valid_by_the_official_schema():
         lambda m: m["features"]["slash_commands"][0].update(command="elevate"),  # no leading slash
         lambda m: m["features"]["slash_commands"][0].update(usage_hint="x" * 1001),
         lambda m: m["oauth_config"].update(scopes={"bots": ["commands"]}),  # unknown key
+        lambda m: m["settings"]["interactivity"].update(message_menu_options_url="jitbot.example.com/slack/events"),
     ],
 )
 def test_the_schema_check_catches_a_broken_manifest(breakage):
@@ -75,8 +76,15 @@ def test_the_bot_asks_for_exactly_the_scopes_it_uses():
 def test_every_url_is_the_one_bolt_endpoint_and_the_usage_hint_names_every_subcommand():
     m = manifest()
     (command,) = m["features"]["slash_commands"]
-    urls = {command["url"], m["settings"]["event_subscriptions"]["request_url"], m["settings"]["interactivity"]["request_url"]}
-    assert urls == {"https://jitbot.example.com/slack/events"}
+    interactivity = m["settings"]["interactivity"]
+    # Without the options URL real Slack sends the form's external_select (past 100 scopes) nowhere: no options.
+    urls = [
+        command["url"],
+        m["settings"]["event_subscriptions"]["request_url"],
+        interactivity["request_url"],
+        interactivity["message_menu_options_url"],
+    ]
+    assert urls == ["https://jitbot.example.com/slack/events"] * 4
     hint = command["usage_hint"]
     assert all(word in hint.split() for word in SUBCOMMANDS), hint
     assert "<" not in hint, "placeholders are words, not markup"

@@ -28,9 +28,11 @@ from grants.domain import (
     State,
     decision_ref,
 )
+from grants.lifecycle import Event
+from grants.outbox import News
 from grants.people import People
 from tests.conftest import REQUESTER
-from tests.slack_payloads import check_blocks, check_view, option_problems, raw_angle_brackets
+from tests.slack_payloads import check_blocks, check_options_response, check_view, raw_angle_brackets
 
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
 MANY = [f"U0MANY{n:04d}" for n in range(250)]
@@ -151,7 +153,7 @@ def test_approval_messages_fit_with_a_3000_character_description_a_hostile_reaso
 
 def test_every_other_message_builder_fits():
     for r in every_state():
-        check_blocks(blocks.expiring(r, messages.news_text(r, "expiring", {"can_extend": True}), True))
+        check_blocks(blocks.expiring(r, messages.news_text(r, News.EXPIRING, {"can_extend": True}), True))
         check_blocks(blocks.expiring(r, HOSTILE, False))
         check_blocks(blocks.extension_offer(messages.esc(HOSTILE), r.id))
         check_blocks(blocks.receipt(messages.esc(HOSTILE) * 2, r))
@@ -164,12 +166,14 @@ def test_every_other_message_builder_fits():
     assert not raw_angle_brackets(blocks.review_list(every_state()))
 
 
+@pytest.mark.parametrize("ask_public_key", [False, True])
 @pytest.mark.parametrize("scopes", [0, 98, 250])
-def test_the_request_form_fits_with_any_number_of_scopes_and_an_empty_description(scopes: int):
+def test_the_request_form_fits_with_any_number_of_scopes_and_an_empty_description(scopes: int, ask_public_key: bool):
     catalog = worst_catalog(scopes)
     names = list(catalog.scopes)
-    view = blocks.request_modal(catalog, names, "C0" + "X" * 4000)
+    view = blocks.request_modal(catalog, names, "C0" + "X" * 4000, ask_public_key=ask_public_key)
     check_view(view)
+    assert any(b.get("block_id") == blocks.PUBLIC_KEY for b in view["blocks"]) is ask_public_key
     picker = view["blocks"][0]["element"]
     if len(names) <= 100:
         assert picker["type"] == "static_select" and [o["value"] for o in picker["options"]] == names
@@ -183,7 +187,8 @@ def test_the_request_form_fits_with_any_number_of_scopes_and_an_empty_descriptio
             "placeholder": {"type": "plain_text", "text": "Type to search the scopes"},
         }
         served = blocks.scope_options(catalog, names)
-        assert len(served) == 100 and not [p for o in served for p in option_problems(o)]
+        check_options_response({"options": served})
+        assert len(served) == 100
         assert [o["value"] for o in blocks.scope_options(catalog, names, "TEAM-24")] == [
             f"team-{n:03d}-read" for n in range(240, 250)
         ]
@@ -264,7 +269,7 @@ def test_help_usage_and_error_texts_have_no_raw_angle_brackets():
                 replace(r, approval=Approval(1, (), MANY[0])), news, {"reason": HOSTILE, "actor": MANY[0], "note": HOSTILE}
             )
             for r in every_state()
-            for news in ("approved", "denied", "extension_denied", "review_flagged", "expired", "revoked")
+            for news in (*Event, *News)  # every kind (tests/unit/test_slack_texts.py: alerts, credentials, listeners)
         ),
     ]
     for text in texts:

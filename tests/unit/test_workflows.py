@@ -331,18 +331,84 @@ def test_a_decision_names_what_it_was_shown_for_and_a_stale_one_is_refused_and_a
     assert decision_ref(r) == f"{r.id}:r"
     r = service.approve(f"{r.id}:r", LEAD1)
     r = service.extend(r.id, REQ, "10m")
-    assert decision_ref(r) == f"{r.id}:e1"
-    for stale in (f"{r.id}:r", r.id, f"{r.id}:e2"):
+    ask = decision_ref(r)
+    assert ask == f"{r.id}:e{r.version}"  # the ask is numbered by the version it created
+    for stale in (f"{r.id}:r", r.id, f"{r.id}:e{r.version + 1}"):
         with pytest.raises(StaleDecision, match="out of date"):
             service.approve(stale, LEAD2)
         with pytest.raises(StaleDecision):
             service.deny(stale, LEAD2)
     refusals = [e for e in store.audit if e.event == "rejected"]
-    assert len(refusals) == 6 and {e.detail["rule"] for e in refusals} == {"stale_decision"}
+    assert len(refusals) == 1 and refusals[0].detail["rule"] == "stale_decision"  # the first of the burst, in full
+    w.clock.advance(timedelta(minutes=2))
+    assert service.flush_refusals() == 1 and store.audit[-1].detail["repeated"] == 5  # the rest, counted
     assert store.get(r.id).extension_pending == timedelta(minutes=10)  # nothing was decided by the stale clicks
-    assert service.approve(f"{r.id}:e1", LEAD2).duration == timedelta(minutes=40)
+    assert service.approve(ask, LEAD2).duration == timedelta(minutes=40)
     with pytest.raises(AlreadyDecided):  # the same (now decided) button again: already decided, not "out of date"
-        service.approve(f"{r.id}:e1", LEAD2)
+        service.approve(ask, LEAD2)
+
+
+def stale_refusals(store) -> list[tuple[str, str]]:
+    return [(e.actor, e.detail["action"]) for e in store.audit if e.event == "rejected" and e.detail["rule"] == "stale_decision"]
+
+
+def test_an_approve_shown_for_a_denied_extension_never_approves_the_next_ask(w):
+    """A denied 10m ask moves no counter of the grant: the buttons of the next ask (4 h, say) must still differ,
+    or a stale message or a captured click approves an ask nobody looked at."""
+    service, store = w.service, w.store
+    r = service.approve(service.request(REQ, "db", "30m", "INC-1").id, LEAD1)
+    first = decision_ref(service.extend(r.id, REQ, "10m"))
+    service.deny(first, LEAD2, "not now")
+    second = decision_ref(service.extend(r.id, REQ, "30m"))
+    assert second != first
+    for click in (service.approve, service.deny):
+        with pytest.raises(StaleDecision, match="out of date"):
+            click(first, LEAD2)
+    assert stale_refusals(store) == [(LEAD2, "approve")]  # the first of the burst in full, the deny counted with it
+    w.clock.advance(timedelta(minutes=2))
+    assert service.flush_refusals() == 1 and store.audit[-1].detail["repeated"] == 1
+    assert store.get(r.id).extension_pending == timedelta(minutes=30) and store.get(r.id).duration == timedelta(minutes=30)
+    assert service.approve(second, LEAD2).duration == timedelta(hours=1)
+
+
+def test_an_approve_shown_for_a_failed_extension_never_approves_the_next_ask(w):
+    service, store, issuer = w.service, w.store, w.issuer
+    r = service.approve(service.request(REQ, "db", "30m", "INC-1").id, LEAD1)
+    first = decision_ref(service.extend(r.id, REQ, "10m"))
+    issuer.down = True
+    assert service.approve(first, LEAD2).extension_pending is None and store.names()[-1] == "extension_failed"
+    issuer.down = False
+    second = decision_ref(service.extend(r.id, REQ, "30m"))
+    with pytest.raises(StaleDecision):
+        service.approve(first, LEAD1)
+    assert stale_refusals(store) == [(LEAD1, "approve")]
+    assert store.get(r.id).extension_pending == timedelta(minutes=30)
+    assert service.approve(second, LEAD1).duration == timedelta(hours=1)
+
+
+def test_an_ask_replaced_between_the_check_and_the_write_is_not_decided_by_the_old_button(w):
+    """The race: the click's ask is denied and a new one asked after the click was read but before it is written.
+    The decision is checked on the row the compare-and-swap writes over, so the old button decides nothing."""
+    service, store = w.service, w.store
+    r = service.approve(service.request(REQ, "db", "30m", "INC-1").id, LEAD1)
+    first = decision_ref(service.extend(r.id, REQ, "10m"))
+    real_get, raced = store.get, []
+
+    def get_then_race(request_id):
+        seen = real_get(request_id)
+        if not raced:  # right after the click's first read, someone else denies and the requester asks again
+            raced.append(True)
+            service.deny(first, LEAD1, "too little")
+            service.extend(request_id, REQ, "30m")
+        return seen
+
+    store.get = get_then_race
+    with pytest.raises((StaleDecision, AlreadyDecided)):
+        service.approve(first, LEAD2)
+    store.get = real_get
+    now = store.get(r.id)
+    assert now.extension_pending == timedelta(minutes=30) and now.duration == timedelta(minutes=30)
+    assert "extended" not in store.names()
 
 
 def test_a_person_has_a_budget_of_new_requests_and_a_burst_of_refusals_is_audited_once_then_counted(w):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -10,13 +11,25 @@ from typing import Any
 import hvac
 from hvac.exceptions import InvalidPath
 
+from grants.adapters.kinds.vault_token import token_role, write_token_role
 from grants.adapters.vault_client import BackendError, describe, vault_client
+from grants.catalog import DatabaseScope
 from grants.credentials import CredentialError
 
 DEFAULT_MOUNT = "database"
-READER_TOKEN_ROLE = "jitbot-database"  # noqa: S105 (a role name, not a secret): the dedicated token role every reader token is created through
+# The one reader token role older releases shared between every database scope (capped at the longest of them):
+# `jitbot vault sync` deletes it, and the catalog reserves the scope name that would reuse it.
+LEGACY_READER_ROLE = "jitbot-database"
+# The bot unwraps its reader token at once: a wrap that outlives that moment serves nobody.
+_READER_WRAP_TTL = "30s"
 _TERMINATES = re.compile(r"pg_terminate_backend\s*\(\s*pid\s*,", re.IGNORECASE)  # the two-argument (waiting) form
 _TERMINATES_RACY = re.compile(r"pg_terminate_backend\s*\(\s*pid\s*\)", re.IGNORECASE)
+
+
+def reader_display_name(request_id: str) -> str:
+    """A reader token's display name: the request ID alone, which the connection's `username_template` puts in the
+    database user's name; the owner check before a revoke expects it back."""
+    return request_id
 
 
 def reader_policy_name(role: str) -> str:
@@ -35,10 +48,12 @@ def reader_policy(role: str, mount: str = DEFAULT_MOUNT, wrap_ttl: timedelta = t
     )
 
 
-def reader_role_settings(roles: list[str], longest_total: timedelta) -> dict[str, Any]:
-    """The token role reader tokens come from: orphans (their leases die with them, not with the bot's token), capped."""
+def reader_role_settings(role: str, longest_total: timedelta) -> dict[str, Any]:
+    """One database scope's token role (`jitbot-<scope>`, as for vault_token scopes): its reader tokens may carry only
+    that role's reader policy and live no longer than that scope's longest total, so a stolen bot token cannot stretch
+    one scope's reader past its own cap or borrow another scope's database role."""
     return {
-        "allowed_policies": sorted(reader_policy_name(role) for role in roles),
+        "allowed_policies": [reader_policy_name(role)],
         "orphan": True,  # the lease belongs to the reader token; the bot's own token renewing or dying changes nothing
         "renewable": False,
         "token_explicit_max_ttl": int(longest_total.total_seconds()),
@@ -68,21 +83,41 @@ def issue_database_credential(
     wrap_ttl: timedelta = timedelta(minutes=5),
     verify: bool | str = True,
 ) -> IssuedDatabaseCredential:
-    """Create the grant's reader token, read the credentials once with it (wrapped), keep only its accessor."""
-    seconds = f"{int(lifetime.total_seconds())}s"
+    """Create the grant's reader token through its scope's role, read the credentials once with it (wrapped), keep
+    only its accessor.
+
+    The create is response-wrapped too (the bot's policy requires wrapping on every token create path) and the bot
+    unwraps it at once, since it must use the reader token itself: against a thief holding the bot's token that
+    wrapping is no barrier (the thief unwraps as the bot does). What bounds the reader is its scope's role: that one
+    reader policy, orphan, not renewable, at most the scope's longest total; and the TTL Vault granted is checked."""
+    seconds = int(lifetime.total_seconds())
     try:
-        created = client.auth.token.create(
-            role_name=READER_TOKEN_ROLE,
+        wrapped = client.auth.token.create(
+            role_name=token_role(scope),
             policies=[reader_policy_name(role)],
             no_default_policy=True,
-            ttl=seconds,
-            explicit_max_ttl=seconds,  # the lease cannot outlive its token: this is what ends the grant
+            ttl=f"{seconds}s",
+            explicit_max_ttl=f"{seconds}s",  # the lease cannot outlive its token: this is what ends the grant
             renewable=False,
-            display_name=request_id,  # the connection's username_template puts it in the DB user's name
+            display_name=reader_display_name(request_id),
             meta={"request_id": request_id, "requester": requester, "scope": scope, "kind": "database"},
+            wrap_ttl=_READER_WRAP_TTL,
         )
     except BackendError as exc:
         raise CredentialError(f"Vault refused the database reader token for {request_id}: {describe(exc)}") from None
+    wrap_info = wrapped.get("wrap_info") if isinstance(wrapped, dict) else None
+    if not wrap_info:
+        _discard_unwrapped(client, wrapped)
+        raise CredentialError(f"Vault answered {request_id}'s reader token without wrapping it; nothing was issued")
+    unwrapper = vault_client(client.url, wrap_info["token"], verify=verify)  # a wrapping token may unwrap itself
+    try:
+        created = unwrapper.sys.unwrap()
+    except BackendError as exc:
+        _revoke_quietly(client, wrap_info["wrapped_accessor"])
+        raise CredentialError(f"the database reader token for {request_id} could not be unwrapped: {describe(exc)}") from None
+    finally:
+        unwrapper.adapter.close()
+    _check_granted_ttl(client, created["auth"], seconds, request_id, scope)
     accessor = created["auth"]["accessor"]
     reader = vault_client(client.url, created["auth"]["client_token"], verify=verify)
     try:
@@ -96,11 +131,31 @@ def issue_database_credential(
         raise CredentialError(f"Vault refused the database credentials for {request_id} ({mount}/{role}): {detail}") from None
     finally:
         reader.token = None  # the reader token is not needed again: revocation goes by accessor
+        reader.adapter.close()
     return IssuedDatabaseCredential(
         accessor=accessor,
         wrapping_token=wrap_info["token"],
         wrap_ttl=wrap_ttl,
     )
+
+
+def _check_granted_ttl(client: hvac.Client, auth: dict[str, Any], asked: int, request_id: str, scope: str) -> None:
+    """Vault silently caps a TTL at the role's maximum: a login ending before the DM says would surprise its user and
+    contradict the trail. Compare what Vault granted with what was asked for; refuse a mismatch, leaving nothing."""
+    granted = int(auth.get("lease_duration") or 0)
+    if not asked - 5 <= granted <= asked:
+        _revoke_quietly(client, auth["accessor"])
+        raise CredentialError(
+            f"Vault granted {request_id}'s reader token {granted}s instead of {asked}s: the token role "
+            f"{token_role(scope)} caps it; run `jitbot vault sync`"
+        )
+
+
+def _discard_unwrapped(client: hvac.Client, response: object) -> None:
+    # A proxy that strips X-Vault-Wrap-TTL would hand back the real token: end it at once, use nothing.
+    auth = response.get("auth") if isinstance(response, dict) else None
+    if isinstance(auth, dict) and auth.get("accessor"):
+        _revoke_quietly(client, str(auth["accessor"]))
 
 
 def _revoke_quietly(client: hvac.Client, accessor: str) -> None:
@@ -153,17 +208,15 @@ def _mount_lease_ttls(client: hvac.Client, mount: str) -> tuple[int, int]:
     return int(data.get("default_lease_ttl") or 0), int(data.get("max_lease_ttl") or 0)
 
 
-def sync_database(client: hvac.Client, role_totals: dict[str, timedelta], mount: str = DEFAULT_MOUNT) -> list[str]:
-    """`jitbot vault sync` for database scopes: reader policies and the reader token role; the DB roles are only read.
-
-    `role_totals` maps each database role to the longest total duration of the scopes using it. `database/config`
-    holds the admin password and belongs to the database operator: this never writes it.
-    """
-    if not role_totals:
+def sync_database(client: hvac.Client, scopes: Mapping[str, DatabaseScope]) -> list[str]:
+    """`jitbot vault sync` for database scopes: the reader policies and one reader token role per scope; the DB roles
+    are only read. `database/config` holds the admin password and belongs to the database operator: never written."""
+    if not scopes:
         return []
     lines = []
+    readers = {(scope.database_mount, scope.database_role) for scope in scopes.values()}
     try:
-        for role in sorted(role_totals):
+        for mount, role in sorted(readers):
             name, text = reader_policy_name(role), reader_policy(role, mount)
             try:
                 current = client.sys.read_acl_policy(name)["data"]["policy"]
@@ -172,11 +225,28 @@ def sync_database(client: hvac.Client, role_totals: dict[str, timedelta], mount:
             if current != text:
                 client.sys.create_or_update_acl_policy(name=name, policy=text)
             lines.append(f"policy {name}: {'unchanged' if current == text else 'created' if current is None else 'updated'}")
-        wanted = reader_role_settings(list(role_totals), max(role_totals.values()))
-        client.write_data(f"auth/token/roles/{READER_TOKEN_ROLE}", data=wanted)
-        lines.append(f"token role {READER_TOKEN_ROLE}: written (max TTL {wanted['token_explicit_max_ttl']}s)")
     except BackendError as exc:
-        raise CredentialError(f"vault sync: cannot write the database reader policies or role: {describe(exc)}") from None
-    for role, total in sorted(role_totals.items()):
+        raise CredentialError(f"vault sync: cannot write the database reader policies: {describe(exc)}") from None
+    for name, scope in sorted(scopes.items()):
+        lines.append(write_token_role(client, token_role(name), reader_role_settings(scope.database_role, scope.max_total)))
+    lines.extend(_delete_legacy_role(client))
+    longest: dict[tuple[str, str], timedelta] = {}
+    for scope in scopes.values():
+        key = (scope.database_mount, scope.database_role)
+        longest[key] = max(longest.get(key, timedelta(0)), scope.max_total)
+    for (mount, role), total in sorted(longest.items()):
         lines.extend(database_role_warnings(client, role, total, mount))
     return lines
+
+
+def _delete_legacy_role(client: hvac.Client) -> list[str]:
+    """The shared reader role of older releases let one scope's reader live as long as the longest database scope's."""
+    try:
+        try:
+            client.auth.token.read_role(LEGACY_READER_ROLE)
+        except InvalidPath:
+            return []
+        client.auth.token.delete_role(LEGACY_READER_ROLE)
+    except BackendError as exc:
+        raise CredentialError(f"vault sync: cannot delete the old token role {LEGACY_READER_ROLE}: {describe(exc)}") from None
+    return [f"token role {LEGACY_READER_ROLE}: deleted (one reader role per database scope replaces it)"]

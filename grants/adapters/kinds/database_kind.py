@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection
 from datetime import UTC, timedelta
 
 import hvac
 
-from grants.adapters.kinds.database import issue_database_credential, sync_database
+from grants.adapters.kinds.database import issue_database_credential, reader_display_name, sync_database
 from grants.adapters.kinds.vault_token import VaultTokenKind
 from grants.catalog import Catalog, DatabaseScope, Scope
 from grants.credentials import (
@@ -32,9 +31,9 @@ class DatabaseKind:
         self, client: hvac.Client, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", verify: bool | str = True
     ):
         self._client, self._wrap_ttl, self._cli, self._verify = client, wrap_ttl, cli, verify
-        # Revocation and reconcile go by the reader token's accessor, exactly as for a vault_token grant
-        # (including the owner check against the token's `request_id` metadata).
-        self._by_accessor = VaultTokenKind(client, wrap_ttl=wrap_ttl, cli=cli)
+        # Revocation and reconcile go by the reader token's accessor, exactly as for a vault_token grant (including
+        # the owner check against the token's `request_id` metadata and the display name readers are given).
+        self._by_accessor = VaultTokenKind(client, wrap_ttl=wrap_ttl, cli=cli, display_name=reader_display_name)
 
     def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
         if not isinstance(scope, DatabaseScope):
@@ -78,8 +77,9 @@ class DatabaseKind:
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         # A reader token's explicit max TTL cannot be raised: a new login for the rest of the time; the caller
-        # revokes the old one (ending its sessions), and the new DM says so.
-        return self.issue(order, scope)
+        # revokes the old one (ending its sessions), and the new DM says so. The rest is measured on Vault's clock
+        # (the old reader token's remaining TTL plus what was added), so a backward jump of ours grants no more.
+        return self.issue(self._by_accessor.on_vault_clock(handle, order), scope)
 
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
         return self._by_accessor.status(handle, request_id)
@@ -88,9 +88,5 @@ class DatabaseKind:
         return []  # the reader token's TTL ends the login
 
     def sync(self, catalog: Catalog) -> list[str]:
-        by_mount: dict[str, dict[str, timedelta]] = defaultdict(dict)
-        for scope in catalog.scopes.values():
-            if isinstance(scope, DatabaseScope):
-                roles = by_mount[scope.database_mount]
-                roles[scope.database_role] = max(roles.get(scope.database_role, timedelta(0)), scope.max_total)
-        return [line for mount, roles in sorted(by_mount.items()) for line in sync_database(self._client, roles, mount)]
+        scopes = {name: scope for name, scope in catalog.scopes.items() if isinstance(scope, DatabaseScope)}
+        return sync_database(self._client, scopes)

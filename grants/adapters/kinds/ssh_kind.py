@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import hvac
 
 from grants.adapters.kinds.ssh_ca import DEFAULT_MOUNT, ca_public_key, sign_certificate, write_ssh_role
 from grants.adapters.kinds.ssh_krl import write_krl
+from grants.adapters.vault_client import vault_now
 from grants.catalog import Catalog, Scope, SshScope
 from grants.credentials import (
     CredentialError,
@@ -26,6 +28,8 @@ from grants.credentials import (
 from grants.ssh_keys import SshKeyError, parse_public_key
 
 KIND = "ssh"
+# A certificate's end is whole seconds and the clock read is too: this much past the approved end is rounding.
+_ROUNDING = timedelta(seconds=2)
 
 
 class SshKind:
@@ -44,7 +48,10 @@ class SshKind:
         if scope.ssh_mount != self._mount:
             raise CredentialError(f"{order.scope} uses SSH mount {scope.ssh_mount}; this bot signs with {self._mount} only")
         if not order.public_key:
-            raise CredentialError("no SSH public key is registered: register one with `/elevate ssh-key <public key>`")
+            raise CredentialError("no SSH public key is registered for the requester")
+        if order.ttl.total_seconds() < 1:
+            # Never ask Vault to sign with ttl 0: it would take the role's default, the scope's longest total.
+            raise CredentialError(f"{order.request_id}: no time left to grant")
         try:
             key = parse_public_key(order.public_key)
         except SshKeyError as error:
@@ -59,7 +66,7 @@ class SshKind:
                 summary=f"an SSH certificate for {', '.join(certificate.principals)}",
                 lines=(
                     f"Principals: {', '.join(certificate.principals)}. Valid until {until}.",
-                    "Save it beside your private key as `<key>-cert.pub` (e.g. `~/.ssh/id_ed25519-cert.pub`); "
+                    "Save it beside your private key, named like it plus `-cert.pub` (e.g. `~/.ssh/id_ed25519-cert.pub`); "
                     "inspect it with `ssh-keygen -L -f ~/.ssh/id_ed25519-cert.pub`.",
                     "Sessions already open are not cut when it expires or is revoked: log out when you are done.",
                 ),
@@ -80,7 +87,20 @@ class SshKind:
         self._publish(revoked)
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
-        return self.issue(order, scope)  # a certificate's validity is fixed: sign again (the caller revokes the old)
+        """A certificate's validity is fixed: sign again for the rest (the caller revokes the old one). Nothing can
+        recall a certificate, so it must end no later than the grant's recorded end (`order.until`) whatever the
+        bot's clock says: the rest is measured on Vault's clock, which stamps the validity, and the result checked."""
+        rest = order.until - vault_now(self._client)
+        if rest < order.ttl:  # our clock is behind Vault's (it jumped back): Vault's reckoning wins
+            order = replace(order, ttl=rest)
+        issued = self.issue(order, scope)
+        if issued.valid_until is not None and issued.valid_until > order.until + _ROUNDING:
+            self.revoke(issued.handle, order.request_id)  # hosts refuse it from the next KRL fetch; it is never delivered
+            raise CredentialError(
+                f"Vault signed {order.request_id}'s certificate until {issued.valid_until:%H:%M:%S}, past the approved "
+                f"end {order.until:%H:%M:%S} UTC; not delivered"
+            )
+        return issued
 
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
         # A certificate lives until its validity (the core knows the grant's end) unless its serial is in the KRL.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import timedelta
 
@@ -28,6 +29,19 @@ KIND = "vault_token"
 _GONE = ("invalid accessor", "no token found", "token not found")
 
 
+_DISPLAY_UNSAFE = re.compile(r"[^a-zA-Z0-9-]")
+
+
+def grant_display_name(request_id: str) -> str:
+    """The display name a vault_token grant is created with; the owner check expects it back."""
+    return f"jitbot-{request_id}"
+
+
+def stored_display_name(display_name: str) -> str:
+    """What Vault keeps of a display name given at create: `token-` prefixed, other characters made `-`."""
+    return _DISPLAY_UNSAFE.sub("-", f"token-{display_name}").removesuffix("-")
+
+
 def token_role(scope_name: str) -> str:
     """One token role per scope: a stolen bot token can mint nothing beyond each scope's own policies and cap."""
     return f"jitbot-{scope_name}"
@@ -49,8 +63,15 @@ def role_settings(scope: VaultTokenScope) -> dict[str, object]:
 class VaultTokenKind:
     kind = KIND
 
-    def __init__(self, client: hvac.Client, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao"):
+    def __init__(
+        self,
+        client: hvac.Client,
+        wrap_ttl: timedelta = timedelta(minutes=5),
+        cli: str = "bao",
+        display_name: Callable[[str], str] = grant_display_name,
+    ):
         self._client, self._wrap_ttl, self._cli = client, wrap_ttl, cli
+        self._display_name = display_name  # what this kind names its tokens by request: checked before revoking
 
     def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
         """Create a token for exactly `scope`'s policies, living exactly `order.ttl`, wrapped for delivery."""
@@ -68,7 +89,7 @@ class VaultTokenKind:
                 ttl=lifetime,
                 explicit_max_ttl=lifetime,  # with renewable=False: it can never outlive the approval
                 renewable=False,
-                display_name=f"jitbot-{order.request_id}",
+                display_name=self._display_name(order.request_id),
                 meta={"request_id": order.request_id, "requester": order.requester, "scope": order.scope},
                 wrap_ttl=f"{int(self._wrap_ttl.total_seconds())}s",  # the bot only ever holds the wrapping token
             )
@@ -139,8 +160,8 @@ class VaultTokenKind:
         except BackendError as exc:
             raise CredentialError(f"Vault could not revoke accessor {handle.id}: {describe(exc)}") from None
 
-    def _owner(self, handle: CredentialHandle) -> str | None:
-        """The request a live token was issued for (its metadata), or None when the token is gone."""
+    def _owner(self, handle: CredentialHandle) -> tuple[str, str] | None:
+        """The request a live token names (its metadata) and its display name, or None when the token is gone."""
         try:
             data = self._client.auth.token.lookup_accessor(handle.id)["data"]
         except InvalidRequest as exc:
@@ -149,32 +170,43 @@ class VaultTokenKind:
             raise CredentialError(f"Vault refused to look up accessor {handle.id}: {describe(exc)}") from None
         except BackendError as exc:
             raise CredentialError(f"Vault could not look up accessor {handle.id}: {describe(exc)}") from None
-        return str((data.get("meta") or {}).get("request_id") or "")
+        return str((data.get("meta") or {}).get("request_id") or ""), str(data.get("display_name") or "")
 
     def check_owner(self, handle: CredentialHandle, request_id: str) -> bool:
         """True when the token is alive and is `request_id`'s; raises ForeignCredential when it is someone else's."""
-        owner = self._owner(handle)
-        if owner is None:
+        found = self._owner(handle)
+        if found is None:
             return False
+        owner, display = found
+        # The row names a token this request never had (a database insider swapped it): revoking it would end an
+        # unrelated token while the real grant lives on. Both marks must be this request's: metadata anyone creating
+        # a token may set, the display name jitbot gives it; a token with only one of them is not one jitbot issued.
         if owner != request_id:
-            # The row names a token this request never had (a database insider swapped it): revoking it would
-            # end an unrelated token while the real grant lives on. Refuse, loudly.
             raise ForeignCredential(
                 f"accessor {handle.id} belongs to {owner or 'a token jitbot did not issue'}, not {request_id}"
+            )
+        if display != stored_display_name(self._display_name(request_id)):
+            raise ForeignCredential(
+                f"accessor {handle.id} names {request_id} in its metadata but is called `{display}`, not what jitbot "
+                "names that request's token: not revoking it"
             )
         return True
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         # Vault cannot raise a token's explicit max TTL: a new token for the rest of the time replaces it.
-        # The rest of the time is measured on Vault's clock (the old token's remaining TTL plus what was added),
-        # never only on ours: a clock that jumped back would otherwise let the new token outlive the approval.
+        return self.issue(self.on_vault_clock(handle, order), scope)
+
+    def on_vault_clock(self, handle: CredentialHandle, order: IssueOrder) -> IssueOrder:
+        """The order of an extension with the rest of the time measured on Vault's clock (the old token's remaining
+        TTL plus what was added), never only on ours: a clock that jumped back would otherwise let the new token
+        outlive the approval. Also used for the database kind's reader tokens."""
         if order.extends_by is not None:
             remaining = self._remaining(handle)
             if remaining is not None:
                 vault_ttl = remaining + order.extends_by
                 if vault_ttl < order.ttl:
                     order = replace(order, ttl=vault_ttl)
-        return self.issue(order, scope)
+        return order
 
     def _remaining(self, handle: CredentialHandle) -> timedelta | None:
         try:
@@ -197,20 +229,24 @@ class VaultTokenKind:
         return [self._sync_role(name, scope) for name, scope in catalog.scopes.items() if isinstance(scope, VaultTokenScope)]
 
     def _sync_role(self, scope_name: str, scope: VaultTokenScope) -> str:
-        role, wanted = token_role(scope_name), role_settings(scope)
+        return write_token_role(self._client, token_role(scope_name), role_settings(scope))
+
+
+def write_token_role(client: hvac.Client, role: str, wanted: dict[str, object]) -> str:
+    """Write (idempotently) one scope's token role; the line says what changed. Used by every kind with token roles."""
+    try:
         try:
-            try:
-                current = self._client.auth.token.read_role(role)["data"]
-            except InvalidPath:
-                current = None
-            if current is not None and all(current.get(key) == value for key, value in wanted.items()):
-                return f"token role {role}: unchanged"
-            # One write of every setting; hvac's create_or_update_role cannot set token_type.
-            self._client.write_data(f"auth/token/roles/{role}", data=wanted)
-        except BackendError as exc:
-            raise CredentialError(f"vault sync: cannot write token role {role}: {describe(exc)}") from None
-        summary = f"policies {', '.join(wanted['allowed_policies'])}; max TTL {wanted['token_explicit_max_ttl']}s"  # type: ignore[arg-type]
-        return f"token role {role}: {'created' if current is None else 'updated'} ({summary})"
+            current = client.auth.token.read_role(role)["data"]
+        except InvalidPath:
+            current = None
+        if current is not None and all(current.get(key) == value for key, value in wanted.items()):
+            return f"token role {role}: unchanged"
+        # One write of every setting; hvac's create_or_update_role cannot set token_type.
+        client.write_data(f"auth/token/roles/{role}", data=wanted)
+    except BackendError as exc:
+        raise CredentialError(f"vault sync: cannot write token role {role}: {describe(exc)}") from None
+    summary = f"policies {', '.join(wanted['allowed_policies'])}; max TTL {wanted['token_explicit_max_ttl']}s"  # type: ignore[arg-type]
+    return f"token role {role}: {'created' if current is None else 'updated'} ({summary})"
 
 
 def _gone(exc: InvalidRequest) -> bool:

@@ -1,0 +1,132 @@
+"""The leader anchors the chain head only over an anchor the stored chain still continues (KV check-and-set)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from grants.audit import GENESIS_HASH, AnchorMoved, AuditQuery, chained, continues
+from grants.domain import AuditEvent
+from grants.usecases.auditing import verify_trail
+from tests.catalogs import APPROVER_1, REQUESTER, make_catalog
+from tests.fakes import Core, FakeAnchor, bootstrap
+
+
+def anchored_core() -> tuple[Core, FakeAnchor]:
+    core = bootstrap(make_catalog())
+    anchor = FakeAnchor(core.clock)
+    core.service.deps.anchor = anchor
+    return core, anchor
+
+
+def history(core: Core, n: int = 1) -> None:
+    for i in range(n):
+        request = core.service.request(REQUESTER, "payments-read", "10m", f"INC-{i}")
+        core.service.approve(request.id, APPROVER_1)
+        core.service.revoke(request.id, REQUESTER)
+
+
+def refusals(core: Core) -> list[AuditEvent]:
+    return [e for e in core.store.audit if e.event == "anchor_refused"]
+
+
+def restart(core: Core, anchor: FakeAnchor) -> Core:
+    """A new process over the same database and the same anchor (what a restart or a leader change is)."""
+    fresh = bootstrap(make_catalog(), clock=core.clock, store=core.store)
+    fresh.service.deps.anchor = anchor
+    return fresh
+
+
+def rehash(core: Core) -> None:
+    """The insider rewrites a reason and re-hashes the whole chain (and so its head) to match."""
+    prev, forged = GENESIS_HASH, []
+    for event in core.store.audit:
+        detail = {**event.detail, "reason": "routine"} if "reason" in event.detail else event.detail
+        linked = chained(replace(event, detail=detail, hash=None, prev_hash=None), event.seq or 0, prev)
+        forged.append(linked)
+        prev = linked.hash or prev
+    core.store.audit[:] = forged
+
+
+def test_the_head_is_anchored_as_it_moves_and_the_trail_verifies() -> None:
+    core, anchor = anchored_core()
+    core.service.anchor_chain()
+    assert anchor.versions == []  # an empty trail has nothing to anchor
+    history(core)
+    core.service.anchor_chain()
+    core.service.anchor_chain()  # nothing moved: no second write
+    assert [(a.seq, a.version) for a in anchor.versions] == [(core.store.chain_head()[0], 1)]
+    history(core)
+    core.service.anchor_chain()
+    assert anchor.versions[-1].seq == core.store.chain_head()[0] and verify_trail(core.store, anchor).intact
+
+
+@pytest.mark.parametrize("tamper", ["truncate", "rehash"])
+def test_a_tampered_trail_is_never_anchored_even_after_a_restart_and_new_events(tamper: str) -> None:
+    core, anchor = anchored_core()
+    history(core, 2)
+    core.service.anchor_chain()
+    good = anchor.latest()
+    assert good is not None
+    if tamper == "truncate":
+        del core.store.audit[-3:]  # the insider deletes the newest events (the fake's head follows the rows)
+    else:
+        rehash(core)
+    core = first = restart(core, anchor)
+    core.service.anchor_chain()
+    history(core, 2)  # the bot goes on and the trail's seq passes the anchored one
+    for _ in range(3):
+        core.service.anchor_chain()
+    core = restart(core, anchor)  # and once more: a new process refuses again (and says so once)
+    core.service.anchor_chain()
+    core.service.anchor_chain()
+    assert anchor.versions == [good]  # the forgery was never anchored
+    assert len(refusals(core)) == 2 and all(e.actor == "system" for e in refusals(core))
+    assert refusals(core)[0].detail["anchored_seq"] == good.seq
+    assert [k for c in (first, core) for k in c.notifier.kinds() if k == "alert"] == ["alert", "alert"]  # one per process
+    verdict = verify_trail(core.store, anchor)
+    assert not verdict.intact and ("truncated" in verdict.why or "rewritten" in verdict.why), verdict
+
+
+def test_anchoring_resumes_once_an_operator_re_anchors_the_current_head() -> None:
+    core, anchor = anchored_core()
+    history(core)
+    core.service.anchor_chain()
+    del core.store.audit[-2:]
+    core.service.anchor_chain()
+    assert len(refusals(core)) == 1
+    seq, hash_ = core.store.chain_head()
+    anchor.write(seq, hash_, anchor.versions[-1].version)  # the operator, with Vault rights the bot lacks (README)
+    history(core)
+    core.service.anchor_chain()
+    assert anchor.versions[-1].seq == core.store.chain_head()[0] and len(refusals(core)) == 1
+    assert verify_trail(core.store, anchor).intact
+
+
+def test_two_leaders_cannot_put_an_older_head_over_a_newer_one() -> None:
+    core, anchor = anchored_core()
+    history(core)
+    core.service.anchor_chain()
+    stale = anchor.latest()
+    assert stale is not None
+    history(core)
+    restart(core, anchor).service.anchor_chain()  # the other leader anchors the newer head
+    with pytest.raises(AnchorMoved):
+        anchor.write(stale.seq, stale.hash, stale.version)  # what the slower leader would try
+    core.service.anchor_chain()  # its next tick reads the anchor again and leaves it as it is
+    assert anchor.versions[-1].seq == core.store.chain_head()[0] and refusals(core) == []
+
+
+def test_the_chain_must_continue_the_anchored_event_to_the_head() -> None:
+    core, anchor = anchored_core()
+    history(core)
+    core.service.anchor_chain()
+    outside = anchor.latest()
+    assert outside is not None
+    head = core.store.chain_head()
+    assert continues(core.store.events(AuditQuery(from_seq=outside.seq)), outside, head) == ""
+    edited = replace(core.store.audit[outside.seq - 1], actor="U0SOMEONE")  # contents edited, hash left as it was
+    core.store.audit[outside.seq - 1] = edited
+    assert "rewritten" in continues(core.store.events(AuditQuery(from_seq=outside.seq)), outside, head)
+    assert "truncated" in continues(iter(()), outside, (outside.seq - 1, "x"))
