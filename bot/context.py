@@ -6,14 +6,18 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+
+from slack_bolt.context.respond import Respond
 
 from bot.notifier import SlackNotifier
+from bot.tasks import Task
 from grants.catalog import Catalog
 from grants.service import ElevationService
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
+
+@dataclass
 class BotContext:
     service: ElevationService
     catalog: Catalog
@@ -21,17 +25,26 @@ class BotContext:
     # After the ack, the slow part of a click (Vault, the database) runs here: a few workers, so it
     # never crowds out the threads that acknowledge new requests within Slack's 3 seconds.
     work: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="jitbot-work"))
+    # With a worker process (`jitbot serve --worker-process`): hands a task over, True when the worker took it.
+    # The worker then spends its own interpreter on Vault, the database and Slack, never the one that acks.
+    forward: Callable[[Task], bool] | None = None
+    # How a deferred task answers through a response URL (tests put a recorder here).
+    responder: Callable[[str | None], Respond] = lambda url: Respond(response_url=url)
 
-    def later(self, job: Callable[..., Any], *args: Any) -> None:
-        self.work.submit(_logged, job, *args)
+    def later(self, task: Task) -> None:
+        """Run `task` after the ack: in the worker process when there is one, else (or if it is gone) here."""
+        if self.forward is not None and self.forward(task):
+            return
+        self.work.submit(self.run, task)
+
+    def run(self, task: Task) -> None:
+        from bot.listeners.deferred import run  # the listeners import this module
+
+        try:
+            run(self, task)
+        except Exception:
+            log.exception("background work failed", extra={"task": task.kind})
 
     @property
     def command(self) -> str:
         return self.catalog.settings.command
-
-
-def _logged(job: Callable[..., Any], *args: Any) -> None:
-    try:
-        job(*args)
-    except Exception:
-        logging.getLogger(__name__).exception("background work failed")

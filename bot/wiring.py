@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bot.notifier import SlackNotifier
     from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
+    from bot.worker_link import WorkerLink
     from grants.adapters.scheduler_timer import SchedulerTimer
     from grants.adapters.vault_client import VaultSession
     from grants.catalog import Catalog
@@ -135,6 +136,7 @@ class Runtime:
     web: WebApp
     outbox: OutboxWorker | None = None
     tick_every: float = 1.0
+    link: WorkerLink | None = None  # with a worker process, which then runs the outbox, the timers and post-ack work
 
     def __post_init__(self) -> None:
         self._stopping = threading.Event()
@@ -145,6 +147,11 @@ class Runtime:
         so a leader reconciles whatever happened while the bot was down before serving."""
         self.timer.start()
         self.timekeeper.timer.deactivate()  # no timers until this replica is elected
+        if self.link is not None:
+            self.link.start()  # the worker process reconciles, elects, runs the timers and delivers
+            self._loop = threading.Thread(target=self._run, name="jitbot-refusals", daemon=True)
+            self._loop.start()
+            return
         if self.outbox is not None:
             self.outbox.start()  # every replica delivers: the rows are claimed, never sent twice by two replicas
         self._tick()
@@ -167,12 +174,17 @@ class Runtime:
 
     def _tick(self) -> None:
         try:
+            if self.link is not None:
+                self.service.flush_refusals()  # the refusals counted here are written from here; the rest is the worker's
+                return
             self.timekeeper.tick()
         except Exception:
             log.exception("leadership tick failed")  # e.g. the database is down; the next tick retries
 
     def stop(self) -> None:
         self._stopping.set()
+        if self.link is not None:
+            self.link.stop()  # the worker finishes the tasks it took, then exits
         self.ctx.work.shutdown(wait=True)
         if self._loop is not None:
             self._loop.join(timeout=5)
@@ -185,17 +197,24 @@ class Runtime:
         self.vault.close()
 
     def health_checks(self) -> dict[str, Callable[[], bool]]:
-        return {"database": self.store.healthy, "vault": self.vault.healthy, "scheduler": self.timer.healthy}
+        scheduler = self.link.healthy if self.link is not None else self.timer.healthy  # the timers run in the worker
+        return {"database": self.store.healthy, "vault": self.vault.healthy, "scheduler": scheduler}
 
     def health(self) -> dict[str, bool]:
         """Each check run now, as long as it takes (the HTTP `/healthz` uses a cached, time-boxed copy)."""
         return {name: check() for name, check in self.health_checks().items()}
 
     def role(self) -> str:
+        if self.link is not None:
+            return self.link.role()  # the worker's: it holds (or waits for) the leader lock
         return "leader" if self.timekeeper.leader else "follower"
 
 
-def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: str = "vault") -> Runtime:
+def build_runtime(
+    settings: Settings, wrap_ttl: timedelta | None = None, cli: str = "vault", worker_process: bool = False
+) -> Runtime:
+    """The whole bot in one process; with `worker_process`, the HTTP side only: a worker process (started with the
+    runtime) takes the post-ack work, the outbox and the timers."""
     from bot import home
     from bot.app import build_app
     from bot.context import BotContext
@@ -206,6 +225,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from bot.notifier import SlackNotifier
     from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
+    from bot.worker_link import WorkerLink
     from grants.adapters.kinds import credential_kinds
     from grants.adapters.leader_lock import PostgresLeaderLock, leader_lock
     from grants.adapters.scheduler_timer import SchedulerTimer
@@ -239,18 +259,23 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     )
     timer.on_due = service.wake  # timers only wake the service; the database says what is due
     timer.on_due_many = service.wake_many  # keys due together (a burst of expiries) are ended in batches
-    outbox = OutboxWorker(
-        service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=settings.jitbot_outbox_lease / 3
-    )
-    service.deps.kick = outbox.kick  # a commit with notices wakes the workers at once
     service.deps.deliver_within = wrap_ttl  # an undelivered credential is replaced once its wrap has expired
-    notifier.outbox_drain = outbox.drain
+    link = WorkerLink(settings, wrap_ttl, cli) if worker_process else None
+    outbox = None
+    if link is not None:
+        service.deps.kick = link.kick  # a commit with notices wakes the worker's delivery threads at once
+    else:
+        outbox = OutboxWorker(
+            service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=settings.jitbot_outbox_lease / 3
+        )
+        service.deps.kick = outbox.kick  # a commit with notices wakes the workers at once
+        notifier.outbox_drain = outbox.drain
     notifier.home = home.renderer(service)
     lock = leader_lock(store.engine)
     if isinstance(lock, PostgresLeaderLock):
         lock.on_lost = timer.deactivate  # a lost lease stops the timers at once, even while a tick is stuck
     timekeeper = TimeKeeper(service, lock, timer, clock)
-    ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
+    ctx = BotContext(service=service, catalog=catalog, notifier=notifier, forward=link.send if link else None)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
     gate = build_gate(settings, store, service, client)
     app.middleware(socket_mode_checks(gate))  # what reaches Bolt by Socket Mode skipped the HTTP gate
@@ -265,7 +290,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         serve_metrics=settings.metrics_port is None,
         ssh_krl=settings.jitbot_ssh_krl,
     )
-    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web, outbox)
+    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web, outbox, link=link)
     return runtime
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, messages
+from bot import blocks, messages, tasks
 from bot.context import BotContext
 from bot.listeners import bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
@@ -24,22 +24,9 @@ Operation = Callable[[str, str], Request | None]  # (request ID, clicking user) 
 
 
 def register(app: App, ctx: BotContext) -> None:
-    for action_id, listener in (
-        (blocks.APPROVE, approve),
-        (blocks.DENY, deny),
-        (blocks.CANCEL, cancel),
-        (blocks.DONE, done),
-        (blocks.EXTEND, extend),
-        (blocks.NUDGE, nudge),
-        (blocks.REVIEW_ACK, acknowledge),
-        (blocks.REVIEW_FLAG, flag),
-    ):
-        app.action(action_id)(bind(listener, ctx))
-
-
-def approve(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
-    ack()  # acknowledge within Slack's 3 s; Vault is called after the ack
-    ctx.later(act, ctx, body, respond, ctx.service.approve)
+    app.action(blocks.DENY)(bind(deny, ctx))
+    for action_id in DEFERRED:
+        app.action(action_id)(bind(later, ctx))
 
 
 def deny(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, *, ctx: BotContext) -> None:
@@ -47,34 +34,28 @@ def deny(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, *,
     act(ctx, body, respond, lambda request_id, user: ask_deny_reason(ctx, client, body, respond, request_id, user))
 
 
-def cancel(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
+# The clicks carried out after their ack: what each does, and whether its outcome replaces the clicked message.
+DEFERRED: dict[str, tuple[Callable[[BotContext], Operation], bool]] = {
+    blocks.APPROVE: (lambda ctx: ctx.service.approve, False),
+    blocks.CANCEL: (lambda ctx: ctx.service.cancel, True),
+    blocks.DONE: (lambda ctx: ctx.service.revoke, True),  # "I'm done": the requester ends their own grant
+    blocks.EXTEND: (lambda ctx: ctx.service.extend, True),  # the scope's default extension; the service re-checks all
+    blocks.NUDGE: (lambda ctx: ctx.service.nudge, False),
+    blocks.REVIEW_ACK: (lambda ctx: lambda request_id, user: ctx.service.review(request_id, user, "acknowledged"), False),
+    blocks.REVIEW_FLAG: (lambda ctx: lambda request_id, user: ctx.service.review(request_id, user, "flagged"), False),
+}
+
+
+def later(ack: Ack, body: dict[str, Any], *, ctx: BotContext) -> None:
+    """Every click of DEFERRED: acknowledged at once, carried out after the ack (here or in the worker process)."""
     ack()
-    ctx.later(act, ctx, body, respond, ctx.service.cancel, True)
+    ctx.later(tasks.click(body))
 
 
-def done(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
-    ack()  # "I'm done": the requester ends their own grant; Vault revokes after the ack
-    ctx.later(act, ctx, body, respond, ctx.service.revoke, True)
-
-
-def extend(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
-    ack()  # the scope's default extension, within the catalog's caps; the service re-checks everything
-    ctx.later(act, ctx, body, respond, ctx.service.extend, True)
-
-
-def nudge(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
-    ack()
-    ctx.later(act, ctx, body, respond, ctx.service.nudge)
-
-
-def acknowledge(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
-    ack()
-    ctx.later(act, ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "acknowledged"))
-
-
-def flag(ack: Ack, body: dict[str, Any], respond: Respond, *, ctx: BotContext) -> None:
-    ack()
-    ctx.later(act, ctx, body, respond, lambda request_id, user: ctx.service.review(request_id, user, "flagged"))
+def run_click(ctx: BotContext, body: dict[str, Any]) -> None:
+    """A deferred click, from its body alone (it may have crossed to the worker process)."""
+    operation, replace = DEFERRED[str(body["actions"][0]["action_id"])]
+    act(ctx, body, ctx.responder(body.get("response_url")), operation(ctx), replace)
 
 
 def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Operation, replace: bool = False) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot import blocks, messages
+from bot import blocks, messages, tasks
 from bot.context import BotContext
 from bot.listeners import bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
@@ -113,7 +113,7 @@ def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
     text = messages.receipt_text(created, ctx.catalog.scopes[scope], ctx.service.people, ctx.command)
     ack(text=text, blocks=blocks.receipt(text, created), response_type="ephemeral")
     if created.state is State.APPROVED:
-        ctx.later(ctx.service.issue_approved, created.id)
+        ctx.later(tasks.issue(created.id))
 
 
 def ssh_key(ack: Ack, ctx: BotContext, user: str, text: str) -> None:
@@ -138,7 +138,7 @@ def break_glass(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
     # failed while the grant exists and the approvers were alerted.
     approved = ctx.service.break_glass(user, scope, duration, reason, defer_issue=True)
     say(ack, messages.break_glass_text(approved, ctx.catalog.settings.alert_channel))
-    ctx.later(ctx.service.issue_approved, approved.id)
+    ctx.later(tasks.issue(approved.id))
 
 
 def split_request(words: list[str]) -> tuple[str, str | None, str]:
@@ -161,7 +161,7 @@ def act_on(ack: Ack, respond: Respond, ctx: BotContext, user: str, verb: str, ar
         say(ack, messages.usage_text(f"`{verb}` takes one request ID.", ctx.command, USAGE[verb]))
         return
     ack()  # Vault may take a moment; the outcome follows through the response URL
-    ctx.later(run_verb, ctx, respond, user, verb, args)
+    ctx.later(tasks.verb(user, verb, args, respond.response_url))
 
 
 def run_verb(ctx: BotContext, respond: Respond, user: str, verb: str, args: list[str]) -> None:

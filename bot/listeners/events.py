@@ -6,6 +6,7 @@ from typing import Any
 
 from slack_bolt import App
 
+from bot import tasks
 from bot.context import BotContext
 from bot.listeners import bind
 
@@ -16,4 +17,4 @@ def register(app: App, ctx: BotContext) -> None:
 
 def home_opened(event: dict[str, Any], *, ctx: BotContext) -> None:
     if event.get("tab", "home") == "home":  # the Messages tab fires this event too
-        ctx.notifier.show_home(event["user"])
+        ctx.later(tasks.home(event["user"]))  # published where the outbox runs, which keeps it fresh from then on

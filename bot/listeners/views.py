@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import blocks, messages
+from bot import blocks, messages, tasks
 from bot.context import BotContext
 from bot.listeners import bind
 from bot.listeners.actions import REQUEST_ID
@@ -51,7 +51,7 @@ def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx:
         return
     ack()  # before Vault: an auto-approved request is issued after the form has closed
     if created.state is State.APPROVED:
-        ctx.later(ctx.service.issue_approved, created.id)
+        ctx.later(tasks.issue(created.id))
     text = messages.receipt_text(created, ctx.catalog.scopes[created.scope], ctx.service.people, ctx.command)
     ctx.notifier.dm(user, text, blocks.receipt(text, created))
 

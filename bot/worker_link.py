@@ -1,0 +1,184 @@
+"""The worker process beside `jitbot serve --worker-process`: spawned and watched here, tasks and outbox kicks sent to it.
+
+The HTTP process acks; the worker spends its own interpreter on what comes after (Vault, the database, Slack,
+the timers), so a burst of post-ack work never holds an ack behind Python's one lock. The two talk over a socket
+pair, one JSON object per line: tasks and kicks one way, the worker's role and scheduler state the other.
+Nothing on it is ever written down; the worker dies with the socket, so it never outlives the HTTP process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.settings import Settings, load_settings
+from bot.tasks import Task, decode
+
+log = logging.getLogger(__name__)
+HEARTBEAT = 1.0  # seconds between the worker's reports
+STALE = 5.0  # a worker silent this long counts as down in /healthz
+
+
+class WorkerLink:
+    """The HTTP process's end: starts the worker, restarts it if it dies, forwards tasks and kicks."""
+
+    def __init__(self, settings: Settings, wrap_ttl: timedelta, cli: str) -> None:
+        self._hello = {"settings": _plain(settings), "wrap_ttl": wrap_ttl.total_seconds(), "cli": cli}
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._child: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._report: dict[str, Any] = {}
+        self._heard = 0.0
+        self._watch: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._spawn()
+        self._watch = threading.Thread(target=self._listen, name="worker-link", daemon=True)
+        self._watch.start()
+
+    def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-m", "bot.cli", "worker", "--link-fd", str(theirs.fileno())]
+        child = subprocess.Popen(command, pass_fds=(theirs.fileno(),))
+        theirs.close()
+        # The settings (secrets included) go over the private socket, never on a command line or into the environment.
+        ours.sendall(json.dumps(self._hello).encode() + b"\n")
+        with self._lock:
+            self._sock, self._child = ours, child
+        log.info("worker process started", extra={"pid": child.pid})
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            with self._lock:
+                sock = self._sock
+            assert sock is not None
+            for line in _lines(sock):
+                try:
+                    self._report, self._heard = json.loads(line), time.monotonic()
+                except ValueError:
+                    log.error("unreadable report from the worker process")
+            if self._stopping.is_set():
+                return
+            # The worker is gone (crashed, killed): tasks run here meanwhile, a new worker takes over.
+            log.error("the worker process exited (%s); starting a new one", self._child.poll() if self._child else None)
+            self._stopping.wait(1.0)
+            if not self._stopping.is_set():
+                self._spawn()
+
+    def send(self, task: Task) -> bool:
+        """Hand `task` to the worker; False when it cannot take it now (the caller runs it instead)."""
+        return self._send(task.encode())
+
+    def kick(self) -> None:
+        """A commit wrote notices: the worker's delivery threads wake at once instead of at their next poll."""
+        self._send(b'{"kick":1}\n')
+
+    def _send(self, data: bytes) -> bool:
+        with self._lock:
+            if self._sock is None:
+                return False
+            try:
+                self._sock.sendall(data)
+                return True
+            except OSError:
+                return False
+
+    def healthy(self) -> bool:
+        return bool(self._report.get("scheduler")) and time.monotonic() - self._heard < STALE
+
+    def role(self) -> str:
+        return str(self._report.get("role", "starting"))
+
+    def stop(self, timeout: float = 15) -> None:
+        """Close the socket: the worker finishes what it holds and exits (killed if it takes longer than `timeout`)."""
+        self._stopping.set()
+        with self._lock:
+            sock, child, self._sock = self._sock, self._child, None
+        if sock is not None:
+            _close(sock)
+        if child is not None:
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def run_worker(link_fd: int) -> int:
+    """`jitbot worker --link-fd N`: the worker's end. Runs the background work until the socket closes."""
+    from bot.wiring import build_runtime
+
+    sock = socket.socket(fileno=link_fd)
+    lines = _lines(sock)
+    hello = json.loads(next(lines))
+    settings = load_settings(**hello["settings"])
+    runtime = build_runtime(settings, wrap_ttl=timedelta(seconds=hello["wrap_ttl"]), cli=hello["cli"])
+    # Ctrl-C reaches the whole process group, SIGTERM may come from a supervisor: both end the loop below cleanly.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: _close(sock))
+    runtime.start()
+    stop = threading.Event()
+
+    def report() -> None:
+        while not stop.wait(HEARTBEAT):
+            state = {"role": runtime.role(), "scheduler": runtime.timer.healthy()}
+            try:
+                sock.sendall(json.dumps(state).encode() + b"\n")
+            except OSError:
+                return
+
+    threading.Thread(target=report, name="worker-report", daemon=True).start()
+    try:
+        for line in lines:
+            message = json.loads(line)
+            if "kick" in message:
+                if runtime.outbox is not None:
+                    runtime.outbox.kick()
+            else:
+                runtime.ctx.later(decode(message))
+    finally:
+        stop.set()
+        runtime.stop()  # finishes the tasks it took; the outbox keeps what it did not send
+        _close(sock)
+    return 0
+
+
+def _lines(sock: socket.socket) -> Any:
+    """The lines read from `sock` until it closes (EOF or error)."""
+    try:
+        with sock.makefile("rb") as stream:
+            for line in stream:
+                yield line
+    except (OSError, ValueError):
+        return
+
+
+def _close(sock: socket.socket) -> None:
+    """Shut the socket down first: a reader blocked on it (through makefile) sees EOF at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the other end
+    sock.close()
+
+
+def _plain(settings: Settings) -> dict[str, Any]:
+    """Settings as JSON: secrets revealed (for the worker's private socket only), paths as text."""
+    values = settings.model_dump(exclude_unset=False)
+    return {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else str(value) if isinstance(value, Path) else value
+        for name, value in values.items()
+        if value is not None
+    }
