@@ -121,8 +121,9 @@ def cmd_vault_sweep(args: argparse.Namespace) -> int:
             return 2
     else:
         scopes = list(load_catalog(settings.jitbot_catalog).scopes.values())
-        identity = [scope for scope in scopes if scope.credential == "vault_identity"] or scopes
-        max_age = max(scope.max_total for scope in identity)
+        # Only kinds without a TTL of their own leave groups for the sweeper: their longest total bounds a group's age.
+        open_ended = [scope for scope in scopes if not scope.ends_by_itself] or scopes
+        max_age = max(scope.max_total for scope in open_ended)
     lines = sweep_vault(settings, datetime.now(UTC), max_age)
     for line in lines:
         print(line)

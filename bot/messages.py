@@ -124,9 +124,9 @@ def news_text(request: Request, news: Event | News, context: dict[str, object]) 
             by = str(context.get("actor"))
             who = "you" if by == request.requester else mention(by)
             text = f":lock: {rid}: your access to `{scope}` was revoked by {who} at {when(request.ended_at)}."
-            if context.get("kind") == "ssh":
-                # OpenSSH cannot cut a session when a certificate is revoked: say so, plainly.
-                text += " New SSH logins are refused once hosts fetch the revocation list; sessions already open survive: log out of them."
+            if context.get("caveat"):
+                # What the kind's revoke cannot end (open SSH sessions survive), in the kind's own words: said plainly.
+                text += f" {esc(str(context['caveat']))}"
             return text
         case News.UNREACHABLE:
             people = context.get("people") or []

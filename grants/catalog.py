@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
 
@@ -21,7 +21,6 @@ SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")  # public (C…) or older private (G…) channel; names are not stable
-CREDENTIAL_KINDS = ("vault_token", "database", "ssh", "vault_identity")
 
 Duration = Annotated[str, Field(description="a duration such as 15m or 1h30m")]
 
@@ -141,9 +140,19 @@ class ScopeBase(_Strict):
     _durations = field_validator("min_duration", "default_duration", "max_duration", "warn_before")(_check_duration)
     _optional = field_validator("remind_after", "escalate_after", "max_total_duration")(_optional_duration)
 
+    # What the core, the listeners and the messages ask of a kind, never its name: a kind overrides these here.
+    needs_public_key: ClassVar[bool] = False  # the credential certifies the requester's registered SSH public key
+    ends_by_itself: ClassVar[bool] = True  # False: only the bot or `jitbot vault sweep` ends it (no TTL of its own)
+    revoke_caveat: ClassVar[str] = ""  # what an early revoke cannot do, told plainly to the requester
+
     @property
     def policies_granted(self) -> list[str]:
         """The Vault policies this scope's credential carries (none for kinds that grant no policy)."""
+        return []
+
+    @property
+    def services(self) -> list[str]:
+        """The service entities (`entity:NAME`) this scope may be requested for; none for kinds that cannot act for one."""
         return []
 
     @property
@@ -221,6 +230,12 @@ class SshScope(ScopeBase):
     ssh_role: str = Field(min_length=1)
     principals: list[str] = Field(min_length=1)
 
+    needs_public_key: ClassVar[bool] = True
+    # OpenSSH cannot cut a session when a certificate is revoked: the requester is told so.
+    revoke_caveat: ClassVar[str] = (
+        "New SSH logins are refused once hosts fetch the revocation list; sessions already open survive: log out of them."
+    )
+
     @field_validator("principals")
     @classmethod
     def _no_wildcards(cls, value: list[str]) -> list[str]:
@@ -238,9 +253,15 @@ class VaultIdentityScope(ScopeBase):
     policies: list[str] = Field(min_length=1)
     on_behalf_of: list[str] = []
 
+    ends_by_itself: ClassVar[bool] = False  # a group has no TTL: reconcile and the sweeper end it
+
     @property
     def policies_granted(self) -> list[str]:
         return list(self.policies)
+
+    @property
+    def services(self) -> list[str]:
+        return list(self.on_behalf_of)
 
     @field_validator("on_behalf_of")
     @classmethod
@@ -266,6 +287,18 @@ Scope = Annotated[
     Discriminator(_credential_kind),
 ]
 SCOPE = TypeAdapter(Scope)
+
+
+def kind_models() -> dict[str, type[ScopeBase]]:
+    """Each credential kind's catalog model, read off the `Scope` union's arms (so a new kind is still one arm)."""
+    union = get_args(Scope)[0]
+    return {get_args(arm)[1].tag: get_args(arm)[0] for arm in get_args(union)}
+
+
+def revoke_caveat(kind: str) -> str:
+    """What an early revoke of this kind's credential cannot do ("" when it ends everything)."""
+    model = kind_models().get(kind)
+    return model.revoke_caveat if model is not None else ""
 
 
 class Catalog(_Strict):
@@ -413,8 +446,8 @@ def _shape_problems(error: ValidationError, prefix: tuple[object, ...] = ()) -> 
         if item["type"] == "extra_forbidden":
             message = "unknown key; check the spelling against the catalog reference"
         elif item["type"] == "union_tag_invalid":
-            loc, message = (*loc, "credential"), f"unknown credential kind; use one of {', '.join(CREDENTIAL_KINDS)}"
-        if len(loc) > 2 and loc[0] == "scopes" and loc[2] in CREDENTIAL_KINDS:
+            loc, message = (*loc, "credential"), f"unknown credential kind; use one of {', '.join(kind_models())}"
+        if len(loc) > 2 and loc[0] == "scopes" and loc[2] in kind_models():
             loc = (*loc[:2], *loc[3:])  # the union's tag is our `credential` field, not a level of the file
         problems.append(f"{_location((*prefix, *loc))}: {message}")
     return problems

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServeProcess:
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, module: str = "bot.cli"):
         self.env = {**os.environ, **env}
+        self.module = module  # `tests.crash_serve` for a bot that dies at a chosen store write
         self.log_path = log_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -28,7 +29,7 @@ class ServeProcess:
     def start(self, timeout: float = 30) -> ServeProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", self.module, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -58,6 +59,11 @@ class ServeProcess:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
+
+    def died(self, timeout: float = 30) -> int:
+        """Wait for the process to end by itself (a crash under test); its return code (-9: SIGKILL)."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

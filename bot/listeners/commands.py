@@ -80,8 +80,8 @@ def open_form(ack: Ack, ctx: BotContext, client: WebClient, respond: Respond, us
     if not scopes:
         say(ack, ":warning: There is no scope you can request. Ask an admin to add you to a scope's requesters.")
         return
-    # An ssh scope certifies a registered key: the form asks for one when the person could pick such a scope without.
-    ask_key = any(ctx.catalog.scopes[s].credential == "ssh" for s in scopes) and ctx.service.ssh_key(user) is None
+    # Some kinds (ssh) certify a registered key: the form asks for one when the person could pick such a scope without.
+    ask_key = any(ctx.catalog.scopes[s].needs_public_key for s in scopes) and ctx.service.ssh_key(user) is None
     ack()
     try:
         client.views_open(

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import hvac
 import psycopg
@@ -216,7 +216,7 @@ class _NoSshd(Exception):
 def sshd(folder: Path, ca_key: str) -> Iterator[tuple[int, Path, str]]:
     """A throwaway sshd on a free 127.0.0.1 port trusting the CA for principal web-admin: (port, KRL path, login user)."""
     login = getpass.getuser()
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "host")], check=True)
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "host")], check=True)
     (folder / "ca.pub").write_text(ca_key + "\n", encoding="utf-8")
     (folder / "principals").mkdir(exist_ok=True)
     (folder / "principals" / login).write_text("web-admin\n", encoding="utf-8")
@@ -237,7 +237,7 @@ def sshd(folder: Path, ca_key: str) -> Iterator[tuple[int, Path, str]]:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # the privilege separation directory sshd insists on
     except OSError as error:
         raise _NoSshd(f"cannot create /run/sshd: {error.strerror}") from None
-    checked = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True, check=False)
+    checked = _run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True, check=False)
     if checked.returncode != 0:
         raise _NoSshd((checked.stderr.strip().splitlines() or ["its config test failed"])[-1])
     process = subprocess.Popen(
@@ -257,15 +257,21 @@ def sshd(folder: Path, ca_key: str) -> Iterator[tuple[int, Path, str]]:
             time.sleep(0.05)
         yield port, krl, login
     finally:
-        process.terminate()
+        process.kill()  # a throwaway with nothing to flush; SIGTERM would wait forever on a stopped (hung) sshd
         process.wait(timeout=10)
+
+
+def _run(args: list[str], **options: Any) -> subprocess.CompletedProcess[Any]:
+    """subprocess.run for every tool the demo runs: the child dies with the demo, even when the demo is SIGKILLed
+    (an `ssh` waiting on a hung host would otherwise outlive it by its 20 s timeout)."""
+    return subprocess.run(args, preexec_fn=die_with_parent(), **options)
 
 
 def _ssh(folder: Path, port: int, login: str) -> tuple[bool, str]:
     options = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
                "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={os.devnull}", "-o", "ConnectTimeout=5",
                "-o", "LogLevel=ERROR", "-i", str(folder / "dana"), "-o", f"CertificateFile={folder / 'dana-cert.pub'}"]  # fmt: skip
-    done = subprocess.run(
+    done = _run(
         ["ssh", *options, "-p", str(port), f"{login}@127.0.0.1", "echo logged in as $(whoami)"],
         capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
@@ -275,7 +281,7 @@ def _ssh(folder: Path, port: int, login: str) -> tuple[bool, str]:
 
 def _ssh_story(stage: Stage, folder: Path, port: int, krl: Path, login: str) -> None:
     n = stage.narrator
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dana", "-f", str(folder / "dana")], check=True)
+    _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "dana", "-f", str(folder / "dana")], check=True)
     stage.ephemeral_text(stage.slash(DANA, f"ssh-key {(folder / 'dana.pub').read_text().strip()}"), "SHA256:")
     request_id = _request_id(stage.slash(DANA, "web-ssh 10m INC-4501 restart nginx"))
     stage.approvers_message(request_id, "[Approve] [Deny]")

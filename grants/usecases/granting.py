@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from grants import outbox
+from grants.catalog import revoke_caveat
 from grants.credentials import CredentialError, CredentialHandle, IssuedCredential, IssueOrder
 from grants.domain import Grant, Request, StaleDecision, State, open_decision
 from grants.durations import format_duration
@@ -39,9 +40,9 @@ def order_for(request: Request, until: datetime, now: datetime, public_key: str 
 
 
 def order_of(deps: Deps, request: Request, until: datetime, now: datetime) -> IssueOrder:
-    """The order with what the store holds for it: the requester's registered SSH key for ssh scopes."""
+    """The order with what the store holds for it: the requester's registered public key for kinds that certify one."""
     scope = deps.catalog.scopes.get(request.scope)
-    key = deps.store.ssh_key(request.requester) if scope is not None and scope.credential == "ssh" else None
+    key = deps.store.ssh_key(request.requester) if scope is not None and scope.needs_public_key else None
     return order_for(request, until, now, key)
 
 
@@ -148,7 +149,7 @@ def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
     detail: dict[str, Any] = {"accessor": handle.id}
     if event is Event.EXPIRED:
         detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
-    notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, kind=handle.kind)]
+    notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, **_caveat(handle))]
     if not deps.commit(request, ended, event, actor, notices=notices, **detail):
         current = deps.store.get(request.id)
         if current is not None and current.state is State.ACTIVE and current.grant is not None:
@@ -186,7 +187,7 @@ def end_many(deps: Deps, requests: Sequence[Request], event: Event, actor: str, 
         detail: dict[str, Any] = {"accessor": handle.id}
         if event is Event.EXPIRED:
             detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
-        notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, kind=handle.kind)]
+        notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, **_caveat(handle))]
         commits.append((index, Commit(request, ended, event, actor, notices, detail)))
     saved = deps.commit_many([c for _, c in commits])
     for (index, commit), ok in zip(commits, saved, strict=True):
@@ -213,6 +214,12 @@ def require_current(deps: Deps, request: Request, shown_for: str, actor: str, ac
             f"This message is out of date: {request.id} now waits for {what}. Use the newest message about it.",
             request_id=request.id,
         )
+
+
+def _caveat(handle: CredentialHandle) -> dict[str, str]:
+    """What the requester must hear about a revoke this kind cannot make complete (open SSH sessions survive)."""
+    caveat = revoke_caveat(handle.kind)
+    return {"caveat": caveat} if caveat else {}
 
 
 def trusted_handle(deps: Deps, request: Request) -> CredentialHandle:

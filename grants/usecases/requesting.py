@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 from grants import allowances, deadlines, guards, inputs, outbox
-from grants.catalog import Scope, SshScope, VaultIdentityScope
+from grants.catalog import Scope
 from grants.domain import (
     AlreadyDecided,
     AlreadyOpen,
@@ -125,23 +125,23 @@ def checked_service(deps: Deps, requester: str, scope_name: str, scope: Scope, s
     if service is None:
         return None
     subject = service if service.startswith("entity:") else f"entity:{service}"
-    if not isinstance(scope, VaultIdentityScope) or not scope.on_behalf_of:
+    if not scope.services:
         raise AskNormally(
             f"`{scope_name}` cannot be requested for a service; only vault_identity scopes that list services can.",
             field="scope",
             scope=scope_name,
         )
-    if subject not in scope.on_behalf_of:
+    if subject not in scope.services:
         # Naming a service the catalog does not list is an attempt to widen a grant: audited.
         deps.reject(requester, "request_on_behalf", "service_not_listed", None, scope=scope_name)
-        listed = ", ".join(f"`{s.removeprefix('entity:')}`" for s in scope.on_behalf_of)
+        listed = ", ".join(f"`{s.removeprefix('entity:')}`" for s in scope.services)
         raise InvalidRequest(f"`{scope_name}` cannot be requested for `{service}`; its services are {listed}.", field="scope")
     return subject
 
 
 def require_ssh_key(deps: Deps, requester: str, scope_name: str, scope: Scope) -> None:
-    """An ssh scope certifies the requester's registered key: without one there is nothing to sign."""
-    if isinstance(scope, SshScope) and deps.store.ssh_key(requester) is None:
+    """A kind that certifies the requester's registered key (ssh) has nothing to sign without one."""
+    if scope.needs_public_key and deps.store.ssh_key(requester) is None:
         raise SshKeyMissing(
             f"`{scope_name}` gives an SSH certificate for your public key, and you have none registered.", field="public_key"
         )

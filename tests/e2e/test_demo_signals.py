@@ -1,4 +1,5 @@
-"""`jitbot demo` stopped by SIGINT, SIGTERM or SIGKILL leaves nothing it started running (real processes, /proc)."""
+"""`jitbot demo` stopped by SIGINT, SIGTERM or SIGKILL, as soon as OpenBao is up and during its SSH login, leaves
+nothing it started running (real processes, /proc)."""
 
 from __future__ import annotations
 
@@ -147,3 +148,67 @@ def test_a_stopped_demo_leaves_nothing_running(signum, ignore_sigint, exit_code)
         stderr = demo.stderr.read() if demo.stderr else ""
         assert f"jitbot demo: stopped by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr, stderr
         assert "Demo complete.\n" not in list(lines.queue)
+
+
+SSHD_UP = re.compile(r"sshd -p (\d+)")
+
+
+def wait_for_line(
+    demo: subprocess.Popen[str], lines: queue.Queue[str], pattern: re.Pattern[str], timeout: float
+) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert demo.poll() is None, f"the demo ended early: {demo.stderr.read() if demo.stderr else ''}"
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"the demo never printed {pattern.pattern!r}") from None
+        if match := pattern.search(line):
+            return match
+
+
+def find(root: int, predicate, timeout: float, what: str) -> Process:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        for process, cmd in descendants(root).items():
+            if predicate(cmd):
+                return process
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_a_demo_stopped_during_its_ssh_login_leaves_nothing_running(signum):
+    """Killed while its `ssh` client waits on its sshd (frozen with SIGSTOP, as a hung host would be): the sshd, the
+    `ssh` client, OpenBao, and the in-process bot and stand-in all end with the demo."""
+    demo, lines = start_demo(ignore_sigint=False)
+    started: dict[Process, str] = {}
+    try:
+        bao_port = openbao_port(demo, lines)
+        ssh_port = int(wait_for_line(demo, lines, SSHD_UP, timeout=240).group(1))
+        sshd = find(demo.pid, lambda cmd: "sshd_config [listener]" in cmd, 10, "the demo's listening sshd")
+        os.kill(sshd[0], signal.SIGSTOP)  # the host hangs: the demo's `ssh` login now waits for its banner
+        find(demo.pid, lambda cmd: cmd.startswith("ssh ") and "CertificateFile=" in cmd, 60, "the demo's ssh login")
+        started = descendants(demo.pid)
+        commands = list(started.values())
+        assert any("server -dev" in cmd for cmd in commands) and any(cmd.startswith("ssh ") for cmd in commands), commands
+        os.kill(demo.pid, signum)
+        demo.wait(timeout=10)  # at once, though its sshd is frozen and its ssh client is mid-login
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    try:
+        assert demo.returncode == (-signal.SIGKILL if signum == signal.SIGKILL else 128 + signum)
+        survivors = lambda: {p: cmd for p, cmd in started.items() if alive(p)}  # noqa: E731
+        wait_until(lambda: not survivors(), 5, f"processes the demo started still run: {survivors()}")
+        wait_until(lambda: not processes_naming(f"-dev-listen-address=127.0.0.1:{bao_port}"), 5, "an OpenBao of the demo runs")
+        wait_until(lambda: not listening(bao_port) and not listening(ssh_port), 5, "something still listens on the demo's ports")
+    finally:  # a failed run must not leave its orphans (a stopped sshd among them) to the next one
+        for process in started:
+            if alive(process):
+                os.kill(process[0], signal.SIGKILL)
+    if signum != signal.SIGKILL:
+        stderr = demo.stderr.read() if demo.stderr else ""
+        assert f"jitbot demo: stopped by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr, stderr

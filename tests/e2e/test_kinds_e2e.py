@@ -80,6 +80,32 @@ def linked_requester(vault_root: hvac.Client, vault_synced: list[str]) -> str:
     return str(login["auth"]["client_token"])
 
 
+@pytest.fixture(scope="module")
+def service_token(vault_root: hvac.Client, vault_synced: list[str]) -> str:
+    """The CI deployer's own Vault token: a userpass login on its own mount, aliased to the entity `ci-deployer`."""
+    try:
+        vault_root.sys.enable_auth_method("userpass", path="services")
+    except InvalidRequest:
+        pass
+    entity = vault_root.read("identity/entity/name/ci-deployer")
+    if entity is None:
+        vault_root.write_data("identity/entity", data={"name": "ci-deployer"})
+        entity = vault_root.read("identity/entity/name/ci-deployer")
+    accessor = vault_root.sys.list_auth_methods()["services/"]["accessor"]
+    try:
+        vault_root.write_data(
+            "identity/entity-alias",
+            data={"name": "ci-deployer", "canonical_id": entity["data"]["id"], "mount_accessor": accessor},
+        )
+    except InvalidRequest:
+        pass  # linked by an earlier run in this session
+    password = secrets.token_hex(12)
+    vault_root.write_data("auth/services/users/ci-deployer", data={"password": password, "token_policies": "default"})
+    login = vault_root.write_data("auth/services/login/ci-deployer", data={"password": password})
+    assert login["auth"]["entity_id"] == entity["data"]["id"]  # the service's token is the entity's
+    return str(login["auth"]["client_token"])
+
+
 def ask(world: World, text: str, user: str = REQUESTER) -> str:
     status, body = world.client.slash(user, text)
     assert status == 200 and "Request `JIT-" in body["text"], body
@@ -129,7 +155,7 @@ def test_a_database_grant_ends_its_open_session_at_revoke(world: World, database
     dm = dm_with(world, REQUESTER, rid, "unwrap")
     assert "psql -h db.staging -d orders" in dm and "ends at" in dm and "UTC" in dm  # the real end, and the hint
     creds = hvac.Client(url=world.vault_addr, token=world.wrapping_token(REQUESTER, rid)).sys.unwrap()["data"]
-    assert rid.lower().replace("-", "_") in creds["username"] or "jit_" in creds["username"]
+    assert creds["username"].startswith(f"jit_{rid.lower()}_")  # username_template: the DB's logs name the grant
     session = _open_locked_session(creds)
     assert session.execute(f"SELECT count(*) FROM {TABLE}").fetchone() is not None
 
@@ -194,10 +220,10 @@ def test_an_identity_grant_raises_the_existing_token_until_revoked(world: World,
 
 
 def test_a_service_on_behalf_is_asked_for_by_a_requester_and_raises_the_services_entity(
-    world: World, vault_root: hvac.Client, linked_requester: str
+    world: World, vault_root: hvac.Client, linked_requester: str, service_token: str
 ) -> None:
-    vault_root.write_data("identity/entity", data={"name": "ci-deployer"})
     entity_id = vault_root.read("identity/entity/name/ci-deployer")["data"]["id"]
+    assert not can_read(world, service_token)
 
     status, body = world.client.slash(REQUESTER, "payments-identity for billing-batch 20m INC-10 deploy")
     assert "cannot be requested for `billing-batch`" in body["text"]
@@ -217,9 +243,11 @@ def test_a_service_on_behalf_is_asked_for_by_a_requester_and_raises_the_services
     world.wait_audit(rid, "issued")
     group = vault_root.read(f"identity/group/name/jit-{rid}")["data"]
     assert group["member_entity_ids"] == [entity_id] and group["metadata"]["requester"] == REQUESTER
+    assert can_read(world, service_token)  # the service's own token, logged in before the grant, gains the policy
     assert not can_read(world, linked_requester)  # the service is raised, not the person who asked
     revoke(world, rid)
     assert vault_root.read(f"identity/group/name/jit-{rid}") is None
+    assert not can_read(world, service_token)  # and loses it at revoke
 
 
 def test_reconcile_deletes_an_identity_group_no_active_grant_holds(world: World, linked_requester: str) -> None:

@@ -1,5 +1,5 @@
 """Each credential kind through its whole life in Slack, on SQLite and PostgreSQL: expiry (by itself where the kind
-can), extension, break-glass for SSH, App Home, `list` and the audit export, against the real bot, OpenBao,
+can), extension, break-glass and its review for every kind, App Home, `list` and the audit export, against the real bot, OpenBao,
 PostgreSQL and sshd."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from devkit.openbao import OpenBaoDevServer
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
-from tests.conftest import APPROVER, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
+from tests.conftest import APPROVER, APPROVER_2, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
 from tests.e2e.test_kinds_e2e import (
     CERTIFICATE,
     PLATFORM,
@@ -45,14 +45,17 @@ from tests.integration.test_kind_database import (
 )
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
 
-# Short minimums so that expiry happens within a test; one self-service extension per kind; break-glass on web-ssh.
+# Short minimums so that expiry happens within a test; one self-service extension per kind; break-glass on every kind
+# (db-oncall on the database, developers on their own identity: inline tables, as the scopes' own tables follow).
 KIND_EDITS = {
     'connect_hint = "psql -h db.staging -d orders"\nmin_duration = "1m"':
-        'connect_hint = "psql -h db.staging -d orders"\nmin_duration = "2s"\nmax_extensions = 1\nextension_requires_approval = false',
+        'connect_hint = "psql -h db.staging -d orders"\nmin_duration = "2s"\nmax_extensions = 1\nextension_requires_approval = false\n'
+        'break_glass = { requesters = ["group:db-oncall"], max_duration = "10m", review_within = "24h" }',
     'principals = ["web-admin"]           # never root: the certificate carries exactly these\nmin_duration = "1m"':
         'principals = ["web-admin"]\nmin_duration = "2s"\nmax_extensions = 1\nextension_requires_approval = false',
     'on_behalf_of = ["entity:ci-deployer"]\nmin_duration = "1m"':
-        'on_behalf_of = ["entity:ci-deployer"]\nmin_duration = "2s"\nmax_extensions = 1\nextension_requires_approval = false',
+        'on_behalf_of = ["entity:ci-deployer"]\nmin_duration = "2s"\nmax_extensions = 1\nextension_requires_approval = false\n'
+        'break_glass = { requesters = ["group:developers"], max_duration = "10m", review_within = "24h" }',
     "[scopes.payments-identity]":
         '[scopes.web-ssh.break_glass]\nrequesters = ["group:platform"]\nmax_duration = "10m"\nreview_within = "24h"\n\n'
         "[scopes.payments-identity]",
@@ -163,6 +166,71 @@ def test_database_login_dies_by_the_reader_tokens_ttl_with_the_bot_down_and_exte
     assert "password" not in extended
     revoke(world, rid)
     _wait_until_gone(new["username"], within=15)
+
+
+def take_break_glass(world: World, user: str, text: str) -> str:
+    status, body = world.client.slash(user, f"break-glass {text}")
+    assert status == 200 and "Break-glass JIT-" in body["text"] and "yours until" in body["text"], body
+    return re.search(r"Break-glass (JIT-[A-Za-z0-9]+):", body["text"]).group(1)  # type: ignore[union-attr]
+
+
+def review_follows(world: World, rid: str, taker: str, reviewer: str) -> None:
+    """The approvers get a loud notice with review buttons; the taker cannot review it, another approver does."""
+    notice = world.slack.wait_for(
+        lambda: world.slack.find_message(lambda m: "BREAK-GLASS" in shown(m) and rid in shown(m) and "[Acknowledge]" in shown(m))
+    )
+    assert "[Flag]" in shown(notice)
+    status, body = world.client.slash(AUDITOR, "reviews")
+    assert status == 200 and rid in body["text"], body
+    if taker != reviewer:
+        status, _ = world.client.click(taker, "review_acknowledged", rid)
+        assert status == 200
+    status, _ = world.client.click(reviewer, "review_acknowledged", rid)
+    assert status == 200
+    world.wait_audit(rid, "review_acknowledged")
+    nth_dm(world, taker, rid, "acknowledged your break-glass use")
+    status, body = world.client.slash(AUDITOR, "reviews")
+    assert rid not in body["text"], body
+    reviewed = world.rows(f"SELECT actor FROM audit_events WHERE request_id = '{rid}' AND event = 'review_acknowledged'")
+    assert reviewed == [(reviewer,)]
+
+
+def test_break_glass_gives_a_database_login_at_once_and_an_approver_reviews_it(
+    world: World,
+    database_engine: None,  # noqa: F811
+) -> None:
+    status, body = world.client.slash(REQUESTER, "break-glass orders-db-read 5m INC-60 orders stuck")
+    assert status == 200 and "Break-glass JIT-" not in body["text"], body  # developers are not its break-glass takers
+    rid = take_break_glass(world, APPROVER, "orders-db-read 5m INC-60 orders stuck")
+    _, creds = unwrapped_login(world, nth_dm(world, APPROVER, rid, "unwrap"))
+    assert creds["username"].startswith(f"jit_{rid.lower()}_")
+    with psycopg.connect(f"postgresql://{PG_HOST}/test", user=creds["username"], password=creds["password"]) as login:
+        assert login.execute(f"SELECT count(*) FROM {TABLE}").fetchone() is not None
+    world.wait_audit(rid, "issued")
+    issued = world.rows(f"SELECT detail FROM audit_events WHERE request_id = '{rid}' AND event = 'issued'")[0][0]
+    assert '"kind":"database"' in issued.replace(" ", "") and "password" not in issued
+    review_follows(world, rid, APPROVER, APPROVER_2)
+    revoke(world, rid, APPROVER)
+    _wait_until_gone(creds["username"], within=15)
+    # The taker's own click on Acknowledge is refused and audited; the other approver's counts.
+    assert world.audit_names(rid) == ["requested", "approved", "issued", "rejected", "review_acknowledged", "revoked"]
+
+
+def test_break_glass_raises_the_takers_own_identity_at_once_and_an_approver_reviews_it(
+    world: World,
+    linked_requester: str,  # noqa: F811
+) -> None:
+    assert not can_read(world, linked_requester)
+    rid = take_break_glass(world, REQUESTER, "payments-identity 5m INC-61 refunds stuck")
+    world.wait_audit(rid, "issued")
+    assert can_read(world, linked_requester)  # the taker's existing token, at once, no approval
+    assert world.vault.read(f"identity/group/name/jit-{rid}")["data"]["metadata"]["requester"] == REQUESTER
+    review_follows(world, rid, REQUESTER, APPROVER)
+    revoke(world, rid)
+    assert not can_read(world, linked_requester)
+    assert world.vault.read(f"identity/group/name/jit-{rid}") is None
+    # The taker's own click on Acknowledge is refused and audited; the other approver's counts.
+    assert world.audit_names(rid) == ["requested", "approved", "issued", "rejected", "review_acknowledged", "revoked"]
 
 
 def test_ssh_certificates_stop_at_validity_extend_by_signing_again_and_break_glass_needs_a_key(

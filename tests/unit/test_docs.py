@@ -32,6 +32,10 @@ def test_the_three_files_of_a_new_credential_kind_are_named():
         assert path in text
     assert "credential_kinds" in (ROOT / "grants/adapters/kinds/__init__.py").read_text(encoding="utf-8")
     assert "credential_kinds" in text
+    for capability in ("needs_public_key", "ends_by_itself", "revoke_caveat", "services"):
+        assert f"`{capability}`" in text
+        assert capability in (ROOT / "grants/catalog.py").read_text(encoding="utf-8")
+    assert "tests/unit/test_kind_seam.py" in text
 
 
 def test_the_path_finder_sees_paths_and_skips_placeholders():

@@ -1,0 +1,58 @@
+"""`jitbot serve` that SIGKILLs itself at one store write: a real crash between a Vault call and the store (test only).
+
+`JITBOT_TEST_DIE_AT=<event>` names the audit event whose write never happens; `JITBOT_TEST_RECORD=<file>` gets one
+JSON line per credential the kinds made before (handle, end, and the undelivered code, so the test can check it dies).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.cli import main
+from grants.adapters.sql_store import SqlStore
+from grants.credentials import CredentialHandle, CredentialKinds, IssuedCredential, IssueOrder
+
+
+def _record(order: IssueOrder, credential: IssuedCredential) -> None:
+    line = {
+        "request_id": order.request_id,
+        "handle": str(credential.handle),
+        "until": order.until.isoformat(),
+        "valid_until": credential.valid_until.isoformat() if credential.valid_until else None,
+        "code": credential.delivery.code,
+    }
+    with Path(os.environ["JITBOT_TEST_RECORD"]).open("a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
+
+
+def install(die_at: str) -> None:
+    real_save, real_issue, real_extend = SqlStore.save, CredentialKinds.issue, CredentialKinds.extend
+
+    def save(self: SqlStore, request: Any, expected_version: int, event: Any, notices: Any = ()) -> bool:
+        if event is not None and event.event == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # no finally, no shutdown hook: the pod is gone
+        return real_save(self, request, expected_version, event, notices)
+
+    def issue(self: CredentialKinds, order: IssueOrder, scope: Any) -> IssuedCredential:
+        credential = real_issue(self, order, scope)
+        _record(order, credential)
+        return credential
+
+    def extend(self: CredentialKinds, handle: CredentialHandle, order: IssueOrder, scope: Any) -> IssuedCredential:
+        credential = real_extend(self, handle, order, scope)
+        _record(order, credential)
+        return credential
+
+    SqlStore.save = save  # type: ignore[method-assign]
+    CredentialKinds.issue = issue  # type: ignore[method-assign]
+    CredentialKinds.extend = extend  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    install(os.environ["JITBOT_TEST_DIE_AT"])
+    sys.exit(main(sys.argv[1:]))
