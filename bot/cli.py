@@ -32,7 +32,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--socket-mode", action="store_true")
+    serve.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="run the post-ack work, the outbox and the timers in a worker process of their own (faster acks)",
+    )
     serve.set_defaults(run=cmd_serve)
+
+    # Internal: the worker process `serve --worker-process` starts, talking to it over an inherited socket.
+    worker = sub.add_parser("worker", help=argparse.SUPPRESS)
+    worker.add_argument("--link-fd", type=int, required=True)
+    worker.set_defaults(run=cmd_worker)
 
     check = sub.add_parser("check", help="validate the catalog and the policy files")
     check.add_argument("--grants", action="store_true", help="also show what each scope's policies allow, path by path")
@@ -71,7 +81,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging()
     settings = load_settings()
     port = args.port or settings.port
-    return run(settings, args.host, port, socket_mode=args.socket_mode or settings.slack_app_token is not None)
+    socket_mode = args.socket_mode or settings.slack_app_token is not None
+    return run(settings, args.host, port, socket_mode=socket_mode, worker_process=args.worker_process)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.logs import setup_logging
+    from bot.worker_link import run_worker
+
+    setup_logging()
+    return run_worker(args.link_fd)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -16,8 +16,8 @@ from bot.wiring import build_runtime
 log = logging.getLogger(__name__)
 
 
-def run(settings: Settings, host: str, port: int, socket_mode: bool = False) -> int:
-    runtime = build_runtime(settings)
+def run(settings: Settings, host: str, port: int, socket_mode: bool = False, worker_process: bool = False) -> int:
+    runtime = build_runtime(settings, worker_process=worker_process)
     runtime.start()
     log.info("started", extra={"role": runtime.role()})
     server = serve(runtime.web, host, port)

@@ -159,8 +159,7 @@ def _lines(sock: socket.socket) -> Any:
     """The lines read from `sock` until it closes (EOF or error)."""
     try:
         with sock.makefile("rb") as stream:
-            for line in stream:
-                yield line
+            yield from stream
     except (OSError, ValueError):
         return
 

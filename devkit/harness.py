@@ -22,9 +22,11 @@ def free_port() -> int:
 class LocalBot:
     """Context manager: builds the runtime from settings, reconciles, and serves `POST /slack/events`."""
 
-    def __init__(self, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", **settings: Any):
+    def __init__(
+        self, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", worker_process: bool = False, **settings: Any
+    ):
         self.settings: Settings = load_settings(**settings)
-        self.wrap_ttl, self.cli = wrap_ttl, cli
+        self.wrap_ttl, self.cli, self.worker_process = wrap_ttl, cli, worker_process
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.runtime: Runtime | None = None
@@ -32,7 +34,7 @@ class LocalBot:
         self._thread: threading.Thread | None = None
 
     def start(self) -> LocalBot:
-        self.runtime = build_runtime(self.settings, wrap_ttl=self.wrap_ttl, cli=self.cli)
+        self.runtime = build_runtime(self.settings, wrap_ttl=self.wrap_ttl, cli=self.cli, worker_process=self.worker_process)
         self.runtime.start()
         self._server = serve(self.runtime.web, "127.0.0.1", self.port)
         self._thread = threading.Thread(target=self._serve, args=(self._server,), name="jitbot-http", daemon=True)

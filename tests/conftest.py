@@ -132,7 +132,15 @@ def db_url(request, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def world(tmp_path, db_url, openbao: OpenBaoDevServer, vault_root, bot_vault_token, catalog_edits) -> Iterator[World]:  # noqa: F811
+def worker_process() -> bool:
+    """Whether the bot runs its post-ack work, outbox and timers in a worker process (a module overrides this)."""
+    return False
+
+
+@pytest.fixture
+def world(
+    tmp_path, db_url, openbao: OpenBaoDevServer, vault_root, bot_vault_token, catalog_edits, worker_process
+) -> Iterator[World]:  # noqa: F811
     policies = make_catalog_dir(tmp_path, catalog_edits)
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         bot = LocalBot(
@@ -143,6 +151,7 @@ def world(tmp_path, db_url, openbao: OpenBaoDevServer, vault_root, bot_vault_tok
             vault_token=bot_vault_token,
             database_url=db_url,
             jitbot_catalog=policies / "catalog.toml",
+            worker_process=worker_process,
         )
         with bot:
             client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -402,3 +403,13 @@ def bootstrap(
     service.deps.kick = synchronous_kick(service)
     timer.on_due = service.wake
     return Core(service, store, issuer, notifier, timer, clock)
+
+
+class InlineWork:
+    """A post-ack pool that runs each job at once, so what a listener leaves for later is done when it returns."""
+
+    def submit(self, job: Any, *args: Any) -> Future[None]:
+        job(*args)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done

@@ -18,10 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServeProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, module: str = "bot.cli"):
+    def __init__(self, env: dict[str, str], log_path: Path, module: str = "bot.cli", extra: list[str] | None = None):
         self.env = {**os.environ, **env}
         self.module = module  # `tests.crash_serve` for a bot that dies at a chosen store write
         self.log_path = log_path
+        self.extra = extra or []  # more `serve` options, e.g. --worker-process
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -29,7 +30,7 @@ class ServeProcess:
     def start(self, timeout: float = 30) -> ServeProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", self.module, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.extra],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -53,7 +53,7 @@ def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respo
         elif verb == "list":
             say(ack, blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
         elif verb in ("revoke", "cancel", "extend", "nudge"):
-            act_on(ack, respond, ctx, user, verb, words[1:])
+            act_on(ack, ctx, user, verb, words[1:], command.get("response_url"))
         elif verb == "break-glass":
             break_glass(ack, ctx, user, words[1:])
         elif verb == "reviews":
@@ -156,12 +156,12 @@ USAGE = {
 }
 
 
-def act_on(ack: Ack, respond: Respond, ctx: BotContext, user: str, verb: str, args: list[str]) -> None:
+def act_on(ack: Ack, ctx: BotContext, user: str, verb: str, args: list[str], response_url: str | None) -> None:
     if not (len(args) == 1 or (verb == "extend" and len(args) == 2)):
         say(ack, messages.usage_text(f"`{verb}` takes one request ID.", ctx.command, USAGE[verb]))
         return
     ack()  # Vault may take a moment; the outcome follows through the response URL
-    ctx.later(tasks.verb(user, verb, args, respond.response_url))
+    ctx.later(tasks.verb(user, verb, args, response_url))
 
 
 def run_verb(ctx: BotContext, respond: Respond, user: str, verb: str, args: list[str]) -> None:

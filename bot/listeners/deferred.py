@@ -12,7 +12,9 @@ def run(ctx: BotContext, task: Task) -> None:
     if task.kind == "click":
         actions.run_click(ctx, args["body"])
     elif task.kind == "verb":
-        commands.run_verb(ctx, ctx.responder(args["response_url"]), str(args["user"]), str(args["verb"]), [str(a) for a in args["args"]])
+        commands.run_verb(
+            ctx, ctx.responder(args["response_url"]), str(args["user"]), str(args["verb"]), [str(a) for a in args["args"]]
+        )
     elif task.kind == "issue":
         ctx.service.issue_approved(str(args["request_id"]))
     elif task.kind == "home":

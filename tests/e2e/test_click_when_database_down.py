@@ -36,7 +36,7 @@ def test_an_acked_click_that_meets_a_dead_database_tells_the_clicker(tmp_path, o
         # Hold the post-ack workers so the click is acked (the database still up) and carried out after it dies.
         hold, held = threading.Event(), []
         for _ in range(bot.runtime.ctx.work._max_workers):
-            bot.runtime.ctx.later(lambda: (held.append(1), hold.wait(30)))
+            bot.runtime.ctx.work.submit(lambda: (held.append(1), hold.wait(30)))
         status, _ = client.click(APPROVER, "approve", rid)
         assert status == 200  # acked: Slack shows the person nothing more
         name = client.last_response_name

@@ -16,7 +16,7 @@ from grants.catalog import parse_catalog
 from grants.domain import State
 from grants.service import ElevationService
 from tests.catalogs import APPROVER_1, OUTSIDER, REQUESTER, catalog_data, make_catalog
-from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer
+from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer, InlineWork
 from tests.slack_payloads import check_options_response, check_view, raw_angle_brackets
 
 
@@ -75,7 +75,7 @@ class FakeWebClient:
 def context() -> BotContext:
     clock = FakeClock()
     service = ElevationService(make_catalog(), FakeStore(), FakeIssuer(), FakeNotifier(), FakeTimer(clock), clock)
-    return BotContext(service=service, catalog=service.catalog, notifier=FakeSlackNotifier())  # type: ignore[arg-type]
+    return BotContext(service=service, catalog=service.catalog, notifier=FakeSlackNotifier(), work=InlineWork())  # type: ignore[arg-type]
 
 
 def slash(ctx: BotContext, text: str, client: FakeWebClient | None = None) -> tuple[Recorder, Recorder]:

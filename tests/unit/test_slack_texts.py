@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot import messages
+from bot import blocks, messages
 from bot.context import BotContext
 from bot.listeners import actions, commands, events, views
 from grants.adapters.kinds import database_kind, identity_kind, ssh_kind
@@ -25,7 +24,7 @@ from grants.lifecycle import Event
 from grants.outbox import Alert, News
 from grants.service import ElevationService
 from tests.catalogs import APPROVER_1, AUDITOR, OUTSIDER, REQUESTER, catalog_data
-from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer, bootstrap
+from tests.fakes import FakeClock, FakeIssuer, FakeNotifier, FakeStore, FakeTimer, InlineWork, bootstrap
 from tests.slack_payloads import raw_angle_brackets
 from tests.unit.test_listeners import FakeSlackNotifier, FakeWebClient, Recorder, click_body
 
@@ -218,16 +217,6 @@ def test_every_credential_kinds_dm_is_escaped(monkeypatch, tmp_path):
 # ---- what the listeners answer ------------------------------------------------------------------------------
 
 
-class Inline:
-    """Runs `ctx.later` work at once, so the replies through `respond` are there when the listener returns."""
-
-    def submit(self, job: Any, *args: Any) -> Future[None]:
-        job(*args)
-        done: Future[None] = Future()
-        done.set_result(None)
-        return done
-
-
 def jit_context() -> BotContext:
     data = catalog_data()
     data["settings"]["command"] = "/jit"  # type: ignore[index]
@@ -242,7 +231,7 @@ def jit_context() -> BotContext:
     }
     clock = FakeClock()
     service = ElevationService(parse_catalog(data), FakeStore(), FakeIssuer(), FakeNotifier(), FakeTimer(clock), clock)
-    return BotContext(service=service, catalog=service.catalog, notifier=FakeSlackNotifier(), work=Inline())  # type: ignore[arg-type]
+    return BotContext(service=service, catalog=service.catalog, notifier=FakeSlackNotifier(), work=InlineWork())  # type: ignore[arg-type]
 
 
 SLASHES = [
@@ -278,6 +267,7 @@ def test_every_listener_reply_is_clean_and_names_the_catalogs_command():
     replies: dict[str, list[str]] = {}
     for user, text in SLASHES:
         ack, respond = Recorder(), Recorder()
+        ctx.responder = lambda _url, respond=respond: respond  # what runs after the ack answers through the same URL
         command = {"user_id": user, "text": text, "trigger_id": "1.2.abc", "channel_id": "C0TEST"}
         commands.elevate(ack, command, FakeWebClient(), respond, ctx=ctx)  # type: ignore[arg-type]
         replies[text] = texts_in(ack.calls) + texts_in(respond.calls)
@@ -289,20 +279,22 @@ def test_every_listener_reply_is_clean_and_names_the_catalogs_command():
 
     rid = ctx.service.mine(REQUESTER)[0].id
     clicks = [
-        (actions.approve, OUTSIDER, rid),
-        (actions.approve, REQUESTER, rid),
-        (actions.approve, APPROVER_1, "<!here>"),
-        (actions.cancel, APPROVER_1, rid),
-        (actions.done, OUTSIDER, rid),
-        (actions.extend, REQUESTER, rid),
-        (actions.nudge, OUTSIDER, rid),
-        (actions.acknowledge, APPROVER_1, rid),
-        (actions.flag, APPROVER_1, rid),
+        (blocks.APPROVE, OUTSIDER, rid),
+        (blocks.APPROVE, REQUESTER, rid),
+        (blocks.APPROVE, APPROVER_1, "<!here>"),
+        (blocks.CANCEL, APPROVER_1, rid),
+        (blocks.DONE, OUTSIDER, rid),
+        (blocks.EXTEND, REQUESTER, rid),
+        (blocks.NUDGE, OUTSIDER, rid),
+        (blocks.REVIEW_ACK, APPROVER_1, rid),
+        (blocks.REVIEW_FLAG, APPROVER_1, rid),
     ]
-    for listener, user, value in clicks:
+    assert {action for action, _, _ in clicks} == set(actions.DEFERRED), "every deferred click is tried"
+    for action, user, value in clicks:
         respond = Recorder()
-        listener(Recorder(), click_body(user, "x", value), respond, ctx=ctx)  # type: ignore[operator]
-        replies[f"{listener.__name__} by {user} on {value}"] = texts_in(respond.calls)
+        ctx.responder = lambda _url, respond=respond: respond
+        actions.later(Recorder(), click_body(user, action, value), ctx=ctx)
+        replies[f"{action} by {user} on {value}"] = texts_in(respond.calls)
     respond = Recorder()
     actions.deny(Recorder(), click_body(OUTSIDER, "x", rid), FakeWebClient(), respond, ctx=ctx)  # type: ignore[arg-type]
     replies["deny by outsider"] = texts_in(respond.calls)
