@@ -75,7 +75,8 @@ def _workload(recorder: BodyRecorder, bot: LocalBot, per_kind: int, tag: str) ->
     assert bot.runtime is not None
     service, store, catalog = bot.runtime.service, bot.runtime.store, bot.runtime.catalog
     targets = [service.request(f"U0C{tag}{i:05d}", SCOPE, "30m", f"bench click target {i}") for i in range(per_kind)]
-    bot.runtime.notifier.drain()  # every approval message is posted (and its reference stored) before anyone clicks
+    # Every approval message is posted (and its reference stored) before anyone clicks, whichever process posts it.
+    wait_until(lambda: all(store.message_refs(t.id) for t in targets), 180, "the approval messages to be posted", 0.2)
     items: list[tuple[str, str]] = []
     for i, target in enumerate(targets):
         channel, ts, _ = store.message_refs(target.id)[0]
@@ -116,34 +117,48 @@ def _run_load(
     return by_kind, failed, float(report["wall"])
 
 
-def run(lab: Lab) -> list[Figure]:
+def _measure_bot(
+    lab: Lab, slack: SlackProc, recorder: BodyRecorder, worker_process: bool
+) -> tuple[Measured, Measured, list[tuple[str, str]], list[tuple[str, str]]]:
+    """The closed loop and the open loop against the bot (in one process, or with its worker process); the
+    workloads, for the same bodies to be sent to the bare app."""
     per_kind, warm = lab.size(200, 20), lab.size(30, 5)
-    with SlackProc(BOT_TOKEN) as slack, lab.database(NAME) as database_url:
-        lab.adopt(slack)
-        recorder = BodyRecorder(slack.url.removesuffix("/api/"))
-        bot = lab.bot(database_url, slack.url).start()
+    shape = "worker process" if worker_process else "one process"
+    with lab.database(f"{NAME}-{'split' if worker_process else 'single'}") as database_url:
+        bot = lab.bot(database_url, slack.url, worker_process=worker_process).start()
+        counter = StateCounter(database_url)
         try:
             warm_items = _workload(recorder, bot, warm, "W")
             items = _workload(recorder, bot, per_kind, "M")
             open_items = _workload(recorder, bot, per_kind, "O")
-            say(f"seeded {per_kind + warm} pending requests through the service; {3 * per_kind} measured requests")
-            _run_load(lab, bot.url + "/slack/events", recorder, warm_items, "bot warm-up")
-            subject, subject_failed, subject_wall = _run_load(lab, bot.url + "/slack/events", recorder, items, "bot")
-            # Every click's approval (Vault issue, Slack DMs) runs after its ack; let it finish before the baseline runs.
-            counter = StateCounter(database_url)
-            try:
-                wait_until(lambda: counter.count(State.ACTIVE) >= per_kind + warm, 180, "every clicked request to be issued", 0.2)
-                assert bot.runtime is not None
-                bot.runtime.notifier.drain()
-                opened, opened_failed, _ = _run_load(
-                    lab, bot.url + "/slack/events", recorder, open_items, "bot open loop", OPEN_RATE
-                )
-                wait_until(lambda: counter.count(State.ACTIVE) >= 2 * per_kind + warm, 180, "the open loop's clicks issued", 0.2)
-            finally:
-                counter.close()
-            bot.runtime.notifier.drain()
+            say(f"{shape}: seeded {per_kind + warm} pending requests through the service; {3 * per_kind} measured requests")
+            _run_load(lab, bot.url + "/slack/events", recorder, warm_items, f"bot ({shape}) warm-up")
+            closed = _run_load(lab, bot.url + "/slack/events", recorder, items, f"bot ({shape})")
+            # Every click's approval (Vault issue, Slack DMs) runs after its ack; let it finish before the next load.
+            wait_until(lambda: counter.count(State.ACTIVE) >= per_kind + warm, 180, "every clicked request to be issued", 0.2)
+            wait_until(lambda: counter.unsent() == 0, 180, "the outbox to be empty", 0.2)
+            opened = _run_load(lab, bot.url + "/slack/events", recorder, open_items, f"bot ({shape}) open loop", OPEN_RATE)
+            wait_until(lambda: counter.count(State.ACTIVE) >= 2 * per_kind + warm, 180, "the open loop's clicks issued", 0.2)
+            wait_until(lambda: counter.unsent() == 0, 180, "the outbox to be empty", 0.2)
         finally:
+            counter.close()
             bot.stop()
+    return closed, opened, warm_items, items + open_items
+
+
+Measured = tuple[dict[str, list[float]], dict[str, int], float]
+
+
+def run(lab: Lab) -> list[Figure]:
+    per_kind = lab.size(200, 20)
+    with SlackProc(BOT_TOKEN) as slack:
+        lab.adopt(slack)
+        recorder = BodyRecorder(slack.url.removesuffix("/api/"))
+        single, single_open, _, _ = _measure_bot(lab, slack, recorder, worker_process=False)
+        (subject, subject_failed, subject_wall), (opened, opened_failed, _), warm_items, sent = _measure_bot(
+            lab, slack, recorder, worker_process=True
+        )
+        items, open_items = sent[: 3 * per_kind], sent[3 * per_kind :]
         with serving_bare(slack.url) as bare_url:
             _run_load(lab, bare_url, recorder, warm_items, "bare warm-up")
             baseline, baseline_failed, baseline_wall = _run_load(lab, bare_url, recorder, items, "bare Bolt")
@@ -194,7 +209,32 @@ def run(lab: Lab) -> list[Figure]:
             n / baseline_wall,
             f"bare Bolt, {CONCURRENCY} clients closed loop",
             min_ratio=0.5,
-            note="post-ack work (Vault, database, Slack) shares the interpreter with the acks",
+            note="serve --worker-process: the post-ack work (Vault, database, Slack) runs in the worker process",
+        )
+    )
+    # The same loads against the bot in one process (post-ack work sharing the interpreter with the acks): no target,
+    # the figures the worker process is measured against.
+    single_all, single_wall = single[0]["all"], single[2]
+    figures.append(
+        Figure(
+            NAME,
+            f"ack p99 at {OPEN_RATE:g} requests/s, open loop: bot in one process",
+            "ms",
+            p99(single_open[0]["all"]),
+            p99(bare_open["all"]),
+            "bare Bolt p99, same schedule",
+            note="for comparison: `jitbot serve` without --worker-process",
+        )
+    )
+    figures.append(
+        Figure(
+            NAME,
+            "saturation throughput: bot in one process",
+            "req/s",
+            len(single_all) / single_wall,
+            n / baseline_wall,
+            "bare Bolt, same load",
+            note="for comparison: `jitbot serve` without --worker-process",
         )
     )
     # With 50 clients always waiting, latency is mostly queueing (Little's law: mean latency = 50 / throughput),

@@ -21,7 +21,6 @@ from typing import Any
 import hvac
 import psycopg
 
-from bot.slack_pacing import PacedWebClient, Pacer
 from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
@@ -36,22 +35,6 @@ APPROVER = "U0APPR001"  # an approver of payments-read in the shipped catalog
 SCOPE = "payments-read"
 PG_ADMIN = os.environ.get("JITBOT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never goes through $http_proxy
-
-
-class Unpaced(Pacer):
-    """The stand-in is not Slack: the benchmarks measure the bot's own cost, not Slack's one post per second per
-    channel (seeding 200 requests for one group of approvers would otherwise take minutes of pacing)."""
-
-    def wait(self, method: str, channel: str = "") -> float:
-        return 0.0
-
-
-class BenchBot(LocalBot):
-    def start(self) -> BenchBot:
-        super().start()
-        assert self.runtime is not None and isinstance(self.runtime.notifier.client, PacedWebClient)
-        self.runtime.notifier.client.pacer = Unpaced()
-        return self
 
 
 @dataclass
@@ -213,9 +196,12 @@ class Lab:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def bot(self, database_url: str, slack_url: str) -> LocalBot:
+    def bot(self, database_url: str, slack_url: str, worker_process: bool = False) -> LocalBot:
         """The real runtime behind waitress (not started), on this lab's Vault and catalog."""
-        return BenchBot(
+        return LocalBot(
+            # The stand-in is not Slack: measure the bot's own cost, not Slack's one post per second per channel
+            # (seeding 200 requests for one group of approvers would otherwise take minutes of pacing).
+            jitbot_slack_pacing=False,
             slack_bot_token=BOT_TOKEN,
             slack_signing_secret=SIGNING_SECRET,
             slack_api_url=slack_url,
@@ -223,6 +209,7 @@ class Lab:
             vault_token=self.bot_token,
             database_url=database_url,
             jitbot_catalog=self.catalog_path,
+            worker_process=worker_process,
         )
 
     def adopt(self, child: Any) -> Any:

@@ -14,7 +14,7 @@ from bench.core import SCOPE, Lab
 from grants.adapters.kinds.vault_token import token_role
 from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import _to_row, make_engine
-from grants.adapters.sql_tables import RequestRow
+from grants.adapters.sql_tables import OutboxRow, RequestRow
 from grants.catalog import Catalog
 from grants.credentials import CredentialHandle
 from grants.deadlines import next_wake
@@ -103,6 +103,13 @@ class StateCounter:
 
     def count(self, state: State) -> int:
         query = select(func.count()).select_from(self._table).where(self._table.c.state == state.value)
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def unsent(self) -> int:
+        """Outbox rows neither delivered nor given up: the messages still to go out (whichever process sends them)."""
+        table = OutboxRow.__table__  # type: ignore[attr-defined]
+        query = select(func.count()).select_from(table).where(table.c.delivered_at.is_(None), table.c.failed_at.is_(None))
         with self.engine.connect() as connection:
             return int(connection.execute(query).scalar_one())
 

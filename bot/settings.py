@@ -25,6 +25,7 @@ HINTS = {
     "jitbot_audit_anchor": "a KV v2 mount and path for the audit anchor, e.g. secret/jitbot/audit-anchor",
     "jitbot_wrap_ttl": "seconds a wrapped credential can be unwrapped, e.g. 300 (at least 10, at most 3600)",
     "jitbot_outbox_lease": "seconds a delivery worker's claim on a message holds unless renewed, e.g. 10 (at least 3)",
+    "jitbot_slack_pacing": "true or false (keep true against real Slack)",
     "jitbot_ssh_krl": "the file where the SSH key revocation list is written and served from, e.g. /var/lib/jitbot/revoked.krl",
 }
 
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     jitbot_wrap_ttl: int = Field(default=300, ge=10, le=3600)
     # A dead replica's claim on an outbox row expires after this; then another replica delivers it.
     jitbot_outbox_lease: int = Field(default=10, ge=3, le=3600)
+    # Pace Web API calls to Slack's published limits. Off only against a stand-in of Slack (the benchmarks).
+    jitbot_slack_pacing: bool = True
 
     @field_validator("slack_api_url")
     @classmethod

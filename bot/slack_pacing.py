@@ -73,6 +73,13 @@ class Pacer:
         return delay
 
 
+class Unpaced(Pacer):
+    """No waiting at all: for a stand-in of Slack that has no limits to keep (JITBOT_SLACK_PACING=false)."""
+
+    def wait(self, method: str, channel: str = "") -> float:
+        return 0.0
+
+
 class PacedWebClient(WebClient):
     """A WebClient whose calls first wait for their share of Slack's rate limits (then retry 429s as usual)."""
 

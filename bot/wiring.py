@@ -106,7 +106,7 @@ def slack_client(settings: Settings) -> WebClient:
         ServerErrorRetryHandler,
     )
 
-    from bot.slack_pacing import PacedWebClient
+    from bot.slack_pacing import PacedWebClient, Unpaced
 
     settings.require_slack()
     assert settings.slack_bot_token is not None
@@ -114,6 +114,7 @@ def slack_client(settings: Settings) -> WebClient:
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=10,
+        pacer=None if settings.jitbot_slack_pacing else Unpaced(),
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=3),

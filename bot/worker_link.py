@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from bot.tasks import Task, decode
 log = logging.getLogger(__name__)
 HEARTBEAT = 1.0  # seconds between the worker's reports
 STALE = 5.0  # a worker silent this long counts as down in /healthz
+WORKER_NICENESS = 10
 
 
 class WorkerLink:
@@ -120,6 +122,8 @@ def run_worker(link_fd: int) -> int:
     """`jitbot worker --link-fd N`: the worker's end. Runs the background work until the socket closes."""
     from bot.wiring import build_runtime
 
+    # Below the HTTP process in the CPU queue: an ack has 3 s, what follows it can wait a few milliseconds for a core.
+    os.nice(WORKER_NICENESS)
     sock = socket.socket(fileno=link_fd)
     lines = _lines(sock)
     hello = json.loads(next(lines))

@@ -139,8 +139,14 @@ def worker_process() -> bool:
 
 @pytest.fixture
 def world(
-    tmp_path, db_url, openbao: OpenBaoDevServer, vault_root, bot_vault_token, catalog_edits, worker_process
-) -> Iterator[World]:  # noqa: F811
+    tmp_path,
+    db_url,
+    openbao: OpenBaoDevServer,
+    vault_root,
+    bot_vault_token,
+    catalog_edits,
+    worker_process,  # noqa: F811
+) -> Iterator[World]:
     policies = make_catalog_dir(tmp_path, catalog_edits)
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         bot = LocalBot(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, OutboxRow, RequestRow, SshKeyRow
 from grants.adapters.sqlite_csv import csv_pages
+from grants.adapters.sqlite_lock import SqliteWriteLock
 from grants.audit import GENESIS_HASH, AuditQuery, at_text, chained, detail_text
 from grants.changes import Change
 from grants.credentials import CredentialHandle
@@ -196,9 +196,9 @@ class SqlStore:
         self.engine = engine
         sqlite = engine.dialect.name == "sqlite"
         self.reader = make_engine(engine.url.render_as_string(hide_password=False), writer=False) if sqlite else engine
-        # SQLite has one writer at a time. Queueing our own threads on a lock wakes the next one the
-        # moment the last commits; left to SQLite's busy handler they would poll with growing sleeps.
-        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        # SQLite has one writer at a time: our threads and processes queue for it (see SqliteWriteLock).
+        self._sqlite_lock = SqliteWriteLock(engine) if sqlite else None
+        self._write_lock: AbstractContextManager[Any] = self._sqlite_lock or nullcontext()
         # How long a worker's claim on an outbox row holds: longer than any one delivery (with the client's retries).
         self.claim_lease = CLAIM_LEASE
 
@@ -207,6 +207,8 @@ class SqlStore:
         self.engine.dispose()
         if self.reader is not self.engine:
             self.reader.dispose()
+        if self._sqlite_lock is not None:
+            self._sqlite_lock.close()
 
     @property
     def write_lock(self) -> AbstractContextManager[Any]:

@@ -46,3 +46,16 @@ def test_the_paced_client_waits_before_each_call_it_makes(monkeypatch):
     for _ in range(POST_BURST + 2):
         client.chat_postMessage(channel="C0APPROVALS", text="x")
     assert sent == ["chat.postMessage"] * (POST_BURST + 2) and t.now == 2.0
+
+
+def test_pacing_is_on_unless_turned_off_for_a_stand_in():
+    from bot.settings import load_settings
+    from bot.slack_pacing import PacedWebClient, Unpaced
+    from bot.wiring import slack_client
+
+    common = {"slack_bot_token": "xoxb-test", "slack_signing_secret": "s", "slack_api_url": "http://127.0.0.1:9/api/"}
+    paced = slack_client(load_settings(**common))
+    assert isinstance(paced, PacedWebClient) and not isinstance(paced.pacer, Unpaced)
+    unpaced = slack_client(load_settings(**common, jitbot_slack_pacing=False))
+    assert isinstance(unpaced, PacedWebClient) and unpaced.pacer.wait("chat.postMessage", "C1") == 0.0
+    assert all(unpaced.pacer.wait("chat.postMessage", "C1") == 0.0 for _ in range(50))  # no bucket ever empties
