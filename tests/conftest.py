@@ -145,7 +145,7 @@ def world(
     vault_root,
     bot_vault_token,
     catalog_edits,
-    worker_process,  # noqa: F811
+    worker_process,
 ) -> Iterator[World]:
     policies = make_catalog_dir(tmp_path, catalog_edits)
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
