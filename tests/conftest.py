@@ -141,9 +141,9 @@ def worker_process() -> bool:
 def world(
     tmp_path,
     db_url,
-    openbao: OpenBaoDevServer,
-    vault_root,
-    bot_vault_token,
+    openbao: OpenBaoDevServer,  # noqa: F811 - the fixtures imported above
+    vault_root,  # noqa: F811
+    bot_vault_token,  # noqa: F811
     catalog_edits,
     worker_process,
 ) -> Iterator[World]:
