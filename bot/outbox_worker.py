@@ -7,7 +7,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
@@ -50,6 +51,7 @@ class OutboxWorker:
         self._wake = threading.Condition()
         self._kicks = 0
         self._busy = 0
+        self._held = 0  # batches of revocations running: delivery waits for them
         self._stopping = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), name=f"outbox-{i}", daemon=True) for i in range(threads)]
         self._threads.append(threading.Thread(target=self._renew, name="outbox-heartbeat", daemon=True))
@@ -62,6 +64,20 @@ class OutboxWorker:
         with self._wake:
             self._kicks += 1
             self._wake.notify_all()
+
+    @contextmanager
+    def yielding(self) -> Iterator[None]:
+        """Deliveries wait while this runs (a burst of revocations): the security action is never queued behind chat
+        messages for the interpreter or the database's one writer. Its own messages are in the outbox, sent after."""
+        with self._wake:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._wake:
+                self._held -= 1
+                self._kicks += 1
+                self._wake.notify_all()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -78,6 +94,8 @@ class OutboxWorker:
         worker = f"{self.name}-{index}"
         while not self._stopping.is_set():
             with self._wake:
+                while self._held and not self._stopping.is_set():
+                    self._wake.wait(self.poll)
                 seen = self._kicks
             try:
                 with self._counted():

@@ -259,7 +259,6 @@ def build_runtime(
         catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
     )
     timer.on_due = service.wake  # timers only wake the service; the database says what is due
-    timer.on_due_many = service.wake_many  # keys due together (a burst of expiries) are ended in batches
     service.deps.deliver_within = wrap_ttl  # an undelivered credential is replaced once its wrap has expired
     link = WorkerLink(settings, wrap_ttl, cli) if worker_process else None
     outbox = None
@@ -271,6 +270,7 @@ def build_runtime(
         )
         service.deps.kick = outbox.kick  # a commit with notices wakes the workers at once
         notifier.outbox_drain = outbox.drain
+    timer.on_due_many = ending_in_batches(service, outbox)
     notifier.home = home.renderer(service)
     lock = leader_lock(store.engine)
     if isinstance(lock, PostgresLeaderLock):
@@ -293,6 +293,19 @@ def build_runtime(
     )
     runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web, outbox, link=link)
     return runtime
+
+
+def ending_in_batches(service: ElevationService, outbox: OutboxWorker | None) -> Callable[[list[str]], None]:
+    """Keys due together (a burst of expiries) are ended in batches, deliveries holding back while a batch runs."""
+
+    def wake_many(keys: list[str]) -> None:
+        if outbox is None:
+            service.wake_many(keys)
+            return
+        with outbox.yielding():
+            service.wake_many(keys)
+
+    return wake_many
 
 
 def build_gate(settings: Settings, store: SqlStore, service: ElevationService, client: WebClient) -> SlackGate:

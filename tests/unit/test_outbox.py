@@ -152,3 +152,30 @@ def test_a_delivered_credential_is_not_replaced(core):
     core.clock.advance(core.service.deps.deliver_within * 2)
     drain(core.service)
     assert core.store.get(request.id).grant.handle == active.grant.handle and "reissued" not in core.store.names()
+
+
+def test_deliveries_hold_back_while_a_burst_of_revocations_runs(core):
+    """The worker threads claim nothing while `yielding` (a batch of expiries) runs, and deliver at once after it."""
+    import threading
+    import time
+
+    from bot.outbox_worker import OutboxWorker
+
+    core.service.deps.kick = lambda: None  # the worker below delivers, not the fakes' synchronous drain
+    worker = OutboxWorker(core.service.deps, threads=2, poll=0.05)
+    worker.start()
+    try:
+        burst_recorded = threading.Event()
+        with worker.yielding():
+            core.service.request(REQUESTER, "payments-read", "10m", "INC-1")
+            worker.kick()
+            time.sleep(0.3)
+            assert core.notifier.sent == [] and [n.kind for n in core.store.pending()] == ["opened"]
+            burst_recorded.set()
+        deadline = time.monotonic() + 5
+        while not core.notifier.sent:
+            assert time.monotonic() < deadline, "delivery did not resume after the burst"
+            time.sleep(0.01)
+        assert burst_recorded.is_set() and core.notifier.sent[0][0] == "opened"
+    finally:
+        worker.stop()
