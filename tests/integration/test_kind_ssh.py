@@ -150,7 +150,7 @@ def test_the_ssh_kind_behind_the_seam_issues_revokes_by_krl_and_extends(
     assert "ssh role ssh-client-signer/jit-web-ssh: unchanged" in operator.sync(catalog)  # the bot fixture wrote it
     scope = catalog.scopes["web-ssh"]
     key = new_key(tmp_path, "ivan")
-    with pytest.raises(CredentialError, match="/elevate ssh-key"):
+    with pytest.raises(CredentialError, match="no SSH public key is registered"):
         kinds.issue(_order("R-seam-0", None), scope)
     with pytest.raises(CredentialError, match="PRIVATE key"):
         kinds.issue(_order("R-seam-0", key.read_text()), scope)

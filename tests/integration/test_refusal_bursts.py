@@ -10,7 +10,7 @@ from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.audit import AuditQuery, verify
 from grants.domain import AuditEvent, InvalidRequest, NotAllowed, StaleDecision
-from tests.catalogs import APPROVER_1, OUTSIDER, REQUESTER, make_catalog
+from tests.catalogs import APPROVER_1, APPROVER_2, OUTSIDER, REQUESTER, make_catalog
 from tests.databases import fresh_database
 from tests.fakes import Core, bootstrap
 
@@ -65,13 +65,13 @@ def test_security_refusals_are_audited_in_full_once_per_burst_for_each_request(c
         with pytest.raises(NotAllowed):
             core.service.approve(one.id, REQUESTER)  # self-approval
         with pytest.raises(StaleDecision):
-            core.service.approve(f"{two.id}:e1", APPROVER_1)  # a click for a decision it was not shown for
+            core.service.approve(f"{two.id}:e1", APPROVER_2)  # an approver's click for a decision it was not shown for
     full = [(e.actor, e.detail["rule"], e.request_id) for e in trail(core)]
     assert full == [
         (OUTSIDER, "not_an_approver", one.id),
         (OUTSIDER, "not_an_approver", two.id),
         (REQUESTER, "self_approval", one.id),
-        (APPROVER_1, "stale_decision", two.id),
+        (APPROVER_2, "stale_decision", two.id),
     ]
     core.clock.advance(timedelta(minutes=2))
     assert core.service.flush_refusals() == 4

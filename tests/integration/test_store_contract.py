@@ -189,8 +189,10 @@ def test_save_many_writes_each_change_that_wins_its_cas_in_one_go(store):
     saved = store.save_many(
         [
             Change(first.advance(Event.APPROVED), 0, event("approved", first), [changed(first.id)]),
-            Change(second.advance(Event.DENIED), 0, event("denied", second), [told(second.id, "denied")]),  # stale
-            Change(third.advance(Event.APPROVED), 0, event("approved", third), [changed(third.id), told(third.id, "x")]),
+            Change(second.advance(Event.DENIED), 0, event("denied", second), [told(second.id, Event.DENIED)]),  # stale
+            Change(
+                third.advance(Event.APPROVED), 0, event("approved", third), [changed(third.id), told(third.id, Event.APPROVED)]
+            ),
         ]
     )
     assert saved == [True, False, True]
