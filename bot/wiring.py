@@ -146,13 +146,13 @@ class Runtime:
     def start(self) -> None:
         """Start the scheduler and the leadership loop; the first tick (leader or not) runs at once,
         so a leader reconciles whatever happened while the bot was down before serving."""
-        self.timer.start()
-        self.timekeeper.timer.deactivate()  # no timers until this replica is elected
         if self.link is not None:
             self.link.start()  # the worker process reconciles, elects, runs the timers and delivers
             self._loop = threading.Thread(target=self._run, name="jitbot-refusals", daemon=True)
             self._loop.start()
             return
+        self.timer.start()
+        self.timekeeper.timer.deactivate()  # no timers until this replica is elected
         if self.outbox is not None:
             self.outbox.start()  # every replica delivers: the rows are claimed, never sent twice by two replicas
         self._tick()
@@ -270,7 +270,7 @@ def build_runtime(
         )
         service.deps.kick = outbox.kick  # a commit with notices wakes the workers at once
         notifier.outbox_drain = outbox.drain
-    timer.on_due_many = ending_in_batches(service, outbox)
+        timer.on_due_many = ending_in_batches(service, outbox)
     notifier.home = home.renderer(service)
     lock = leader_lock(store.engine)
     if isinstance(lock, PostgresLeaderLock):
@@ -280,7 +280,9 @@ def build_runtime(
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
     gate = build_gate(settings, store, service, client)
     app.middleware(socket_mode_checks(gate))  # what reaches Bolt by Socket Mode skipped the HTTP gate
-    health = CachedHealth({"database": store.healthy, "vault": vault.healthy, "scheduler": timer.healthy})
+    # With a worker process the timers are the worker's: /healthz reports them from its last report.
+    scheduler = link.healthy if link is not None else timer.healthy
+    health = CachedHealth({"database": store.healthy, "vault": vault.healthy, "scheduler": scheduler})
     web = WebApp(
         app,
         health,
@@ -295,13 +297,10 @@ def build_runtime(
     return runtime
 
 
-def ending_in_batches(service: ElevationService, outbox: OutboxWorker | None) -> Callable[[list[str]], None]:
+def ending_in_batches(service: ElevationService, outbox: OutboxWorker) -> Callable[[list[str]], None]:
     """Keys due together (a burst of expiries) are ended in batches, deliveries holding back while a batch runs."""
 
     def wake_many(keys: list[str]) -> None:
-        if outbox is None:
-            service.wake_many(keys)
-            return
         with outbox.yielding():
             service.wake_many(keys)
 

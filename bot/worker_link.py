@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from bot.tasks import Task, decode
 log = logging.getLogger(__name__)
 HEARTBEAT = 1.0  # seconds between the worker's reports
 STALE = 5.0  # a worker silent this long counts as down in /healthz
+BACKLOG = 1000  # tasks and kicks waiting for the socket; past this a task runs in the HTTP process instead
 WORKER_NICENESS = 10
 
 
@@ -43,12 +45,16 @@ class WorkerLink:
         self._stopping = threading.Event()
         self._report: dict[str, Any] = {}
         self._heard = 0.0
-        self._watch: threading.Thread | None = None
+        # Acks never wait on the socket: a sender thread drains this queue; a full queue sends the task back.
+        self._outgoing: queue.Queue[bytes] = queue.Queue(BACKLOG)
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         self._spawn()
-        self._watch = threading.Thread(target=self._listen, name="worker-link", daemon=True)
-        self._watch.start()
+        for target, name in ((self._listen, "worker-link"), (self._forward, "worker-link-send")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def _spawn(self) -> None:
         ours, theirs = socket.socketpair()
@@ -58,6 +64,11 @@ class WorkerLink:
         # The settings (secrets included) go over the private socket, never on a command line or into the environment.
         ours.sendall(json.dumps(self._hello).encode() + b"\n")
         with self._lock:
+            if self._stopping.is_set():  # stop() ran meanwhile: this worker must not outlive it
+                _close(ours)
+                child.kill()
+                child.wait()
+                return
             self._sock, self._child = ours, child
         log.info("worker process started", extra={"pid": child.pid})
 
@@ -65,7 +76,8 @@ class WorkerLink:
         while not self._stopping.is_set():
             with self._lock:
                 sock = self._sock
-            assert sock is not None
+            if sock is None:
+                return
             for line in _lines(sock):
                 try:
                     self._report, self._heard = json.loads(line), time.monotonic()
@@ -73,39 +85,66 @@ class WorkerLink:
                     log.error("unreadable report from the worker process")
             if self._stopping.is_set():
                 return
-            # The worker is gone (crashed, killed): tasks run here meanwhile, a new worker takes over.
+            # The worker is gone (crashed, killed): tasks run here meanwhile, a new worker takes over. What the dead
+            # one had taken and not finished is lost as in any crash: approvals are finished by reconcile, a click
+            # that changed nothing can be clicked again, and the outbox still holds every message.
+            with self._lock:
+                self._sock = None
+            _close(sock)
             log.error("the worker process exited (%s); starting a new one", self._child.poll() if self._child else None)
             self._stopping.wait(1.0)
             if not self._stopping.is_set():
                 self._spawn()
 
+    def _forward(self) -> None:
+        while not self._stopping.is_set():
+            data = self._outgoing.get()
+            with self._lock:
+                sock = self._sock
+            if sock is None:
+                continue  # no worker this moment: a kick is moot (it polls when it starts), a task was lost with it
+            try:
+                sock.sendall(data)
+            except OSError:
+                pass  # the worker died: _listen starts another
+
     def send(self, task: Task) -> bool:
         """Hand `task` to the worker; False when it cannot take it now (the caller runs it instead)."""
-        return self._send(task.encode())
-
-    def kick(self) -> None:
-        """A commit wrote notices: the worker's delivery threads wake at once instead of at their next poll."""
-        self._send(b'{"kick":1}\n')
-
-    def _send(self, data: bytes) -> bool:
         with self._lock:
             if self._sock is None:
                 return False
-            try:
-                self._sock.sendall(data)
-                return True
-            except OSError:
-                return False
+        try:
+            self._outgoing.put_nowait(task.encode())
+        except queue.Full:
+            return False
+        return True
+
+    def kick(self) -> None:
+        """A commit wrote notices: the worker's delivery threads wake at once instead of at their next poll."""
+        try:
+            self._outgoing.put_nowait(b'{"kick":1}\n')
+        except queue.Full:
+            pass  # the worker is busy anyway, and polls
+
+    def _fresh(self) -> bool:
+        return time.monotonic() - self._heard < STALE
 
     def healthy(self) -> bool:
-        return bool(self._report.get("scheduler")) and time.monotonic() - self._heard < STALE
+        """The worker reported within STALE seconds that its scheduler runs (a dead or hung worker is down)."""
+        return bool(self._report.get("scheduler")) and self._fresh()
 
     def role(self) -> str:
-        return str(self._report.get("role", "starting"))
+        if not self._report:
+            return "starting"
+        return str(self._report.get("role")) if self._fresh() else "unknown (worker silent)"
 
     def stop(self, timeout: float = 15) -> None:
         """Close the socket: the worker finishes what it holds and exits (killed if it takes longer than `timeout`)."""
         self._stopping.set()
+        try:
+            self._outgoing.put_nowait(b"")  # wakes the sender thread so it sees the stop (a full queue wakes it anyway)
+        except queue.Full:
+            pass
         with self._lock:
             sock, child, self._sock = self._sock, self._child, None
         if sock is not None:

@@ -59,7 +59,7 @@ def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respo
         elif verb == "reviews":
             say(ack, blocks.review_list(ctx.service.open_reviews(user)))
         elif verb == "audit":
-            audit(ack, respond, ctx, client, user, text[len(words[0]) :])
+            audit(ack, ctx, user, text[len(words[0]) :], command.get("response_url"))
         elif verb == "ssh-key":
             ssh_key(ack, ctx, user, text[len(words[0]) :].strip())
         elif verb in ctx.catalog.scopes:
@@ -179,22 +179,28 @@ def run_verb(ctx: BotContext, respond: Respond, user: str, verb: str, args: list
     respond(blocks.outcome_text(verb, outcome))
 
 
-def audit(ack: Ack, respond: Respond, ctx: BotContext, client: WebClient, user: str, text: str) -> None:
+def audit(ack: Ack, ctx: BotContext, user: str, text: str, response_url: str | None) -> None:
     try:
-        fmt, query = parse_audit_args(text, ctx)
+        fmt, _ = parse_audit_args(text, ctx)  # checked before the ack: a typo gets its answer at once
     except ValueError as error:
         # The error quotes what was typed: escaped, so it is shown and never read as markup.
         say(ack, messages.usage_text(messages.esc(error), ctx.command, "audit [--since T] [--until T] [--format csv|jsonl]"))
         return
     ctx.service.require_auditor(user, "audit_export")
     say(ack, f":hourglass_flowing_sand: Preparing the {fmt.upper()} export…")
+    ctx.later(tasks.audit_export(user, text, response_url))
+
+
+def run_audit_export(ctx: BotContext, respond: Respond, user: str, text: str) -> None:
+    """After the ack: export (the use case checks the auditor again and audits the export), upload to the DM."""
+    fmt, query = parse_audit_args(text, ctx)
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as out:
         count = ctx.service.export(user, query, out, fmt, via="slack")
         out.seek(0)
         content = out.read().encode("utf-8")
     name = f"jitbot-audit-{ctx.service.clock.now():%Y%m%dT%H%M%SZ}.{fmt}"
     channel = ctx.notifier.dm_channel(user)
-    client.files_upload_v2(
+    ctx.notifier.client.files_upload_v2(
         channel=channel,
         content=content,
         filename=name,

@@ -17,5 +17,11 @@ def run(ctx: BotContext, task: Task) -> None:
         )
     elif task.kind == "issue":
         ctx.service.issue_approved(str(args["request_id"]))
+    elif task.kind == "home" and args.get("refresh"):
+        ctx.notifier.refresh_home(str(args["user"]))
     elif task.kind == "home":
         ctx.notifier.show_home(str(args["user"]))
+    elif task.kind == "audit_export":
+        commands.run_audit_export(ctx, ctx.responder(args["response_url"]), str(args["user"]), str(args["options"]))
+    else:
+        raise ValueError(f"unknown task {task.kind!r}")

@@ -74,4 +74,5 @@ def submit_deny(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx: Bo
         ack(response_action="update", view=blocks.notice_modal("Not denied", messages.error_text(error, ctx.command)))
         return
     ack()
-    ctx.notifier.refresh_home(user)  # also when only an extension was denied: the request itself did not change
+    # Also when only an extension was denied (the request itself did not change); published where the Home tabs are.
+    ctx.later(tasks.home(user, refresh=True))

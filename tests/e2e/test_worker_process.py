@@ -3,10 +3,12 @@ worker process; the worker never outlives the HTTP process and is replaced when 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -44,6 +46,8 @@ def test_the_http_process_keeps_no_outbox_or_timers_and_healthz_reports_the_work
         assert time.monotonic() < deadline, runtime.role()
         time.sleep(0.05)
     assert runtime.health()["scheduler"] and not runtime.timekeeper.leader  # the worker leads, this process does not
+    with urllib.request.urlopen(f"{world.bot.url}/healthz", timeout=5) as response:  # what a load balancer sees
+        assert json.load(response) == {"database": "ok", "vault": "ok", "scheduler": "ok", "role": "leader"}
     # The Home tab is published by the worker, which then keeps it fresh when a request changes.
     world.client.open_home(REQUESTER)
     world.slack.wait_for(lambda: world.slack.calls_to("views.publish"))
