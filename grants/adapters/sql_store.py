@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, String, and_, cast, create_engine, event, exists, func, or_, select, text
+from sqlalchemy import ColumnElement, Engine, String, and_, cast, create_engine, event, exists, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, OutboxRow, RequestRow, SshKeyRow
@@ -186,6 +186,22 @@ def _outbox_rows(notices: Iterable[Notice], at: datetime) -> list[dict[str, Any]
         }
         for n in notices
     ]
+
+
+def audit_filters(query: AuditQuery) -> list[ColumnElement[bool]]:
+    """The export's filters, one list for every way the trail is read (rows, and SQLite's own CSV pages)."""
+    filters: list[ColumnElement[bool]] = []
+    if query.since is not None:
+        filters.append(AUDIT.c.at >= query.since)
+    if query.until is not None:
+        filters.append(AUDIT.c.at < query.until)
+    if query.scope is not None:
+        filters.append(AUDIT.c.scope == query.scope)
+    if query.user is not None:
+        filters.append(or_(AUDIT.c.actor == query.user, AUDIT.c.subject == query.user))
+    if query.from_seq is not None:
+        filters.append(AUDIT.c.seq >= query.from_seq)
+    return filters
 
 
 class SqlStore:
@@ -366,17 +382,7 @@ class SqlStore:
         # SQLite keeps `at` as UTC text: reading it as text skips parsing a million datetimes.
         at = cast(AUDIT.c.at, String) if self.engine.dialect.name == "sqlite" else AUDIT.c.at
         columns = [at if c.name == "at" else c for c in AUDIT.c]
-        statement = select(*columns).order_by(AUDIT.c.seq)
-        if query.since is not None:
-            statement = statement.where(AUDIT.c.at >= query.since)
-        if query.until is not None:
-            statement = statement.where(AUDIT.c.at < query.until)
-        if query.scope is not None:
-            statement = statement.where(AUDIT.c.scope == query.scope)
-        if query.user is not None:
-            statement = statement.where(or_(AUDIT.c.actor == query.user, AUDIT.c.subject == query.user))
-        if query.from_seq is not None:
-            statement = statement.where(AUDIT.c.seq >= query.from_seq)
+        statement = select(*columns).where(*audit_filters(query)).order_by(AUDIT.c.seq)
         with self.reader.connect() as connection:
             yield from connection.execution_options(stream_results=True, yield_per=5000).execute(statement)
 
@@ -384,7 +390,7 @@ class SqlStore:
         """SQLite only: the export's CSV lines built by SQLite itself, the same bytes as the generic writer."""
         if self.engine.dialect.name != "sqlite":
             return None
-        return csv_pages(self.reader, query)
+        return csv_pages(self.reader, AUDIT, audit_filters(query))
 
     # the outbox ---------------------------------------------------------------------------------------
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import queue
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC
-from typing import Any
+from itertools import islice
 
-from sqlalchemy import Engine
-
-from grants.audit import AuditQuery
+from sqlalchemy import ColumnElement, Engine, Table, bindparam, func, literal_column, select
 
 PAGE = 5_000  # seq values per page: a page's text is a few MB, so the pages in flight stay far below the memory target
 CONNECTIONS = 2  # SQLite builds a page's lines without Python's lock: two pages are built at once on two cores
@@ -26,67 +22,38 @@ _LINE = (
 )
 
 
-def csv_pages(reader: Engine, query: AuditQuery) -> Iterator[tuple[str, int]]:
+def csv_pages(reader: Engine, audit: Table, filters: list[ColumnElement[bool]]) -> Iterator[tuple[str, int]]:
     """(text of some CSV lines, how many) in `seq` order, the same bytes as the generic writer.
 
     Each page is one `group_concat` over a `seq` range, so Python handles one string per page instead of one per
     event; the pages end at the `seq` that was last when the export began (the trail is append-only, so that is a
     consistent prefix even though the pages are read by several connections)."""
-    where, params = _filters(query)
-    page_sql = (
-        f"SELECT group_concat(line, char(10)), count(*) FROM (SELECT {_LINE} AS line FROM audit_events "  # noqa: S608 - fixed text, values bound
-        f"WHERE seq > ? AND seq <= ? AND {where} ORDER BY seq)"
+    lines = (
+        select(literal_column(_LINE).label("line"))
+        .select_from(audit)
+        .where(audit.c.seq > bindparam("low"), audit.c.seq <= bindparam("high"), *filters)
+        .order_by(audit.c.seq)
+        .subquery()
     )
-    connections: queue.Queue[Any] = queue.Queue()
-    for _ in range(CONNECTIONS):
-        connections.put(reader.raw_connection())
+    page_query = select(func.group_concat(lines.c.line, "\n"), func.count()).select_from(lines)
+    with reader.connect() as connection:
+        top = int(connection.execute(select(func.max(audit.c.seq))).scalar_one() or 0)
+
+    def page(low: int) -> tuple[str | None, int]:
+        with reader.connect() as connection:
+            text, count = connection.execute(page_query, {"low": low, "high": min(low + PAGE, top)}).one()
+            return text, int(count)
+
     pool = ThreadPoolExecutor(CONNECTIONS, thread_name_prefix="audit-export")
     try:
-        first = connections.get()
-        connections.put(first)
-        top = first.cursor().execute("SELECT max(seq) FROM audit_events").fetchone()[0] or 0
-
-        def page(low: int) -> tuple[str | None, int]:
-            connection = connections.get()
-            try:
-                row = connection.cursor().execute(page_sql, (low, min(low + PAGE, top), *params)).fetchone()
-                return row[0], row[1]
-            finally:
-                connections.put(connection)
-
         lows = iter(range(0, top, PAGE))
-        in_flight: deque[Future[tuple[str | None, int]]] = deque()
-        for low in lows:
-            in_flight.append(pool.submit(page, low))
-            if len(in_flight) >= AHEAD:
-                break
+        in_flight: deque[Future[tuple[str | None, int]]] = deque(pool.submit(page, low) for low in islice(lows, AHEAD))
         while in_flight:
             text, count = in_flight.popleft().result()
-            for low in lows:
+            for low in lows:  # keep AHEAD pages in flight
                 in_flight.append(pool.submit(page, low))
                 break
             if count:
                 yield f"{text}\n", count
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        while not connections.empty():
-            connections.get().close()
-
-
-def _filters(query: AuditQuery) -> tuple[str, list[object]]:
-    where: list[str] = ["1 = 1"]
-    params: list[object] = []
-    for clause, value in (("at >= ?", query.since), ("at < ?", query.until)):
-        if value is not None:
-            where.append(clause)
-            params.append(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
-    if query.scope is not None:
-        where.append("scope = ?")
-        params.append(query.scope)
-    if query.user is not None:
-        where.append("(actor = ? OR subject = ?)")
-        params += [query.user, query.user]
-    if query.from_seq is not None:
-        where.append("seq >= ?")
-        params.append(query.from_seq)
-    return " AND ".join(where), params
