@@ -76,8 +76,13 @@ class WorkerLink:
         while not self._stopping.is_set():
             with self._lock:
                 sock = self._sock
-            if sock is None:
-                return
+            if sock is None:  # the worker is gone: a new one takes over (tasks run in this process meanwhile)
+                try:
+                    self._spawn()
+                except OSError:
+                    log.exception("could not start the worker process; trying again in a second")
+                    self._stopping.wait(1.0)
+                continue
             for line in _lines(sock):
                 try:
                     self._report, self._heard = json.loads(line), time.monotonic()
@@ -85,16 +90,13 @@ class WorkerLink:
                     log.error("unreadable report from the worker process")
             if self._stopping.is_set():
                 return
-            # The worker is gone (crashed, killed): tasks run here meanwhile, a new worker takes over. What the dead
-            # one had taken and not finished is lost as in any crash: approvals are finished by reconcile, a click
-            # that changed nothing can be clicked again, and the outbox still holds every message.
+            # Crashed or killed. What it had taken and not finished is lost as in any crash: approvals are finished by
+            # reconcile, a click that changed nothing can be clicked again, and the outbox still holds every message.
             with self._lock:
                 self._sock = None
             _close(sock)
             log.error("the worker process exited (%s); starting a new one", self._child.poll() if self._child else None)
             self._stopping.wait(1.0)
-            if not self._stopping.is_set():
-                self._spawn()
 
     def _forward(self) -> None:
         while not self._stopping.is_set():
