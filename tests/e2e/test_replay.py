@@ -72,22 +72,7 @@ def test_a_replayed_approve_click_does_nothing(world: World):
 
 def test_a_retried_event_is_processed_once(world: World):
     before = len(world.slack.calls_to("views.publish"))
-    event = {
-        "token": "unused",
-        "team_id": world.client.team_id,
-        "api_app_id": "A0JITBOT",
-        "type": "event_callback",
-        "event_id": "Ev0RETRY0001",
-        "event_time": int(time.time()),
-        "event": {
-            "type": "app_home_opened",
-            "user": REQUESTER,
-            "channel": "D0HOME",
-            "tab": "home",
-            "event_ts": f"{time.time():.6f}",
-        },
-    }
-    body = json.dumps(event)
+    body = home_opened_event(world.client.team_id, "Ev0RETRY0001")
     for n, retry in enumerate(("", "1", "2")):
         headers = {"Content-Type": "application/json", **world.client.sign(body, int(time.time()) + n)}
         if retry:  # Slack's retry: same event_id, a fresh signature
@@ -97,8 +82,7 @@ def test_a_retried_event_is_processed_once(world: World):
     assert len(world.slack.calls_to("views.publish")) - before == 1
     assert rejected(world) == [], "Slack's own retries are not refusals"
     # Another event (a new event_id) is processed.
-    event["event_id"] = "Ev0RETRY0002"
-    body = json.dumps(event)
+    body = home_opened_event(world.client.team_id, "Ev0RETRY0002")
     assert world.client.raw(body, {"Content-Type": "application/json", **world.client.sign(body)})[0] == 200
     world.slack.wait_for(lambda: len(world.slack.calls_to("views.publish")) - before == 2)
 
