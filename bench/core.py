@@ -183,7 +183,7 @@ class Lab:
             try:
                 yield f"sqlite:///{path}"
             finally:
-                for leftover in path.parent.glob(f"{path.name}*"):  # -wal, -shm, the leader lock file
+                for leftover in path.parent.glob(f"{path.name}*"):  # -wal, -shm
                     leftover.unlink(missing_ok=True)
             return
         name = f"jitbot_bench_{tag}_{uuid.uuid4().hex[:8]}"
@@ -196,7 +196,7 @@ class Lab:
             with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def bot(self, database_url: str, slack_url: str, worker_process: bool = False) -> LocalBot:
+    def bot(self, database_url: str, slack_url: str) -> LocalBot:
         """The real runtime behind waitress (not started), on this lab's Vault and catalog."""
         return LocalBot(
             # The stand-in is not Slack: measure the bot's own cost, not Slack's one post per second per channel
@@ -209,7 +209,6 @@ class Lab:
             vault_token=self.bot_token,
             database_url=database_url,
             jitbot_catalog=self.catalog_path,
-            worker_process=worker_process,
         )
 
     def adopt(self, child: Any) -> Any:

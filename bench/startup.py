@@ -32,14 +32,9 @@ def _read_rows(database_url: str) -> float:
 
 
 def _armed(runtime: Any, count: int) -> bool:
-    """Every timer the design wants is armed.
-
-    With a leader's time keeper, timers are armed only for what falls due within its horizon, by its first tick
-    (which runtime.start() runs before returning): armed means leader. With one timer per grant: one job per grant."""
-    keeper = getattr(runtime, "timekeeper", None)
-    if keeper is not None:
-        return bool(keeper.leader)
-    return bool(runtime.timer.pending() >= count)
+    """The timer is armed: the claim loop's first idle round set it for the soonest deadline the database holds
+    (one job, whatever the number of grants)."""
+    return runtime.timer.armed_for() is not None
 
 
 def run(lab: Lab) -> list[Figure]:
@@ -63,7 +58,7 @@ def run(lab: Lab) -> list[Figure]:
             runtime = bot.runtime
             wait_until(lambda: http_status(bot.url + "/healthz") == 200 and _armed(runtime, count), 60, "healthy and armed", 0.01)
             ready = time.monotonic()
-            armed = runtime.timer.pending()
+            armed = 1 if runtime.timer.armed_for() is not None else 0
         finally:
             bot.stop()
     took = ready - started

@@ -21,6 +21,20 @@ FAILED = (
 )
 
 
+class _UnusedTokenNotes(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and, since the wiring hands it a client and an
+    `authorize` of its own, warns at every start that the token "will be unused": true, expected, and read as a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("`token`" in message and ("will be unused" in message or "will be ignored" in message))
+
+
+_BOLT_LOG = logging.getLogger("slack_bolt.App")
+if not any(isinstance(f, _UnusedTokenNotes) for f in _BOLT_LOG.filters):
+    _BOLT_LOG.addFilter(_UnusedTokenNotes())
+
+
 def build_app(ctx: BotContext, client: WebClient, signing_secret: str) -> App:
     token = client.token
 

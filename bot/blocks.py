@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from bot import slack_limits as limit
 from bot.messages import catalog_text, esc, when
+from grants.approval_catalog import signed_in
 from grants.catalog import Catalog, Scope
 from grants.domain import Request, State, decision_ref
 from grants.durations import format_duration
@@ -14,9 +16,12 @@ from grants.steps import step_progress
 Block = dict[str, Any]
 
 APPROVE, DENY, CANCEL, DONE = "approve", "deny", "cancel", "done"
+APPROVE_FOR = "approve_for"  # the Approve path's choice of a shorter grant
+SHORTER = tuple(timedelta(minutes=m) for m in (5, 15, 30, 60, 120, 240))
 EXTEND, NUDGE, REVIEW_ACK, REVIEW_FLAG = "extend", "nudge", "review_acknowledged", "review_flagged"
 REQUEST_MODAL, DENY_MODAL = "request_modal", "deny_modal"
 PUBLIC_KEY = "public_key"  # the request form's optional SSH public key input (shown when none is registered)
+CSR = "csr"  # the request form's optional CSR input for pki scopes (shown when none is registered)
 SCOPE_SEARCH = "scope_search"  # the request form's external_select, whose options the bot serves
 
 _STATUS = {
@@ -59,19 +64,22 @@ def decide_buttons(request: Request) -> Block:
     """Approve and Deny carry the exact decision they are shown for (the request, or its N-th extension): a click
     replayed later, when the request waits for something else, is refused as out of date instead of deciding it."""
     ref = decision_ref(request)
-    return {
-        "type": "actions",
-        "block_id": f"decide:{ref}",
-        "elements": [button("Approve", APPROVE, ref, "primary"), button("Deny", DENY, ref, "danger")],
-    }
+    elements = [button("Approve", APPROVE, ref, "primary"), button("Deny", DENY, ref, "danger")]
+    shorter = [d for d in SHORTER if d < request.duration] if ref.endswith(":r") else []  # extensions: as asked
+    if shorter:
+        options = [{"text": _plain(format_duration(d)), "value": f"{ref}@{format_duration(d)}"} for d in shorter]
+        elements.append(
+            {"type": "static_select", "action_id": APPROVE_FOR, "placeholder": _plain("Approve for less…"), "options": options}
+        )
+    return {"type": "actions", "block_id": f"decide:{ref}", "elements": elements}
 
 
 def _who(user: str | None) -> str:
     return "auto-approval" if user == "system" else f"<@{user}>"
 
 
-def status_line(request: Request) -> str:
-    """One line that says where the request stands, who moved it there and when."""
+def status_line(request: Request, signed_in: frozenset[str] = frozenset()) -> str:
+    """One line that says where the request stands, who moved it there and when (and who approved with sign-in)."""
     parts = [_STATUS[request.state]]
     if request.state is State.DENIED:
         parts[0] += f" by {_who(request.decided_by)} at {when(request.approval.decided_at)}"
@@ -85,7 +93,9 @@ def status_line(request: Request) -> str:
         parts.append(":rotating_light: break-glass, no approval")
     elif request.approvals:
         verb = "approvals so far:" if request.state is State.PENDING else "approved by"
-        parts.append(f"{verb} " + ", ".join(f"<@{a}>" for a in request.approvals))
+        parts.append(
+            f"{verb} " + ", ".join(f"<@{a}>" + (" (approved with sign-in)" if a in signed_in else "") for a in request.approvals)
+        )
     elif request.decided_by == "system" and request.state not in (State.PENDING, State.TIMED_OUT):
         parts.append("auto-approved by catalog rule")
     if request.grant and request.grant.extensions:
@@ -176,7 +186,7 @@ def approval_message(request: Request, catalog: Catalog, step_done: bool = False
     if request.review_state == "open":
         blocks.append(_text("*Post-hoc review:* an approver must acknowledge this break-glass use or flag it."))
         blocks.append(review_buttons(request.id))
-    blocks.append(_context(status_line(request)))
+    blocks.append(_context(status_line(request, signed_in(scope, request.approvals) if scope is not None else frozenset())))
     return fallback, blocks
 
 
@@ -233,7 +243,9 @@ def scope_options(catalog: Catalog, scopes: list[str], typed: str = "") -> list[
     return [scope_option(catalog, name) for name in matching[: limit.OPTIONS]]
 
 
-def request_modal(catalog: Catalog, scopes: list[str], channel: str, ask_public_key: bool = False) -> dict[str, Any]:
+def request_modal(
+    catalog: Catalog, scopes: list[str], channel: str, ask_public_key: bool = False, ask_csr: bool = False
+) -> dict[str, Any]:
     """The request form. Up to 100 scopes are listed in the form itself; beyond Slack's 100 options the
     picker becomes an external_select whose options the bot serves as the person types."""
     if len(scopes) <= limit.OPTIONS:
@@ -264,6 +276,14 @@ def request_modal(catalog: Catalog, scopes: list[str], channel: str, ask_public_
             },
             {
                 "type": "input",
+                "block_id": "start",
+                "label": _plain("Start (optional)"),
+                "hint": _plain("a later start, UTC: 22:00 or 2026-12-08T22:00+00:00; empty for now", limit.INPUT_HINT),
+                "optional": True,
+                "element": {"type": "plain_text_input", "action_id": "value"},
+            },
+            {
+                "type": "input",
                 "block_id": "reason",
                 "label": _plain("Reason"),
                 "optional": True,
@@ -284,6 +304,24 @@ def request_modal(catalog: Catalog, scopes: list[str], channel: str, ask_public_
                     }
                 ]
                 if ask_public_key
+                else []
+            ),
+            *(
+                [
+                    {
+                        "type": "input",
+                        "block_id": CSR,
+                        "label": _plain("Certificate signing request (for pki scopes)", limit.INPUT_LABEL),
+                        "hint": _plain(
+                            "You have none registered: paste your client.csr, -----BEGIN CERTIFICATE REQUEST----- and all "
+                            "(never the private key)",
+                            limit.INPUT_HINT,
+                        ),
+                        "optional": True,
+                        "element": {"type": "plain_text_input", "action_id": "value", "multiline": True},
+                    }
+                ]
+                if ask_csr
                 else []
             ),
         ],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from grants.catalog import CatalogError, load_catalog
+from bot.slack_catalog import load_catalog
+from grants.catalog import CatalogError
 
 _PATH_BLOCK = re.compile(r'path\s+"[^"]+"\s*\{[^{}]*capabilities\s*=\s*\[[^\]]*\][^{}]*\}', re.S)
 _CAPABILITIES = {"create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe", "recover"}

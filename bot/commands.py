@@ -11,8 +11,8 @@ from typing import Any
 
 GROUP = "jitbot.commands"
 _INSTALL_HINT = (
-    "it ships in jitbot's dev kit (the `devkit` package of a jitbot source checkout): "
-    "install jitbot from its source checkout with `pip install -e .` and run it again"
+    "it ships in jitbot's dev kit, with the `demo` extra's dependencies: install `pip install 'jitbot[demo]'` "
+    "(in a source checkout: `pip install -e '.[demo]'`) and run it again"
 )
 
 

@@ -25,16 +25,11 @@ class BotContext:
     # After the ack, the slow part of a click (Vault, the database) runs here: a few workers, so it
     # never crowds out the threads that acknowledge new requests within Slack's 3 seconds.
     work: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="jitbot-work"))
-    # With a worker process (`jitbot serve --worker-process`): hands a task over, True when the worker took it.
-    # The worker then spends its own interpreter on Vault, the database and Slack, never the one that acks.
-    forward: Callable[[Task], bool] | None = None
     # How a deferred task answers through a response URL (tests put a recorder here).
     responder: Callable[[str | None], Respond] = lambda url: Respond(response_url=url)
 
     def later(self, task: Task) -> None:
-        """Run `task` after the ack: in the worker process when there is one, else (or if it is gone) here."""
-        if self.forward is not None and self.forward(task):
-            return
+        """Run `task` after the ack, in this process's pool."""
         self.work.submit(self.run, task)
 
     def run(self, task: Task) -> None:

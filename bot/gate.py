@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -18,7 +18,8 @@ from slack_bolt import BoltRequest, BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from grants.replay import ReplayGuard
+from grants.inbox import Work
+from grants.ports import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class SlackBody:
     team: str | None
     user: str | None
     event_id: str | None
+    # The form fields of a command, the payload of an interaction, the envelope of an event: what `work_of` reads.
+    data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def parse_body(raw: str, content_type: str) -> SlackBody:
@@ -62,7 +65,7 @@ def parse_body(raw: str, content_type: str) -> SlackBody:
         if data.get("type") != "event_callback" or not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise ValueError("an event without its type")
         event_id = data.get("event_id")
-        return SlackBody("event", _text(data.get("team_id")), _text(event.get("user")), _text(event_id))
+        return SlackBody("event", _text(data.get("team_id")), _text(event.get("user")), _text(event_id), data)
     form = {key: values[-1] for key, values in parse_qs(raw, keep_blank_values=True, strict_parsing=False).items()}
     if "payload" in form:
         payload = json.loads(form["payload"])
@@ -71,13 +74,14 @@ def parse_body(raw: str, content_type: str) -> SlackBody:
         check_interaction_shape(payload)
         team = _object(payload.get("team"))
         user = _object(payload.get("user"))
-        return SlackBody("interactive", _text(team.get("id")) or _text(user.get("team_id")), _text(user.get("id")), None)
+        team_id = _text(team.get("id")) or _text(user.get("team_id"))
+        return SlackBody("interactive", team_id, _text(user.get("id")), None, payload)
     if form.get("ssl_check") == "1":
         return SlackBody("ssl_check", None, None, None)
     if "command" in form:
         if not all(isinstance(form.get(key), str) and form.get(key) for key in ("command", "user_id", "team_id")):
             raise ValueError("a command without its user or team")
-        return SlackBody("command", _text(form.get("team_id")), _text(form.get("user_id")), None)
+        return SlackBody("command", _text(form.get("team_id")), _text(form.get("user_id")), None, dict(form))
     raise ValueError("neither a command, an interaction nor an event")
 
 
@@ -136,24 +140,38 @@ class TeamPin:
         return self._team
 
 
-class SlackGate:
-    """Checks, in this order: signature and timestamp, body shape, workspace, replay, event retries.
+@dataclass(frozen=True)
+class Admitted:
+    """A request the gate let through: its inbox row (None for Slack's probes) and the work recorded in it."""
 
-    `refused(actor, rule)` audits a refusal (the user ID from the body if any, never the body)."""
+    entry: int | None = None
+    work: Work | None = None
+
+
+class SlackGate:
+    """Checks, in this order: signature and timestamp, body shape, workspace; then records the request in the inbox
+    (one insert: the replay record, with the work its ack promises), refusing a key recorded before.
+
+    `refused(actor, rule)` audits a refusal (the user ID from the body if any, never the body). `work_of` names the
+    work a body asks for after its ack (pure: no database, no Vault); `claim_as` is the worker of this process that
+    runs it at once (None: any worker claims it)."""
 
     def __init__(
         self,
         signing_secret: str,
-        guard: ReplayGuard | None,
+        inbox: Inbox | None,
         pin: TeamPin | None,
         refused: Callable[[str, str], None],
         clock: Callable[[], float] = time.time,
+        work_of: Callable[[SlackBody], Work | None] = lambda _: None,
+        claim_as: str | None = None,
     ):
         self.verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
-        self.guard, self.pin, self.refused, self.clock = guard, pin, refused, clock
+        self.inbox, self.pin, self.refused, self.clock = inbox, pin, refused, clock
+        self.work_of, self.claim_as = work_of, claim_as
 
-    def admit(self, body: bytes, headers: Mapping[str, str]) -> None:
-        """Return when Bolt may see this request; raise Refusal with the answer otherwise."""
+    def admit(self, body: bytes, headers: Mapping[str, str]) -> Admitted:
+        """Return when Bolt may see this request (recorded in the inbox); raise Refusal with the answer otherwise."""
         timestamp, signature = headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", "")
         try:
             raw = body.decode("utf-8")
@@ -172,28 +190,37 @@ class SlackGate:
             raise Refusal("400 Bad Request", {"error": "malformed request body"}) from None
         actor = parsed.user if parsed.user and _USER_ID.match(parsed.user) else "unknown"
         if parsed.kind in ("url_verification", "ssl_check"):
-            return  # Slack's own probes carry no workspace and change nothing
-        team = self.pin.team() if self.pin is not None else None
-        if team is not None and parsed.team != team:
-            # A request from another workspace is signed with our secret only if the app is installed
-            # there too (a distributed app, a leaked secret): its people are not ours to authorize.
-            self.refused(actor, "foreign_workspace")
-            raise Refusal("403 Forbidden", _reply(parsed, ":no_entry: This bot serves one workspace only."))
-        if self.guard is None:
-            return
+            return Admitted()  # Slack's own probes carry no workspace and change nothing
+        self.check_team(parsed.team, actor, parsed)
+        if self.inbox is None:
+            return Admitted()
         now = datetime.fromtimestamp(self.clock(), UTC)
+        work = self.work_of(parsed)
+        if parsed.kind == "event" and parsed.event_id is not None:
+            # Slack re-sends an event it thinks we missed with a new signature and the same event_id: the event is
+            # the key, and a 200 tells Slack to stop. Not audited: the retry is Slack's, not an attacker's.
+            entry = self.inbox.receive(_key("event", parsed.event_id), now + KEEP_EVENTS, work, self.claim_as, now)
+            if entry is None:
+                log.info("ignored a retried event", extra={"retry": headers.get("x-slack-retry-num")})
+                raise Refusal("200 OK")
+            return Admitted(entry, work)
         # The signature covers timestamp and body: one key per signed request, whoever resends it.
-        if not self.guard.first_time(_key("request", timestamp, signature), now + KEEP_SEEN):
+        entry = self.inbox.receive(_key("request", timestamp, signature), now + KEEP_SEEN, work, self.claim_as, now)
+        if entry is None:
             self.refused(actor, "replayed_request")
             log.warning("refused a replayed Slack request", extra={"kind": parsed.kind})
             # 200, not 409: Slack shows a generic failure for any other status, and the first copy's outcome stands.
             raise Refusal("200 OK", _reply(parsed, ALREADY_PROCESSED))
-        if parsed.kind == "event" and parsed.event_id is not None:
-            # Slack re-sends an event it thinks we missed with a new signature and the same event_id;
-            # a 200 tells it to stop. Not audited: the retry is Slack's, not an attacker's.
-            if not self.guard.first_time(_key("event", parsed.event_id), now + KEEP_EVENTS):
-                log.info("ignored a retried event", extra={"retry": headers.get("x-slack-retry-num")})
-                raise Refusal("200 OK")
+        return Admitted(entry, work)
+
+    def check_team(self, seen: str | None, actor: str, parsed: SlackBody | None = None) -> None:
+        team = self.pin.team() if self.pin is not None else None
+        if team is not None and seen != team:
+            # A request from another workspace is signed with our secret only if the app is installed
+            # there too (a distributed app, a leaked secret): its people are not ours to authorize.
+            self.refused(actor, "foreign_workspace")
+            text = ":no_entry: This bot serves one workspace only."
+            raise Refusal("403 Forbidden", _reply(parsed, text) if parsed is not None else None)
 
 
 def _reply(parsed: SlackBody, text: str) -> dict[str, Any] | None:
@@ -221,28 +248,57 @@ def _object(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def socket_mode_checks(gate: SlackGate) -> Callable[..., Any]:
-    """The gate's workspace pin and event dedupe for what arrives over Socket Mode (a Bolt middleware).
+def socket_mode_checks(gate: SlackGate, on_received: Callable[[Admitted], None]) -> Callable[..., Any]:
+    """The gate's workspace pin and inbox record for what arrives over Socket Mode (a Bolt middleware).
 
-    Socket Mode needs no signature (the app token authenticates the socket) and has no replayable HTTP body,
-    but Slack still re-sends an event envelope it thinks we missed, and a request still names its workspace."""
+    Socket Mode needs no signature (the app token authenticates the socket) and has no replayable HTTP body, but
+    Slack still re-sends an event envelope it thinks we missed, a request still names its workspace, and an acked
+    click must survive a crash like one that came by HTTP: it is recorded before the listener acks."""
 
     def check(req: BoltRequest, body: dict[str, Any], next: Callable[[], Any]) -> Any:
         if req.mode != "socket_mode":
+            recorded = req.headers.get("x-jitbot-recorded") or []
+            if recorded:  # set by WebApp after the gate recorded the work (never by the sender)
+                req.context[RECORDED] = True
+                if recorded[0] != "1":
+                    req.context[NEW_REQUEST] = recorded[0]
             return next()  # HTTP requests passed the whole gate before Bolt saw them
-        team = gate.pin.team() if gate.pin is not None else None
-        seen_team = _text(body.get("team_id")) or _text((body.get("team") or {}).get("id"))
-        if team is not None and seen_team is not None and seen_team != team:
-            gate.refused(
-                _text((body.get("user") or {}).get("id")) or _text(body.get("user_id")) or "unknown", "foreign_workspace"
-            )
+        seen_team = _text(body.get("team_id")) or _text(_object(body.get("team")).get("id"))
+        actor = _text(_object(body.get("user")).get("id")) or _text(body.get("user_id")) or "unknown"
+        try:
+            if seen_team is not None:
+                gate.check_team(seen_team, actor)
+        except Refusal:
             return BoltResponse(status=200, body="")
+        if gate.inbox is None:
+            return next()
+        now = datetime.fromtimestamp(gate.clock(), UTC)
         event_id = _text(body.get("event_id"))
-        if gate.guard is not None and event_id is not None:
-            now = datetime.fromtimestamp(gate.clock(), UTC)
-            if not gate.guard.first_time(_key("event", event_id), now + KEEP_EVENTS):
-                log.info("ignored a retried event (Socket Mode)")
-                return BoltResponse(status=200, body="")
+        parsed = _socket_body(body)
+        work = gate.work_of(parsed) if parsed is not None else None
+        # No signature to key on: an event by its ID, anything else by its content (a click's trigger_id is unique).
+        key = _key("event", event_id) if event_id else _key("socket", json.dumps(body, sort_keys=True, default=str))
+        entry = gate.inbox.receive(key, now + KEEP_EVENTS, work, gate.claim_as, now)
+        if entry is None:
+            log.info("ignored a retried event (Socket Mode)")
+            return BoltResponse(status=200, body="")
+        req.context[RECORDED] = True
+        if work is not None and work.kind == "request":
+            req.context[NEW_REQUEST] = str(work.args["request_id"])
+        on_received(Admitted(entry, work))
         return next()
 
     return check
+
+
+RECORDED = "jitbot_recorded"  # the request's work is in the inbox: the listener only acks
+NEW_REQUEST = "jitbot_new_request"  # ... and that work makes a new request under this ID, which the ack names
+
+
+def _socket_body(body: dict[str, Any]) -> SlackBody | None:
+    """A Socket Mode request as the HTTP gate would have parsed it (for `work_of`)."""
+    if body.get("type") in ("block_actions", "view_submission"):
+        return SlackBody("interactive", None, _text(_object(body.get("user")).get("id")), None, body)
+    if "command" in body:
+        return SlackBody("command", None, _text(body.get("user_id")), None, {k: str(v) for k, v in body.items()})
+    return None

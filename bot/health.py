@@ -1,10 +1,12 @@
-"""Health checks for `/healthz`: each one time-boxed and the results cached, so the answer comes within a second."""
+"""Health probes `/livez`, `/readyz`, `/healthz` for any jitbot process; checks time-boxed and cached (answers within a second)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 
 class CachedHealth:
@@ -40,3 +42,52 @@ class CachedHealth:
             self._results[name] = bool(check())
         except Exception:
             self._results[name] = False  # a check that raises is down, and /healthz still answers
+
+
+HEALTHZ = (
+    "database",
+    "vault",
+    "scheduler",
+    "anchor",
+)  # /healthz: its contract, plus the audit anchor (issue 15); /readyz: every check
+
+
+class Probes:
+    """`/livez`, `/readyz` and `/healthz` (GET and HEAD) for any jitbot process: give it that process's checks.
+
+    /livez says only that the process answers: a liveness probe on it never restarts a replica because Vault or
+    the database is down (a restart would not bring them back). /readyz is every check (database, Vault, Slack's
+    workspace, a worker's claims: whatever the process was given), 503 while one is down, so traffic waits.
+    /healthz stays as it was: database, Vault and scheduler (and the audit anchor), plus `info` (the role)."""
+
+    def __init__(self, checks: Callable[[], Mapping[str, bool]], info: Callable[[], Mapping[str, str]] = dict):
+        self.checks, self.info = checks, info
+
+    def answer(self, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> list[bytes] | None:
+        """The probe's response, or None when the request is not a probe."""
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD") or path not in ("/livez", "/readyz", "/healthz"):
+            return None
+        if path == "/livez":
+            up, body = True, {"status": "ok"}
+        else:
+            state = dict(self.checks())
+            if path == "/healthz":
+                state = {name: state[name] for name in HEALTHZ if name in state}
+            up = all(state.values())
+            body = {name: ("ok" if ok else "down") for name, ok in state.items()}
+            body |= dict(self.info()) if path == "/healthz" else {"status": "ok" if up else "unavailable"}
+        data = json.dumps(body).encode()
+        start_response(
+            "200 OK" if up else "503 Service Unavailable",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data))), ("Cache-Control", "no-store")],
+        )
+        return [] if method == "HEAD" else [data]  # HEAD: the same status and headers, no body
+
+    def __call__(self, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """As a WSGI app of its own (a process that serves nothing else): anything but a probe is 404."""
+        answer = self.answer(environ, start_response)
+        if answer is None:
+            start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", "22")])
+            return [b'{"error": "not found"}']
+        return answer

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from grants import allowances
 from grants.catalog import Scope
 from grants.credentials import Delivery
+from grants.csr import Csr
 from grants.domain import AlreadyDecided, DomainError, NotAllowed, Request, State
 from grants.durations import format_duration
 from grants.lifecycle import Event
@@ -24,6 +26,8 @@ HINTS = {
     "extension_offered": "Press Extend, or type `{command} extend {request_id} [duration]`.",
     "ssh_key_missing": "Register it with `{command} ssh-key &lt;the line of your ~/.ssh/id_ed25519.pub&gt;` "
     "(or paste it in the request form), then ask again.",
+    "csr_missing": "Register one with `{command} csr &lt;the PEM of your client.csr&gt;` (or paste it in the request form), "
+    "then ask again. Keep the private key to yourself: only the CSR is pasted.",
 }
 
 
@@ -81,6 +85,20 @@ def no_ssh_key_text(command: str) -> str:
     )
 
 
+def no_csr_text(command: str) -> str:
+    """The answer to a bare `csr` from someone with no CSR registered."""
+    return f":key: You have no CSR registered. Register one: `{command} csr &lt;the PEM of your client.csr&gt;`."
+
+
+def csr_text(csr: Csr, registered: bool) -> str:
+    """What a person is told about their CSR: its key and names, never anything secret (a CSR holds none)."""
+    name = f" for `{esc(csr.common_name)}`" if csr.common_name else ""
+    what = f"{csr.key_type} {csr.bits}-bit key `{csr.fingerprint[:16]}…`{name}"
+    if registered:
+        return f":key: Registered your CSR ({what}). pki scopes sign it from now on; keep its private key to yourself."
+    return f":key: Your registered CSR: {what}."
+
+
 def usage_text(problem: str, command: str, usage: str | None = None) -> str:
     hint = f"Type `{command} {esc(usage)}`." if usage else HINTS["invalid_request"].format(command=command)
     return f":warning: {problem}\n{hint}"
@@ -107,6 +125,13 @@ def news_text(request: Request, news: Event | News, context: dict[str, object]) 
     match news:
         case Event.APPROVED:
             by = ", ".join(mention(a) for a in request.approvals) or mention(request.decided_by)
+            if context.get("asked"):
+                return (
+                    f":white_check_mark: {rid}: your request for `{scope}` was approved by {by} for "
+                    f"{format_duration(request.duration)}, less than the {esc(context['asked'])} you asked for."
+                )
+            if request.starts_at is not None and request.grant is None:
+                return f":white_check_mark: {rid}: your request for `{scope}` was approved by {by}; the credential is issued at its start, {when(request.starts_at)}."
             return f":white_check_mark: {rid}: your request for `{scope}` was approved by {by}. Issuing the credential…"
         case Event.DENIED:
             reason = f" Reason: {esc(context['reason'])}" if context.get("reason") else ""
@@ -197,7 +222,20 @@ def alert_text(alert: Alert, request_id: str | None, context: dict[str, object])
                 f"Audit trail: the database no longer continues the anchor in Vault ({esc(context.get('why'))}; anchored "
                 f"seq {esc(context.get('anchored_seq'))}, database head seq {esc(context.get('head_seq'))}). The bot stopped "
                 "anchoring and `jitbot audit verify` fails until an operator restores the trail or re-anchors it "
-                "(README, Audit trail)."
+                "(docs/operations.md, “When the bot refuses to anchor”)."
+            )
+        case Alert.ANCHOR_DOWN:
+            return (
+                f"Audit trail: the anchor in Vault has not been written since {esc(context.get('since'))} ({error}). "
+                "Until it is, a database insider could change the newest events unnoticed, `/healthz` says "
+                "`anchor: down` and `jitbot audit verify` fails. Check JITBOT_AUDIT_ANCHOR and run `jitbot vault sync`, "
+                "which checks that the mount is KV v2 and that the bot may write the path."
+            )
+        case Alert.AUDIT_STREAM_BEHIND:
+            return (
+                f"Audit stream `{esc(context.get('sink'))}`: the collector has not taken events since "
+                f"{esc(context.get('since'))} ({esc(context.get('behind'))} or more waiting); they are kept and sent, "
+                "in order, once it takes them again. Check the collector."
             )
     return esc(context.get("text", alert))
 
@@ -205,6 +243,8 @@ def alert_text(alert: Alert, request_id: str | None, context: dict[str, object])
 def receipt_text(request: Request, scope: Scope, people: People, command: str) -> str:
     """The requester's confirmation: who can approve, how many approvals, how to cancel."""
     head = f"Request `{request.id}` for `{request.scope}` ({format_duration(request.duration)})"
+    if request.starts_at is not None:
+        head += f" from {when(request.starts_at)}"  # approved ahead, issued then; undecided by then, it times out
     if request.state is not State.PENDING:
         rule = next((r.name for r in scope.auto_approve if r.name), "auto_approve")
         return f":robot_face: {head} was approved automatically by the catalog rule “{rule}”; your credential comes by DM."
@@ -213,9 +253,25 @@ def receipt_text(request: Request, scope: Scope, people: People, command: str) -
     steps = ""
     if len(scope.steps) > 1:
         steps = " in steps: " + " → ".join(f"{s.name or 'approval'} ({s.approvals})" for s in scope.steps)
+    on_call = allowances.on_call_rule(people, scope, request.requester, request.duration) if not request.starts_at else None
+    if on_call is not None:  # who is on call is asked after the ack
+        head += f": if you are on call now, the catalog rule “{esc(on_call.name or 'auto_approve')}” approves it and your "
+        head += "credential comes by DM; if not, it is"
     return (
         f":outbox_tray: {head} sent to {who}; {request.approval.required} approval(s) needed{steps}. "
         f"I'll DM you when it is decided. The button or `{command} cancel {request.id}` cancels it."
+    )
+
+
+def not_made_text(request_id: str, why: str) -> str:
+    """A new request the ack named could not be made after it (a check that needs the database, Vault down)."""
+    return f":warning: Request `{request_id}` was not made: {why}"
+
+
+def unreachable_text(command: str) -> str:
+    return (
+        "the bot could not reach its database or Vault just now. "
+        f"`{command} list` shows whether it was recorded; if not, please ask again in a minute."
     )
 
 
@@ -291,6 +347,7 @@ def help_text(command: str, scopes: list[str]) -> str:
             f"*{command}* — just-in-time elevation with approval, scoped credentials and an audit trail.",
             f"• `{command}` — open the request form",
             f"• `{command} &lt;scope&gt; &lt;duration&gt; &lt;reason…&gt;` — request elevation, e.g. `{command} payments-read 30m INC-4411 replay refunds`",
+            f"• `{command} &lt;scope&gt; &lt;duration&gt; at &lt;HH:MM&gt; &lt;reason…&gt;` — a later start (UTC): approved ahead, issued then",
             f"• `{command} list` — your requests and active grants (approvers: also what waits on you)",
             f"• `{command} cancel &lt;request-id&gt;` — withdraw your pending request",
             f"• `{command} revoke &lt;request-id&gt;` — end a grant now (or cancel your pending request)",
@@ -300,9 +357,18 @@ def help_text(command: str, scopes: list[str]) -> str:
             f"• `{command} reviews` — open break-glass reviews (approvers and auditors)",
             f"• `{command} &lt;scope&gt; for &lt;service&gt; &lt;duration&gt; &lt;reason…&gt;` — a vault_identity scope for a service it lists",
             f"• `{command} ssh-key [public key]` — register your SSH public key (bare: show its fingerprint)",
+            f"• `{command} csr [PEM]` — register the certificate signing request pki scopes sign (bare: show it)",
             f"• `{command} audit [--since T] [--until T] [--format csv|jsonl]` — auditors: the audit trail as a file",
             f"• `{command} help` — this text",
             "Durations look like `90s`, `15m`, `1h30m`, `2d`. Times (T) are ISO dates such as `2026-11-01` or ages such as `7d`.",
             f"Scopes you can request: {', '.join(f'`{s}`' for s in scopes) or 'none'}.",
         ]
+    )
+
+
+def step_up_text(request_id: str, url: str, ttl: str) -> str:
+    """The private answer to Approve on a step-up scope: the click itself approved nothing."""
+    return (
+        f":lock: Approving {request_id} needs a fresh sign-in. <{url}|Sign in and approve> "
+        f"(this link is yours alone, works once and for {ttl}; your click here approved nothing)."
     )

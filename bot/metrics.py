@@ -12,7 +12,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from grants.audit import AuditQuery
 from grants.catalog import Catalog, Scope
-from grants.changes import Change
 from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder, Orphan
 from grants.domain import AuditEvent, Request
 from grants.lifecycle import Event, State
@@ -45,6 +44,22 @@ class Metrics:
             registry=self.registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300),
         )
+        self.stream_behind = Gauge(
+            "jitbot_audit_stream_behind_events", "Audit events the sink has not taken yet", ["sink"], registry=self.registry
+        )
+        self.stream_lag = Gauge(
+            "jitbot_audit_stream_lag_seconds",
+            "Age of the oldest audit event the sink has not taken",
+            ["sink"],
+            registry=self.registry,
+        )
+        self.stream_source: Callable[[], dict[str, tuple[int, float]]] | None = None  # set by the wiring when streaming
+        self.anchor_up = Gauge(
+            "jitbot_audit_anchor_up",
+            "1 when the anchor in Vault vouches for the audit trail of a minute ago",
+            registry=self.registry,
+        )
+        self.anchor_source: Callable[[], bool] | None = None  # set by the wiring when an anchor is configured
 
     def observe(self, event: AuditEvent) -> None:
         name = Event(event.event)
@@ -59,6 +74,18 @@ class Metrics:
             self.lag.observe(max(0.0, float(event.detail["lag_seconds"])))
 
     def render(self) -> bytes:
+        if self.anchor_source is not None:
+            try:
+                self.anchor_up.set(1 if self.anchor_source() else 0)
+            except Exception:  # Vault or the database down: nothing vouches
+                self.anchor_up.set(0)
+        if self.stream_source is not None:
+            try:
+                for sink, (behind, age) in self.stream_source().items():
+                    self.stream_behind.labels(sink).set(behind)
+                    self.stream_lag.labels(sink).set(age)
+            except Exception:  # the database is down: /metrics still answers, with the last values
+                logging.getLogger(__name__).warning("reading the audit stream's lag failed", exc_info=True)
         return generate_latest(self.registry)
 
 
@@ -82,13 +109,6 @@ class MeteredStore:
         saved = self.inner.save(request, expected_version, event, notices)
         if saved:
             self._seen(event)
-        return saved
-
-    def save_many(self, changes: Sequence[Change]) -> list[bool]:
-        saved = self.inner.save_many(changes)
-        for change, ok in zip(changes, saved, strict=True):
-            if ok:
-                self._seen(change.event)
         return saved
 
     def record(self, event: AuditEvent) -> AuditEvent:
@@ -131,9 +151,6 @@ class MeteredStore:
     ) -> list[Request]:
         return self.inner.find(states=states, requester=requester, scopes=scopes, limit=limit)
 
-    def due(self, horizon: datetime) -> list[Request]:
-        return self.inner.due(horizon)
-
     def count_requests(self, requester: str, since: datetime) -> int:
         return self.inner.count_requests(requester, since)
 
@@ -160,6 +177,12 @@ class MeteredStore:
 
     def set_ssh_key(self, user: str, public_key: str, fingerprint: str, at: datetime) -> None:
         self.inner.set_ssh_key(user, public_key, fingerprint, at)
+
+    def csr(self, user: str) -> str | None:
+        return self.inner.csr(user)
+
+    def set_csr(self, user: str, csr: str, fingerprint: str, at: datetime) -> None:
+        self.inner.set_csr(user, csr, fingerprint, at)
 
     def healthy(self) -> bool:
         return self.inner.healthy()
@@ -205,3 +228,9 @@ class MeteredIssuer:
 
     def healthy(self) -> bool:
         return self.inner.healthy()
+
+    def wrap_status(self, accessor: str) -> CredentialStatus:
+        return self.inner.wrap_status(accessor)
+
+    def revoke_wrap(self, accessor: str) -> None:
+        self._timed(self.metrics.revoke_seconds, "vault_revoke", lambda: self.inner.revoke_wrap(accessor))

@@ -1,4 +1,4 @@
-"""`jitbot serve`: start the runtime, reconcile, and serve HTTP (and Socket Mode when configured)."""
+"""`jitbot serve`, `web` and `worker`: start the runtime and serve HTTP (and Socket Mode when configured)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
-from bot.web import MetricsApp, serve
+from bot.web import MetricsApp, StatusApp, serve
 from bot.wiring import build_runtime
 
 log = logging.getLogger(__name__)
 
 
-def run(settings: Settings, host: str, port: int, socket_mode: bool = False, worker_process: bool = False) -> int:
-    runtime = build_runtime(settings, worker_process=worker_process)
+def run(settings: Settings, host: str, port: int, socket_mode: bool = False, role: str = "serve") -> int:
+    runtime = build_runtime(settings, role=role)
     runtime.start()
-    log.info("started", extra={"role": runtime.role()})
-    server = serve(runtime.web, host, port)
+    log.info("started", extra={"role": role})
+    web = runtime.web
+    # A worker takes no Slack traffic: its port serves /healthz and /metrics for the process manager and monitoring.
+    front = web if role != "worker" else StatusApp(web.probes, web.metrics, web.metrics_token)
+    server = serve(front, host, port)
+    socket_mode = socket_mode and role != "worker"
     metrics_server = serve_metrics(runtime, settings, host)
 
     def stop(*_: Any) -> None:

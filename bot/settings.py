@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from grants.credentials import MAX_WRAP_TTL
 
 HINTS = {
     "slack_bot_token": "the Bot User OAuth Token of your Slack app, starting with xoxb-",
@@ -19,6 +24,7 @@ HINTS = {
     "database_url": "sqlite:///jitbot.db or postgresql+psycopg://user@host:5432/dbname",
     "jitbot_catalog": "the path of the catalog, e.g. vault_policies/catalog.toml",
     "port": "a TCP port number such as 3000",
+    "log_level": "one of debug, info, warning, error",
     "slack_team_id": "your workspace's team ID starting with T (or leave it unset: it is learned from auth.test)",
     "metrics_token": "a long random string that Prometheus sends as `Authorization: Bearer <token>`",
     "metrics_port": "a TCP port for /metrics alone, e.g. 9102 (then the main port does not serve it)",
@@ -26,7 +32,10 @@ HINTS = {
     "jitbot_wrap_ttl": "seconds a wrapped credential can be unwrapped, e.g. 300 (at least 10, at most 3600)",
     "jitbot_outbox_lease": "seconds a delivery worker's claim on a message holds unless renewed, e.g. 10 (at least 3)",
     "jitbot_slack_pacing": "true or false (keep true against real Slack)",
-    "jitbot_ssh_krl": "the file where the SSH key revocation list is written and served from, e.g. /var/lib/jitbot/revoked.krl",
+    "jitbot_audit_webhook_secret": "a long random string the audit webhook's receiver checks the HMAC signature with",
+    "jitbot_ticket_watch": "seconds between looks at the tickets of end_when_closed grants, e.g. 30 (at least 1)",
+    "jitbot_oncall_token": "a PagerDuty REST API key (read-only is enough) for [settings.oncall]",
+    "jitbot_ssh_krl": "a file this replica also writes the SSH key revocation list to, e.g. /var/lib/jitbot/revoked.krl",
 }
 
 
@@ -48,15 +57,23 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///jitbot.db"
     jitbot_catalog: Path = Path("vault_policies/catalog.toml")
     port: int = 3000
+    log_level: str = "info"  # the bot's own loggers; libraries that could log bodies stay at warning (bot/logs.py)
     slack_team_id: str | None = None  # the one workspace served; unset: learned from auth.test
     metrics_token: SecretStr | None = None  # when set, /metrics wants it as a bearer token
     metrics_port: int | None = None  # when set, /metrics is served on this port only
-    # The OpenSSH KRL of early-revoked ssh grants, served at GET /ssh/revoked.krl for hosts' `RevokedKeys`.
-    jitbot_ssh_krl: Path = Path("jitbot-ssh/revoked.krl")
+    # The KRL served at GET /ssh/revoked.krl is built from the database. Set, this replica also writes a copy there
+    # (what older versions served from; the serials listed in its `.revoked.json` are taken into the database once).
+    jitbot_ssh_krl: Path | None = None
+    # How often the grants whose ticket ends them (`end_when_closed`) have their ticket looked up.
+    jitbot_ticket_watch: int = Field(default=30, ge=1, le=3600)
+    # PagerDuty's REST API key, for `[settings.oncall]` (who is on call now).
+    jitbot_oncall_token: SecretStr | None = None
+    # The HMAC key of `[settings.audit_stream] webhook`: the receiver checks each batch came from this bot.
+    jitbot_audit_webhook_secret: SecretStr | None = None
     # Where the audit chain's head is anchored outside the database: a KV v2 path the bot may write but not delete.
     jitbot_audit_anchor: str = Field(default="secret/jitbot/audit-anchor", pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+$")
     # How long a credential's wrapping token lives; undelivered after that, the credential is replaced.
-    jitbot_wrap_ttl: int = Field(default=300, ge=10, le=3600)
+    jitbot_wrap_ttl: int = Field(default=300, ge=10, le=int(MAX_WRAP_TTL.total_seconds()))
     # A dead replica's claim on an outbox row expires after this; then another replica delivers it.
     jitbot_outbox_lease: int = Field(default=10, ge=3, le=3600)
     # Pace Web API calls to Slack's published limits. Off only against a stand-in of Slack (the benchmarks).
@@ -68,6 +85,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"  # slack_sdk joins method names onto it
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError("must be debug, info, warning or error")
+        return value.lower()
 
     @field_validator("vault_addr")
     @classmethod
@@ -118,6 +142,17 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must start with xapp-")
         return value
+
+    def tracker_tokens(self, names: Iterable[str]) -> dict[str, SecretStr]:
+        """Each tracker's token, from JITBOT_TRACKER_<NAME>_TOKEN (the catalog names the trackers, never their tokens)."""
+        dotenv = {k.upper(): v for k, v in dotenv_values(".env").items() if v}
+        tokens = {}
+        for name in names:
+            variable = f"JITBOT_TRACKER_{name.upper()}_TOKEN"
+            value = os.environ.get(variable) or dotenv.get(variable)
+            if value:
+                tokens[name] = SecretStr(value)
+        return tokens
 
     def require_slack(self) -> None:
         _require(self, "slack_bot_token", "slack_signing_secret")

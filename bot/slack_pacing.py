@@ -1,8 +1,11 @@
 """Pacing our own Web API calls to Slack's published rate limits, so a burst (2,000 expiries, say) drains steadily
-instead of provoking a storm of 429s. Only delivery threads wait here; revocations never pass through Slack."""
+instead of provoking a storm of 429s. Nothing waits here: a call over its budget is refused at once the way Slack
+refuses one (429 with Retry-After), so a notice goes back to its outbox row with that not-before time and no thread
+(one that acks, issues or revokes) ever sleeps on Slack's behalf."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 # Slack's tiers (requests per minute, per workspace) for the methods the bot calls, and its special limit for
@@ -36,18 +40,20 @@ class Bucket:
     stamp: float
 
     def take(self, now: float) -> float:
-        """Take one token; how long to wait before the call may go (0: at once)."""
+        """Take one token if there is one (0.0); else how long until there is (nothing taken)."""
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        self.tokens -= 1
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
 
 
 class Pacer:
     """Token buckets per method and, for chat.postMessage, per channel; thread-safe."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
-        self._clock, self._sleep = clock, sleep
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self._lock = threading.Lock()
 
@@ -63,25 +69,22 @@ class Pacer:
             bucket = self._buckets[key] = Bucket(rate, float(burst), float(burst), self._clock())
         return bucket
 
-    def wait(self, method: str, channel: str = "") -> float:
-        """Block until this call fits the budget; the seconds waited."""
+    def take(self, method: str, channel: str = "") -> float:
+        """0.0 when this call fits the budget now (and is counted); else the seconds until it would."""
         with self._lock:
             bucket = self._bucket(method, channel)
-            delay = bucket.take(self._clock()) if bucket is not None else 0.0
-        if delay > 0:
-            self._sleep(delay)
-        return delay
+            return bucket.take(self._clock()) if bucket is not None else 0.0
 
 
 class Unpaced(Pacer):
-    """No waiting at all: for a stand-in of Slack that has no limits to keep (JITBOT_SLACK_PACING=false)."""
+    """No budget at all: for a stand-in of Slack that has no limits to keep (JITBOT_SLACK_PACING=false)."""
 
-    def wait(self, method: str, channel: str = "") -> float:
+    def take(self, method: str, channel: str = "") -> float:
         return 0.0
 
 
 class PacedWebClient(WebClient):
-    """A WebClient whose calls first wait for their share of Slack's rate limits (then retry 429s as usual)."""
+    """A WebClient whose calls over their share of Slack's rate limits are refused at once, as Slack's 429 would be."""
 
     def __init__(self, *args: Any, pacer: Pacer | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -89,5 +92,16 @@ class PacedWebClient(WebClient):
 
     def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:
         body = kwargs.get("json") or kwargs.get("data") or kwargs.get("params") or {}
-        self.pacer.wait(api_method, str(body.get("channel") or "") if isinstance(body, dict) else "")
+        delay = self.pacer.take(api_method, str(body.get("channel") or "") if isinstance(body, dict) else "")
+        if delay > 0:
+            raise paced(self, api_method, delay)
         return super().api_call(api_method, **kwargs)
+
+
+def paced(client: WebClient, method: str, delay: float) -> SlackApiError:
+    """The 429 Slack would answer, made here: every caller already handles that one (the outbox retries after it)."""
+    response = SlackResponse(
+        client=client, http_verb="POST", api_url=f"{client.base_url}{method}", req_args={},
+        data={"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(math.ceil(delay))}, status_code=429,
+    )  # fmt: skip
+    return SlackApiError(f"{method} is over Slack's published rate here; retry in {delay:.1f} s", response)  # type: ignore[no-untyped-call]

@@ -1,25 +1,22 @@
-"""Work a listener leaves for after its ack, as plain data: run in this process's pool, or in the worker process."""
+"""Work a listener leaves for after its ack, as plain data: run in this process's pool, or from its inbox row by a worker."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-Kind = Literal["click", "verb", "issue", "home", "audit_export"]
+Kind = Literal["click", "verb", "request", "issue", "home", "audit_export"]
 
 
 @dataclass(frozen=True)
 class Task:
-    """`click`: a button's body; `verb`: a slash subcommand with its response URL; `issue`: an approved request to
+    """`click`: a button's body; `verb`: a slash subcommand with its response URL; `request`: a new request under the
+    ID its ack named (`bot/listeners/asking.py`); `issue`: an approved request to
     issue; `home`: a Home tab to publish; `audit_export`: an auditor's export. What Slack sent (its legacy
     verification token dropped) or an ID; never kept on disk."""
 
     kind: Kind
     args: dict[str, Any] = field(default_factory=dict)
-
-    def encode(self) -> bytes:
-        return json.dumps({"task": self.kind, "args": self.args}, separators=(",", ":")).encode() + b"\n"
 
 
 def click(body: dict[str, Any]) -> Task:
@@ -29,6 +26,25 @@ def click(body: dict[str, Any]) -> Task:
 
 def verb(user: str, name: str, args: list[str], response_url: str | None) -> Task:
     return Task("verb", {"user": user, "verb": name, "args": args, "response_url": response_url})
+
+
+def new_request(
+    request_id: str,
+    user: str,
+    scope: str,
+    duration: str | None,
+    reason: str,
+    service: str | None,
+    response_url: str | None,
+    *,
+    start: str | None = None,
+    public_key: str | None = None,
+    csr: str | None = None,
+) -> Task:
+    """What a new request asks for, as typed (a public key and a CSR are not secret; a private key never gets here)."""
+    args = {"request_id": request_id, "user": user, "scope": scope, "duration": duration, "reason": reason}
+    extra = {"service": service, "response_url": response_url, "start": start, "public_key": public_key, "csr": csr}
+    return Task("request", args | {key: value for key, value in extra.items() if value})
 
 
 def issue(request_id: str) -> Task:

@@ -1,4 +1,5 @@
-"""The HTTP front: `POST /slack/events` to Bolt, `GET /healthz`, `GET /metrics`; served by waitress."""
+"""The HTTP front: `POST /slack/events` to Bolt, the probes (`/livez`, `/readyz`, `/healthz`), `GET /metrics`, the step-up
+page; served by waitress."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.gate import MAX_BODY, Refusal, SlackGate
+from bot.bolt_body import for_bolt
+from bot.gate import MAX_BODY, Admitted, Refusal, SlackGate
+from bot.health import Probes
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ StartResponse = Callable[..., Any]
 
 
 class WebApp:
-    """A tiny WSGI router; `health` returns the state of each dependency.
+    """A tiny WSGI router; `health` returns the state of each dependency (for the probes, bot/health.py).
 
     Every Slack request passes the gate first (size, signature, workspace, replay); only then does Bolt see it.
     With `metrics_token`, `/metrics` wants `Authorization: Bearer <token>`; with `serve_metrics=False` it is
@@ -37,23 +39,28 @@ class WebApp:
         gate: SlackGate | None = None,
         metrics_token: str | None = None,
         serve_metrics: bool = True,
-        ssh_krl: Path | None = None,
+        ssh_krl: Callable[[], bytes] | None = None,
+        on_received: Callable[[Admitted], None] = lambda _: None,
+        stepup: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None,
     ):
         self.slack = SlackRequestHandler(app)
         self.health, self.info, self.metrics = health, info, metrics
+        self.probes = Probes(health, info)
         self.gate, self.metrics_token, self.serve_metrics = gate, metrics_token, serve_metrics
-        self.ssh_krl = ssh_krl
+        self.ssh_krl, self.on_received = ssh_krl, on_received
+        self.stepup = stepup  # the step-up page (bot/stepup_page.py), when a scope needs approvers to sign in
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/slack/events" and method == "POST":
             return self._slack(environ, start_response)
-        if path == "/healthz" and method == "GET":
-            state = self.health()
-            body = {name: ("ok" if up else "down") for name, up in state.items()} | self.info()
-            return _json(start_response, "200 OK" if all(state.values()) else "503 Service Unavailable", body)
+        probe = self.probes.answer(environ, start_response)
+        if probe is not None:
+            return probe
         if path == "/metrics" and method == "GET" and self.serve_metrics:
             return metrics_response(environ, start_response, self.metrics, self.metrics_token)
+        if path.startswith("/stepup/") and self.stepup is not None:
+            return self.stepup(environ, start_response)
         if path == "/ssh/revoked.krl" and method == "GET" and self.ssh_krl is not None:
             return krl_response(start_response, self.ssh_krl)
         return _json(start_response, "404 Not Found", {"error": "not found"})
@@ -63,19 +70,30 @@ class WebApp:
         if body is None:
             # Slack's requests are a few KB: a bigger one is refused unread, so nobody can fill our memory.
             return _json(start_response, "413 Payload Too Large", {"error": f"bodies over {MAX_BODY} bytes are refused"})
+        admitted = Admitted()
+        environ.pop("HTTP_X_JITBOT_RECORDED", None)  # ours alone to set
         if self.gate is not None:
             try:
-                self.gate.admit(body, _headers(environ))
+                admitted = self.gate.admit(body, _headers(environ))
             except Refusal as refusal:
                 return _answer(start_response, refusal)
             except Exception:
                 # The replay check needs the database: fail closed, but with an answer instead of a 500.
                 log.exception("could not check a Slack request (database unreachable?)")
                 return _answer(start_response, unavailable(body))
+            spelled = for_bolt(
+                body, str(environ.get("CONTENT_TYPE", "")), environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""), self.gate.verifier
+            )
+            if spelled is not None:
+                body, environ = spelled[0], dict(environ, HTTP_X_SLACK_SIGNATURE=spelled[1])
         # Bolt reads exactly CONTENT_LENGTH bytes: hand it the body we already read (chunked ones included).
         environ = dict(environ, CONTENT_LENGTH=str(len(body)))
         environ["wsgi.input"] = io.BytesIO(body)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
+        if admitted.work is not None:
+            # Its work is in the inbox: the listener only acks (naming the new request the gate made an ID for).
+            made = admitted.work.kind == "request"
+            environ["HTTP_X_JITBOT_RECORDED"] = str(admitted.work.args["request_id"]) if made else "1"
         status_holder: list[str] = []
 
         def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
@@ -83,6 +101,7 @@ class WebApp:
             return start_response(status, headers, *args)
 
         result = self.slack(environ, capture)
+        self.on_received(admitted)  # recorded before the ack; runs beside it
         if status_holder and status_holder[0].startswith("401"):
             # A forged or stale request: refused before anything is parsed or stored.
             log.warning("refused a Slack request with a bad or stale signature", extra={"remote": environ.get("REMOTE_ADDR")})
@@ -132,16 +151,14 @@ def metrics_response(
     return [data]
 
 
-def krl_response(start_response: StartResponse, path: Path) -> list[bytes]:
-    """The SSH KRL for hosts' `RevokedKeys` (public data: serials and the CA's public key, no auth needed).
-    It is replaced atomically, so a read sees the old list or the new one, never half of one."""
+def krl_response(start_response: StartResponse, build: Callable[[], bytes]) -> list[bytes]:
+    """The SSH KRL for hosts' `RevokedKeys` (public data: serials and the CA's public key, no auth needed), built from
+    the shared database, so every replica serves the same list. A failure is a 503: hosts keep their last good copy."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return _json(start_response, "404 Not Found", {"error": "no SSH revocation list yet (no ssh grant revoked)"})
-    except OSError:
-        log.exception("the SSH revocation list is unreadable")
-        return _json(start_response, "503 Service Unavailable", {"error": "the SSH revocation list is unreadable"})
+        data = build()
+    except Exception:
+        log.exception("the SSH revocation list could not be built")
+        return _json(start_response, "503 Service Unavailable", {"error": "the SSH revocation list cannot be built now"})
     start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(data)))])
     return [data]
 
@@ -156,6 +173,19 @@ class MetricsApp:
         if environ.get("PATH_INFO") == "/metrics" and environ.get("REQUEST_METHOD", "GET") == "GET":
             return metrics_response(environ, start_response, self.metrics, self.token)
         return _json(start_response, "404 Not Found", {"error": "not found"})
+
+
+class StatusApp(MetricsApp):
+    """A worker's port: the probes (`/livez`, `/readyz`, `/healthz`: database, Vault, scheduler) and `GET /metrics`;
+    no Slack traffic."""
+
+    def __init__(self, probes: Probes, metrics: Callable[[], bytes], token: str | None = None) -> None:
+        super().__init__(metrics, token)
+        self.probes = probes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        probe = self.probes.answer(environ, start_response)
+        return probe if probe is not None else super().__call__(environ, start_response)
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:

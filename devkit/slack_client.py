@@ -86,7 +86,11 @@ class SlackPeople:
     def _button(message: Mapping[str, Any], action_id: str, value: str | None) -> tuple[str, dict[str, Any]] | None:
         for block in message.get("blocks") or []:
             for element in [*(block.get("elements") or []), block.get("accessory") or {}]:
-                # A request ID names the button for that request, whichever decision (`:r`, `:e1`) it carries.
+                # A request ID names the button for that request, whichever decision (`:r`, `:e1`) it carries; a
+                # select is named by one of its options' values.
+                options = [str(o.get("value")) for o in element.get("options") or []]
+                if element.get("action_id") == action_id and value in options:
+                    return str(block.get("block_id") or ""), element
                 shown = str(element.get("value") or "")
                 if element.get("action_id") == action_id and value in (None, shown, shown.partition(":")[0]):
                     return str(block.get("block_id") or ""), element
@@ -103,15 +107,16 @@ class SlackPeople:
         trigger_id: str | None = None,
         *,
         channel_id: str = DEFAULT_CHANNEL,
+        channel_name: str | None = None,
         timestamp: int | str | None = None,
     ) -> tuple[int, Any]:
-        """`user_id` types `command text` in `channel_id`."""
+        """`user_id` types `command text` in `channel_id` (named `channel_name`)."""
         fields = {
             "token": "verification-token-unused",
             "team_id": self.team_id,
             "team_domain": "jitbot-dev",
             "channel_id": channel_id,
-            "channel_name": "directmessage" if channel_id.startswith("D") else channel_id.lower(),
+            "channel_name": channel_name or ("directmessage" if channel_id.startswith("D") else channel_id.lower()),
             "user_id": user_id,
             "user_name": self._user_name(user_id),
             "command": command,
@@ -189,6 +194,27 @@ class SlackPeople:
         elif message_ts:
             payload["message"] = {"type": "message", "ts": message_ts, "text": "", "blocks": []}
         return self._send_payload(payload, timestamp)
+
+    def choose(self, user_id: str, action_id: str, option: str) -> tuple[int, Any]:
+        """`user_id` picks `option` (its value) in the select `action_id` of the latest message showing it."""
+        assert self.standin is not None, "choose() finds the select in the stand-in's messages"
+        message = self.standin.find_message(lambda m: self._button(m, action_id, option) is not None)
+        assert message is not None, f"no message shows the select {action_id} with {option}"
+        block_id, element = self._button(message, action_id, option)  # type: ignore[misc]
+        picked = next(o for o in element["options"] if o["value"] == option)
+        action = {"action_id": action_id, "block_id": block_id, "type": "static_select", "selected_option": picked,
+                  "placeholder": element.get("placeholder"), "action_ts": f"{time.time():.6f}"}  # fmt: skip
+        channel, ts = message["channel"], message["ts"]
+        payload: dict[str, Any] = {
+            "type": "block_actions", "user": self._user(user_id), "api_app_id": self.api_app_id,
+            "token": "verification-token-unused", "trigger_id": self._new_trigger_id(user_id),
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
+            "team": {"id": self.team_id, "domain": "jitbot-dev"}, "enterprise": None, "is_enterprise_install": False,
+            "state": {"values": {}}, "response_url": self._new_response_url("click", user_id, channel, ts),
+            "actions": [action], "channel": {"id": channel, "name": channel.lower()},
+            "message": {k: message[k] for k in ("type", "text", "blocks", "ts", "user", "bot_id") if message.get(k)},
+        }  # fmt: skip
+        return self._send_payload(payload, None)
 
     def open_home(self, user_id: str) -> tuple[int, Any]:
         """`user_id` opens the app's Home tab: Slack's app_home_opened event."""

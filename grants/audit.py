@@ -69,7 +69,7 @@ class Anchor:
 
 
 class AnchorMoved(Exception):
-    """Someone wrote the anchor since it was read (another leader): nothing was written; read it again."""
+    """Someone wrote the anchor since it was read (another worker): nothing was written; read it again."""
 
 
 @dataclass(frozen=True)

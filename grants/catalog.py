@@ -11,16 +11,18 @@ from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
 
+from grants.approval_catalog import ApprovalFields, StepUpSettings, approval_problems, policy_problems
+from grants.audit_stream import AuditStream
+from grants.context_catalog import ContextFields, ContextSettings, OnCallRule, context_problems, schedule_problem
+from grants.csr import Csr
 from grants.durations import DurationError, parse_duration
 
-SUBCOMMANDS = frozenset({"list", "revoke", "audit", "help", "cancel", "break-glass", "extend", "nudge", "reviews", "ssh-key"})
 # Names whose token role `jitbot-<name>` is taken: `jitbot-database` was the shared database reader role of older
 # releases (an upgraded Vault may still hold it, and `vault sync` deletes it), so a scope of that name would collide.
 RESERVED_SCOPE_NAMES = frozenset({"database"})
 SCOPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-USERGROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
-CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")  # public (C…) or older private (G…) channel; names are not stable
+# What the chat side checks beyond the core (its own ID formats, its command words), reported with the core's problems.
+ExtraCheck = Callable[["Catalog"], list[str]]
 
 Duration = Annotated[str, Field(description="a duration such as 15m or 1h30m")]
 
@@ -42,7 +44,7 @@ def _check_duration(value: str) -> str:
     return value
 
 
-class Settings(_Strict):
+class Settings(_Strict, ContextSettings):
     command: str = "/elevate"
     approval_channel: str = ""
     alert_channel: str = ""
@@ -55,6 +57,9 @@ class Settings(_Strict):
     # minute would otherwise put 80 posts in front of the approvers.
     request_budget: int = Field(default=10, ge=1)
     request_window: Duration = "10m"
+    web_url: str = ""  # public base URL of the web process (the step-up page's links)
+    step_up: StepUpSettings = StepUpSettings()
+    audit_stream: AuditStream | None = None  # the trail streamed to a SIEM as it is written (grants/audit_stream.py)
 
     _durations = field_validator("pending_timeout", "request_window")(_check_duration)
 
@@ -76,14 +81,17 @@ class Step(_Strict):
     name: str = ""
     approvers: list[str] = Field(min_length=1)
     approvals: int = Field(default=1, ge=1)
+    step_up: bool = False  # approvers of this step confirm on the web page after a sign-in
 
 
 class AutoApprove(_Strict):
-    """Approve without a human for these requesters, up to `max_duration`; recorded as `system`."""
+    """Approve without a human for these requesters (or whoever is on call), up to `max_duration`; recorded as `system`."""
 
     name: str = ""
-    requesters: list[str] = Field(min_length=1)
+    requesters: list[str] = []
     max_duration: Duration
+    on_call: OnCallRule | None = None  # only while the requester is on call in this schedule (PagerDuty)
+    end_with_shift: bool = False  # the grant never outlives the shift that allowed it
 
     _durations = field_validator("max_duration")(_check_duration)
 
@@ -114,7 +122,7 @@ def _optional_duration(value: str | None) -> str | None:
     return None if value is None else _check_duration(value)
 
 
-class ScopeBase(_Strict):
+class ScopeBase(_Strict, ApprovalFields, ContextFields):
     """What every scope has, whatever its credential kind: durations, people, steps, break-glass, extensions."""
 
     description: str
@@ -144,6 +152,11 @@ class ScopeBase(_Strict):
     needs_public_key: ClassVar[bool] = False  # the credential certifies the requester's registered SSH public key
     ends_by_itself: ClassVar[bool] = True  # False: only the bot or `jitbot vault sweep` ends it (no TTL of its own)
     revoke_caveat: ClassVar[str] = ""  # what an early revoke cannot do, told plainly to the requester
+    needs_csr: ClassVar[bool] = False  # the credential certifies the requester's registered CSR (`/elevate csr`)
+
+    def csr_problems(self, csr: Csr, requester: str) -> list[str]:
+        """Why `csr` cannot be signed for `requester` in this scope ([] for kinds that sign no CSR)."""
+        return []
 
     @property
     def policies_granted(self) -> list[str]:
@@ -204,6 +217,8 @@ class ScopeBase(_Strict):
 class VaultTokenScope(ScopeBase):
     """A response-wrapped Vault token carrying exactly `policies`."""
 
+    vault_enforceable: ClassVar[bool] = True
+
     credential: Literal["vault_token"] = "vault_token"
     policies: list[str] = Field(min_length=1)
     no_default_policy: bool = False
@@ -226,6 +241,7 @@ class SshScope(ScopeBase):
     """An SSH certificate signed by Vault's SSH CA for exactly `principals`."""
 
     credential: Literal["ssh"]
+    vault_enforceable: ClassVar[bool] = True  # its one signing call can be held by a control group
     ssh_mount: str = "ssh-client-signer"
     ssh_role: str = Field(min_length=1)
     principals: list[str] = Field(min_length=1)
@@ -272,6 +288,45 @@ class VaultIdentityScope(ScopeBase):
         return value
 
 
+class PkiScope(ScopeBase):
+    """A short-lived client certificate signed by Vault's PKI engine for the requester's own CSR, named by a template."""
+
+    credential: Literal["pki"]
+    vault_enforceable: ClassVar[bool] = True  # its one signing call can be held by a control group
+    pki_mount: str = Field(default="pki", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    pki_role: str = Field(default="", pattern=r"^(jitbot-[a-z0-9_-]{1,60})?$")  # "": jitbot-<scope>
+    common_name: str
+    key_types: list[Literal["ec", "rsa", "ed25519"]] = Field(default=["ec"], min_length=1)
+
+    needs_csr: ClassVar[bool] = True
+    revoke_caveat: ClassVar[str] = (
+        "Services that check the CRL or OCSP refuse the certificate at once; one that checks neither accepts it "
+        "until it expires, and TLS connections already open survive: close them."
+    )
+
+    def role(self, scope_name: str) -> str:
+        return self.pki_role or f"jitbot-{scope_name}"
+
+    def name_for(self, requester: str) -> str:
+        """The one DNS name a requester's certificate carries (`{user}` = their Slack user ID, lower-cased)."""
+        return self.common_name.replace("{user}", requester.lower())
+
+    def csr_problems(self, csr: Csr, requester: str) -> list[str]:
+        problems = csr.name_problems(self.name_for(requester))
+        if csr.key_type not in self.key_types:
+            problems.append(f"its key is {csr.key_type}; this scope takes {' or '.join(self.key_types)} keys")
+        return problems
+
+    @field_validator("common_name")
+    @classmethod
+    def _one_name(cls, value: str) -> str:
+        # A wildcard or a name without the requester in it would be one certificate for many people: no control.
+        domain = value.removeprefix("{user}.")
+        if domain == value or "{" in domain or "*" in domain or not re.fullmatch(r"([a-z0-9-]{1,63}\.)+[a-z]{2,63}", domain):
+            raise ValueError("must be `{user}.` followed by a lower-case domain, e.g. `{user}.jit.internal`; never a wildcard")
+        return value
+
+
 def _credential_kind(value: object) -> str:
     """The discriminator: `credential`, which defaults to vault_token as it always has."""
     if isinstance(value, dict):
@@ -283,7 +338,8 @@ Scope = Annotated[
     Annotated[VaultTokenScope, Tag("vault_token")]
     | Annotated[DatabaseScope, Tag("database")]
     | Annotated[SshScope, Tag("ssh")]
-    | Annotated[VaultIdentityScope, Tag("vault_identity")],
+    | Annotated[VaultIdentityScope, Tag("vault_identity")]
+    | Annotated[PkiScope, Tag("pki")],
     Discriminator(_credential_kind),
 ]
 SCOPE = TypeAdapter(Scope)
@@ -307,15 +363,21 @@ class Catalog(_Strict):
     scopes: dict[str, Scope] = Field(min_length=1)
 
     def members(
-        self, principals: list[str], usergroups: Callable[[str], frozenset[str]] = lambda _: frozenset()
+        self,
+        principals: list[str],
+        usergroups: Callable[[str], frozenset[str]] = lambda _: frozenset(),
+        on_call: Callable[[str], frozenset[str]] = lambda _: frozenset(),
     ) -> frozenset[str]:
-        """Expand user IDs, `group:NAME` and (through `usergroups`) `usergroup:S…` into user IDs; `*` stays `*`."""
+        """Expand user IDs, `group:NAME`, (through `usergroups`) `usergroup:ID` and (through `on_call`) `oncall:SCHEDULE`
+        into user IDs; `*` stays `*`."""
         users: set[str] = set()
         for principal in principals:
             if principal.startswith("group:"):
                 users.update(self.groups.get(principal.removeprefix("group:"), []))
             elif principal.startswith("usergroup:"):
                 users.update(usergroups(principal.removeprefix("usergroup:")))
+            elif principal.startswith("oncall:"):
+                users.update(on_call(principal.removeprefix("oncall:")))
             else:
                 users.add(principal)
         return frozenset(users)
@@ -329,42 +391,35 @@ def _location(loc: tuple[object, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
+def principal_fields(catalog: Catalog) -> list[tuple[str, list[str], bool]]:
+    """Every place the catalog names people: (where, the principals, whether `*` may stand there)."""
+    fields = [("settings.auditors", catalog.settings.auditors, False), ("settings.admins", catalog.settings.admins, False)]
+    for name, scope in catalog.scopes.items():
+        where = f"scopes.{name}"
+        fields += [(f"{where}.requesters", scope.requesters, True), (f"{where}.approvers", scope.approvers, False)]
+        fields.append((f"{where}.escalation", scope.escalation, False))
+        if scope.approval_steps:
+            fields += [(f"{where}.approval_steps[{i}].approvers", s.approvers, False) for i, s in enumerate(scope.steps)]
+        fields += [(f"{where}.auto_approve[{i}].requesters", r.requesters, True) for i, r in enumerate(scope.auto_approve)]
+        if scope.break_glass is not None:
+            fields.append((f"{where}.break_glass.requesters", scope.break_glass.requesters, False))
+    return fields
+
+
 def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
     problems: list[str] = []
     groups = catalog.groups
-    for group, members in groups.items():
-        problems += [f"groups.{group}: `{m}` is not a Slack user ID (U…)" for m in members if not USER_ID.match(m)]
-
-    def principals(where: str, values: list[str], star_ok: bool) -> None:
+    for where, values, star_ok in principal_fields(catalog):
         for value in values:
-            if value.startswith("group:"):
-                if value.removeprefix("group:") not in groups:
-                    problems.append(f"{where}: unknown group `{value}`; define it under [groups]")
-            elif value.startswith("usergroup:"):
-                if not USERGROUP_ID.match(value.removeprefix("usergroup:")):
-                    problems.append(f"{where}: `{value}` is not a Slack user group ID (usergroup:S…)")
-            elif value == "*":
-                if not star_ok:
-                    problems.append(f"{where}: `*` is not allowed here; name the users or groups")
-            elif not USER_ID.match(value):
-                problems.append(f"{where}: `{value}` is neither a Slack user ID (U…), `group:NAME`, `usergroup:S…` nor `*`")
-
-    for key in ("approval_channel", "alert_channel"):
-        channel = getattr(catalog.settings, key)
-        # A name (`#approvals`) breaks on the first rename, and Slack refuses it where an ID is required
-        # (chat.update of the approval message): only the ID, which never changes, is accepted.
-        if channel and not CHANNEL_ID.match(channel):
-            problems.append(
-                f"settings.{key}: `{channel}` is not a Slack channel ID (C…); "
-                "open the channel → its name → About → copy the Channel ID"
-            )
-    principals("settings.auditors", catalog.settings.auditors, star_ok=False)
-    principals("settings.admins", catalog.settings.admins, star_ok=False)
+            if value.startswith("group:") and value.removeprefix("group:") not in groups:
+                problems.append(f"{where}: unknown group `{value}`; define it under [groups]")
+            elif value.startswith("oncall:"):
+                problems.extend(filter(None, [schedule_problem(where, value, catalog)]))
+            elif value == "*" and not star_ok:
+                problems.append(f"{where}: `*` is not allowed here; name the users or groups")
     for name, scope in catalog.scopes.items():
         where = f"scopes.{name}"
-        if name in SUBCOMMANDS:
-            problems.append(f"{where}: `{name}` is a subcommand word; rename the scope")
-        elif name in RESERVED_SCOPE_NAMES:
+        if name in RESERVED_SCOPE_NAMES:
             problems.append(
                 f"{where}: `{name}` is reserved (token role `jitbot-{name}` belongs to jitbot itself); rename the scope"
             )
@@ -375,29 +430,22 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
             problems.append(f"{where}.description: empty; say in a few words what the scope gives access to")
         elif len(scope.description) > 300:
             problems.append(f"{where}.description: {len(scope.description)} characters; keep it to 300 (link a runbook for more)")
-        principals(f"{where}.requesters", scope.requesters, star_ok=True)
-        principals(f"{where}.approvers", scope.approvers, star_ok=False)
-        principals(f"{where}.escalation", scope.escalation, star_ok=False)
         if scope.approval_steps and scope.approvers:
             problems.append(f"{where}: use either `approvers` (with approvals_required) or `approval_steps`, not both")
         elif not scope.approval_steps and not scope.approvers:
             problems.append(f"{where}: name the `approvers` (or `approval_steps`)")
         for i, step in enumerate(scope.steps):
             at = f"{where}.approval_steps[{i}]" if scope.approval_steps else f"{where}.approvals_required"
-            if scope.approval_steps:
-                principals(f"{at}.approvers", step.approvers, star_ok=False)
-            # Usergroups are resolved only at run time; they may hold anyone, so they are not counted here.
+            # Usergroups and on-call schedules are resolved only at run time; they may hold anyone: not counted here.
             named = catalog.members(step.approvers)
-            if not any(p.startswith("usergroup:") for p in step.approvers) and step.approvals > len(named):
+            if not any(p.startswith(("usergroup:", "oncall:")) for p in step.approvers) and step.approvals > len(named):
                 problems.append(f"{at}: {step.approvals} approvals needed but only {len(named)} approver(s) named")
         if scope.approval_steps and scope.approvals_required != 1:
             problems.append(f"{where}.approvals_required: set `approvals` per step instead when using approval_steps")
         for i, rule in enumerate(scope.auto_approve):
-            principals(f"{where}.auto_approve[{i}].requesters", rule.requesters, star_ok=True)
             if rule.max > scope.max:
                 problems.append(f"{where}.auto_approve[{i}].max_duration: {rule.max_duration} is above the scope's max_duration")
         if scope.break_glass is not None:
-            principals(f"{where}.break_glass.requesters", scope.break_glass.requesters, star_ok=False)
             if scope.break_glass.max > scope.max:
                 problems.append(
                     f"{where}.break_glass.max_duration: the break-glass cap {scope.break_glass.max_duration} "
@@ -417,7 +465,8 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
             for policy in scope.policies_granted:
                 if not (policy_dir / f"{policy}.hcl").is_file():
                     problems.append(f"{where}.policies: no policy file `{policy}.hcl` beside the catalog")
-    return problems
+    policies = policy_problems(policy_dir) if policy_dir is not None else []
+    return problems + approval_problems(catalog) + context_problems(catalog) + policies
 
 
 def _kind_problems(where: str, scope: Scope, policy_dir: Path | None) -> list[str]:
@@ -427,6 +476,10 @@ def _kind_problems(where: str, scope: Scope, policy_dir: Path | None) -> list[st
         # The bot's policy may sign only with `jit-*` roles: any other role would be refused at the first grant.
         problems.append(f"{where}.ssh_role: `{scope.ssh_role}` must start with `jit-` (the bot signs only with jit-* roles)")
     bot_policy = policy_dir / "jitbot-bot.hcl" if policy_dir is not None else None
+    if isinstance(scope, PkiScope) and bot_policy is not None and bot_policy.is_file():
+        # The bot signs only where its policy lets it: a mount it may not sign with would fail at the first grant.
+        if f'path "{scope.pki_mount}/sign/jitbot-*"' not in bot_policy.read_text(encoding="utf-8"):
+            problems.append(f'{where}.pki_mount: jitbot-bot.hcl has no `path "{scope.pki_mount}/sign/jitbot-*"`; add it there')
     if isinstance(scope, VaultIdentityScope) and bot_policy is not None and bot_policy.is_file():
         # The bot's policy pins the exact policy sets identity groups may carry; an unpinned set is refused by Vault.
         joined = ",".join(scope.policies)
@@ -453,16 +506,39 @@ def _shape_problems(error: ValidationError, prefix: tuple[object, ...] = ()) -> 
     return problems
 
 
+def _scope_of(problem: str) -> str:
+    """`scopes.NAME` of a problem's location (or the location's first part)."""
+    return ".".join(problem.split(":", 1)[0].split(".")[:2])
+
+
+def _salvage_scope(scope: object) -> object | None:
+    """A malformed scope without its malformed keys (each falls back to its default), so that one bad duration
+    does not hide the scope's other problems; None when the rest is no scope either."""
+    if not isinstance(scope, dict):
+        return None
+    rest = dict(scope)
+    for _ in range(len(rest) + 1):
+        try:
+            return SCOPE.validate_python(rest)
+        except ValidationError as exc:
+            locs = [tuple(item["loc"]) for item in exc.errors()]
+            keys = {loc[1] if len(loc) > 1 and loc[0] in kind_models() else loc[0] for loc in locs if loc}
+            bad = {key for key in keys if key in rest and key != "credential"}
+            if not bad:
+                return None
+            rest = {key: value for key, value in rest.items() if key not in bad}
+    return None
+
+
 def _salvage(data: dict[str, object]) -> Catalog | None:
     """The parts of a malformed catalog that are well-formed, so their own problems are reported too."""
     raw = data.get("scopes")
     scopes: dict[str, object] = raw if isinstance(raw, dict) else {}
     good: dict[str, object] = {}
     for name, scope in scopes.items():
-        try:
-            good[name] = SCOPE.validate_python(scope)
-        except ValidationError:
-            continue
+        salvaged = _salvage_scope(scope)
+        if salvaged is not None:
+            good[name] = salvaged
     parts: dict[str, object] = {"scopes": good}
     for key in ("settings", "groups"):
         if key in data:
@@ -479,23 +555,31 @@ def _salvage(data: dict[str, object]) -> Catalog | None:
         return None
 
 
-def parse_catalog(data: dict[str, object], policy_dir: Path | None = None) -> Catalog:
-    """Validate catalog data; raise CatalogError listing every problem found, shape and meaning together."""
+def parse_catalog(data: dict[str, object], policy_dir: Path | None = None, extra: ExtraCheck | None = None) -> Catalog:
+    """Validate catalog data; raise CatalogError listing every problem found, shape and meaning together (and what
+    `extra`, the chat side's own check, finds)."""
+
+    def meaning(catalog: Catalog) -> list[str]:
+        return _semantic_problems(catalog, policy_dir) + (extra(catalog) if extra is not None else [])
+
     try:
         catalog = Catalog.model_validate(data)
     except ValidationError as exc:
         problems = _shape_problems(exc)
         salvaged = _salvage(data)
         if salvaged is not None:
-            problems += [p for p in _semantic_problems(salvaged, policy_dir) if p not in problems]
+            # A malformed duration fell back to its default: a duration problem of that scope would be the
+            # default's, not the file's, so those wait until the durations parse.
+            unsure = {_scope_of(p) for p in problems if "duration" in p.split(":", 1)[0]}
+            problems += [p for p in meaning(salvaged) if p not in problems and not ("duration" in p and _scope_of(p) in unsure)]
         raise CatalogError(problems) from None
-    problems = _semantic_problems(catalog, policy_dir)
+    problems = meaning(catalog)
     if problems:
         raise CatalogError(problems)
     return catalog
 
 
-def load_catalog(path: Path) -> Catalog:
+def load_catalog(path: Path, extra: ExtraCheck | None = None) -> Catalog:
     """Load and validate a catalog file; problems are prefixed with the file name."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -504,7 +588,7 @@ def load_catalog(path: Path) -> Catalog:
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError([f"{path}: not valid TOML ({exc})"]) from None
     try:
-        return parse_catalog(data, path.parent)
+        return parse_catalog(data, path.parent, extra)
     except CatalogError as exc:
         raise CatalogError([f"{path}: {p}" for p in exc.problems]) from None
 

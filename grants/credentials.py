@@ -6,10 +6,15 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+# The longest JITBOT_WRAP_TTL. The Vault policies cap wrapping at this bound, never at the setting's value: the wrap
+# TTL has one source (the setting the bot runs with), and `vault sync` needs no copy of it that could disagree.
+MAX_WRAP_TTL = timedelta(hours=1)
 
 if TYPE_CHECKING:
     from grants.catalog import Catalog, Scope
+    from grants.ports import CredentialKind, Wrappings
 
 
 class CredentialError(Exception):
@@ -53,6 +58,15 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Wrapping:
+    """The response-wrapping token a delivery carries, by its accessor (never the token) and when it expires: while
+    it can still be looked up, nobody has unwrapped it."""
+
+    accessor: str
+    until: datetime
+
+
+@dataclass(frozen=True)
 class IssuedCredential:
     """A credential that exists now: its handle, what to deliver, and audit-safe facts about it."""
 
@@ -60,6 +74,7 @@ class IssuedCredential:
     delivery: Delivery
     valid_until: datetime | None  # when it ends by itself even if the bot is down; None: never (identity groups)
     facts: Mapping[str, Any] = field(default_factory=dict)  # for the `issued` event: never a secret
+    wrapping: Wrapping | None = None  # kinds that deliver a response-wrapped secret (vault_token, database)
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,7 @@ class IssueOrder:
     until: datetime
     on_behalf_of: str | None = None  # a service entity (`entity:NAME`) instead of the requester
     public_key: str | None = None  # ssh: the requester's registered public key
+    csr: str | None = None  # pki: the requester's registered certificate signing request (PEM; public)
     extends_by: timedelta | None = None  # an extension: how much it adds to the credential it replaces
 
 
@@ -90,44 +106,15 @@ class CredentialStatus(StrEnum):
     UNKNOWN = "unknown"  # the backend could not say (down): do nothing rash
 
 
-class CredentialKind(Protocol):
-    """One kind of credential (one adapter per kind), registered by its `kind` name."""
-
-    kind: str
-
-    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
-        """Create a credential for exactly `scope`, ending by itself at `order.until` where the kind can."""
-        ...
-
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        """End it now. Already gone counts as success; one that is not `request_id`'s raises ForeignCredential."""
-        ...
-
-    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
-        """Make access last until `order.until`: re-issue (the old one is revoked by the caller when the
-        returned handle differs) or stretch in place (same handle)."""
-        ...
-
-    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
-        """For reconcile: does the credential still exist?"""
-        ...
-
-    def sync(self, catalog: Catalog) -> list[str]:
-        """Write what this kind needs in Vault for the catalog's scopes (roles, reader policies); lines say what changed."""
-        ...
-
-    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
-        """This kind's credentials that no handle in `active` holds and that would not end by themselves;
-        [] for kinds whose credentials die on their own (TTL, validity)."""
-        ...
-
-
 class CredentialKinds:
     """The registry of kinds; it is itself the core's CredentialIssuer port, dispatching by kind."""
 
-    def __init__(self, kinds: list[CredentialKind], healthy: Callable[[], bool] | None = None):
+    def __init__(
+        self, kinds: list[CredentialKind], healthy: Callable[[], bool] | None = None, wrappings: Wrappings | None = None
+    ):
         self.kinds = {kind.kind: kind for kind in kinds}
         self._healthy = healthy
+        self._wrappings = wrappings
 
     def _of(self, kind: str) -> CredentialKind:
         try:
@@ -155,3 +142,24 @@ class CredentialKinds:
 
     def healthy(self) -> bool:
         return self._healthy() if self._healthy is not None else True
+
+    def wrap_status(self, accessor: str) -> CredentialStatus:
+        return self._wrappings.status(accessor) if self._wrappings is not None else CredentialStatus.UNKNOWN
+
+    def revoke_wrap(self, accessor: str) -> None:
+        if self._wrappings is None:
+            raise CredentialError("no wrapping tokens are configured in this bot")
+        self._wrappings.revoke(accessor)
+
+    # Vault-enforced approvals: kinds that can have their one Vault call guarded by a control group say so by
+    # having `hold` (make the call, answered pending) and `guarded_path` (the path and the rules kept on it).
+
+    def hold(self, order: IssueOrder, scope: Scope) -> Any:
+        hold = getattr(self._of(scope.credential), "hold", None)
+        if hold is None:
+            raise CredentialError(f"{order.scope}: its kind cannot be approved in Vault")
+        return hold(order, scope)
+
+    def guarded_path(self, scope_name: str, scope: Scope) -> tuple[str, str] | None:
+        guarded = getattr(self.kinds.get(scope.credential), "guarded_path", None)
+        return guarded(scope_name, scope) if guarded is not None else None

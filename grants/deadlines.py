@@ -8,6 +8,8 @@ from grants.catalog import Scope
 from grants.domain import Request, State
 
 DEFAULT_NUDGE_INTERVAL = timedelta(minutes=15)
+# An approval still not issued this long after its decision was interrupted between the decision and Vault.
+STUCK_APPROVAL_AFTER = timedelta(seconds=15)
 
 
 def next_reminder(scope: Scope, request: Request) -> datetime | None:
@@ -40,6 +42,10 @@ def next_wake(scope: Scope | None, request: Request) -> datetime | None:
         moments.append(request.pending_until)
         if scope is not None:
             moments += [next_reminder(scope, request), escalation_at(scope, request)]
+    elif request.state is State.APPROVED and request.starts_at is not None:
+        moments.append(request.starts_at)  # approved ahead: issued at its start (retried from then until it is)
+    elif request.state is State.APPROVED and request.approval.decided_at is not None:
+        moments.append(request.approval.decided_at + STUCK_APPROVAL_AFTER)
     elif request.state is State.ACTIVE:
         moments.append(request.expires_at)
         if scope is not None:

@@ -85,6 +85,9 @@ class Request:
     review: Review | None = None
     break_glass: bool = False
     on_behalf_of: str | None = None  # a service subject (`entity:NAME`) the grant is for, asked by the requester
+    ticket: str | None = None  # `TRACKER:KEY`, the ticket checked at request time that justifies the grant
+    not_after: datetime | None = None  # the grant never outlives this: the on-call shift (or window) that allowed it
+    starts_at: datetime | None = None  # a later start: approved ahead, issued at this moment (not before)
     ended_at: datetime | None = None
     wake_at: datetime | None = None  # the next moment a timer must look at this request
     version: int = 0
@@ -192,6 +195,12 @@ class SshKeyMissing(InvalidRequest):
     """An ssh scope was asked for by someone with no registered public key; the chat side says how to register one."""
 
     code = "ssh_key_missing"
+
+
+class CsrMissing(InvalidRequest):
+    """A pki scope was asked for by someone with no registered CSR; the chat side says how to register one."""
+
+    code = "csr_missing"
 
 
 class NotAllowed(DomainError):

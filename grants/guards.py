@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from grants.approval_catalog import needs_step_up
 from grants.catalog import Scope
 from grants.domain import InvalidRequest, NotAllowed, Request, State
 from grants.people import People
+from grants.signin import SignIn
 from grants.steps import current_step
 
 
@@ -49,6 +51,18 @@ def require_can_approve_step(people: People, scope: Scope, request: Request, act
     if actor not in people.step_approvers(step, scope, request.approval.escalated):
         raise NotAllowed(
             f"{request.id} waits for step `{step.name or 'approval'}`, which you are not an approver of.", rule="not_this_step"
+        )
+
+
+def require_sign_in(scope: Scope, request: Request, actor: str, sign_in: SignIn | None) -> None:
+    """A step-up scope or step is approved only with a fresh sign-in of the approver themself: a Slack click alone (an
+    old message, a replayed action, a stolen Slack session) never approves it, whatever path it came by."""
+    if request.state is not State.PENDING or not needs_step_up(scope, current_step(scope, request)):
+        return
+    if sign_in is None or sign_in.slack_user != actor:
+        raise NotAllowed(
+            f"`{request.scope}` is approved only after a sign-in: use the link jitbot sends you when you click Approve.",
+            rule="step_up_required",
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from grants.allowances import extension_room
 from grants.catalog import Catalog, Scope
@@ -37,6 +37,13 @@ def checked_duration(scope_name: str, scope: Scope, text: str | None) -> timedel
     return duration
 
 
+def parsed_duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        raise InvalidRequest(str(exc), field="duration") from None
+
+
 def checked_reason(scope_name: str, scope: Scope, reason: str) -> str:
     try:  # checked before whitespace is folded: split() would silently eat some control characters
         require_plain(reason, "the reason")
@@ -53,6 +60,31 @@ def checked_reason(scope_name: str, scope: Scope, reason: str) -> str:
     if len(reason) > 500:
         raise InvalidRequest("Keep the reason under 500 characters; link a ticket for the details.", field="reason")
     return reason
+
+
+START_AHEAD = timedelta(days=7)  # how far ahead a start may be scheduled (approvers decide ahead, not for months)
+
+
+def checked_start(text: str, now: datetime) -> datetime:
+    """A later start: `HH:MM` (UTC, its next occurrence) or an ISO 8601 moment with its offset; in the future, within 7 days."""
+    try:
+        if re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", text):
+            hours, minutes = (int(part) for part in text.split(":"))
+            start = now.astimezone(UTC).replace(hour=hours, minute=minutes, second=0, microsecond=0)
+            start = start if start > now else start + timedelta(days=1)
+        else:
+            start = datetime.fromisoformat(text)
+            if start.tzinfo is None:
+                raise ValueError("no offset")
+    except ValueError:
+        raise InvalidRequest(
+            f"`{text}` is not a start time: write `at 22:00` (UTC) or `at 2026-12-08T22:00+00:00`.", field="start"
+        ) from None
+    if start <= now:
+        raise InvalidRequest(f"The start {start:%Y-%m-%d %H:%M} UTC has passed; pick a later one.", field="start")
+    if start - now > START_AHEAD:
+        raise InvalidRequest("A start can be scheduled at most 7 days ahead.", field="start")
+    return start.astimezone(UTC)
 
 
 def checked_extension(scope: Scope, request: Request, duration_text: str | None) -> timedelta:

@@ -46,6 +46,7 @@ class Event(StrEnum):
     REJECTED = "rejected"  # an attempt refused; may concern a request in any state, or none
     EXPORTED = "exported"  # the trail itself was exported; concerns no request
     SSH_KEY_REGISTERED = "ssh_key_registered"  # a person registered an SSH public key; concerns no request
+    CSR_REGISTERED = "csr_registered"  # a person registered a certificate signing request; concerns no request
     NOTIFICATION_FAILED = "notification_failed"  # a message could not reach someone; changes no request
     ORPHAN_ENDED = "orphan_ended"  # reconcile ended a credential no active grant held; changes no request
     ANCHOR_REFUSED = "anchor_refused"  # the trail no longer continues its anchor outside the database: not anchored
@@ -93,6 +94,7 @@ TRAIL_EVENTS = frozenset(
         Event.REJECTED,
         Event.EXPORTED,
         Event.SSH_KEY_REGISTERED,
+        Event.CSR_REGISTERED,
         Event.NOTIFICATION_FAILED,
         Event.ORPHAN_ENDED,
         Event.ANCHOR_REFUSED,

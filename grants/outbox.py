@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
+from grants.credentials import Wrapping
 from grants.lifecycle import Event
 
 # A notice gives up after this long undelivered (with an alert and an audit event); Slack outages are shorter.
@@ -19,9 +20,10 @@ BACKOFF_MAX = timedelta(minutes=2)
 CLAIM_LEASE = timedelta(seconds=10)
 
 OPENED, NOTICE, CHANGED, TOLD, ALERT, CREDENTIAL = "opened", "notice", "changed", "told", "alert", "credential"
-# A credential row is a check that comes due when the wrap would have expired: it never holds the secret and
+TICKET = "ticket"  # a comment on the request's ticket (its tracker down must not hold up the request's messages)
+# A credential row is a check that comes due when the DM should have arrived: it never holds the secret and
 # it does not hold up the request's other notices (it is not a message; see usecases.delivering).
-UNORDERED = frozenset({ALERT, CREDENTIAL})
+UNORDERED = frozenset({ALERT, CREDENTIAL, TICKET})
 
 
 class News(StrEnum):
@@ -44,6 +46,8 @@ class Alert(StrEnum):
     UNREACHABLE = "unreachable"
     GAVE_UP = "gave_up"
     ANCHOR_REFUSED = "anchor_refused"
+    ANCHOR_DOWN = "anchor_down"
+    AUDIT_STREAM_BEHIND = "audit_stream_behind"
     PLAIN = "plain"  # a sentence queued by an older release (`text`), shown escaped
 
 
@@ -89,42 +93,16 @@ class Unreachable(Exception):
         super().__init__(f"{', '.join(self.people)} unreachable ({why}); {reached} reached")
 
 
-class OutboxStore(Protocol):
-    """The store's side of the outbox: claim due rows (in order per request), settle them."""
-
-    def enqueue(self, notices: Iterable[Notice], at: datetime) -> None:
-        """Write notices in their own transaction (those tied to no request change)."""
-        ...
-
-    def claim(self, worker: str, now: datetime, limit: int) -> list[Entry]:
-        """Due rows no other live worker holds and with no earlier undelivered row of the same request."""
-        ...
-
-    def delivered(self, entry_id: int, at: datetime) -> None: ...
-
-    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
-        """Extend the live claims of this process's workers (a heartbeat); the number renewed."""
-        ...
-
-    def retry_at(self, entry_id: int, when: datetime) -> None:
-        """Count an attempt, release the claim, and make the row due again at `when`."""
-        ...
-
-    def failed(self, entry_id: int, at: datetime) -> None:
-        """Give up on the row: it no longer holds up later notices of its request."""
-        ...
-
-    def settle_credential(self, request_id: str, accessor: str, at: datetime) -> None:
-        """The credential with `accessor` reached its person: its pending check is done."""
-        ...
-
-
 def opened(request_id: str, approvers: Iterable[str]) -> Notice:
     return Notice(OPENED, request_id, {"approvers": sorted(approvers)})
 
 
 def notice(request_id: str, approvers: Iterable[str], kind: str) -> Notice:
     return Notice(NOTICE, request_id, {"approvers": sorted(approvers), "notice": kind})
+
+
+def ticket_note(request_id: str, text: str) -> Notice:
+    return Notice(TICKET, request_id, {"text": text})
 
 
 def changed(request_id: str) -> Notice:
@@ -147,9 +125,17 @@ def alert_of(args: dict[str, Any]) -> tuple[Alert, dict[str, Any]]:
     return Alert(args["alert"]), dict(args.get("context") or {})
 
 
-def credential_check(request_id: str, accessor: str, within: timedelta) -> Notice:
-    """Due when the wrapping token would have expired: undelivered by then, the credential is replaced."""
-    return Notice(CREDENTIAL, request_id, {"accessor": accessor}, due_in=within)
+def credential_check(
+    request_id: str, accessor: str, within: timedelta, wrapping: Wrapping | None = None, replaced: int = 0
+) -> Notice:
+    """Due when the DM should have arrived: unsettled by then, the credential is replaced unless its wrapping token
+    (kept by accessor, never the token) was unwrapped. Each replacement in a row waits twice as long (Slack down)."""
+    args: dict[str, Any] = {"accessor": accessor}
+    if wrapping is not None:
+        args |= {"wrap": wrapping.accessor, "wrap_until": wrapping.until.isoformat()}
+    if replaced:
+        args["replaced"] = replaced
+    return Notice(CREDENTIAL, request_id, args, due_in=min(within * 2**replaced, BACKOFF_MAX))
 
 
 def backoff(attempts: int, retry_after: timedelta | None = None) -> timedelta:

@@ -1,16 +1,12 @@
-"""Who is who: catalog principals (users, groups, Slack user groups through a directory) resolved to user IDs."""
+"""Who is who: catalog principals (users, groups, Slack user groups through a directory, on-call schedules) resolved to
+user IDs."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
 
 from grants.catalog import Catalog, Scope, Step
-
-
-class Directory(Protocol):
-    def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
-        """The members of a Slack user group (cached by the adapter)."""
-        ...
+from grants.ports import Directory
 
 
 class NoDirectory:
@@ -19,12 +15,15 @@ class NoDirectory:
 
 
 class People:
-    def __init__(self, catalog: Catalog, directory: Directory | None = None):
+    def __init__(
+        self, catalog: Catalog, directory: Directory | None = None, on_call: Callable[[str], frozenset[str]] | None = None
+    ):
         self.catalog = catalog
         self.directory = directory or NoDirectory()
+        self.on_call = on_call or (lambda _: frozenset())  # `oncall:SCHEDULE` -> who holds it now
 
     def members(self, principals: list[str]) -> frozenset[str]:
-        return self.catalog.members(principals, self.directory.usergroup_members)
+        return self.catalog.members(principals, self.directory.usergroup_members, self.on_call)
 
     def can_request(self, scope: Scope, user: str) -> bool:
         allowed = self.members(scope.requesters)

@@ -1,23 +1,58 @@
-"""The core's ports: what it needs from a clock, a store, a credential issuer, a notifier and timers."""
+"""The core's ports, all of them: every Protocol the core needs the outside (or an adapter) to implement."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from grants.audit import Anchor, AuditQuery
+from grants.audit_stream import Cursor
 from grants.catalog import Catalog, Scope
-from grants.changes import Change
 from grants.credentials import CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder, Orphan
 from grants.domain import AuditEvent, Request, State
+from grants.inbox import Received, Work
 from grants.lifecycle import Event
-from grants.outbox import Alert, News, Notice, OutboxStore
+from grants.oncall import Shift
+from grants.outbox import Alert, Entry, News, Notice
+from grants.stepup import StepUpLink
+from grants.tickets import Ticket
 
 
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, tz-aware UTC."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """The store's side of the outbox: claim due rows (in order per request), settle them."""
+
+    def enqueue(self, notices: Iterable[Notice], at: datetime) -> None:
+        """Write notices in their own transaction (those tied to no request change)."""
+        ...
+
+    def claim(self, worker: str, now: datetime, limit: int) -> list[Entry]:
+        """Due rows no other live worker holds and with no earlier undelivered row of the same request."""
+        ...
+
+    def delivered(self, entry_id: int, at: datetime) -> None: ...
+
+    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
+        """Extend the live claims of this process's workers (a heartbeat); the number renewed."""
+        ...
+
+    def retry_at(self, entry_id: int, when: datetime) -> None:
+        """Count an attempt, release the claim, and make the row due again at `when`."""
+        ...
+
+    def failed(self, entry_id: int, at: datetime) -> None:
+        """Give up on the row: it no longer holds up later notices of its request."""
+        ...
+
+    def settle_credential(self, request_id: str, accessor: str, at: datetime) -> None:
+        """The credential with `accessor` reached its person: its pending check (whatever else it holds) is done."""
         ...
 
 
@@ -35,12 +70,6 @@ class Store(OutboxStore, Protocol):
         `expected_version`."""
         ...
 
-    def save_many(self, changes: Sequence[Change]) -> list[bool]:
-        """Several compare-and-swaps in one transaction (a burst of expiries): each change is written with its event
-        and notices only if its stored version is still the expected one; a lost CAS writes nothing of its own and
-        does not undo the others. One flag per change, in order."""
-        ...
-
     def get(self, request_id: str) -> Request | None: ...
 
     def find(
@@ -51,10 +80,6 @@ class Store(OutboxStore, Protocol):
         scopes: Collection[str] | None = None,
         limit: int | None = None,
     ) -> list[Request]: ...
-
-    def due(self, horizon: datetime) -> list[Request]:
-        """Requests whose `wake_at` comes before `horizon`, soonest first."""
-        ...
 
     def count_requests(self, requester: str, since: datetime) -> int:
         """How many requests (of any state) this person made since `since`."""
@@ -97,6 +122,14 @@ class Store(OutboxStore, Protocol):
         """Register (or replace) `user`'s SSH public key."""
         ...
 
+    def csr(self, user: str) -> str | None:
+        """The PEM certificate signing request `user` registered for pki scopes, or None."""
+        ...
+
+    def set_csr(self, user: str, csr: str, fingerprint: str, at: datetime) -> None:
+        """Register (or replace) `user`'s CSR."""
+        ...
+
     def healthy(self) -> bool: ...
 
 
@@ -122,6 +155,50 @@ class CredentialIssuer(Protocol):
         ...
 
     def healthy(self) -> bool: ...
+
+    def wrap_status(self, accessor: str) -> CredentialStatus:
+        """Whether the response-wrapping token with `accessor` can still be unwrapped (ALIVE: nobody has)."""
+        ...
+
+    def revoke_wrap(self, accessor: str) -> None:
+        """End a response-wrapping token by accessor (gone is success); CredentialError when the backend refuses."""
+        ...
+
+
+class ControlGroups(Protocol):
+    """Vault's control groups for `approval = "vault"` scopes: the pending request Vault holds for each grant."""
+
+    def open(self, order: IssueOrder, scope: Scope) -> None:
+        """Make the grant's call with the bot's token so that Vault holds it for the approvers; CredentialError if not."""
+        ...
+
+    def missing_approvers(self, scope_name: str, approvers: Collection[str]) -> list[str]:
+        """The approvers Vault would not count (no entity linked to their Slack ID, or not in the scope's group)."""
+        ...
+
+    def discard(self, request_id: str) -> None:
+        """End a request Vault holds (denied, cancelled, timed out); nothing there is fine."""
+        ...
+
+
+class Tracker(Protocol):
+    """A ticket tracker (Redmine, Jira): the tickets that justify grants, and comments on them."""
+
+    def ticket(self, key: str) -> Ticket | None:
+        """The ticket now; None when there is no such ticket; TrackerUnavailable when the tracker cannot say."""
+        ...
+
+    def comment(self, key: str, text: str) -> None:
+        """Add a comment to the ticket (plain text); TrackerUnavailable when it was not added."""
+        ...
+
+
+class OnCallSource(Protocol):
+    """Who is on call (PagerDuty): the shifts of a schedule now."""
+
+    def on_call(self, schedule: str) -> list[Shift]:
+        """Every shift of `schedule` that holds now (all escalation levels); OnCallUnavailable when it cannot say."""
+        ...
 
 
 class Notifier(Protocol):
@@ -161,27 +238,189 @@ class AuditAnchor(Protocol):
         ...
 
 
-class LeaderLock(Protocol):
-    """At most one replica holds it; only the holder runs the timers."""
+class DueClaims(Protocol):
+    """Requests whose next deadline has come, claimed with a lease by the worker that runs them (any worker)."""
 
-    def acquire(self) -> bool:
-        """Try to take the lock without waiting; True when this replica holds it now."""
+    def claim(self, worker: str, now: datetime, limit: int) -> list[str]:
+        """Up to `limit` due request IDs nobody else holds (soonest first), now leased to `worker`."""
         ...
 
-    def holding(self) -> bool:
-        """Still held (the connection or file that carries it is alive)."""
+    def let_go(self, worker: str, request_ids: Sequence[str], not_before: datetime | None = None) -> None:
+        """End `worker`'s leases; with `not_before`, the rows are claimable again only from then."""
         ...
 
-    def release(self) -> None: ...
+    def next_due(self, now: datetime) -> datetime | None:
+        """The soonest deadline that no live lease holds, or None."""
+        ...
+
+    def renew(self, worker_prefix: str, now: datetime) -> int:
+        """This process's heartbeat: extend the leases of every worker name starting with `worker_prefix`."""
+        ...
 
 
 class Timer(Protocol):
-    """Wakes the service for a request at a moment; the adapter is built with what to call (`on_due`)."""
+    """Wakes this process's claim loop at a moment; the database says what is due then and who runs it."""
 
     def schedule(self, key: str, when: datetime) -> None:
-        """Wake `key` (a request ID) at `when` (at once if past); a key scheduled again replaces the old job."""
+        """Something (`key`, a request ID) falls due at `when` (at once if past): wake up no later than that."""
         ...
 
     def cancel(self, key: str) -> None: ...
 
     def healthy(self) -> bool: ...
+
+
+class CredentialKind(Protocol):
+    """One kind of credential (one adapter per kind), registered by its `kind` name."""
+
+    kind: str
+
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        """Create a credential for exactly `scope`, ending by itself at `order.until` where the kind can."""
+        ...
+
+    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+        """End it now. Already gone counts as success; one that is not `request_id`'s raises ForeignCredential."""
+        ...
+
+    def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        """Make access last until `order.until`: re-issue (the old one is revoked by the caller when the
+        returned handle differs) or stretch in place (same handle)."""
+        ...
+
+    def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
+        """For reconcile: does the credential still exist?"""
+        ...
+
+    def sync(self, catalog: Catalog) -> list[str]:
+        """Write what this kind needs in Vault for the catalog's scopes (roles, reader policies); lines say what changed."""
+        ...
+
+    def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
+        """This kind's credentials that no handle in `active` holds and that would not end by themselves;
+        [] for kinds whose credentials die on their own (TTL, validity)."""
+        ...
+
+
+class Wrappings(Protocol):
+    """Response-wrapping tokens by accessor: whether one can still be unwrapped, and ending one that can."""
+
+    def status(self, accessor: str) -> CredentialStatus:
+        """ALIVE: nobody has unwrapped it yet; GONE: unwrapped (or expired); UNKNOWN: the backend could not say."""
+        ...
+
+    def revoke(self, accessor: str) -> None:
+        """End it, so it can never be unwrapped; already gone counts as success."""
+        ...
+
+
+class Directory(Protocol):
+    def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
+        """The members of a Slack user group (cached by the adapter)."""
+        ...
+
+
+class Inbox(Protocol):
+    def receive(self, key: str, until: datetime, work: Work | None, worker: str | None, now: datetime) -> int | None:
+        """Record a received event in one insert: its key (the replay record, kept at least until `until`) and its
+        work, claimed by `worker` when this process runs it at once (None: any worker claims it). The row's ID, or
+        None when the key was recorded before (a replay or a retry, by any replica)."""
+        ...
+
+    def claim_received(self, worker: str, now: datetime, limit: int) -> list[Received]:
+        """Rows with work not done whose lease is free or lapsed (their worker died or stopped), oldest first."""
+        ...
+
+    def done(self, entry_id: int, at: datetime) -> None:
+        """The work ran: its arguments are dropped (the key stays as the replay record until it expires)."""
+        ...
+
+    def retry_received(self, entry_id: int, when: datetime) -> None:
+        """The work could not run now: count an attempt and make it due again at `when`."""
+        ...
+
+
+class Sink(Protocol):
+    """A collector: `send` returns only once the batch is taken (syslog: the collector's TCP stack has it; webhook: 2xx)."""
+
+    name: str
+
+    def fresh(self) -> bool:
+        """The next send opens a new connection (the last one broke): what it may have lost is sent again."""
+        ...
+
+    def send(self, lines: list[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamStore(Protocol):
+    """The store's side of the stream: one claimed cursor row per sink, and the export's lines after a seq."""
+
+    def ensure_streams(self, names: list[str], now: datetime) -> None: ...
+
+    def claim_stream(self, name: str, worker: str, now: datetime) -> Cursor | None:
+        """The sink's cursor, leased to `worker` (None when another live worker holds it or it is not due)."""
+        ...
+
+    def renew_streams(self, worker_prefix: str, now: datetime) -> int: ...
+
+    def lines_after(self, seq: int, limit: int) -> list[tuple[int, datetime, str]]:
+        """Up to `limit` events after `seq`, in seq order: (seq, at, the JSONL export's line for it)."""
+        ...
+
+    def advance_stream(self, name: str, worker: str, cursor: Cursor, now: datetime) -> bool:
+        """Record the new cursor and release the lease, only if `worker` still holds it (False: it was taken over)."""
+        ...
+
+    def retry_stream(self, name: str, worker: str, when: datetime, cursor: Cursor, attempts: int) -> None: ...
+
+    def stream_lag(self) -> dict[str, tuple[int, float]]:
+        """Per sink: events behind the chain head and the age in seconds of the oldest undelivered one."""
+        ...
+
+
+class StepUpLinks(Protocol):
+    """Where links live (the database: a link made by one process is followed on another)."""
+
+    def add(self, link: StepUpLink) -> None: ...
+
+    def get(self, key: str) -> StepUpLink | None: ...
+
+    def begin(self, key: str, state: str, browser: str, now: datetime) -> bool:
+        """Mark the link used for the sign-in `state` from `browser`, only if it was unused (compare-and-swap)."""
+        ...
+
+    def finish(self, state: str) -> StepUpLink | None:
+        """The link of sign-in `state`, once: a second call finds nothing (the link stays used)."""
+        ...
+
+
+class Approver(Protocol):
+    """An approver who just signed in: their evidence, and the one thing their short-lived Vault token may do."""
+
+    entity_id: str
+    issuer: str
+    subject: str
+
+    def authorize(self, request_id: str) -> bool:
+        """Authorize the control-group request of `request_id` with the approver's own token."""
+        ...
+
+
+class SignInFlow(Protocol):
+    """The sign-in the page runs (Vault's OIDC auth method against the IdP: authorization code + PKCE)."""
+
+    def begin(self, client_nonce: str) -> tuple[str, str]:
+        """The IdP's authorization URL to send the browser to, and the flow's state."""
+        ...
+
+    def idp_origin(self) -> str:
+        """The IdP's origin (the page's Content-Security-Policy lets its form lead there, nowhere else)."""
+        ...
+
+    def complete(self, state: str, code: str, client_nonce: str, slack_user: str) -> AbstractContextManager[Approver]:
+        """The approver behind `code`, only if they are `slack_user`'s Vault entity (SignInRefused otherwise); their
+        token is revoked when the block ends. Vault checks the ID token: signature, issuer, audience, nonce, expiry and
+        the sign-in's age (max_age)."""
+        ...

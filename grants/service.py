@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
 from typing import IO, Any
 
+from grants import inputs
+from grants.approval_catalog import needs_step_up
 from grants.audit import AuditQuery, Verdict
 from grants.catalog import Catalog
-from grants.domain import Request, split_decision
-from grants.people import Directory, People
-from grants.ports import AuditAnchor, Clock, CredentialIssuer, Notifier, Store, Timer
+from grants.csr import Csr
+from grants.domain import InvalidRequest, Request, split_decision
+from grants.people import People
+from grants.ports import Approver, AuditAnchor, Clock, CredentialIssuer, Directory, Notifier, Store, Timer
+from grants.signin import SignIn
 from grants.ssh_keys import SshPublicKey
-from grants.usecases import auditing, deciding, expiring, extending, granting, queries, requesting, reviewing, sshkeys, timing
+from grants.steps import current_step
+from grants.stepup import StepUpLink
+from grants.usecases import (
+    auditing,
+    deciding,
+    extending,
+    granting,
+    queries,
+    requesting,
+    reviewing,
+    sshkeys,
+    stepping,
+    timing,
+    watching,
+)
 from grants.usecases.deps import Deps
 
 
@@ -32,6 +48,8 @@ class ElevationService:
     ):
         self.deps = Deps(catalog, store, issuer, notifier, timer, clock, directory, anchor)
         self._anchoring = auditing.Anchoring()
+        self._born = clock.now()
+        self._anchor_watch = auditing.AnchorWatch(self._born)
 
     @property
     def catalog(self) -> Catalog:
@@ -55,14 +73,36 @@ class ElevationService:
         reason: str,
         on_behalf_of: str | None = None,
         defer_issue: bool = False,
+        start_text: str | None = None,
+        request_id: str | None = None,
     ) -> Request:
-        return requesting.request(self.deps, requester, scope_name, duration_text, reason, on_behalf_of, defer_issue)
+        return requesting.request(
+            self.deps, requester, scope_name, duration_text, reason, on_behalf_of, defer_issue, start_text, request_id
+        )
+
+    def plan(
+        self,
+        requester: str,
+        scope_name: str,
+        duration_text: str | None,
+        reason: str,
+        on_behalf_of: str | None = None,
+        request_id: str | None = None,
+        start_text: str | None = None,
+    ) -> Request:
+        return requesting.plan(self.deps, requester, scope_name, duration_text, reason, on_behalf_of, request_id, start_text)
 
     def register_ssh_key(self, user: str, public_key: str) -> SshPublicKey:
         return sshkeys.register(self.deps, user, public_key)
 
     def ssh_key(self, user: str) -> SshPublicKey | None:
         return sshkeys.registered(self.deps, user)
+
+    def register_csr(self, user: str, csr: str) -> Csr:
+        return sshkeys.register_csr(self.deps, user, csr)
+
+    def csr(self, user: str) -> Csr | None:
+        return sshkeys.registered_csr(self.deps, user)
 
     def break_glass(
         self, requester: str, scope_name: str, duration_text: str | None, reason: str, defer_issue: bool = False
@@ -78,13 +118,68 @@ class ElevationService:
 
     # deciding: a click on Approve/Deny decides exactly what its button was shown for (the request or one extension ask) --
 
-    def approve(self, decision: str, actor: str) -> Request:
+    def approve(self, decision: str, actor: str, sign_in: SignIn | None = None, duration_text: str | None = None) -> Request:
         """`decision` is what the button was shown for (`JIT-…:r`, `JIT-…:e7`; a bare ID means the request). The use
-        case checks it on the row its compare-and-swap writes over, not on an earlier read."""
+        case checks it on the row its compare-and-swap writes over, not on an earlier read. `sign_in`: the step-up
+        page's evidence (a step-up scope refuses an approval without it). `duration_text`: approve for less."""
         request_id, shown_for = split_decision(decision)
         if shown_for.startswith("e"):
+            if duration_text:
+                raise InvalidRequest("An extension is approved as asked; deny it and let the requester ask for less.")
             return extending.approve(self.deps, request_id, actor, shown_for)
-        return deciding.approve(self.deps, request_id, actor, shown_for)
+        duration = inputs.parsed_duration(duration_text) if duration_text else None
+        return deciding.approve(self.deps, request_id, actor, shown_for, sign_in, duration)
+
+    def check_approve(self, decision: str, actor: str) -> Request:
+        """Would `actor` be let approve `decision` now (audited refusals, nothing written otherwise)?"""
+        request_id, shown_for = split_decision(decision)
+        return deciding.check_approve(self.deps, request_id, actor, shown_for)
+
+    def needs_step_up(self, request: Request) -> bool:
+        """Whether the approval `request` waits for must come with a sign-in on the step-up page."""
+        scope = self.deps.catalog.scopes.get(request.scope)
+        return scope is not None and needs_step_up(scope, current_step(scope, request))
+
+    # step-up: an Approve click on a step-up scope answers with a link; the page signs the approver in, then approves --
+
+    def offer_step_up(self, decision: str, actor: str) -> str | None:
+        """The link's secret when approving `decision` needs a sign-in (None: approve as usual); refusals audited."""
+        request_id, shown_for = split_decision(decision)
+        if shown_for.startswith("e"):
+            return None
+        request = deciding.check_approve(self.deps, request_id, actor, shown_for)
+        return stepping.offer(self.deps, request, f"{request.id}:{shown_for}", actor) if self.needs_step_up(request) else None
+
+    def step_up_link(self, secret: str) -> tuple[StepUpLink, Request]:
+        """The link and its request, while the link's approver may still approve it (refusals audited)."""
+        link = stepping.opened(self.deps, secret)
+        request_id, shown_for = split_decision(link.decision)
+        return link, deciding.check_approve(self.deps, request_id, link.slack_user, shown_for)
+
+    def begin_step_up(self, secret: str, state: str, browser: str) -> StepUpLink:
+        return stepping.begin(self.deps, secret, state, browser)
+
+    def arrive_step_up(self, state: str, browser: str) -> StepUpLink:
+        return stepping.arrive(self.deps, state, browser)
+
+    def refuse_step_up(self, link: StepUpLink, rule: str) -> None:
+        stepping.refused(self.deps, link, rule)
+
+    def approve_signed_in(self, link: StepUpLink, approver: Approver) -> Request:
+        """Approve as the link's approver, who just signed in: on a vault-enforced scope their own Vault identity
+        authorizes the control group first (the bot's token cannot); then the core records it with the evidence."""
+        request_id, shown_for = split_decision(link.decision)
+        request = deciding.check_approve(self.deps, request_id, link.slack_user, shown_for)
+        if self.deps.scope(request.scope).vault_enforced:
+            approver.authorize(request.id)
+        mfa = self.deps.catalog.settings.step_up.mfa
+        sign_in = SignIn(link.slack_user, approver.entity_id, approver.issuer, approver.subject, self.deps.clock.now(), mfa)
+        return deciding.approve(self.deps, request_id, link.slack_user, shown_for, sign_in)
+
+    def may_decide(self, decision: str, actor: str) -> bool:
+        """Whether `deny(decision, actor)` would be considered now (read-only; the deny itself checks and audits)."""
+        request_id, shown_for = split_decision(decision)
+        return deciding.may_decide(self.deps, request_id, actor, shown_for)
 
     def deny(self, decision: str, actor: str, reason: str = "") -> Request:
         request_id, shown_for = split_decision(decision)
@@ -109,14 +204,11 @@ class ElevationService:
     def wake(self, request_id: str) -> None:
         timing.wake(self.deps, request_id)
 
-    def wake_many(self, request_ids: Sequence[str]) -> None:
-        expiring.wake_many(self.deps, request_ids)
-
     def reconcile(self) -> dict[str, int]:
         return timing.reconcile(self.deps)
 
-    def arm_due(self, horizon: datetime) -> int:
-        return timing.arm_due(self.deps, horizon)
+    def watch_tickets(self) -> list[Request]:
+        return watching.watch_tickets(self.deps)
 
     # reading -----------------------------------------------------------------------------------------------
 
@@ -153,7 +245,25 @@ class ElevationService:
         return auditing.verify_trail(self.deps.store, self.deps.anchor)
 
     def anchor_chain(self) -> None:
-        """The leader writes the chain head outside the database whenever it moved (about every second), only over
-        an anchor the stored chain still continues."""
-        if self.deps.anchor is not None:
+        """Write the chain head outside the database whenever it moved, only over an anchor the stored chain still
+        continues; any worker may (KV check-and-set: a slower one never puts an older head over a newer one)."""
+        if self.deps.anchor is None:
+            return
+        try:
             self._anchoring = auditing.anchor_chain(self.deps, self.deps.anchor, self._anchoring)
+        except Exception as exc:
+            self._anchor_watch = auditing.watch_anchor(self.deps, self._anchor_watch, str(exc) or type(exc).__name__)
+            raise
+        refused = (
+            "it refuses to anchor a trail that no longer continues the anchor"
+            if self._anchoring.refused_over is not None
+            else None
+        )
+        self._anchor_watch = auditing.watch_anchor(self.deps, self._anchor_watch, refused)
+
+    def anchor_up(self) -> bool:
+        """The anchor vouches for the trail as it was a minute ago (`/healthz` anchor, jitbot_audit_anchor_up). Read
+        from Vault and the database, not from this process's own attempts, so every replica answers alike."""
+        if self.deps.anchor is None:
+            return True
+        return not auditing.unvouched(self.deps.store, self.deps.anchor.latest(), self.deps.clock.now(), self._born)

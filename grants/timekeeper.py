@@ -1,69 +1,47 @@
-"""Runs the timers on exactly one replica: the one holding the leader lock."""
+"""Runs what is due on every worker: request rows claimed with a lease, the claim loop woken at the next due time."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
-from typing import Protocol
+from collections.abc import Callable
+from datetime import timedelta
 
-from grants.ports import Clock, LeaderLock
-from grants.service import ElevationService
+from grants.claiming import ClaimLoop
+from grants.ports import Clock, DueClaims, Timer
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_FAILURE = timedelta(seconds=5)  # a request whose wake-up raised stays unclaimed (not a hot loop on a broken row)
 
 
-class SwitchableTimer(Protocol):
-    def activate(self) -> None: ...
-
-    def deactivate(self) -> None:
-        """Drop every armed job and ignore new ones until activated again."""
-        ...
-
-
-class TimeKeeper:
-    """Call `tick()` about once a second. The leader arms exact timers for everything due soon
-    (whichever replica issued it) and reconciles in full now and then; followers only watch the lock."""
+class DueWork(ClaimLoop):
+    """Grant ends, reminders, warnings, escalations, timeouts, reviews, retries: each round claims due requests (a
+    lease on the row, so no other worker runs them meanwhile), wakes each one (`wake`: re-reads it and does what is
+    due, a compare-and-swap) and lets go. A burst is the same rounds taking many rows, on `threads` threads. When
+    nothing is due, the timer is armed for the next deadline the database knows of (any worker may have written it);
+    the poll catches leases that lapsed (a worker that died or stopped) and deadlines written elsewhere."""
 
     def __init__(
-        self,
-        service: ElevationService,
-        lock: LeaderLock,
-        timer: SwitchableTimer,
-        clock: Clock,
-        horizon: timedelta = timedelta(seconds=3),
-        full_every: timedelta = timedelta(seconds=15),
-    ):
-        self.service, self.lock, self.timer, self.clock = service, lock, timer, clock
-        self.horizon, self.full_every = horizon, full_every
-        self.leader = False
-        self._last_full: datetime | None = None
+        self, due: DueClaims, wake: Callable[[str], None], timer: Timer, clock: Clock, *,
+        threads: int = 4, batch: int = 8, poll: float = 1.0, heartbeat: float = 10 / 3,
+    ) -> None:  # fmt: skip
+        self.due, self.wake, self.timer, self.clock, self.batch = due, wake, timer, clock, batch
+        super().__init__("due", self._round, lambda prefix: due.renew(prefix, clock.now()), threads=threads, poll=poll,
+                         heartbeat=heartbeat)  # fmt: skip
 
-    def tick(self) -> None:
-        self.service.flush_refusals()  # every replica counts its own refusal bursts
-        if not self.leader:
-            if not self.lock.acquire():
-                return
-            self.leader = True
-            self.timer.activate()
-            log.info("became leader: running the timers")
-        elif not self.lock.holding():
-            log.warning("lost the leader lock: timers stop here")
-            self.step_down()
-            return
-        now = self.clock.now()
-        if self._last_full is None or now - self._last_full >= self.full_every:
-            counts = self.service.reconcile()
-            self._last_full = now
-            if any(counts.values()):
-                log.info("reconciled", extra=counts)
-        self.service.arm_due(now + self.horizon)
-        try:
-            self.service.anchor_chain()
-        except Exception:  # Vault down: the timers go on; the anchor catches up on a later tick
-            log.warning("anchoring the audit chain failed; retrying next tick", exc_info=True)
-
-    def step_down(self) -> None:
-        self.leader = False
-        self._last_full = None
-        self.timer.deactivate()
-        self.lock.release()
+    def _round(self, worker: str) -> int:
+        claimed = self.due.claim(worker, self.clock.now(), self.batch)
+        done = []
+        for request_id in claimed:
+            try:
+                self.wake(request_id)
+            except Exception:  # e.g. the database went away mid-way: nobody retries it for a few seconds
+                log.exception("wake-up failed; retried shortly", extra={"request_id": request_id})
+                self.due.let_go(worker, [request_id], self.clock.now() + RETRY_AFTER_FAILURE)
+            else:
+                done.append(request_id)
+        self.due.let_go(worker, done)
+        if not claimed:
+            when = self.due.next_due(self.clock.now())
+            if when is not None:
+                self.timer.schedule("due", when)
+        return len(claimed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from devkit.openbao import OpenBaoDevServer
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
 from tests.databases import fresh_database
+from tests.pki_fixtures import mtls_server, pki_ca  # noqa: F401
 from tests.ssh_fixtures import ssh_ca, sshd  # noqa: F401
 from tests.vault_fixtures import bot_vault_token, openbao, vault_root, vault_synced  # noqa: F401
 
@@ -84,6 +86,32 @@ def catalog_edits() -> dict[str, str]:
     return {}
 
 
+class SettlingClient(SignedSlackClient):
+    """The signed client that, after a slash command or a form submission, waits until the inbox made the new request
+    it may have recorded (after the ack): a person cannot click the receipt's buttons that fast, a test can."""
+
+    engine: Any = None
+
+    def _settled(self) -> None:
+        deadline = time.monotonic() + 15
+        query = text("SELECT count(*) FROM inbox WHERE kind = 'request' AND done_at IS NULL")
+        while self.engine is not None and time.monotonic() < deadline:
+            with self.engine.connect() as connection:
+                if not connection.execute(query).scalar():
+                    return
+            time.sleep(0.02)
+
+    def slash(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        answer = super().slash(*args, **kwargs)
+        self._settled()
+        return answer
+
+    def submit_view(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        answer = super().submit_view(*args, **kwargs)
+        self._settled()
+        return answer
+
+
 @dataclass
 class World:
     bot: LocalBot
@@ -132,12 +160,6 @@ def db_url(request, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def worker_process() -> bool:
-    """Whether the bot runs its post-ack work, outbox and timers in a worker process (a module overrides this)."""
-    return False
-
-
-@pytest.fixture
 def world(
     tmp_path,
     db_url,
@@ -145,7 +167,6 @@ def world(
     vault_root,  # noqa: F811
     bot_vault_token,  # noqa: F811
     catalog_edits,
-    worker_process,
 ) -> Iterator[World]:
     policies = make_catalog_dir(tmp_path, catalog_edits)
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
@@ -157,8 +178,8 @@ def world(
             vault_token=bot_vault_token,
             database_url=db_url,
             jitbot_catalog=policies / "catalog.toml",
-            worker_process=worker_process,
         )
         with bot:
-            client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
+            client = SettlingClient(bot.url, SIGNING_SECRET, standin=slack)
+            client.engine = bot.runtime.store.engine if bot.runtime is not None else None
             yield World(bot, slack, client, vault_root, openbao.addr, db_url)

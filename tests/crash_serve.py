@@ -1,6 +1,7 @@
 """`jitbot serve` that SIGKILLs itself at one store write: a real crash between a Vault call and the store (test only).
 
-`JITBOT_TEST_DIE_AT=<event>` names the audit event whose write never happens; `JITBOT_TEST_RECORD=<file>` gets one
+`JITBOT_TEST_DIE_AT=<event>` names the audit event whose write never happens (`JITBOT_TEST_DIE_AFTER` seconds after it
+was reached, for a new request's); `JITBOT_TEST_RECORD=<file>` gets one
 JSON line per credential the kinds made before (handle, end, and the undelivered code, so the test can check it dies).
 """
 
@@ -10,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ def _record(order: IssueOrder, credential: IssuedCredential) -> None:
 
 
 def install(die_at: str) -> None:
-    real_save, real_issue, real_extend = SqlStore.save, CredentialKinds.issue, CredentialKinds.extend
+    real_save, real_create = SqlStore.save, SqlStore.create
+    real_issue, real_extend = CredentialKinds.issue, CredentialKinds.extend
 
     def save(self: SqlStore, request: Any, expected_version: int, event: Any, notices: Any = ()) -> bool:
         if event is not None and event.event == die_at:
@@ -48,7 +51,14 @@ def install(die_at: str) -> None:
         _record(order, credential)
         return credential
 
+    def create(self: SqlStore, request: Any, event: Any, notices: Any = ()) -> None:
+        if event.event == die_at:
+            time.sleep(float(os.environ.get("JITBOT_TEST_DIE_AFTER", "0")))  # e.g. until the ack reached Slack
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_create(self, request, event, notices)
+
     SqlStore.save = save  # type: ignore[method-assign]
+    SqlStore.create = create  # type: ignore[method-assign]
     CredentialKinds.issue = issue  # type: ignore[method-assign]
     CredentialKinds.extend = extend  # type: ignore[method-assign]
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from grants.audit import GENESIS_HASH, Anchor, AnchorMoved, AuditQuery, chained, detail_text
 from grants.catalog import Catalog, Scope
-from grants.changes import Change
 from grants.credentials import (
     CredentialError,
     CredentialHandle,
@@ -21,12 +20,14 @@ from grants.credentials import (
     IssuedCredential,
     IssueOrder,
     Orphan,
+    Wrapping,
 )
 from grants.domain import AlreadyOpen, AuditEvent, Request, State
 from grants.lifecycle import OPEN, Event
 from grants.outbox import UNORDERED, Alert, Entry, Failure, News, Notice, Unreachable
-from grants.people import Directory
+from grants.ports import Directory
 from grants.service import ElevationService
+from grants.tickets import Ticket, TrackerUnavailable
 from grants.usecases import delivering
 
 
@@ -48,6 +49,7 @@ class FakeStore:
         self.lock = threading.RLock()
         self.refs: dict[str, list[tuple[str, str, int | None]]] = {}
         self.ssh_keys: dict[str, str] = {}
+        self.csrs: dict[str, str] = {}
         self.outbox: list[dict[str, Any]] = []  # rows as the SQL outbox holds them
         self.clock: FakeClock | None = None  # set by bootstrap: a notice's created_at is the core's time
 
@@ -127,10 +129,6 @@ class FakeStore:
             self._queue(notices)
             return True
 
-    def save_many(self, changes: Sequence[Change]) -> list[bool]:
-        with self.lock:
-            return [self.save(c.request, c.expected_version, c.event, c.notices) for c in changes]
-
     def get(self, request_id: str) -> Request | None:
         return self.requests.get(request_id)
 
@@ -150,11 +148,6 @@ class FakeStore:
             and (scopes is None or r.scope in scopes)
         ]
         return found[:limit] if limit else found
-
-    def due(self, horizon: datetime) -> list[Request]:
-        return sorted(
-            (r for r in self.requests.values() if r.wake_at is not None and r.wake_at <= horizon), key=lambda r: r.wake_at
-        )
 
     def count_requests(self, requester: str, since: datetime) -> int:
         return sum(1 for r in self.requests.values() if r.requester == requester and r.created_at >= since)
@@ -212,6 +205,12 @@ class FakeStore:
     def set_ssh_key(self, user: str, public_key: str, fingerprint: str, at: datetime) -> None:
         self.ssh_keys[user] = public_key
 
+    def csr(self, user: str) -> str | None:
+        return self.csrs.get(user)
+
+    def set_csr(self, user: str, csr: str, fingerprint: str, at: datetime) -> None:
+        self.csrs[user] = csr
+
     def healthy(self) -> bool:
         return True
 
@@ -240,6 +239,7 @@ class FakeIssuer:
 
     def __init__(self) -> None:
         self.live: dict[str, tuple[str, list[str]]] = {}  # handle id -> (request id, policies)
+        self.wraps: set[str] = set()  # wrapping tokens nobody has unwrapped yet, by accessor
         self.issued = 0
         self.down = False
 
@@ -250,7 +250,20 @@ class FakeIssuer:
         handle = CredentialHandle(scope.credential, f"acc-{self.issued}")
         self.live[handle.id] = (order.request_id, scope.policies_granted)
         secret = f"wrap-secret-{self.issued}"
-        return IssuedCredential(handle, Delivery("a fake credential", code=f"bao unwrap {secret}", secret=secret), order.until)
+        wrapping = Wrapping(f"wrap-{self.issued}", order.until - order.ttl + timedelta(minutes=5))  # issued now
+        self.wraps.add(wrapping.accessor)
+        delivery = Delivery("a fake credential", code=f"bao unwrap {secret}", secret=secret)
+        return IssuedCredential(handle, delivery, order.until, wrapping=wrapping)
+
+    def wrap_status(self, accessor: str) -> CredentialStatus:
+        if self.down:
+            return CredentialStatus.UNKNOWN
+        return CredentialStatus.ALIVE if accessor in self.wraps else CredentialStatus.GONE
+
+    def revoke_wrap(self, accessor: str) -> None:
+        if self.down:
+            raise CredentialError("vault unreachable")
+        self.wraps.discard(accessor)
 
     def revoke(self, handle: CredentialHandle, request_id: str) -> None:
         if self.down:
@@ -413,3 +426,22 @@ class InlineWork:
         done: Future[None] = Future()
         done.set_result(None)
         return done
+
+
+class FakeTracker:
+    """A ticket tracker in memory: tickets by key, the comments it received, and a switch that makes it unreachable."""
+
+    def __init__(self, *tickets: Ticket):
+        self.tickets = {t.key: t for t in tickets}
+        self.comments: list[tuple[str, str]] = []
+        self.down = False
+
+    def ticket(self, key: str) -> Ticket | None:
+        if self.down:
+            raise TrackerUnavailable("connection refused")
+        return self.tickets.get(key)
+
+    def comment(self, key: str, text: str) -> None:
+        if self.down:
+            raise TrackerUnavailable("connection refused")
+        self.comments.append((key, text))

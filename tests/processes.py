@@ -1,4 +1,4 @@
-"""`jitbot serve` as a real child process, for kill-and-restart and log tests."""
+"""`jitbot serve`, `web` or `worker` as a real child process, for kill, stop-and-continue, restart and log tests."""
 
 from __future__ import annotations
 
@@ -18,11 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServeProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, module: str = "bot.cli", extra: list[str] | None = None):
+    def __init__(
+        self, env: dict[str, str], log_path: Path, module: str = "bot.cli", extra: list[str] | None = None, role: str = "serve"
+    ):
         self.env = {**os.environ, **env}
         self.module = module  # `tests.crash_serve` for a bot that dies at a chosen store write
         self.log_path = log_path
-        self.extra = extra or []  # more `serve` options, e.g. --worker-process
+        self.extra = extra or []  # more options of the command
+        self.role = role  # the command: serve, web or worker
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -30,7 +33,7 @@ class ServeProcess:
     def start(self, timeout: float = 30) -> ServeProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.extra],
+            [sys.executable, "-m", self.module, self.role, "--host", "127.0.0.1", "--port", str(self.port), *self.extra],
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -46,7 +49,7 @@ class ServeProcess:
             except (urllib.error.URLError, ConnectionError):
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"jitbot serve did not become healthy:\n{self.log_path.read_text()}")
+        raise AssertionError(f"jitbot {self.role} did not become healthy:\n{self.log_path.read_text()}")
 
     def health(self) -> tuple[int, dict[str, str]]:
         try:
@@ -54,6 +57,18 @@ class ServeProcess:
                 return response.status, json.load(response)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def pause(self) -> None:
+        """SIGSTOP: the process hangs with its sockets open and its claims held, like a host that vanished."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, timers lost, exactly like a crashed pod."""
@@ -68,6 +83,7 @@ class ServeProcess:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.resume()  # a paused process cannot act on SIGTERM
             self.process.terminate()
             try:
                 self.process.wait(timeout=10)

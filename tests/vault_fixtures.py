@@ -32,7 +32,7 @@ def vault_root(openbao: OpenBaoDevServer) -> hvac.Client:
 @pytest.fixture(scope="session")
 def vault_synced(vault_root: hvac.Client, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """`jitbot vault sync` of the shipped policies and catalog, as an operator (root) would run it; its report lines."""
-    kinds = credential_kinds(VaultSession(vault_root), ssh_krl_path=tmp_path_factory.mktemp("krl") / "revoked.krl")
+    kinds = credential_kinds(VaultSession(vault_root))
     return sync(vault_root, POLICY_DIR, load_catalog(POLICY_DIR / "catalog.toml"), kinds)
 
 

@@ -47,6 +47,12 @@ path "auth/token/renew-self" {
   capabilities = ["update"]
 }
 
+# Start-up: which of the paths it needs this token may use (it reveals only the token's own rights), so a wrong
+# token stops `jitbot serve` with one line instead of failing every second.
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
+
 # --- Kind `ssh`: sign a person's public key with a scope's signer role (`jit-*`, written by `jitbot vault sync`).
 # The role pins principals, max TTL and extensions. A stolen bot token can sign a thief's key for any `jit-*`
 # role's principals, up to its max TTL: use a dedicated CA for jitbot and keep SSH scopes short.
@@ -74,6 +80,16 @@ path "ssh-client-signer/config/ca" {
 # `database/creds/<role>`, and only response-wrapped), orphan, not renewable, at most that scope's longest total.
 # A stolen bot token can still obtain and unwrap credentials for any jitbot database role, each within its scope's
 # cap: keep those roles' privileges narrow and their scopes' max durations short.
+# A revoke is done only once the login's lease is gone (Vault revokes it after the reader token, and not while it
+# cannot reach the database): list a role's leases around the read to learn the grant's, and look it up after.
+# Lease IDs and times only, no secret. (A scope on another mount needs the same list path for that mount.)
+path "sys/leases/lookup/database/creds/*" {
+  capabilities = ["list", "sudo"]
+}
+
+path "sys/leases/lookup" {
+  capabilities = ["update"]
+}
 
 # --- Kind `vault_identity`: one internal group `jit-<request id>` per grant, holding the requester's (or a listed
 # service's) entity. `policies` is pinned to what identity scopes may grant: one entry per vault_identity scope, its
@@ -113,4 +129,53 @@ path "sys/auth" {
 # and the bot itself cannot erase an anchor's history. (JITBOT_AUDIT_ANCHOR moves it; move this path too.)
 path "secret/data/jitbot/audit-anchor" {
   capabilities = ["create", "update", "read"]
+}
+
+# --- Kind `pki`: sign a person's CSR with a scope's role (`jitbot-*`, written by `jitbot vault sync`). The role pins
+# the domain, client auth only, key types and max TTL; the subject's serialNumber must be a request ID (`JIT-*`). A
+# stolen bot token can sign a thief's CSR for any name under a pki scope's domain, up to its max TTL: use a
+# dedicated issuing CA for jitbot that only the relying parties of these scopes trust, and keep the scopes short.
+# (A scope on another mount needs the same two paths for that mount; `jitbot check` says so.)
+path "pki/sign/jitbot-*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "csr"                  = []
+    "common_name"          = []
+    "ttl"                  = []
+    "serial_number"        = []
+    "format"               = ["pem"]
+    "exclude_cn_from_sans" = [false]
+  }
+}
+
+# Revoke a grant's certificate early or at expiry: OpenBao rebuilds the CRL and answers OCSP at once. (Vault cannot
+# limit this to the role's certificates: a stolen token could revoke other certificates of this mount. The bot reads
+# `pki/cert/<serial>`, which needs no token, to check a certificate is its grant's before revoking it.)
+path "pki/revoke" {
+  capabilities = ["update"]
+}
+
+# --- approval = "vault": `jitbot vault sync` appends one stanza per such scope below, with the control group that makes
+# this token's create come back only as a pending request. The pending requests' wrapping tokens wait in KV (never in
+# the database); the bot reads a request's state and, once Vault says its approvers authorized it, unwraps it once and
+# deletes it. It cannot authorize (approvers do, with their own minute-long tokens) nor change the approver groups.
+path "secret/data/jitbot/control-groups/*" {
+  capabilities = ["create", "read"]
+}
+
+path "secret/metadata/jitbot/control-groups/*" {
+  capabilities = ["delete"]
+}
+
+path "sys/control-group/request" {
+  capabilities = ["update"]
+}
+
+path "identity/group/name/jitbot-approvers-*" {
+  capabilities = ["read"]
+}
+
+# Re-wrap a released vault-enforced credential for the requester's DM (OpenBao answers a control group's unwrap unwrapped).
+path "sys/wrapping/wrap" {
+  capabilities = ["update"]
 }

@@ -7,19 +7,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, messages, tasks
 from bot.context import BotContext
+from bot.gate import RECORDED
 from bot.listeners import bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
-from grants import guards
-from grants.domain import DomainError, NotAllowed, NotFound, Request, State, open_decision, split_decision
+from grants.domain import DomainError, InvalidRequest, NotFound, Request, split_decision
 
 log = logging.getLogger(__name__)
-# A request ID, optionally with the decision a button was shown for (`:r`, `:e2`).
-REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,32}(?::[a-z0-9]{1,8})?$")
+# A request ID, optionally with the decision a button was shown for (`:r`, `:e2`) and a shorter grant chosen (`@15m`).
+REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,32}(?::[a-z0-9]{1,8})?(?:@[0-9a-z]{1,12})?$")
 Operation = Callable[[str, str], Request | None]  # (request ID, clicking user) -> the request as it now is
 
 
@@ -37,6 +37,7 @@ def deny(ack: Ack, body: dict[str, Any], client: WebClient, respond: Respond, *,
 # The clicks carried out after their ack: what each does, and whether its outcome replaces the clicked message.
 DEFERRED: dict[str, tuple[Callable[[BotContext], Operation], bool]] = {
     blocks.APPROVE: (lambda ctx: ctx.service.approve, False),
+    blocks.APPROVE_FOR: (lambda ctx: ctx.service.approve, False),  # approve for less: the select's option names it
     blocks.CANCEL: (lambda ctx: ctx.service.cancel, True),
     blocks.DONE: (lambda ctx: ctx.service.revoke, True),  # "I'm done": the requester ends their own grant
     blocks.EXTEND: (lambda ctx: ctx.service.extend, True),  # the scope's default extension; the service re-checks all
@@ -46,21 +47,46 @@ DEFERRED: dict[str, tuple[Callable[[BotContext], Operation], bool]] = {
 }
 
 
-def later(ack: Ack, body: dict[str, Any], *, ctx: BotContext) -> None:
-    """Every click of DEFERRED: acknowledged at once, carried out after the ack (here or in the worker process)."""
+def later(ack: Ack, body: dict[str, Any], context: BoltContext | None = None, *, ctx: BotContext) -> None:
+    """Every click of DEFERRED: recorded in the inbox before this listener ran (see `deferred.work_of`), so it is
+    only acknowledged here; a worker carries it out after the ack, and again after a crash if it did not finish."""
     ack()
-    ctx.later(tasks.click(body))
+    if not (context and context.get(RECORDED)):  # no inbox (a bare app in a test): carried out in this process's pool
+        ctx.later(tasks.click(body))
 
 
 def run_click(ctx: BotContext, body: dict[str, Any]) -> None:
-    """A deferred click, from its body alone (it may have crossed to the worker process)."""
-    operation, replace = DEFERRED[str(body["actions"][0]["action_id"])]
-    act(ctx, body, ctx.responder(body.get("response_url")), operation(ctx), replace)
+    """A deferred click, from its body alone (it may run in another worker, from its inbox row)."""
+    action = str(body["actions"][0]["action_id"])
+    operation, replace = DEFERRED[action]
+    respond = ctx.responder(body.get("response_url"))
+    decides = action in (blocks.APPROVE, blocks.APPROVE_FOR)
+    act(ctx, body, respond, approving(ctx, body, respond) if decides else operation(ctx), replace)
+
+
+def approving(ctx: BotContext, body: dict[str, Any], respond: Respond) -> Operation:
+    """Approve; where the approval needs a sign-in, the click approves nothing and the clicker alone gets a one-time
+    link to the step-up page instead (the core refuses such an approval without the page's evidence anyway)."""
+
+    def approve(choice: str, user: str) -> Request | None:
+        decision, _, duration = choice.partition("@")  # `JIT-…:r@15m`: approve for less
+        secret = ctx.service.offer_step_up(decision, user)
+        if secret is None:
+            return ctx.service.approve(decision, user, duration_text=duration or None)
+        if duration:
+            # The sign-in page approves what it was opened for; it cannot carry a shorter grant (yet).
+            raise InvalidRequest("Approve for less is not available where approving needs a sign-in; use Approve.")
+        url = f"{ctx.catalog.settings.web_url.rstrip('/')}/stepup/start?t={secret}"
+        tell(ctx, body, respond, messages.step_up_text(decision.split(":")[0], url, ctx.catalog.settings.step_up.link_ttl))
+        return None
+
+    return approve
 
 
 def act(ctx: BotContext, body: dict[str, Any], respond: Respond, operation: Operation, replace: bool = False) -> None:
     """Run one click. Refusals go to the clicker only; `replace` turns the clicked message into the outcome."""
-    user, request_id = body["user"]["id"], str(body["actions"][0].get("value") or "")
+    action = body["actions"][0]
+    user, request_id = body["user"]["id"], str(action.get("value") or (action.get("selected_option") or {}).get("value") or "")
     # A click in the Home tab comes without a response_url (so may a forged one): answer by DM then.
     in_home = (body.get("view") or {}).get("type") == "home" or not body.get("response_url")
     try:
@@ -112,13 +138,13 @@ def tell(ctx: BotContext, body: dict[str, Any], respond: Respond, text: str) -> 
 def ask_deny_reason(ctx: BotContext, client: WebClient, body: dict[str, Any], respond: Respond, decision: str, user: str) -> None:
     """Open the reason form, but only for someone the service would let deny this request now, and only for the
     decision the button was shown for (the form carries it, so a stale form is refused like a stale button)."""
-    request_id, shown_for = split_decision(decision)
-    request = ctx.service.get(request_id)
-    if not may_deny(ctx, request, user) or open_decision(request) not in (None, shown_for):
+    if not ctx.service.may_decide(decision, user):
         # The core refuses again and writes the `rejected` event (or says it is already decided):
         # the audit trail has one writer, and nobody who would be refused ever sees the form.
         ctx.service.deny(decision, user)
         return
+    request_id, _ = split_decision(decision)
+    request = ctx.service.get(request_id)
     try:
         client.views_open(trigger_id=body["trigger_id"], view=blocks.deny_modal(request, decision))
     except SLACK_FAILURES as error:
@@ -126,17 +152,3 @@ def ask_deny_reason(ctx: BotContext, client: WebClient, body: dict[str, Any], re
         code = slack_error_code(error)
         log.warning("views.open failed for the deny form of %s: %s", request_id, code)
         tell(ctx, body, respond, messages.deny_form_failed_text(code, request_id))
-
-
-def may_deny(ctx: BotContext, request: Request, user: str) -> bool:
-    """The service's own deny check, read-only: a pending request (or extension) and a permitted approver."""
-    scope = ctx.catalog.scopes.get(request.scope)
-    extension = request.state is State.ACTIVE and request.extension_pending is not None
-    if scope is None or not (request.state is State.PENDING or extension):
-        return False
-    check = guards.require_can_decide_extension if extension else guards.require_can_decide
-    try:
-        check(ctx.service.people, scope, request, user)
-    except NotAllowed:
-        return False
-    return True

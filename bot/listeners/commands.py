@@ -8,16 +8,16 @@ import shlex
 import tempfile
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, messages, tasks
 from bot.context import BotContext
-from bot.listeners import bind
+from bot.gate import NEW_REQUEST, RECORDED
+from bot.listeners import asking, bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
 from grants.audit import AuditQuery, parse_time
 from grants.domain import DomainError, ExtensionOffered, State
-from grants.durations import looks_like_duration
 from grants.text import refused_character, require_plain_message
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,18 @@ def register(app: App, ctx: BotContext) -> None:
     app.command(ctx.command)(bind(elevate, ctx))
 
 
-SUBCOMMAND_LIST = "list, cancel, revoke, extend, nudge, break-glass, reviews, ssh-key, audit, help"
+SUBCOMMAND_LIST = "list, cancel, revoke, extend, nudge, break-glass, reviews, ssh-key, csr, audit, help"
 
 
-def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, *, ctx: BotContext) -> None:
+def elevate(
+    ack: Ack,
+    command: dict[str, Any],
+    client: WebClient,
+    respond: Respond,
+    context: BoltContext | None = None,
+    *,
+    ctx: BotContext,
+) -> None:
     """`/elevate …`: one subcommand, a request, or the request form when typed bare."""
     user, text = command["user_id"], (command.get("text") or "").strip()
     unsafe = refused_character(text)
@@ -53,7 +61,7 @@ def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respo
         elif verb == "list":
             say(ack, blocks.request_list(ctx.service.mine(user), ctx.service.waiting_on(user)))
         elif verb in ("revoke", "cancel", "extend", "nudge"):
-            act_on(ack, ctx, user, verb, words[1:], command.get("response_url"))
+            act_on(ack, ctx, user, verb, words[1:], command.get("response_url"), bool(context and context.get(RECORDED)))
         elif verb == "break-glass":
             break_glass(ack, ctx, user, words[1:])
         elif verb == "reviews":
@@ -62,8 +70,10 @@ def elevate(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respo
             audit(ack, ctx, user, text[len(words[0]) :], command.get("response_url"))
         elif verb == "ssh-key":
             ssh_key(ack, ctx, user, text[len(words[0]) :].strip())
+        elif verb == "csr":
+            csr(ack, ctx, user, text[len(words[0]) :].strip())
         elif verb in ctx.catalog.scopes:
-            request(ack, ctx, user, words)
+            request(ack, ctx, user, words, command.get("response_url"), context.get(NEW_REQUEST) if context else None)
         else:
             scopes = ", ".join(f"`{s}`" for s in ctx.service.people.requestable_by(user)) or "none"
             problem = f"`{messages.esc(words[0])}` is neither a subcommand ({SUBCOMMAND_LIST}) nor a scope."
@@ -82,11 +92,14 @@ def open_form(ack: Ack, ctx: BotContext, client: WebClient, respond: Respond, us
         return
     # Some kinds (ssh) certify a registered key: the form asks for one when the person could pick such a scope without.
     ask_key = any(ctx.catalog.scopes[s].needs_public_key for s in scopes) and ctx.service.ssh_key(user) is None
+    ask_csr = any(ctx.catalog.scopes[s].needs_csr for s in scopes) and ctx.service.csr(user) is None
     ack()
     try:
         client.views_open(
             trigger_id=command["trigger_id"],
-            view=blocks.request_modal(ctx.catalog, scopes, command.get("channel_id", ""), ask_public_key=ask_key),
+            view=blocks.request_modal(
+                ctx.catalog, scopes, command.get("channel_id", ""), ask_public_key=ask_key, ask_csr=ask_csr
+            ),
         )
     except SLACK_FAILURES as error:
         # Real Slack refuses a trigger older than 3 s (`expired_trigger_id`); the command was acked, so
@@ -96,24 +109,27 @@ def open_form(ack: Ack, ctx: BotContext, client: WebClient, respond: Respond, us
         respond(text=messages.form_failed_text(code, ctx.command, scopes), response_type="ephemeral")
 
 
-def request(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
-    service = None
-    if len(words) >= 2 and words[1].lower() == "for":
-        # `<scope> for <service> <duration> <reason…>`: a vault_identity grant for a service the scope lists.
-        if len(words) < 3:
-            say(
-                ack,
-                messages.usage_text("Name the service after `for`.", ctx.command, "<scope> for <service> <duration> <reason…>"),
-            )
-            return
-        service, words = words[2], [words[0], *words[3:]]
-    scope, duration, reason = split_request(words)
-    # An auto-approved request is acknowledged first and issued after: Slack's 3 s must never wait on Vault.
-    created = ctx.service.request(user, scope, duration, reason, on_behalf_of=service, defer_issue=True)
-    text = messages.receipt_text(created, ctx.catalog.scopes[scope], ctx.service.people, ctx.command)
-    ack(text=text, blocks=blocks.receipt(text, created), response_type="ephemeral")
-    if created.state is State.APPROVED:
-        ctx.later(tasks.issue(created.id))
+def request(
+    ack: Ack, ctx: BotContext, user: str, words: list[str], response_url: str | None, recorded: str | None = None
+) -> None:
+    """Answered from the catalog alone: the request the ack names is made after it, from the inbox (`asking.run`)."""
+    read = asking.read_words(words)
+    if read is None:
+        say(ack, messages.usage_text("Name the service after `for`.", ctx.command, "<scope> for <service> <duration> <reason…>"))
+        return
+    scope, service, duration, start, reason = read
+    try:
+        planned = ctx.service.plan(user, scope, duration, reason, service, request_id=recorded, start_text=start)
+    except DomainError:
+        # Refused before anything is stored: the use case refuses again, auditing what it must (`elevate` acks it).
+        planned = ctx.service.request(user, scope, duration, reason, service, defer_issue=True, start_text=start)
+        recorded = planned.id  # not refused after all (the catalog changed in between): made now, as it stands
+        if planned.state is State.APPROVED:
+            ctx.later(tasks.issue(planned.id))
+    text, shown = asking.receipt(ctx, planned)
+    ack(text=text, blocks=shown, response_type="ephemeral")
+    if recorded is None:  # no inbox (a bare app in a test): made in this process's pool
+        ctx.later(tasks.new_request(planned.id, user, scope, duration, reason, service, response_url, start=start))
 
 
 def ssh_key(ack: Ack, ctx: BotContext, user: str, text: str) -> None:
@@ -129,23 +145,25 @@ def ssh_key(ack: Ack, ctx: BotContext, user: str, text: str) -> None:
     say(ack, f":key: Registered your SSH key {key.key_type} `{key.fingerprint}`. SSH scopes certify this key from now on.")
 
 
+def csr(ack: Ack, ctx: BotContext, user: str, text: str) -> None:
+    """`csr <PEM>` registers it; bare `csr` shows the registered one."""
+    if not text:
+        registered = ctx.service.csr(user)
+        say(ack, messages.no_csr_text(ctx.command) if registered is None else messages.csr_text(registered, registered=False))
+        return
+    say(ack, messages.csr_text(ctx.service.register_csr(user, text), registered=True))
+
+
 def break_glass(ack: Ack, ctx: BotContext, user: str, words: list[str]) -> None:
     if not words:
         say(ack, messages.usage_text("Name the scope.", ctx.command, "break-glass <scope> [duration] <reason…>"))
         return
-    scope, duration, reason = split_request(words)
+    scope, duration, reason = asking.split_request(words)
     # Acknowledged before Vault is called: with Vault slow, Slack would otherwise tell the person the command
     # failed while the grant exists and the approvers were alerted.
     approved = ctx.service.break_glass(user, scope, duration, reason, defer_issue=True)
     say(ack, messages.break_glass_text(approved, ctx.catalog.settings.alert_channel))
     ctx.later(tasks.issue(approved.id))
-
-
-def split_request(words: list[str]) -> tuple[str, str | None, str]:
-    """`<scope> [duration] <reason…>`: a word that starts with a digit is the duration."""
-    scope, rest = words[0].lower(), words[1:]
-    duration = rest[0] if rest and looks_like_duration(rest[0]) else None
-    return scope, duration, " ".join(rest[1:] if duration else rest)
 
 
 USAGE = {
@@ -156,12 +174,26 @@ USAGE = {
 }
 
 
-def act_on(ack: Ack, ctx: BotContext, user: str, verb: str, args: list[str], response_url: str | None) -> None:
+def deferred_verb(text: str) -> tuple[str, list[str]] | None:
+    """A subcommand carried out after its ack (revoke, cancel, extend, nudge) with the right arguments, or None."""
+    if refused_character(text) is not None:
+        return None
+    words = text.split()
+    verb, args = (words[0].lower(), words[1:]) if words else ("", [])
+    if verb not in USAGE or not (len(args) == 1 or (verb == "extend" and len(args) == 2)):
+        return None
+    return verb, args
+
+
+def act_on(
+    ack: Ack, ctx: BotContext, user: str, verb: str, args: list[str], response_url: str | None, recorded: bool = False
+) -> None:
     if not (len(args) == 1 or (verb == "extend" and len(args) == 2)):
         say(ack, messages.usage_text(f"`{verb}` takes one request ID.", ctx.command, USAGE[verb]))
         return
     ack()  # Vault may take a moment; the outcome follows through the response URL
-    ctx.later(tasks.verb(user, verb, args, response_url))
+    if not recorded:  # recorded in the inbox before this listener ran, a worker carries it out (see deferred.work_of)
+        ctx.later(tasks.verb(user, verb, args, response_url))
 
 
 def run_verb(ctx: BotContext, respond: Respond, user: str, verb: str, args: list[str]) -> None:

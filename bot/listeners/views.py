@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 
 from bot import blocks, messages, tasks
 from bot.context import BotContext
-from bot.listeners import bind
+from bot.gate import NEW_REQUEST
+from bot.listeners import asking, bind
 from bot.listeners.actions import REQUEST_ID
 from bot.slack_limits import VIEW_ERROR, clip
 from grants.domain import DomainError, NotFound, State
@@ -29,19 +30,30 @@ def search_scopes(ack: Ack, body: dict[str, Any], *, ctx: BotContext) -> None:
     ack(options=blocks.scope_options(ctx.catalog, ctx.service.people.requestable_by(user), typed))
 
 
-def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx: BotContext) -> None:
-    user, values = body["user"]["id"], (view.get("state") or {}).get("values") or {}
-    # The scope comes from the static select (action "value") or, past 100 scopes, the external select.
-    picker = values.get("scope", {})
-    selected = (picker.get("value") or picker.get(blocks.SCOPE_SEARCH) or {}).get("selected_option") or {}
-    duration = (values.get("duration", {}).get("value", {}).get("value") or "").strip() or None
-    reason = values.get("reason", {}).get("value", {}).get("value") or ""
-    public_key = (values.get(blocks.PUBLIC_KEY, {}).get("value", {}).get("value") or "").strip()
+def submit_request(
+    ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext | None = None, *, ctx: BotContext
+) -> None:
+    """Checked from the catalog alone and closed; the request is made after the ack, from the inbox (`asking.run`),
+    and its receipt comes by DM. What would be wrong under a field is answered in the ack instead."""
+    user = body["user"]["id"]
+    if context and context.get(NEW_REQUEST):
+        ack()
+        return
+    task = asking.from_form(ctx, user, view)
+    if task is not None:  # no inbox (a bare app in a test): made in this process's pool
+        ack()
+        ctx.later(task)
+        return
+    fields, values = asking.form_fields(view), (view.get("state") or {}).get("values") or {}
     try:
-        if public_key:
-            # Registered first (validated; a private key refused before anything else), then certified by the grant.
-            ctx.service.register_ssh_key(user, public_key)
-        created = ctx.service.request(user, selected.get("value", ""), duration, reason, defer_issue=True)
+        # Refused before the ack: the use cases refuse again, auditing what they must (a pasted private key).
+        if fields["public_key"]:
+            ctx.service.register_ssh_key(user, fields["public_key"])
+        if fields["csr"]:
+            ctx.service.register_csr(user, fields["csr"])
+        created = ctx.service.request(
+            user, fields["scope"], fields["duration"], fields["reason"], defer_issue=True, start_text=fields["start"]
+        )
     except DomainError as error:
         # The form stays open with the message under the field that is wrong.
         field = str(error.context.get("field", "scope"))
@@ -49,11 +61,11 @@ def submit_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx:
             field = "scope"  # e.g. a key is needed but this form has no key field (it was registered meanwhile)
         ack(response_action="errors", errors={field: clip(messages.error_text(error, ctx.command), VIEW_ERROR)})
         return
-    ack()  # before Vault: an auto-approved request is issued after the form has closed
+    ack()  # not refused after all (a key was registered meanwhile): made now, issued after the form has closed
     if created.state is State.APPROVED:
         ctx.later(tasks.issue(created.id))
-    text = messages.receipt_text(created, ctx.catalog.scopes[created.scope], ctx.service.people, ctx.command)
-    ctx.notifier.dm(user, text, blocks.receipt(text, created))
+    text, shown = asking.receipt(ctx, created)
+    ctx.notifier.dm(user, text, shown)
 
 
 def submit_deny(ack: Ack, body: dict[str, Any], view: dict[str, Any], *, ctx: BotContext) -> None:

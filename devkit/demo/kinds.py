@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 DANA, CLEO, EVE, BEN = "U0DEV0001", "U0APPR003", "U0APPR005", "U0APPR002"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_ROLE = "jit-orders-read"
-# The role definition the README gives the database operator: revocation ends sessions before dropping the role.
+# The role definition docs/kinds.md gives the database operator: revocation ends sessions before dropping the role.
 CREATION = [
     """CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';""",
     'GRANT SELECT ON orders TO "{{name}}";',
@@ -50,6 +50,9 @@ REVOCATION = [
     """DROP ROLE IF EXISTS "{{name}}";""",
 ]
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+# The certificate carries principal web-admin; the throwaway sshd lets that principal into the one account a demo
+# can log in to (the one running it, often root), so the host says which principal let her in, not just the account.
+SSH_COMMAND = "echo logged in with principal web-admin, as local user $(whoami) on this throwaway sshd"
 CERTIFICATE = re.compile(r"(ssh-ed25519-cert-v01@openssh\.com [A-Za-z0-9+/=]+)")
 
 
@@ -117,7 +120,7 @@ def _database_story(stage: Stage, name: str) -> None:
     root.write_data(
         f"database/roles/{DB_ROLE}",
         data={"db_name": "demo-pg", "creation_statements": CREATION, "revocation_statements": REVOCATION,
-              "default_ttl": "2h", "max_ttl": "24h"},
+              "default_ttl": "2h", "max_ttl": "2h"},
     )  # fmt: skip
     catalog = load_catalog(stage.settings.jitbot_catalog)
     lines = sync_database(root, {name: s for name, s in catalog.scopes.items() if isinstance(s, DatabaseScope)})
@@ -125,6 +128,7 @@ def _database_story(stage: Stage, name: str) -> None:
 
     request_id = _request_id(stage.slash(DANA, "orders-db-read 15m INC-4500 count stuck orders"))
     stage.approvers_message(request_id, "[Approve] [Deny]")
+    stage.settle()  # the approvers' message is shown before anyone clicks it
     stage.click(BEN, "Approve", request_id)
     delivered = stage.dm_about(DANA, request_id, "unwrap")
     stage.settle()
@@ -272,7 +276,7 @@ def _ssh(folder: Path, port: int, login: str) -> tuple[bool, str]:
                "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={os.devnull}", "-o", "ConnectTimeout=5",
                "-o", "LogLevel=ERROR", "-i", str(folder / "dana"), "-o", f"CertificateFile={folder / 'dana-cert.pub'}"]  # fmt: skip
     done = _run(
-        ["ssh", *options, "-p", str(port), f"{login}@127.0.0.1", "echo logged in as $(whoami)"],
+        ["ssh", *options, "-p", str(port), f"{login}@127.0.0.1", SSH_COMMAND],
         capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
     said = (done.stdout.strip() or done.stderr.strip() or f"exit status {done.returncode}").splitlines()[-1]
@@ -285,6 +289,7 @@ def _ssh_story(stage: Stage, folder: Path, port: int, krl: Path, login: str) -> 
     stage.ephemeral_text(stage.slash(DANA, f"ssh-key {(folder / 'dana.pub').read_text().strip()}"), "SHA256:")
     request_id = _request_id(stage.slash(DANA, "web-ssh 10m INC-4501 restart nginx"))
     stage.approvers_message(request_id, "[Approve] [Deny]")
+    stage.settle()  # the approvers' message is shown before anyone clicks it
     stage.click(EVE, "Approve", request_id)
     delivered = message_text(stage.dm_about(DANA, request_id, "ssh-ed25519-cert-v01@openssh.com"))
     stage.settle()
@@ -292,7 +297,7 @@ def _ssh_story(stage: Stage, folder: Path, port: int, krl: Path, login: str) -> 
     if certificate is None:
         raise DemoError("the SSH certificate DM holds no certificate")
     (folder / "dana-cert.pub").write_text(certificate.group(1) + "\n", encoding="utf-8")
-    command = f"ssh -i dana -o CertificateFile=dana-cert.pub -p {port} {login}@127.0.0.1 'echo logged in as $(whoami)'"
+    command = f"ssh -i dana -o CertificateFile=dana-cert.pub -p {port} {login}@127.0.0.1 '{SSH_COMMAND}'"
     ok, said = _ssh(folder, port, login)
     n.shell("Dana", command, [said])
     if not ok:
@@ -332,6 +337,7 @@ def identity_raised_for_a_while(stage: Stage) -> None:
     _read(stage, token, expect=False)
     request_id = _request_id(stage.slash(DANA, "payments-identity 10m INC-4502 check a refund"))
     stage.approvers_message(request_id, "[Approve] [Deny]")
+    stage.settle()  # the approvers' message is shown before anyone clicks it
     stage.click(CLEO, "Approve", request_id)
     stage.dm_about(DANA, request_id, "log in to Vault as usual")
     stage.settle()

@@ -149,10 +149,14 @@ def ask_for_payments(stage: Stage) -> str:
 
 
 def approve_own_request(stage: Stage, request_id: str) -> None:
-    stage.narrator.step("Dana tries to approve her own request")
+    stage.narrator.step("Dana tries to approve her own request, as if she could see the approvers' message")
+    stage.narrator.note(
+        "she is not in the approvers' group DM; with an approval_channel she reads she could click it: "
+        "the stand-in lets her click it here, and the bot decides by who clicked, never by where"
+    )
     stage.reply(stage.click(DANA, "Approve", request_id), "cannot approve or deny your own request")
     stage.settle()
-    stage.narrator.note("refused: sign-off must come from someone other than the requester (audited as `rejected`)")
+    stage.narrator.note("refused: the bot re-checks who clicked, and sign-off must come from someone other than the requester")
 
 
 def approve_and_use(stage: Stage, request_id: str) -> str:
@@ -280,7 +284,8 @@ def extend_a_grant(stage: Stage) -> None:
     stage.settle()
     n.note("no person was asked: the catalog rule “developers on staging” approved it, recorded as by `system`")
     old = unwrap(stage, _wrapping_token(message_text(delivered), DANA), DANA, again=False)
-    stage.ephemeral_text(stage.slash(DANA, "staging-read 30m"), "[Extend]")
+    stage.slash(DANA, "staging-read 30m")
+    stage.reply(stage.client.last_response_name or "", "already hold")  # the store is asked after the ack
     n.note("asking again for a scope she already holds offers an extension instead of a second grant")
     stage.slash(DANA, f"extend {request_id} 15m")
     stage.reply(stage.client.last_response_name or "", "extended until")

@@ -103,7 +103,7 @@ class HttpServing(FaultInjection, ChatMethods, FileMethods):
                     return self._upload(rest, body)
                 return self._respond(rest, headers, body)
             finally:
-                self._changed.notify_all()
+                self._notify()
 
     def _api(self, method: str, params: dict[str, Any], headers: dict[str, str], token: str | None) -> dict[str, Any]:
         auth = header(headers, "authorization")

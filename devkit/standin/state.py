@@ -56,6 +56,7 @@ class StandInState:
         self._standing_faults: list[Fault] = []
         self._ids = itertools.count(1)  # IDs and message ts stay unique for the stand-in's whole life, across reset()
         self._ts = itertools.count(1)
+        self._version = 0  # bumped on every request served and every reset: what wait_changed() waits on
         self.reset()
 
     def reset(self) -> None:
@@ -74,12 +75,19 @@ class StandInState:
             self._bindings: dict[str, dict[str, str | None]] = {}
             self._private_channels: dict[str, bool] = {}  # private channel → the bot is a member
             self._next_faults, self._standing_faults = [], []
-            self._changed.notify_all()
+            self._notify()
 
     def _notify(self) -> None:
-        """Wake wait_for(): something was recorded."""
+        """Wake wait_for() and wait_changed(): something was recorded."""
         with self._changed:
+            self._version += 1
             self._changed.notify_all()
+
+    def wait_changed(self, seen: int, timeout: float) -> int:
+        """The change counter, as soon as it differs from `seen` (or when `timeout` seconds have passed)."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._version != seen, timeout=timeout)
+            return self._version
 
     @property
     def root(self) -> str:
@@ -143,6 +151,11 @@ class StandInState:
     def dm_messages(self, user_id: str) -> list[dict[str, Any]]:
         """Messages in the bot's DM with this one user."""
         return self.messages_in(dm_channel_id(user_id))
+
+    def conversations_of(self, user_id: str) -> dict[str, list[str]]:
+        """The DMs and group DMs the bot opened that `user_id` is in: channel ID → its members (the bot aside)."""
+        with self._lock:
+            return {channel: list(members) for channel, members in self._dm_members.items() if user_id in members}
 
     def ephemerals_for(self, user_id: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, String, and_, cast, create_engine, event, exists, func, or_, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from grants.adapters.sql_tables import AuditHeadRow, AuditRow, MessageRefRow, OutboxRow, RequestRow, SshKeyRow
+from grants.adapters.claims import Claims
+from grants.adapters.sql_tables import AuditHeadRow, AuditRow, CsrRow, MessageRefRow, OutboxRow, RequestRow, SshKeyRow
 from grants.adapters.sqlite_csv import csv_pages
-from grants.adapters.sqlite_lock import SqliteWriteLock
 from grants.audit import GENESIS_HASH, AuditQuery, at_text, chained, detail_text
-from grants.changes import Change
 from grants.credentials import CredentialHandle
 from grants.domain import AlreadyOpen, Approval, AuditEvent, Grant, PendingExtension, Request, Review, State
 from grants.lifecycle import Event
@@ -47,6 +47,20 @@ def make_engine(url: str, writer: bool = True) -> Engine:
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args={"options": "-c timezone=utc"}, hide_parameters=True
     )
+
+
+def unreachable(url: str) -> str | None:
+    """Why the database at `url` cannot be used (the driver's first line: no password, no user data), or None."""
+    # A bounded wait: an address that drops packets would otherwise hold start-up for minutes.
+    engine = create_engine(url, connect_args={"connect_timeout": 10} if url.startswith("postgresql") else {})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+    return None
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -88,6 +102,9 @@ def _to_row(request: Request) -> dict[str, Any]:
         "reviewed_by": review.reviewed_by if review else None,
         "break_glass": request.break_glass,
         "on_behalf_of": request.on_behalf_of,
+        "ticket": request.ticket,
+        "not_after": request.not_after,
+        "starts_at": request.starts_at,
         "ended_at": request.ended_at,
         "wake_at": request.wake_at,
         "version": request.version,
@@ -128,6 +145,9 @@ def _from_row(row: Any) -> Request:
         review=Review(row.review_state, as_utc(row.review_due_at), row.reviewed_by) if row.review_state else None,
         break_glass=row.break_glass,
         on_behalf_of=row.on_behalf_of,
+        ticket=row.ticket,
+        not_after=as_utc(row.not_after),
+        starts_at=as_utc(row.starts_at),
         ended_at=as_utc(row.ended_at),
         wake_at=as_utc(row.wake_at),
         version=row.version,
@@ -171,6 +191,7 @@ AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 HEAD = AuditHeadRow.__table__  # type: ignore[attr-defined]
 REFS = MessageRefRow.__table__  # type: ignore[attr-defined]
 SSH_KEYS = SshKeyRow.__table__  # type: ignore[attr-defined]
+CSRS = CsrRow.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 
 
@@ -212,24 +233,28 @@ class SqlStore:
         self.engine = engine
         sqlite = engine.dialect.name == "sqlite"
         self.reader = make_engine(engine.url.render_as_string(hide_password=False), writer=False) if sqlite else engine
-        # SQLite has one writer at a time: our threads and processes queue for it (see SqliteWriteLock).
-        self._sqlite_lock = SqliteWriteLock(engine) if sqlite else None
-        self._write_lock: AbstractContextManager[Any] = self._sqlite_lock or nullcontext()
-        # How long a worker's claim on an outbox row holds: longer than any one delivery (with the client's retries).
-        self.claim_lease = CLAIM_LEASE
+        # SQLite has one writer at a time, and one process (`jitbot serve`): our threads queue on a lock, woken the
+        # moment the last writer commits, instead of polling in SQLite's busy handler (1, 2, 5 … 100 ms sleeps).
+        self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        self.outbox_claims = Claims(OUTBOX, [OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None)], CLAIM_LEASE)
+        # Every table whose rows workers claim; one heartbeat renews a process's leases on all of them.
+        self.claimed: list[Claims] = [self.outbox_claims]
+
+    @property
+    def claim_lease(self) -> timedelta:
+        """How long a worker's claim holds: longer than any one piece of work (a delivery, a click)."""
+        return self.outbox_claims.lease
+
+    @claim_lease.setter
+    def claim_lease(self, lease: timedelta) -> None:
+        for claims in self.claimed:
+            claims.lease = lease
 
     def close(self) -> None:
         """Close every pooled connection (a stopped runtime holds no sockets or file handles)."""
         self.engine.dispose()
         if self.reader is not self.engine:
             self.reader.dispose()
-        if self._sqlite_lock is not None:
-            self._sqlite_lock.close()
-
-    @property
-    def write_lock(self) -> AbstractContextManager[Any]:
-        """The lock our own writers queue on (SQLite); other adapters writing this database share it."""
-        return self._write_lock
 
     @contextmanager
     def _writing(self) -> Iterator[Any]:
@@ -265,26 +290,6 @@ class SqlStore:
             self._enqueue(connection, notices, event.at if event is not None else datetime.now(UTC))
             return True
 
-    def save_many(self, changes: Sequence[Change]) -> list[bool]:
-        """One write transaction for a burst: one commit (one fsync, one turn of the writer lock) instead of one each."""
-        saved: list[bool] = []
-        with self._writing() as connection:
-            for change in changes:
-                values = _to_row(change.request)
-                del values["id"]
-                result = connection.execute(
-                    REQUESTS.update()
-                    .where(REQUESTS.c.id == change.request.id, REQUESTS.c.version == change.expected_version)
-                    .values(**values)
-                )
-                if result.rowcount != 1:
-                    saved.append(False)  # lost this one's race: nothing of it is written, the others go on
-                    continue
-                self._append(connection, change.event)
-                self._enqueue(connection, change.notices, change.event.at)
-                saved.append(True)
-        return saved
-
     def get(self, request_id: str) -> Request | None:
         return next(iter(self._requests(select(REQUESTS).where(REQUESTS.c.id == request_id))), None)
 
@@ -306,9 +311,6 @@ class SqlStore:
         if limit is not None:
             query = query.limit(limit)
         return self._requests(query)
-
-    def due(self, horizon: datetime) -> list[Request]:
-        return self._requests(select(REQUESTS).where(REQUESTS.c.wake_at <= horizon).order_by(REQUESTS.c.wake_at))
 
     def count_requests(self, requester: str, since: datetime) -> int:
         query = select(func.count()).where(REQUESTS.c.requester == requester, REQUESTS.c.created_at >= since)
@@ -405,8 +407,7 @@ class SqlStore:
                 connection.execute(OUTBOX.insert(), rows)
 
     def claim(self, worker: str, now: datetime, limit: int) -> list[Entry]:
-        """Due, unsettled rows whose lease is free and that head their request's queue. PostgreSQL: SKIP LOCKED, so
-        replicas claim disjoint rows without waiting; SQLite: one process, serialized by the write lock."""
+        """Due, unsettled rows whose lease is free and that head their request's queue (see Claims)."""
         earlier = OUTBOX.alias("earlier")
         ordered = OUTBOX.c.kind.not_in(UNORDERED)
         blocked = exists().where(
@@ -416,27 +417,10 @@ class SqlStore:
             earlier.c.failed_at.is_(None),
             earlier.c.kind.not_in(UNORDERED),
         )
-        query = (
-            select(OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.payload, OUTBOX.c.created_at, OUTBOX.c.attempts)
-            .where(
-                OUTBOX.c.delivered_at.is_(None),
-                OUTBOX.c.failed_at.is_(None),
-                OUTBOX.c.next_attempt_at <= now,
-                or_(OUTBOX.c.claimed_until.is_(None), OUTBOX.c.claimed_until <= now),
-                or_(OUTBOX.c.request_id.is_(None), ~and_(ordered, blocked)),
-            )
-            .order_by(OUTBOX.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=OUTBOX)
-        )
+        columns = [OUTBOX.c.id, OUTBOX.c.request_id, OUTBOX.c.kind, OUTBOX.c.payload, OUTBOX.c.created_at, OUTBOX.c.attempts]
+        head = or_(OUTBOX.c.request_id.is_(None), ~and_(ordered, blocked))
         with self._writing() as connection:
-            rows = connection.execute(query).all()
-            if rows:
-                connection.execute(
-                    OUTBOX.update()
-                    .where(OUTBOX.c.id.in_([r.id for r in rows]))
-                    .values(claimed_by=worker[:64], claimed_until=now + self.claim_lease)
-                )
+            rows = self.outbox_claims.claim(connection, worker, now, limit, head, columns=columns)
         return [
             Entry(r.id, Notice(r.kind, r.request_id, json.loads(r.payload)), as_utc(r.created_at), r.attempts)  # type: ignore[arg-type]
             for r in rows
@@ -447,16 +431,11 @@ class SqlStore:
 
     def renew_claims(self, worker_prefix: str, now: datetime) -> int:
         with self._writing() as connection:
-            result = connection.execute(
-                OUTBOX.update()
-                .where(OUTBOX.c.claimed_by.startswith(worker_prefix, autoescape=True), OUTBOX.c.claimed_until > now)
-                .where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None))
-                .values(claimed_until=now + self.claim_lease)
-            )
-            return int(result.rowcount)
+            return sum(claims.renew(connection, worker_prefix, now) for claims in self.claimed)
 
     def retry_at(self, entry_id: int, when: datetime) -> None:
-        self._settle(entry_id, attempts=OUTBOX.c.attempts + 1, next_attempt_at=when, claimed_by=None, claimed_until=None)
+        with self._writing() as connection:
+            self.outbox_claims.release(connection, entry_id, when, attempts=OUTBOX.c.attempts + 1)
 
     def failed(self, entry_id: int, at: datetime) -> None:
         self._settle(entry_id, failed_at=at, claimed_until=None)
@@ -466,12 +445,14 @@ class SqlStore:
             connection.execute(OUTBOX.update().where(OUTBOX.c.id == entry_id).values(**values))
 
     def settle_credential(self, request_id: str, accessor: str, at: datetime) -> None:
-        # The accessor is matched in the JSON text: payloads are written with sorted keys by _outbox_rows.
-        payload = json.dumps({"accessor": accessor}, sort_keys=True)
+        # The accessor is matched in the JSON text: payloads are written with sorted keys by _outbox_rows, so it is
+        # the first key (the wrapping token's accessor and expiry follow it).
+        alone = json.dumps({"accessor": accessor}, sort_keys=True)
+        matches = or_(OUTBOX.c.payload == alone, OUTBOX.c.payload.startswith(alone[:-1] + ", ", autoescape=True))
         with self._writing() as connection:
             connection.execute(
                 OUTBOX.update()
-                .where(OUTBOX.c.request_id == request_id, OUTBOX.c.kind == CREDENTIAL, OUTBOX.c.payload == payload)
+                .where(OUTBOX.c.request_id == request_id, OUTBOX.c.kind == CREDENTIAL, matches)
                 .where(OUTBOX.c.delivered_at.is_(None))
                 .values(delivered_at=at)
             )
@@ -504,6 +485,16 @@ class SqlStore:
             # Delete then insert in one transaction: the same on SQLite and PostgreSQL, no upsert dialects.
             connection.execute(SSH_KEYS.delete().where(SSH_KEYS.c.user_id == user))
             connection.execute(SSH_KEYS.insert().values(user_id=user, **row))
+
+    def csr(self, user: str) -> str | None:
+        with self.reader.connect() as connection:
+            found = connection.execute(select(CSRS.c.csr).where(CSRS.c.user_id == user)).scalar()
+        return str(found) if found is not None else None
+
+    def set_csr(self, user: str, csr: str, fingerprint: str, at: datetime) -> None:
+        with self._writing() as connection:
+            connection.execute(CSRS.delete().where(CSRS.c.user_id == user))
+            connection.execute(CSRS.insert().values(user_id=user, csr=csr, fingerprint=fingerprint, registered_at=at))
 
     def audited_credential(self, request_id: str) -> str | None:
         query = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, text
+from sqlalchemy import JSON, Column, DateTime, Index, String, Text, text
 from sqlmodel import Field, SQLModel
 
 OPEN_STATES = "state IN ('pending', 'approved', 'active')"
@@ -47,6 +47,9 @@ class RequestRow(SQLModel, table=True):
     revoke_attempts: int = 0
     break_glass: bool = False
     on_behalf_of: str | None = Field(default=None, max_length=80)  # `entity:NAME` of a service, asked for by the requester
+    ticket: str | None = Field(default=None, max_length=80)  # `TRACKER:KEY` checked at request time (migration 0012)
+    not_after: datetime | None = Field(default=None, sa_column=_utc())  # the shift or window that bounds the grant (0015)
+    starts_at: datetime | None = Field(default=None, sa_column=_utc())  # a later start (migration 0016)
     extensions: int = 0
     extension_pending_seconds: int | None = None
     extension_number: int | None = None  # which ask is pending (migration 0008): a stale ask's button never matches
@@ -59,6 +62,9 @@ class RequestRow(SQLModel, table=True):
     reviewed_by: str | None = Field(default=None, max_length=32)
     wake_at: datetime | None = Field(default=None, sa_column=_utc(index=True))
     version: int = 0
+    # The lease of the worker running what is due now (migration 0017); the CAS writes never touch it.
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class AuditRow(SQLModel, table=True):
@@ -99,13 +105,24 @@ class MessageRefRow(SQLModel, table=True):
     step: int | None = None  # the approval step the message asked for; None: it follows the request
 
 
-class SeenRequestRow(SQLModel, table=True):
-    """Keys of signed requests and events already acted on, shared by every replica (replay protection)."""
+class InboxRow(SQLModel, table=True):
+    """Each received Slack event, once (migration 0010): the key is the replay record shared by every replica; the
+    work, if any, is claimed with a lease and run after the ack. Work arguments are dropped once it has run."""
 
-    __tablename__ = "seen_requests"
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_open", "done_at", "next_attempt_at"), Index("ix_inbox_expires_at", "expires_at"))
 
-    key: str = Field(primary_key=True, max_length=64)  # a SHA-256 hex digest: no request content is kept
-    expires_at: datetime = Field(sa_column=_utc(nullable=False, index=True))
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(64), nullable=False, unique=True))  # a SHA-256 hex digest
+    kind: str | None = Field(default=None, max_length=16)
+    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON: the work's arguments
+    received_at: datetime = Field(sa_column=_utc(nullable=False))
+    expires_at: datetime = Field(sa_column=_utc(nullable=False))  # the replay record is kept until then
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=_utc(nullable=False))
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc())
+    done_at: datetime | None = Field(default=None, sa_column=_utc())
 
 
 class SshKeyRow(SQLModel, table=True):
@@ -116,6 +133,17 @@ class SshKeyRow(SQLModel, table=True):
     user_id: str = Field(primary_key=True, max_length=32)
     public_key: str = Field(sa_column=Column(Text, nullable=False))
     fingerprint: str = Field(max_length=64)
+    registered_at: datetime = Field(sa_column=_utc(nullable=False))
+
+
+class CsrRow(SQLModel, table=True):
+    """Each person's registered certificate signing request for pki scopes (public data, as a public key is)."""
+
+    __tablename__ = "csrs"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    csr: str = Field(sa_column=Column(Text, nullable=False))
+    fingerprint: str = Field(max_length=64)  # SHA-256 of the public key: what people and the audit see
     registered_at: datetime = Field(sa_column=_utc(nullable=False))
 
 
@@ -140,3 +168,59 @@ class OutboxRow(SQLModel, table=True):
     claimed_until: datetime | None = Field(default=None, sa_column=_utc())
     delivered_at: datetime | None = Field(default=None, sa_column=_utc())
     failed_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class AuditStreamRow(SQLModel, table=True):
+    """One row per audit stream sink (syslog, webhook): how far it got, claimed with a lease so one worker sends."""
+
+    __tablename__ = "audit_streams"
+
+    name: str = Field(primary_key=True, max_length=32)
+    delivered_seq: int = 0  # every event up to this seq was taken by the collector
+    replay_seq: int = 0  # where the batch before the last one ended: resent after a broken connection
+    next_attempt_at: datetime = Field(sa_column=_utc(nullable=False))
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(default=None, sa_column=_utc())
+    attempts: int = 0
+    lag_since: datetime | None = Field(default=None, sa_column=_utc())
+    alerted: bool = False
+
+
+class StepUpLinkRow(SQLModel, table=True):
+    """Each step-up link an Approve click answered with (migration 0014): digests only, never the link's secret."""
+
+    __tablename__ = "step_up_links"
+
+    key: str = Field(sa_column=Column(String(64), primary_key=True))  # digest of the link's secret
+    request_id: str = Field(max_length=16, index=True)
+    decision: str = Field(max_length=32)
+    slack_user: str = Field(max_length=32)
+    created_at: datetime = Field(sa_column=_utc(nullable=False))
+    expires_at: datetime = Field(sa_column=_utc(nullable=False, index=True))
+    used_at: datetime | None = Field(default=None, sa_column=_utc())
+    state: str | None = Field(default=None, sa_column=Column(String(128), nullable=True, unique=True))
+    browser: str | None = Field(default=None, max_length=64)  # digest of the starting browser's cookie
+
+
+class SshCertificateRow(SQLModel, table=True):
+    """Each SSH certificate the bot signed (migration 0013): its serial, grant and end; `revoked_at` once revoked
+    early. The KRL every replica serves is built from these rows, so a revoke through one replica is on all."""
+
+    __tablename__ = "ssh_certificates"
+    __table_args__ = (Index("ix_ssh_certificates_valid_before", "valid_before"),)
+
+    mount: str = Field(primary_key=True, max_length=128)
+    serial: str = Field(primary_key=True, max_length=20)  # an unsigned 64-bit number: text, not BIGINT
+    request_id: str | None = Field(default=None, max_length=16)
+    valid_before: datetime = Field(sa_column=_utc(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc())
+
+
+class SshCaKeyRow(SQLModel, table=True):
+    """Each SSH CA mount's public key, cached when a certificate is signed: the KRL is built without Vault."""
+
+    __tablename__ = "ssh_ca_keys"
+
+    mount: str = Field(primary_key=True, max_length=128)
+    public_key: str = Field(sa_column=Column(Text, nullable=False))
+    seen_at: datetime = Field(sa_column=_utc(nullable=False))

@@ -107,6 +107,23 @@ class VaultSession:
         """Close the HTTP connections kept open to Vault."""
         self.client.adapter.close()
 
+    def standing(self, needs: dict[str, str]) -> tuple[bool, list[str]]:
+        """Whether the bot's token is a root token, and which of `needs` ({path: capability}) it lacks, as
+        "capability path"; raises CredentialError when Vault cannot say (unreachable, sealed, token refused)."""
+        try:
+            info = self.client.auth.token.lookup_self()["data"]
+            if "root" in (info.get("policies") or []):
+                return True, []
+        except BackendError as exc:
+            raise CredentialError(describe(exc)) from None
+        try:
+            answer = self.client.adapter.post("/v1/sys/capabilities-self", json={"paths": list(needs)})
+        except BackendError as exc:
+            raise CredentialError(f"capabilities-self: {describe(exc)}") from None
+        held = answer.get("data", answer) if isinstance(answer, dict) else {}
+        missing = [f"{cap} {path}" for path, cap in needs.items() if not {cap, "root"} & set(held.get(path) or [])]
+        return False, missing
+
     def healthy(self) -> bool:
         """Vault answers, is initialized and unsealed, and still accepts the bot's own token."""
         try:

@@ -8,9 +8,10 @@ from typing import Any
 import hvac
 from hvac.exceptions import InvalidPath
 
+from grants.adapters.control_groups import bot_policy_stanzas, sync_control_groups
 from grants.adapters.vault_client import BackendError, describe
 from grants.catalog import Catalog, CatalogError
-from grants.credentials import CredentialError
+from grants.credentials import CredentialError, CredentialKinds
 from grants.ports import CredentialIssuer
 
 BOT_POLICY = "jitbot-bot"
@@ -28,12 +29,21 @@ def sync(client: hvac.Client, policy_dir: Path, catalog: Catalog, kinds: Credent
         raise CatalogError(
             [f"policy `{name}` is used by the catalog but {policy_dir}/{name}.hcl does not exist" for name in missing]
         )
-    lines = [_sync_policy(client, path.stem, path.read_text(encoding="utf-8")) for path in files]
+    lines = [_sync_policy(client, path.stem, _policy_text(path, catalog, kinds)) for path in files]
     lines += kinds.sync(catalog)
+    lines += sync_control_groups(client, catalog)
     bot_policy = policy_dir / f"{BOT_POLICY}.hcl"
     if bot_policy.is_file() and '"auth/token/create/jitbot-*"' not in bot_policy.read_text(encoding="utf-8"):
         lines.append(f"warning: {bot_policy.name} does not allow auth/token/create/jitbot-*; the bot cannot issue")
     return lines
+
+
+def _policy_text(path: Path, catalog: Catalog, kinds: CredentialIssuer) -> str:
+    """A policy file's text; the bot's gets the control groups of the catalog's vault-enforced scopes appended."""
+    text = path.read_text(encoding="utf-8")
+    if path.stem != BOT_POLICY or not isinstance(kinds, CredentialKinds):
+        return text
+    return text + bot_policy_stanzas(catalog, kinds)
 
 
 def _sync_policy(client: hvac.Client, name: str, text: str) -> str:

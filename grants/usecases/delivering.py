@@ -26,10 +26,13 @@ def deliver(deps: Deps, notice: Notice) -> None:
     if notice.request_id is None:
         return
     if notice.kind == outbox.CREDENTIAL:
-        granting.reissue(deps, notice.request_id, str(notice.args["accessor"]))
+        granting.reissue(deps, notice.request_id, notice.args)
         return
     request = deps.store.get(notice.request_id)
     if request is None:
+        return
+    if notice.kind == outbox.TICKET:
+        granting.comment(deps, request, str(notice.args["text"]))  # a tracker that cannot be asked: retried
         return
     try:
         _send(deps, request, notice)

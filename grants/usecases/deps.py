@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -11,12 +11,24 @@ from typing import Any
 from grants import deadlines, inputs
 from grants.bursts import Bursts
 from grants.catalog import Catalog, Scope
-from grants.changes import Change
 from grants.domain import AuditEvent, IllegalTransition, NotAllowed, NotFound, Request
 from grants.lifecycle import TRAIL_EVENTS, Event, next_state
+from grants.oncall import OnCallUnavailable, Shift
 from grants.outbox import Notice
-from grants.people import Directory, People
-from grants.ports import AuditAnchor, Clock, CredentialIssuer, Notifier, Store, Timer
+from grants.people import People
+from grants.ports import (
+    AuditAnchor,
+    Clock,
+    ControlGroups,
+    CredentialIssuer,
+    Directory,
+    Notifier,
+    OnCallSource,
+    StepUpLinks,
+    Store,
+    Timer,
+    Tracker,
+)
 from grants.steps import current_step
 
 log = logging.getLogger(__name__)
@@ -28,18 +40,6 @@ log = logging.getLogger(__name__)
 # what the refusal was about keeps every security refusal (self-approval, not an approver, a stale or replayed
 # click, another workspace) audited in full at least once per burst for each request or scope it touched; the
 # number of keys a person can make is bounded by the catalog's scopes and the requests that exist.
-@dataclass(frozen=True)
-class Commit:
-    """One `Deps.commit` of a batch: `current` → `updated` through `event`, with its notices and audit detail."""
-
-    current: Request
-    updated: Request
-    event: Event
-    actor: str
-    notices: Sequence[Notice] = ()
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class Deps:
     """The ports, injected once; use cases are plain functions of a `Deps` and their arguments."""
@@ -52,15 +52,19 @@ class Deps:
     clock: Clock
     directory: Directory | None = None
     anchor: AuditAnchor | None = None  # where the chain head is written outside the database
-    # How long a credential's delivery may take (the wrap TTL): undelivered after that, it is replaced.
-    deliver_within: timedelta = timedelta(minutes=5)
+    # How long a credential's DM may take: unsettled after that, it is replaced (unless it was unwrapped).
+    deliver_within: timedelta = timedelta(seconds=15)
     # Called after every write that queued notices: wakes the outbox's delivery worker (no polling delay).
     kick: Callable[[], None] = lambda: None
+    control_groups: ControlGroups | None = None  # Vault's control groups, for `approval = "vault"` scopes
+    step_up_links: StepUpLinks | None = None  # the links Approve clicks on step-up scopes answer with
+    trackers: Mapping[str, Tracker] = field(default_factory=dict)  # by the catalog's tracker name
+    oncall: OnCallSource | None = None  # PagerDuty, for `oncall:` principals and on-call auto-approval
     people: People = field(init=False)
     bursts: Bursts = field(init=False)
 
     def __post_init__(self) -> None:
-        self.people = People(self.catalog, self.directory)
+        self.people = People(self.catalog, self.directory, lambda schedule: frozenset(self.shifts(schedule)))
         self.bursts = Bursts()
 
     # reading ---------------------------------------------------------------------------------------
@@ -73,6 +77,24 @@ class Deps:
 
     def scope(self, name: str) -> Scope:
         return inputs.scope_of(self.catalog, name)
+
+    def shifts(self, schedule: str) -> dict[str, Shift]:
+        """Who is on call in `schedule` now, by Slack user ID (each person's lowest escalation level). Nobody when the
+        source cannot be asked or a shift's user has no Slack ID in the catalog: on-call never widens access by guessing."""
+        settings = self.catalog.settings.oncall
+        if self.oncall is None or settings is None:
+            return {}
+        try:
+            shifts = self.oncall.on_call(schedule)
+        except OnCallUnavailable as exc:
+            log.warning("on-call for %s unavailable: %s", schedule, exc)
+            return {}
+        slack_of = {account: user for user, account in settings.accounts.items()}
+        found: dict[str, Shift] = {}
+        for shift in sorted(shifts, key=lambda s: s.escalation_level, reverse=True):  # the lowest level is written last
+            if shift.user in slack_of:
+                found[slack_of[shift.user]] = shift
+        return found
 
     def waiting_approvers(self, scope: Scope, request: Request) -> frozenset[str]:
         step = current_step(scope, request)
@@ -115,21 +137,6 @@ class Deps:
         if saved:
             self.arm(updated)
             self._kick(notices)
-        return saved
-
-    def commit_many(self, commits: Sequence[Commit]) -> list[bool]:
-        """Several `commit`s in one database transaction (a burst): each a CAS with its own audit event and notices;
-        one flag per commit, False for a lost race (nothing of it written). The timers follow the saved ones."""
-        changes = []
-        for c in commits:
-            _lawful(c.current.state, c.event, c.updated)
-            updated = self._with_wake(c.updated)
-            changes.append(Change(updated, c.current.version, self.event(c.event, updated, c.actor, **c.detail), c.notices))
-        saved = self.store.save_many(changes) if changes else []
-        for change, ok in zip(changes, saved, strict=True):
-            if ok:
-                self.arm(change.request)
-        self._kick([n for change, ok in zip(changes, saved, strict=True) if ok for n in change.notices])
         return saved
 
     def enqueue(self, *notices: Notice) -> None:

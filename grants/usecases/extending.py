@@ -10,7 +10,7 @@ from typing import Any
 from grants import allowances, guards, inputs, outbox
 from grants.catalog import Scope
 from grants.credentials import CredentialError
-from grants.domain import AlreadyDecided, PendingExtension, Request, State
+from grants.domain import AlreadyDecided, InvalidRequest, PendingExtension, Request, State
 from grants.durations import format_duration
 from grants.lifecycle import Event
 from grants.usecases import granting
@@ -27,6 +27,13 @@ def extend(deps: Deps, request_id: str, actor: str, duration_text: str | None = 
     if request.extension is not None:
         raise AlreadyDecided(f"An extension of {request.id} already waits for an approver.")
     added = inputs.checked_extension(scope, request, duration_text)
+    if request.not_after is not None and request.grant is not None and request.grant.expires_at + added > request.not_after:
+        # The shift (or window) that allowed the grant bounds it: more time would outlive what justified it.
+        raise InvalidRequest(
+            f"{request.id} ends with the shift or window that allowed it, at {request.not_after:%Y-%m-%d %H:%M} UTC; "
+            "it cannot be extended past that. Ask anew for more time.",
+            field="duration",
+        )
     if scope.extension_requires_approval or beyond_auto_cap(deps, scope, request, added):
         # The ask is numbered by the version it creates: a button shown for a denied or failed ask never matches a later one.
         updated = request.advance(Event.EXTENSION_REQUESTED, extension=PendingExtension(added, number=request.version + 1))
@@ -42,7 +49,8 @@ def beyond_auto_cap(deps: Deps, scope: Scope, request: Request, added: timedelta
     self-extension would turn a 2 h rule into an 8 h grant nobody approved."""
     if request.decided_by != "system" or request.break_glass:
         return False
-    return allowances.auto_rule(deps.people, scope, request.requester, request.duration + added) is None
+    duration = request.duration + added
+    return allowances.auto_rule(deps.people, scope, request.requester, duration, deps.shifts, deps.clock.now()) is None
 
 
 def has_pending_extension(request: Request) -> bool:
@@ -97,7 +105,7 @@ def apply(deps: Deps, request: Request, added: timedelta, actor: str) -> Request
     )
     extended = request.advance(Event.EXTENDED, grant=grant, duration=request.duration + added, extension=None)
     detail: dict[str, Any] = {"added": format_duration(added), "old_accessor": old.id, "accessor": credential.handle.id}
-    notices = [outbox.changed(request.id), outbox.credential_check(request.id, credential.handle.id, deps.deliver_within)]
+    notices = [outbox.changed(request.id), granting.check_of(deps, request.id, credential)]
     expires = new_expiry.isoformat()
     if not deps.commit(request, extended, Event.EXTENDED, actor, notices=notices, expires_at=expires, **detail):
         if credential.handle != old:

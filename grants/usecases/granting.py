@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from grants import outbox
+from grants import outbox, tickets
 from grants.catalog import revoke_caveat
-from grants.credentials import CredentialError, CredentialHandle, IssuedCredential, IssueOrder
+from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
 from grants.domain import Grant, Request, StaleDecision, State, open_decision
 from grants.durations import format_duration
 from grants.lifecycle import Event
 from grants.outbox import Alert
-from grants.usecases.deps import Commit, Deps
-
-# How a batch runs one step per item: the builtin `map` (one after another) or a bounded pool's `map`.
-Runner = Callable[
-    [Callable[[int], tuple[datetime, CredentialError | None]], Iterable[int]], Iterator[tuple[datetime, CredentialError | None]]
-]
+from grants.usecases.deps import Deps
 
 log = logging.getLogger(__name__)
 
 REVOKE_BACKOFF_MAX = timedelta(minutes=5)
 
 
-def order_for(request: Request, until: datetime, now: datetime, public_key: str | None = None) -> IssueOrder:
+def order_for(
+    request: Request, until: datetime, now: datetime, public_key: str | None = None, csr: str | None = None
+) -> IssueOrder:
     """What the kind must issue: exactly the rest of the approved time, for exactly this request (and its service)."""
     return IssueOrder(
         request_id=request.id,
@@ -36,24 +32,32 @@ def order_for(request: Request, until: datetime, now: datetime, public_key: str 
         until=until,
         on_behalf_of=request.on_behalf_of,
         public_key=public_key,
+        csr=csr,
     )
 
 
 def order_of(deps: Deps, request: Request, until: datetime, now: datetime) -> IssueOrder:
-    """The order with what the store holds for it: the requester's registered public key for kinds that certify one."""
+    """The order with what the store holds for it: the requester's registered public key or CSR for kinds that certify one."""
     scope = deps.catalog.scopes.get(request.scope)
     key = deps.store.ssh_key(request.requester) if scope is not None and scope.needs_public_key else None
-    return order_for(request, until, now, key)
+    csr = deps.store.csr(request.requester) if scope is not None and scope.needs_csr else None
+    return order_for(request, until, now, key, csr)
 
 
 def issue(deps: Deps, request: Request) -> Request:
-    """APPROVED → ACTIVE with the credential delivered, or → FAILED (audited, requester and alert channel told)."""
+    """APPROVED → ACTIVE with the credential delivered, or → FAILED (audited, requester and alert channel told).
+    Before its later start nothing is issued: the timer wakes it at the start."""
     scope = deps.catalog.scopes.get(request.scope)
     now = deps.clock.now()
+    if request.starts_at is not None and now < request.starts_at:
+        return request
+    until = min(now + request.duration, request.not_after or now + request.duration)  # never past its shift or window
     try:
         if scope is None:
             raise CredentialError(f"scope `{request.scope}` is no longer in the catalog")
-        credential = deps.issuer.issue(order_of(deps, request, now + request.duration, now), scope)
+        if until <= now:
+            raise CredentialError(f"what allowed it ended at {until:%Y-%m-%d %H:%M:%S} UTC, before it could be issued")
+        credential = deps.issuer.issue(order_of(deps, request, until, now), scope)
     except CredentialError as exc:
         failed = request.advance(Event.ISSUE_FAILED, ended_at=now, review=None)
         notices = [
@@ -63,10 +67,12 @@ def issue(deps: Deps, request: Request) -> Request:
         ]
         deps.commit(request, failed, Event.ISSUE_FAILED, "system", notices=notices, error=str(exc))
         return failed
-    grant = Grant(handle=credential.handle, issued_at=now, expires_at=now + request.duration)
+    grant = Grant(handle=credential.handle, issued_at=now, expires_at=until)
     active = request.advance(Event.ISSUED, grant=grant)
     detail = {**credential.facts, "accessor": credential.handle.id, "kind": credential.handle.kind}
-    notices = [outbox.changed(request.id), outbox.credential_check(request.id, credential.handle.id, deps.deliver_within)]
+    notices = [outbox.changed(request.id), check_of(deps, request.id, credential)]
+    approvers = ", ".join(request.approvals) or str(request.decided_by)
+    notices += ticket_notes(request, f"access granted until {grant.expires_at:%Y-%m-%d %H:%M:%S} UTC, approved by {approvers}")
     expires = grant.expires_at.isoformat()
     if not deps.commit(request, active, Event.ISSUED, "system", notices=notices, expires_at=expires, **detail):
         # Someone else issued (or ended) this request meanwhile: our credential must not survive.
@@ -97,23 +103,32 @@ def issue_approved(deps: Deps, request: Request) -> Request:
     return active
 
 
+def check_of(deps: Deps, request_id: str, credential: IssuedCredential, replaced: int = 0) -> outbox.Notice:
+    """The check that replaces `credential` when its DM does not arrive within `deps.deliver_within`."""
+    return outbox.credential_check(request_id, credential.handle.id, deps.deliver_within, credential.wrapping, replaced)
+
+
 def deliver_credential(deps: Deps, request: Request, credential: IssuedCredential) -> bool:
     """Send the credential straight away (it cannot wait in the outbox: no secret at rest), then record that it
-    arrived. Undelivered (Slack refused, or the process died first), its check comes due when the wrap expires
-    and `reissue` replaces it."""
+    arrived. Undelivered (Slack refused, or the process died first), its check comes due `deps.deliver_within`
+    after the commit and `reissue` replaces it."""
     try:
         deps.notifier.deliver_credential(request, credential)
     except Exception:
-        log.exception("credential delivery failed; it is replaced once its wrap expires", extra={"request_id": request.id})
+        log.exception("credential delivery failed; its check replaces it", extra={"request_id": request.id})
         return False
     deps.store.settle_credential(request.id, credential.handle.id, deps.clock.now())
     return True
 
 
-def reissue(deps: Deps, request_id: str, accessor: str) -> None:
-    """A credential check came due: if `accessor` is still the grant's credential and never reached its person, the
-    wrapping token is dead (or was lost): revoke it, issue a new one for the rest of the time, and deliver that.
-    Raises CredentialError when Vault refuses (the outbox retries)."""
+def reissue(deps: Deps, request_id: str, check: dict[str, Any]) -> None:
+    """A credential check came due unsettled: its DM may never have arrived (Slack refused, the process died).
+
+    With a wrapping token (kept by accessor): still there, nobody unwrapped it, so it is revoked with the credential
+    it wraps and a fresh one is issued for the rest of the time and delivered; gone before its expiry, the requester
+    unwrapped it, so nothing new is sent. Without one (or past its expiry), the credential is replaced. Raises
+    CredentialError when Vault refuses or cannot say (the outbox retries)."""
+    accessor = str(check["accessor"])
     request = deps.store.get(request_id)
     now = deps.clock.now()
     if request is None or request.state is not State.ACTIVE or request.grant is None:
@@ -121,22 +136,37 @@ def reissue(deps: Deps, request_id: str, accessor: str) -> None:
     grant = request.grant
     if grant.handle.id != accessor or now >= grant.expires_at:
         return  # replaced since (extension, an earlier reissue), or over anyway
+    wrap = str(check["wrap"]) if check.get("wrap") else None
+    if wrap is not None:
+        status = deps.issuer.wrap_status(wrap)
+        if status is CredentialStatus.UNKNOWN:
+            raise CredentialError(f"Vault could not say whether {request.id}'s credential was unwrapped; trying again")
+        if status is CredentialStatus.GONE and now < datetime.fromisoformat(str(check["wrap_until"])):
+            log.info("the undelivered-looking credential was unwrapped: nothing to replace", extra={"request_id": request.id})
+            return
     scope = deps.scope(request.scope)
     credential = deps.issuer.extend(grant.handle, order_of(deps, request, grant.expires_at, now), scope)
     reissued = request.advance(Event.REISSUED, grant=request.with_grant(handle=credential.handle))
-    notices = [outbox.credential_check(request.id, credential.handle.id, deps.deliver_within)]
+    notices = [check_of(deps, request.id, credential, int(check.get("replaced", 0)) + 1)]
     detail: dict[str, Any] = {"old_accessor": accessor, "accessor": credential.handle.id, "why": "credential_undelivered"}
     if not deps.commit(request, reissued, Event.REISSUED, "system", notices=notices, **detail):
         if credential.handle != grant.handle:
             try_revoke(deps, credential.handle, request.id)
         raise CredentialError(f"{request.id} changed while replacing its undelivered credential; trying again")
+    if wrap is not None:
+        # The old DM may still arrive (a slow Slack): its wrapping token must then unwrap nothing.
+        try:
+            deps.issuer.revoke_wrap(wrap)
+        except CredentialError:
+            log.exception("could not revoke a replaced wrapping token; its TTL ends it", extra={"request_id": request.id})
     if credential.handle != grant.handle:
         revoke_replaced(deps, reissued, grant.handle)
     deliver_credential(deps, reissued, credential)
 
 
-def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
-    """ACTIVE → EXPIRED or REVOKED: revoke first, record after; a failed revoke stays active and is retried."""
+def end(deps: Deps, request: Request, event: Event, actor: str, **cause: Any) -> Request:
+    """ACTIVE → EXPIRED or REVOKED: revoke first, record after; a failed revoke stays active and is retried. `cause`
+    (why `system` ended it, e.g. its ticket closed) goes into the audit event."""
     assert request.grant is not None
     handle = trusted_handle(deps, request)
     now = deps.clock.now()
@@ -146,60 +176,18 @@ def end(deps: Deps, request: Request, event: Event, actor: str) -> Request:
         return revoke_failed(deps, request, actor, exc)
     approval = request.with_approval(decided_by=actor) if event is Event.REVOKED else request.approval
     ended = request.advance(event, ended_at=now, approval=approval)
-    detail: dict[str, Any] = {"accessor": handle.id}
+    detail: dict[str, Any] = {"accessor": handle.id, **cause}
     if event is Event.EXPIRED:
         detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
     notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, **_caveat(handle))]
+    notices += ticket_notes(request, ended_note(event, actor, cause))
     if not deps.commit(request, ended, event, actor, notices=notices, **detail):
         current = deps.store.get(request.id)
         if current is not None and current.state is State.ACTIVE and current.grant is not None:
             # Lost to a change that kept it active (a warning, an extension): end it as it is now.
-            return end(deps, current, event, actor)
+            return end(deps, current, event, actor, **cause)
         return current if current is not None else request  # ended concurrently: one event only, theirs
     return ended
-
-
-def end_many(deps: Deps, requests: Sequence[Request], event: Event, actor: str, run: Runner = map) -> list[Request]:
-    """`end` for a burst: the same revoke-before-record per grant, the revocations run through `run` (a bounded
-    pool's map), and the records of those revoked written in one transaction: each its own CAS, audit event and
-    notices. A failed revoke stays active and is retried; a lost CAS is settled one by one as `end` does."""
-    handles = [trusted_handle(deps, r) for r in requests]
-
-    def revoke(index: int) -> tuple[datetime, CredentialError | None]:
-        now = deps.clock.now()  # as in `end`: the lag is measured when the grant is taken up, before Vault
-        try:
-            deps.issuer.revoke(handles[index], requests[index].id)
-        except CredentialError as exc:
-            return now, exc
-        return now, None
-
-    outcomes = list(run(revoke, range(len(requests))))
-    results: dict[int, Request] = {}
-    commits: list[tuple[int, Commit]] = []
-    for index, (now, error) in enumerate(outcomes):
-        request, handle = requests[index], handles[index]
-        assert request.grant is not None
-        if error is not None:
-            results[index] = revoke_failed(deps, request, actor, error)
-            continue
-        approval = request.with_approval(decided_by=actor) if event is Event.REVOKED else request.approval
-        ended = request.advance(event, ended_at=now, approval=approval)
-        detail: dict[str, Any] = {"accessor": handle.id}
-        if event is Event.EXPIRED:
-            detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
-        notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, **_caveat(handle))]
-        commits.append((index, Commit(request, ended, event, actor, notices, detail)))
-    saved = deps.commit_many([c for _, c in commits])
-    for (index, commit), ok in zip(commits, saved, strict=True):
-        if ok:
-            results[index] = commit.updated
-            continue
-        current = deps.store.get(commit.current.id)
-        if current is not None and current.state is State.ACTIVE and current.grant is not None:
-            results[index] = end(deps, current, event, actor)  # lost to a change that kept it active
-        else:
-            results[index] = current if current is not None else commit.current
-    return [results[i] for i in range(len(requests))]
 
 
 def require_current(deps: Deps, request: Request, shown_for: str, actor: str, action: str) -> None:
@@ -268,3 +256,24 @@ def revoke_replaced(deps: Deps, request: Request, handle: CredentialHandle) -> N
     except CredentialError as exc:
         deps.record(request, Event.REVOKE_FAILED, "system", accessor=handle.id, replaced=True, error=str(exc))
         deps.enqueue(outbox.alert(Alert.REPLACED_NOT_REVOKED, request.id, accessor=handle.id, error=str(exc)))
+
+
+def ended_note(event: Event, actor: str, cause: dict[str, Any]) -> str:
+    why = f" ({str(cause['cause']).replace('_', ' ')})" if "cause" in cause else ""
+    return f"access {'expired' if event is Event.EXPIRED else f'revoked by {actor}'}{why}"
+
+
+def ticket_notes(request: Request, text: str) -> list[outbox.Notice]:
+    """The comment for the request's ticket, queued with the change it tells of (none without a ticket)."""
+    return [outbox.ticket_note(request.id, text)] if request.ticket is not None else []
+
+
+def comment(deps: Deps, request: Request, text: str) -> None:
+    """Tell the request's ticket what it justified; raises TrackerUnavailable (the outbox retries, then gives up)."""
+    if request.ticket is None:
+        return
+    name, key = request.ticket.split(":", 1)
+    tracker = deps.trackers.get(name)
+    if tracker is None:
+        raise tickets.TrackerUnavailable(f"no adapter for tracker {name} (its token is not set)")
+    tracker.comment(key, f"jitbot {request.id}: {text}")

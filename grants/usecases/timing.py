@@ -1,7 +1,7 @@
-"""Time: what a timer does when it wakes for a request, and reconciling after downtime.
+"""Time: what a worker does for a due request it claimed, and ending credentials no grant holds.
 
-The database says what is due; the timer only wakes us. Each wake-up re-reads the request and does the one
-thing due now, so a late, early or duplicate timer is harmless."""
+The database says what is due and which worker holds it; the timer only wakes the claim loop. Each wake-up re-reads
+the request and does the one thing due now, so a late, early or duplicate wake-up is harmless."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from grants.domain import AuditEvent, Request, Review, State
 from grants.lifecycle import Event
 from grants.usecases import granting
 from grants.usecases.deps import Deps
-
-STUCK_APPROVAL_AFTER = timedelta(seconds=15)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +37,10 @@ def _wake_once(deps: Deps, request_id: str) -> bool:
         deps.arm(request)  # woken early (or nothing left): sleep until the real deadline
         return False
     grant = request.grant
-    if request.state is State.PENDING:
+    if request.state is State.APPROVED:
+        # Approved ahead and its start has come, or interrupted between the decision and Vault (a crash, a hung call).
+        granting.issue_approved(deps, request)
+    elif request.state is State.PENDING:
         _wake_pending(deps, request, scope, now)
     elif request.state is State.ACTIVE and grant is not None and now >= grant.expires_at:
         granting.end(deps, request, Event.EXPIRED, "system")
@@ -86,20 +87,8 @@ def _wake_pending(deps: Deps, request: Request, scope: Scope | None, now: dateti
 
 
 def reconcile(deps: Deps) -> dict[str, int]:
-    """Bring the world in line with the database: the bot may have been down for a while."""
-    now = deps.clock.now()
-    counts = {"woken": 0, "retried": 0, "orphans_ended": 0}
-    for request in deps.store.due(now):
-        deps.arm(request)  # due now: the timer runs it at once, on the timer's workers, never twice
-        counts["woken"] += 1
-    for request in deps.store.find(states=(State.APPROVED,)):
-        # An approval older than this was interrupted between the decision and Vault.
-        decided_at = request.approval.decided_at
-        if decided_at is not None and now - decided_at >= STUCK_APPROVAL_AFTER:
-            granting.issue_approved(deps, request)
-            counts["retried"] += 1
-    counts["orphans_ended"] = end_orphans(deps)
-    return counts
+    """What no deadline covers: credentials that outlived their grant (what is due is claimed work, see wake)."""
+    return {"orphans_ended": end_orphans(deps)}
 
 
 def end_orphans(deps: Deps) -> int:
@@ -144,11 +133,3 @@ def _audit_orphan(deps: Deps, handle: CredentialHandle, request_id: str, request
             detail=detail if request else {**detail, "named_request": request_id},
         )
     )
-
-
-def arm_due(deps: Deps, horizon: datetime) -> int:
-    """Arm exact timers for whatever falls due before `horizon`, whichever replica wrote it."""
-    due = deps.store.due(horizon)
-    for request in due:
-        deps.arm(request)
-    return len(due)

@@ -8,16 +8,20 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
 
-from devkit.standin import message_text
+from devkit.harness import LocalBot
+from devkit.standin import SlackStandIn, message_text
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.adapters.vault_anchor import VaultAnchor
 from grants.audit import AuditQuery, chained, detail_text
 from grants.domain import AuditEvent
-from tests.conftest import APPROVER, ROOT, World
+from tests.conftest import APPROVER, BOT_TOKEN, ROOT, SIGNING_SECRET, USERS, SettlingClient, World, make_catalog_dir
 from tests.e2e.test_e2e import ask
 from tests.integration.test_cli import jitbot
 
@@ -30,10 +34,12 @@ def catalog_edits() -> dict[str, str]:
 
 
 def settle(world: World) -> int:
-    """Make some history, then wait until the leader anchored the chain head; the anchored seq."""
+    """Make some history, then wait until a worker anchored the chain head; the anchored seq."""
     rid = ask(world, "payments-read 10m INC-5 anchor me")
     world.client.click(APPROVER, "approve", rid)
-    world.wait_audit(rid, "issued")
+    # The grant is only a trail to anchor: a generous wait, as the full suite on a loaded 2-core machine once took
+    # over 15 s to run the deferred click here.
+    world.wait_audit(rid, "issued", timeout=60)
     assert world.bot.runtime is not None
     store = world.bot.runtime.store
     anchor = VaultAnchor(world.vault, "secret/jitbot/audit-anchor")
@@ -92,18 +98,18 @@ def test_rewriting_and_rehashing_the_whole_trail_fails_verify(world: World):
 
 
 def restart_and_append(world: World, anchored: int) -> None:
-    """The insider waits: the bot restarts (a deploy, a leader change), people go on asking, and the trail's seq
-    passes the anchored one. The new leader must refuse to anchor the tampered chain, alert and audit it."""
+    """The insider waits: the bot restarts (a deploy, another worker taking over), people go on asking, and the trail's seq
+    passes the anchored one. No worker may refuse to anchor the tampered chain, alert and audit it."""
     world.bot.start()
     rid = ask(world, "payments-read 10m INC-6 after the tamper", user="U0DEV0002")
     world.client.click(APPROVER, "approve", rid)
     world.wait_audit(rid, "issued")
     deadline = time.monotonic() + 15
     while not world.rows("SELECT seq FROM audit_events WHERE event = 'anchor_refused'"):
-        assert time.monotonic() < deadline, "the leader did not refuse to anchor the tampered trail"
+        assert time.monotonic() < deadline, "no worker refused to anchor the tampered trail"
         time.sleep(0.1)
     assert world.rows("SELECT max(seq) FROM audit_events")[0][0] > anchored
-    time.sleep(1.5)  # a few more leader ticks: none of them may anchor the forgery
+    time.sleep(1.5)  # a few more housekeeping ticks: none of them may anchor the forgery
     found = VaultAnchor(world.vault, "secret/jitbot/audit-anchor").latest()
     assert found is not None and found.seq == anchored, found
     assert len(world.rows("SELECT seq FROM audit_events WHERE event = 'anchor_refused'")) == 1  # once, not every tick
@@ -150,3 +156,65 @@ def test_without_vault_verify_says_what_it_could_not_check(world: World):
     assert result.returncode == 0 and "anchor: not checked (VAULT_ADDR is not set)" in result.stdout, (
         result.stdout + result.stderr
     )
+
+
+@pytest.fixture
+def unanchored(tmp_path, db_url, openbao, bot_vault_token, vault_root) -> Iterator[World]:
+    """The real bot whose JITBOT_AUDIT_ANCHOR names a path its policy does not cover (a wrong path, a policy not
+    moved with it): every anchor write (and read: so `/healthz` says down at once) is refused by Vault."""
+    policies = make_catalog_dir(tmp_path, {'alert_channel = ""': f'alert_channel = "{ALERTS}"'})
+    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
+        bot = LocalBot(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=slack.url,
+            vault_addr=openbao.addr,
+            vault_token=bot_vault_token,
+            database_url=db_url,
+            jitbot_catalog=policies / "catalog.toml",
+            jitbot_audit_anchor="secret/jitbot/not-this-one",
+        )
+        with bot:
+            # The settling client: a new request is made from the inbox after the ack, and the click must find it.
+            client = SettlingClient(bot.url, SIGNING_SECRET, standin=slack)
+            client.engine = bot.runtime.store.engine if bot.runtime is not None else None
+            yield World(bot, slack, client, vault_root, openbao.addr, db_url)
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_an_unwritable_anchor_is_down_after_a_minute_alerted_and_verify_fails_even_after_a_wipe(unanchored: World):
+    world = unanchored
+    rid = ask(world, "payments-read 10m INC-5 anchor me")
+    world.client.click(APPROVER, "approve", rid)
+    # The grant is only a trail to anchor: a generous wait, as the full suite on a loaded 2-core machine once took
+    # over 15 s to run the deferred click here.
+    world.wait_audit(rid, "issued", timeout=60)
+    deadline = time.monotonic() + 120
+    while json.loads(get(f"{world.bot.url}/healthz")[1]).get("anchor") != "down":
+        assert time.monotonic() < deadline, "the anchor was never reported down"
+        time.sleep(1)
+    status, body = get(f"{world.bot.url}/healthz")
+    assert status == 503 and json.loads(body)["anchor"] == "down", body
+    assert json.loads(get(f"{world.bot.url}/readyz")[1])["anchor"] == "down"
+    assert get(f"{world.bot.url}/livez")[0] == 200  # not a reason to restart the process
+    assert "jitbot_audit_anchor_up 0.0" in get(f"{world.bot.url}/metrics")[1]
+    world.slack.wait_for(  # a minute after the process started without anchoring (real time)
+        lambda: any("has not been written since" in message_text(m) for m in world.slack.messages_in(ALERTS)), timeout=120
+    )
+    time.sleep(2)  # more ticks, each failing to anchor: still one alert
+    assert sum("has not been written since" in message_text(m) for m in world.slack.messages_in(ALERTS)) == 1
+    code, out = verify(world)
+    assert code == 1 and "no anchor in Vault vouches for the events from seq 1" in out, out
+    world.bot.stop()
+    with make_engine(world.db_url).begin() as connection:  # the insider deletes every event and the head
+        connection.execute(text("DELETE FROM audit_events"))
+        connection.execute(text("DELETE FROM audit_head"))
+    code, out = verify(world)
+    assert code == 1 and "holds no events" in out, out

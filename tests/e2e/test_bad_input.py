@@ -105,6 +105,24 @@ def test_the_request_form_and_the_deny_form_refuse_hidden_characters(world: Worl
     assert world.rows(f"SELECT state FROM requests WHERE id = '{rid}'")[0][0] == "pending"
 
 
+def test_the_word_payload_in_a_reason_or_a_channel_name_is_an_ordinary_command(world: World):
+    """Bolt reads any form body containing "payload" as an interaction (empty without the field: HTTP 404)."""
+    status, body = world.client.slash(REQUESTER, "payments-read 5m INC-2 replay stuck payloads")
+    assert status == 200 and "`" in body["text"], body
+    rid = body["text"].split("`")[1]
+    assert world.rows(f"SELECT reason FROM requests WHERE id = '{rid}'") == [("INC-2 replay stuck payloads",)]
+    status, body = world.client.slash(REQUESTER, "list", channel_id="C0PAYLOAD", channel_name="payload-team")
+    assert status == 200 and rid in body["text"], body
+    status, body = world.client.slash(REQUESTER, "help payload=x&payload", channel_name="payload")
+    assert status == 200 and body.get("response_type") == "ephemeral", body
+    # Re-spelled and re-signed only after the gate checked Slack's signature: a forged one still fails.
+    form = "command=%2Felevate&text=payments-read+5m+INC-3+payloads&user_id=" + REQUESTER
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **world.client.sign(form)}
+    headers["X-Slack-Signature"] = "v0=" + "0" * 64
+    assert world.client.raw(form, headers)[0] == 401
+    assert world.rows("SELECT count(*) FROM requests")[0][0] == 1
+
+
 def payload_bodies(world: World) -> list[str]:
     """Signed interactive payloads, each malformed or hostile in its own way."""
     user = {"id": APPROVER, "team_id": world.client.team_id}

@@ -38,7 +38,21 @@ def test_demo_succeeds_quietly(demo: Demo) -> None:
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr
     assert "FAILED" not in demo.stderr and "Traceback" not in demo.stderr, demo.stderr
     assert not [line for line in demo.stdout.splitlines() if line.startswith('{"')], "log lines leaked onto stdout"
-    assert demo.stdout.rstrip().endswith("Demo complete.")
+    ending = demo.stdout[demo.stdout.index("Demo complete.") :]
+    assert "jitbot playground" in ending and "install guide" in ending, "the demo ends with what to do next"
+
+
+def test_the_first_screen_reads_as_success(demo: Demo) -> None:
+    first = demo.stdout[: demo.stdout.index("Step 1 ·")]
+    assert "jitbot vault sync" in first and "policy jitbot-bot: created" in first
+    assert "warning:" not in first and "error:" not in first, first
+    assert "their backends come in steps 11 and 12" in first
+
+
+@pytest.mark.parametrize("step_name", ["Step 11 ·", "Step 12 ·", "Step 13 ·"])
+def test_the_approvers_message_is_shown_before_anyone_clicks_it(demo: Demo, step_name: str) -> None:
+    step = section(demo.stdout, step_name)
+    assert step.index("[Approve] [Deny]") < step.index("clicks  [Approve]")
 
 
 def test_request_reaches_the_approvers(demo: Demo) -> None:
@@ -162,7 +176,9 @@ def test_an_ssh_login_stops_after_revoke_and_the_krl(demo: Demo) -> None:
     step = section(demo.stdout, "Step 12 ·")  # sshd and ssh-keygen exist on this machine
     assert "skipped" not in step and "Registered your SSH key ssh-ed25519 `SHA256:" in step
     assert "Eve clicks  [Approve]" in step and "Principals: web-admin. Valid until" in step
-    logged_in = step.index("logged in as ")
+    logged_in = re.search(r"\n +logged in with principal web-admin, as local user \w+ on this throwaway sshd", step)
+    assert logged_in, step
+    logged_in = logged_in.start()
     krl = step.index("/ssh/revoked.krl -o revoked.krl")
     assert logged_in < krl < step.index("Permission denied (publickey)")
     assert "sessions already open survive" in step
@@ -226,4 +242,4 @@ def test_without_the_dev_kit_the_demo_says_what_to_install(monkeypatch, capsys, 
     monkeypatch.setattr(commands, "entry_points", lambda group: registered if group == GROUP else [])
     assert cli.main(["demo"]) == 2
     err = capsys.readouterr().err
-    assert "jitbot: `jitbot demo`" in err and "dev kit" in err and "pip install -e ." in err and "Traceback" not in err
+    assert "jitbot: `jitbot demo`" in err and "dev kit" in err and "pip install -e '.[demo]'" in err and "Traceback" not in err

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import hvac
 import pytest
-from hvac.exceptions import Forbidden
+from hvac.exceptions import Forbidden, InvalidRequest
 
 from devkit.standin import message_text as shown
 from tests.conftest import APPROVER, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER, REQUESTER, World
@@ -58,7 +59,8 @@ def test_happy_path_credential_works_with_exactly_the_scope(world: World):
     )
     assert "approved by <@U0APPR001>" in shown(updated) and "[Approve]" not in shown(updated)
     assert any("was approved by" in shown(m) and rid in shown(m) for m in world.slack.dm_messages(REQUESTER))
-    assert world.audit_names(rid) == ["requested", "approved", "issued"]
+    # test_worker_process reuses this test with a 2 s remind_after: a slow machine may legitimately remind first.
+    assert [e for e in world.audit_names(rid) if e != "reminded"] == ["requested", "approved", "issued"]
     issued = world.rows(f"SELECT detail FROM audit_events WHERE request_id = '{rid}' AND event = 'issued'")[0][0]
     assert info["accessor"] in issued
 
@@ -143,8 +145,16 @@ def test_racing_approvers_and_double_clicks_issue_one_credential(world: World):
     credential_dms = [m for m in world.slack.dm_messages(REQUESTER) if "unwrap" in shown(m)]
     assert len(credential_dms) == 1
     accessors = world.vault.list("auth/token/accessors")["data"]["keys"]
-    tokens = [world.vault.auth.token.lookup_accessor(a)["data"] for a in accessors]
-    assert sum(1 for t in tokens if (t.get("meta") or {}).get("request_id") == rid) == 1
+    assert sum(1 for a in accessors if (alive_token(world, a).get("meta") or {}).get("request_id") == rid) == 1
+
+
+def alive_token(world: World, accessor: str) -> dict[str, Any]:
+    """The token behind `accessor`, or {} when it ended between the listing and the lookup (an unwrapped wrap)."""
+    try:
+        data: dict[str, Any] = world.vault.auth.token.lookup_accessor(accessor)["data"]
+    except InvalidRequest:
+        return {}
+    return data
 
 
 @pytest.mark.parametrize(
@@ -207,7 +217,7 @@ def test_list_help_and_deny(world: World):
     world.client.click(APPROVER_2, "approve", rid)
     name = world.client.last_response_name
     assert "already decided" in world.slack.wait_for(lambda: world.slack.responses_to(name))[0]["text"]
-    assert world.audit_names(rid) == ["requested", "denied"]
+    assert [e for e in world.audit_names(rid) if e != "reminded"] == ["requested", "denied"]  # see above: remind_after
 
 
 def test_request_form(world: World):
@@ -255,7 +265,7 @@ def test_healthz(world: World):
 
     with urllib.request.urlopen(f"{world.bot.url}/healthz", timeout=5) as response:
         assert response.status == 200
-        assert json.load(response) == {"database": "ok", "vault": "ok", "scheduler": "ok", "role": "leader"}
+        assert json.load(response) == {"database": "ok", "vault": "ok", "scheduler": "ok", "anchor": "ok", "role": "serve"}
 
 
 def test_metrics_follow_the_audit_trail(world: World):

@@ -1,4 +1,4 @@
-"""Fault tests with real processes: replicas with the leader killed, Vault stopped, Slack failing, PostgreSQL sessions killed."""
+"""Fault tests with real processes: a replica killed while grants come due, Vault stopped, Slack failing, PostgreSQL sessions killed."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def request_and_approve(client: SignedSlackClient, slack: SlackStandIn, user: st
     return rid
 
 
-def test_three_replicas_leader_killed_while_grants_come_due(tmp_path, openbao, bot_vault_token):
+def test_three_replicas_one_killed_while_grants_come_due_the_others_end_them(tmp_path, openbao, bot_vault_token):
     with fresh_database("postgresql", tmp_path) as db_url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
         env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
@@ -78,22 +78,14 @@ def test_three_replicas_leader_killed_while_grants_come_due(tmp_path, openbao, b
         replicas = [ServeProcess(env, tmp_path / f"replica-{i}.log").start() for i in range(3)]
         trail = Trail(db_url)
         try:
-            roles = [r.health()[1]["role"] for r in replicas]
-            assert roles.count("leader") == 1, roles
-            leader = replicas[roles.index("leader")]
-            followers = [r for r in replicas if r is not leader]
-            # Grants approved on every replica, coming due while the leader is dead.
+            # Grants approved on every replica, coming due while one of them is dead: no leader to wait for.
             rids = []
             for i, replica in enumerate(replicas):
                 client = SignedSlackClient(replica.url, SIGNING_SECRET, standin=slack)
                 rids.append(request_and_approve(client, slack, REQUESTERS[i], f"db-admin-staging {3 + i}s replica {i}"))
             for rid in rids:
                 trail.wait(rid, "issued")
-            leader.kill()
-            deadline = time.monotonic() + 15
-            while not any(f.health()[1].get("role") == "leader" for f in followers):
-                assert time.monotonic() < deadline, "no follower took over"
-                time.sleep(0.2)
+            replicas[0].kill()
             for rid in rids:
                 trail.wait(rid, "expired", timeout=20)
             for rid in rids:
@@ -226,7 +218,7 @@ def test_postgres_sessions_terminated_mid_run(tmp_path, openbao, bot_vault_token
         rid = request_and_approve(client, slack, REQUESTER, "db-admin-staging 4s pg chaos")
         trail.wait(rid, "issued")
         trail.engine.dispose()
-        assert terminate() >= 1  # the leader's lock session and the pool's connections
+        assert terminate() >= 1  # the pool's connections
         second = request_and_approve(client, slack, "U0DEV0002", "db-admin-staging 3s after the chaos", APPROVER_2)
         trail.wait(second, "issued")
         trail.engine.dispose()
@@ -234,10 +226,6 @@ def test_postgres_sessions_terminated_mid_run(tmp_path, openbao, bot_vault_token
         for r in (rid, second):
             trail.wait(r, "expired", timeout=20)
             assert trail.names(r).count("expired") == 1
-        deadline = time.monotonic() + 10
-        while bot.runtime.role() != "leader":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
         assert bot.runtime.health() == {"database": True, "vault": True, "scheduler": True}
         trail.engine.dispose()
 

@@ -1,4 +1,4 @@
-"""The README's install guide followed step by step, as a new admin would, against a fresh OpenBao, the Slack stand-in
+"""The install guide (docs/install.md) followed step by step, as a new admin would, against a fresh OpenBao, the Slack stand-in
 and real `jitbot` processes: vault sync and the bot's token, the manifest's URLs, `jitbot check` and its named
 mistakes, `jitbot serve` over HTTP and Socket Mode, and the failures the guide's table says come first."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -34,7 +35,7 @@ PLACEHOLDER = "https://jitbot.example.com/slack/events"
 
 @dataclass
 class Install:
-    """What the Vault operator did in step 1 of "Install in a real Slack workspace and Vault"."""
+    """What the Vault operator did in step 1 of docs/install.md."""
 
     workdir: Path
     vault_addr: str
@@ -77,6 +78,10 @@ def vault() -> Iterator[OpenBaoDevServer]:
         yield server
 
 
+# The shipped catalog's scopes whose backends docs/kinds.md sets up: the SSH and PKI CA mounts, a database role.
+UNSET_BACKENDS = {"web-ssh", "api-client-cert", "database/jit-orders-read"}
+
+
 @pytest.fixture(scope="module")
 def install(vault: OpenBaoDevServer, tmp_path_factory: pytest.TempPathFactory) -> Install:
     workdir = tmp_path_factory.mktemp("install")
@@ -93,8 +98,10 @@ def install(vault: OpenBaoDevServer, tmp_path_factory: pytest.TempPathFactory) -
         DATABASE_URL=f"sqlite:///{workdir / 'unused.db'}",
         **operator,
     )
-    assert sync.returncode == 0, sync.stderr
-    # The README's command, word for word, with the `-field=token` it suggests to print only the token.
+    # The shipped catalog's database, SSH and PKI scopes need their backends (a database role, the SSH and PKI CA mounts), which
+    # docs/kinds.md sets up: until then vault sync names them and exits 1; everything else is written.
+    assert sync.returncode == 1 and unset_backends(sync.stdout) == UNSET_BACKENDS, sync.stdout
+    # The guide's command, word for word, with the `-field=token` it suggests to print only the token.
     command = [
         find_bao(),
         "token",
@@ -140,7 +147,7 @@ def manifest_for(url: str) -> dict[str, Any]:
     return loaded
 
 
-# --- "Install in a real Slack workspace and Vault", step 1: the Vault operator ---------------------------------------
+# --- docs/install.md, step 1: the Vault operator ---------------------------------------
 
 
 def test_vault_sync_then_a_token_holding_only_jitbot_bot(install: Install, vault: OpenBaoDevServer) -> None:
@@ -158,7 +165,7 @@ def test_vault_sync_then_a_token_holding_only_jitbot_bot(install: Install, vault
     assert all(
         capabilities["data"][path] == ["deny"] for path in ("sys/policies/acl/jitbot-bot", "auth/token/create", "secret/data/x")
     )
-    # The README's check of it, with the CLI an operator has.
+    # The guide's check of it, with the CLI an operator has.
     lookup = subprocess.run(
         [find_bao(), "token", "lookup", install.bot_vault_token],
         capture_output=True,
@@ -169,7 +176,15 @@ def test_vault_sync_then_a_token_holding_only_jitbot_bot(install: Install, vault
     fields = dict(line.split(None, 1) for line in lookup.stdout.splitlines() if len(line.split(None, 1)) == 2)
     assert lookup.returncode == 0 and fields["policies"] == "[jitbot-bot]" and fields["period"] == "24h", lookup.stdout
     again = jitbot("vault", "sync", JITBOT_CATALOG=str(install.catalog), VAULT_ADDR=vault.addr, VAULT_TOKEN=vault.root_token)
-    assert again.returncode == 0 and "created" not in again.stdout and "updated" not in again.stdout, again.stdout
+    assert again.returncode == 1 and unset_backends(again.stdout) == UNSET_BACKENDS, again.stdout
+    assert "created" not in again.stdout and "updated" not in again.stdout, again.stdout
+
+
+def unset_backends(output: str) -> set[str]:
+    """What the `error:` lines of vault sync name: the scope (ssh) or the database role (database) not set up."""
+    found = re.findall(r"^error: (?:scope (\S+?):|database role (\S+) does not exist)", output, re.M)
+    assert len(found) == len(re.findall(r"^error:", output, re.M)), output
+    return {scope or role for scope, role in found}
 
 
 # --- Slack guide, step 1: the manifest -----------------------------------------------------------------------------
@@ -233,7 +248,7 @@ def test_healthz_challenge_help_form_and_home_over_http(bot: ServeProcess, slack
     assert status == 200 and {k: health[k] for k in ("database", "vault", "scheduler")} == dict.fromkeys(
         ("database", "vault", "scheduler"), "ok"
     ), health
-    assert health["role"] == "leader", "the only replica leads"
+    assert health["role"] == "serve", "one process, web side and worker together"
 
     endpoint = manifest_for(f"{bot.url}/slack/events")["settings"]["event_subscriptions"]["request_url"]
     client = SignedSlackClient(endpoint, SIGNING_SECRET, standin=slack)
@@ -279,29 +294,17 @@ def test_an_app_token_as_the_bot_token_stops_start_up_with_one_line(
     assert APP_TOKEN not in result.stdout + result.stderr
 
 
-def test_a_token_slack_does_not_know_logs_invalid_auth(install: Install, slack: SlackStandIn, tmp_path: Path) -> None:
-    log = tmp_path / "serve.log"
-    other = ServeProcess(serve_env(install, slack, tmp_path / "other.db", SLACK_BOT_TOKEN="xoxb-another-apps-token"), log).start()
-    try:
-        status, _ = SignedSlackClient(other.url, SIGNING_SECRET, standin=slack).slash(REQUESTER, "help")
-        assert status == 503, "the workspace cannot be learned, so nothing is served"
-        wait_log(log, "could not learn the workspace from auth.test: invalid_auth")
-    finally:
-        other.stop()
-    # With SLACK_TEAM_ID set, commands are answered, but nothing the bot posts gets through.
-    pinned_log = tmp_path / "pinned.log"
-    env = serve_env(
-        install, slack, tmp_path / "pinned.db", SLACK_BOT_TOKEN="xoxb-another-apps-token", SLACK_TEAM_ID=slack.team_id
-    )
-    pinned = ServeProcess(env, pinned_log).start()
-    try:
-        status, answer = SignedSlackClient(pinned.url, SIGNING_SECRET, standin=slack).slash(
-            "U0DEV0003", "payments-read 10m INC-3 pinned"
+def test_a_token_slack_does_not_know_stops_start_up_with_one_line(install: Install, slack: SlackStandIn, tmp_path: Path) -> None:
+    # Another app's token (or a revoked one) would never work: the bot says so at start-up, SLACK_TEAM_ID set or not.
+    for pinned in ({}, {"SLACK_TEAM_ID": slack.team_id}):
+        env = serve_env(install, slack, tmp_path / "x.db", SLACK_BOT_TOKEN="xoxb-another-apps-token", **pinned)
+        result = jitbot("serve", "--port", "9", **env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == (
+            "jitbot: Slack refuses SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth Token (xoxb-…) "
+            "from your app's OAuth & Permissions page"
         )
-        assert status == 200 and "Request `JIT-" in answer["text"], answer
-        wait_log(pinned_log, "delivery failed: invalid_auth")
-    finally:
-        pinned.stop()
+        assert "another-apps-token" not in result.stdout + result.stderr
 
 
 def test_a_private_approval_channel_without_the_bot_then_invited(

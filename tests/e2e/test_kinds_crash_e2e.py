@@ -155,14 +155,17 @@ def test_a_crashed_database_issue_is_retried_once_and_the_orphan_login_dies_by_i
     recorded = world.rows(f"SELECT detail FROM audit_events WHERE request_id = '{rid}' AND event = 'issued'")[0][0]
     assert orphan.handle.id not in recorded  # the crashed attempt's reader token is not the grant's
     # Nobody holds the orphan's wrapping token (it was never delivered), and its reader token ends at the first
-    # attempt's end: Vault revokes its lease then, and the revocation statements drop its login.
-    reader = world.vault.auth.token.lookup_accessor(orphan.handle.id)["data"]
-    assert datetime.fromisoformat(reader["expire_time"]) <= orphan_order.until + timedelta(seconds=1)
-    assert len(_logins_of(rid)) == 2 and creds["username"] in _logins_of(rid)
+    # attempt's end: Vault revokes its lease then, and the revocation statements drop its login. The interrupted
+    # approval is due work retried 15 s after its decision, so on a slow machine the 8 s orphan may be gone already.
+    assert creds["username"] in _logins_of(rid)
+    if datetime.now(UTC) < orphan_order.until - timedelta(seconds=1):
+        reader = world.vault.auth.token.lookup_accessor(orphan.handle.id.partition("@")[0])["data"]
+        assert datetime.fromisoformat(reader["expire_time"]) <= orphan_order.until + timedelta(seconds=1)
+        assert len(_logins_of(rid)) == 2
     world.wait_audit(rid, "expired", timeout=20)
     wait_until(lambda: not _logins_of(rid), within=30, what="a login of the crashed grant survived its TTL")
     with pytest.raises(InvalidRequest):
-        world.vault.auth.token.lookup_accessor(orphan.handle.id)
+        world.vault.auth.token.lookup_accessor(orphan.handle.id.partition("@")[0])
 
 
 def test_a_crashed_ssh_issue_is_retried_once_and_the_orphan_certificate_ends_at_its_validity(

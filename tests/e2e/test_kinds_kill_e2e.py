@@ -146,7 +146,7 @@ def test_a_database_extension_killed_between_vault_and_the_store_leaves_one_work
     bot = ServeProcess(variables, tmp_path / "serve-2.log").start()
     try:
         assert logs_in(old)  # the grant's credential is the recorded one, untouched by the crash
-        reader = vault_root.auth.token.lookup_accessor(crashed["handle"].split(":", 1)[1])["data"]
+        reader = vault_root.auth.token.lookup_accessor(crashed["handle"].split(":", 1)[1].partition("@")[0])["data"]
         assert datetime.fromisoformat(reader["expire_time"]) <= datetime.fromisoformat(crashed["until"]) + timedelta(seconds=1)
         extend(slack, bot, db_url, rid, "5s")  # asked again (nothing was recorded, so the extension is still allowed)
         new = unwrap(openbao.addr, nth(slack, REQUESTER, rid, "unwrap", 2))
@@ -230,7 +230,7 @@ def test_jitbot_vault_sweep_ends_an_identity_grant_whose_bot_was_killed(
     time.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 1)  # the grant's end passes with no bot
     assert _reads(openbao.addr, linked_requester)  # fails open: the reason the sweeper exists
 
-    # The README's cron line: the sweeper's own small-policy token, no database, no Slack.
+    # docs/kinds.md's cron line: the sweeper's own small-policy token, no database, no Slack.
     sweeper = vault_root.auth.token.create(policies=["jitbot-sweeper"], no_default_policy=True, ttl="5m")["auth"]["client_token"]
     cron_env = {
         "PATH": "/usr/bin:/bin",

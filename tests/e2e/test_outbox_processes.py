@@ -109,6 +109,45 @@ def test_a_credential_lost_to_kill_9_is_replaced_and_the_old_one_is_dead(env, tm
     assert rows(db_url, "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL") == [(0,)]
 
 
+def test_slack_failing_the_dm_then_kill_9_leaves_one_working_credential_within_30s_with_the_default_wrap_ttl(
+    env, tmp_path, openbao, db_url, vault_root
+):
+    slack, variables = env
+    variables = {k: v for k, v in variables.items() if k != "JITBOT_WRAP_TTL"}  # the default: five minutes
+    first = ServeProcess(variables, tmp_path / "serve-1.log").start()
+    try:
+        client = SignedSlackClient(first.url, SIGNING_SECRET, standin=slack)
+        status, body = client.slash(REQUESTER, "payments-read 10m INC-13 every DM fails")
+        assert status == 200, body
+        rid = body["text"].split("`")[1]
+        wait_until(lambda: approval_messages(slack, rid), what="the approval message")
+        slack.fail_all("chat.postMessage", 503)  # every DM fails while the credential is issued
+        client.click(APPROVER, "approve", rid)
+        wait_until(lambda: "issued" in [e for e, _ in events(db_url, rid)], what="the issue")
+    finally:
+        first.kill()
+    slack.heal()
+    old = next(d["accessor"] for e, d in events(db_url, rid) if e == "issued")
+    check = json.loads(rows(db_url, "SELECT payload FROM outbox WHERE kind = 'credential'")[0][0])
+    assert check["accessor"] == old and check["wrap"] and "token" not in json.dumps(check).lower()  # never the token
+    second = ServeProcess(variables, tmp_path / "serve-2.log").start()
+    restarted = time.monotonic()
+    try:
+        dm = wait_until(lambda: credential_dms(slack, rid), timeout=30, what="a working credential within 30 s")
+        took = time.monotonic() - restarted
+        time.sleep(1.5)  # a second (duplicate) credential DM would show up by now
+        assert len(credential_dms(slack, rid)) == 1, credential_dms(slack, rid)
+    finally:
+        second.stop()
+    assert took < 30, took
+    token = hvac.Client(url=openbao.addr, token=WRAP_TOKEN.search(dm[0]).group(1)).sys.unwrap()["auth"]["client_token"]
+    assert hvac.Client(url=openbao.addr, token=token).auth.token.lookup_self()["data"]["policies"]
+    for dead in (old, check["wrap"]):  # the credential nobody received, and the wrapping token of the lost DM
+        with pytest.raises((Forbidden, InvalidRequest)):
+            vault_root.auth.token.lookup_accessor(dead)
+    assert [e for e, _ in events(db_url, rid)].count("reissued") == 1
+
+
 def test_kill_9_with_messages_queued_loses_none(env, tmp_path, db_url):
     slack, variables = env
     first = ServeProcess(variables, tmp_path / "serve-1.log").start()

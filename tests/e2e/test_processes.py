@@ -123,7 +123,7 @@ def test_secrets_reach_no_log_database_export_or_channel(env, tmp_path, openbao,
     for channel, messages in slack.messages.items():
         if channel != "D" + REQUESTER[1:]:
             haystacks[f"channel {channel}"] = repr(messages)
-    assert '"role": "leader"' in haystacks["log"]  # the log was really written
+    assert '"role": "serve"' in haystacks["log"]  # the log was really written
     for where, haystack in haystacks.items():
         for secret in secrets:
             assert secret not in haystack, f"a secret leaked into the {where}"

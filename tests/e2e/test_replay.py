@@ -15,9 +15,10 @@ from devkit.harness import LocalBot
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
+from grants.adapters.inbox_store import SqlInbox
 from grants.adapters.migrate import upgrade
-from grants.adapters.replay_cache import SqlReplayCache
-from grants.adapters.sql_store import make_engine
+from grants.adapters.sql_store import SqlStore, make_engine
+from grants.inbox import Work
 from tests.conftest import APPROVER, APPROVER_2, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
 from tests.databases import fresh_database
 
@@ -103,18 +104,20 @@ def test_a_request_from_another_workspace_is_refused_and_audited(world: World):
     assert status == 200 and "Request `JIT-" in body["text"]
 
 
-def test_the_cache_claims_once_and_purges_expired_keys(db_url: str):
+def test_the_inbox_records_a_key_once_and_purges_expired_done_keys(db_url: str):
     engine = make_engine(db_url)
     upgrade(engine)
-    cache = SqlReplayCache(engine)
+    inbox = SqlInbox(SqlStore(engine))
     now = datetime.now(UTC)
-    assert cache.first_time("k1", now + timedelta(minutes=6)) is True
-    assert cache.first_time("k1", now + timedelta(minutes=6)) is False
-    assert cache.first_time("old", now - timedelta(seconds=1)) is True
-    assert cache.purge(now) == 1
+    assert inbox.receive("k1", now + timedelta(minutes=6), None, None, now) is not None
+    assert inbox.receive("k1", now + timedelta(minutes=6), None, None, now) is None
+    assert inbox.receive("old", now - timedelta(seconds=1), None, None, now) is not None
+    # Work not yet done is never purged, however old its key: it is an acked promise.
+    assert inbox.receive("undone", now - timedelta(seconds=1), Work("click", {"body": {}}), None, now) is not None
+    assert inbox.purge(now) == 1
     with engine.connect() as connection:
-        keys = [r[0] for r in connection.exec_driver_sql("SELECT key FROM seen_requests")]
-    assert keys == ["k1"]
+        keys = sorted(r[0] for r in connection.exec_driver_sql("SELECT key FROM inbox"))
+    assert keys == ["k1", "undone"]
 
 
 @pytest.fixture
@@ -143,6 +146,13 @@ def test_two_replicas_on_one_postgresql_process_a_signed_body_once(two_replicas)
     status, body = to_second.raw(*recorder.sent[-1])
     assert status == 200 and "already processed" in body["text"]
     assert first.runtime is not None
+    undone = "SELECT count(*) FROM inbox WHERE kind IS NOT NULL AND done_at IS NULL"  # the request is made after the ack
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with first.runtime.store.engine.connect() as connection:
+            if not connection.exec_driver_sql(undone).scalar_one():
+                break
+        time.sleep(0.05)
     with first.runtime.store.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM requests").scalar_one() == 1
         rule = connection.exec_driver_sql("SELECT detail FROM audit_events WHERE event = 'rejected'").scalar_one()

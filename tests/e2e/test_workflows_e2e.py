@@ -111,7 +111,8 @@ def test_self_service_extension_and_the_offer_on_a_second_request(w: World):
     rid = body["text"].split("`")[1]
     assert "approved automatically" in body["text"]
     old = w.unwrap(w.wrapping_token(REQUESTER, rid))
-    offer = slash(w, REQUESTER, "staging-read 1m again")
+    slash(w, REQUESTER, "staging-read 1m again")  # the offer needs the database: it follows the ack
+    offer = w.slack.wait_for(lambda: w.slack.responses_to(w.client.last_response_name))[-1]
     assert f"extend {rid}" in offer["text"] and "[Extend]" in shown({"blocks": offer["blocks"]})
     slash(w, REQUESTER, f"extend {rid} 10m")
     assert "extended until" in reply(w)

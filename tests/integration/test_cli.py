@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.settings import SettingsError, load_settings
+from devkit.openbao import OpenBaoDevServer
 from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.domain import AuditEvent
@@ -132,24 +133,63 @@ def test_serve_without_settings_stops_with_one_clear_message(tmp_path):
     assert "is missing: set it to" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_vault_sync_cli_is_idempotent(openbao):
-    env = {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.root_token}
-    first = jitbot("vault", "sync", **env)
-    assert first.returncode == 0, first.stderr
-    second = jitbot("vault", "sync", **env)
-    assert second.returncode == 0 and "unchanged" in second.stdout
+def test_vault_sync_cli_is_idempotent():
+    with OpenBaoDevServer() as fresh:  # its own: the session's server may have been synced by an earlier test
+        env = {"VAULT_ADDR": fresh.addr, "VAULT_TOKEN": fresh.root_token}
+        first = jitbot("vault", "sync", **env)
+        assert "policy jitbot-bot: created" in first.stdout, first.stderr
+        second = jitbot("vault", "sync", **env)
+    assert "unchanged" in second.stdout
     assert "created" not in second.stdout and "updated" not in second.stdout
 
 
-def test_db_upgrade(tmp_path):
+def test_db_upgrade_says_what_it_did(tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    newest = max(p.name[:4] for p in (ROOT / "grants/adapters/migrations/versions").glob("0*.py"))
     result = jitbot("db", "upgrade", DATABASE_URL=url)
-    assert result.returncode == 0 and "up to date" in result.stdout
+    assert result.returncode == 0 and result.stdout.strip() == f"database schema created (revision {newest})", result.stdout
     engine = make_engine(url)
     with engine.connect() as connection:
-        newest = max(p.name[:4] for p in (ROOT / "grants/adapters/migrations/versions").glob("0*.py"))
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == newest
     engine.dispose()
+    again = jitbot("db", "upgrade", DATABASE_URL=url)
+    assert (
+        again.returncode == 0 and again.stdout.strip() == f"database schema already up to date (revision {newest}); nothing to do"
+    )
+
+
+def test_db_upgrade_from_an_older_revision_names_both(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0001")
+    engine.dispose()
+    newest = max(p.name[:4] for p in (ROOT / "grants/adapters/migrations/versions").glob("0*.py"))
+    result = jitbot("db", "upgrade", DATABASE_URL=url)
+    assert result.returncode == 0 and result.stdout.strip() == f"database schema migrated from revision 0001 to {newest}"
+
+
+def test_vault_sync_without_a_token_asks_for_an_admin_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "vault", "sync"],
+        cwd=ROOT,
+        env={**env, "VAULT_ADDR": "http://127.0.0.1:9"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "ADMIN token" in result.stderr and "Traceback" not in result.stderr
+    assert "holding the jitbot-bot policy" not in result.stderr
+
+
+def test_vault_sync_fails_naming_the_ssh_role_it_could_not_write():
+    # The shipped catalog has an ssh scope; a fresh OpenBao has no SSH mount, so its role cannot be written.
+    with OpenBaoDevServer() as server:
+        result = jitbot("vault", "sync", VAULT_ADDR=server.addr, VAULT_TOKEN=server.root_token)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("error:")]
+    assert any("scope web-ssh" in line and "ssh role" in line for line in failed), result.stdout
+    assert "could not be set up" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_deleting_the_newest_events_breaks_verify(trail):

@@ -21,10 +21,12 @@ from grants.adapters.kinds.database import (
     issue_database_credential,
     sync_database,
 )
+from grants.adapters.kinds.database_kind import parts
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.catalog import DatabaseScope, load_catalog, parse_catalog
-from grants.credentials import CredentialHandle, CredentialStatus, ForeignCredential, IssueOrder
+from grants.credentials import MAX_WRAP_TTL, CredentialHandle, CredentialStatus, ForeignCredential, IssueOrder
 from grants.domain import CredentialError, new_request_id
+from grants.durations import format_duration
 from tests.databases import PG_ADMIN
 from tests.vault_fixtures import POLICY_DIR
 
@@ -32,7 +34,7 @@ ROLE = "jit-orders-read"
 # Per test process: two runs on one machine share the database `test`, and one must not drop the other's table.
 TABLE = f"jit_kind_orders_{os.getpid()}"
 PG_HOST = PG_ADMIN.split("://", 1)[1].split("@", 1)[1].split("/", 1)[0]  # 127.0.0.1:5432
-# The role definition the README gives the database operator (revocation ends sessions before dropping the role).
+# The role definition docs/kinds.md gives the database operator (revocation ends sessions before dropping the role).
 CREATION = [
     """CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';""",
     f'GRANT SELECT ON {TABLE} TO "{{{{name}}}}";',
@@ -86,8 +88,8 @@ def database_engine(vault_root: hvac.Client, vault_synced: list[str]) -> Iterato
             "db_name": "jit-pg",
             "creation_statements": CREATION,
             "revocation_statements": REVOCATION,
-            "default_ttl": "2h",
-            "max_ttl": "24h",
+            "default_ttl": "2h",  # the shipped scope's longest total
+            "max_ttl": "2h",
         },
     )
     sync_database(vault_root, shipped_database_scopes())  # what the session's `vault sync` wrote: no other cap
@@ -208,7 +210,7 @@ def test_a_failed_read_leaves_no_reader_token_behind(bot: hvac.Client, vault_roo
 
 
 def test_the_bot_cannot_create_a_reader_token_unwrapped_on_any_path(bot: hvac.Client, vault_root: hvac.Client) -> None:
-    """The README promises wrapping on every create path: the scope's reader role and the old shared one alike."""
+    """docs/security.md promises wrapping on every create path: the scope's reader role and the old shared one alike."""
     vault_root.write_data("auth/token/roles/jitbot-database", data={"allowed_policies": [f"jitbot-dbread-{ROLE}"]})
     for role in ("jitbot-orders-db-read", "jitbot-database"):  # an upgraded Vault may still hold the old role
         with pytest.raises(hvac.exceptions.Forbidden):
@@ -256,7 +258,9 @@ def test_each_database_scope_has_its_own_reader_role_and_a_capped_ttl_is_refused
 def test_sync_warns_about_roles_that_would_not_end_sessions_or_end_too_soon(
     vault_root: hvac.Client, database_engine: None
 ) -> None:
-    assert database_role_warnings(vault_root, ROLE, timedelta(hours=1)) == []
+    assert database_role_warnings(vault_root, ROLE, timedelta(hours=2)) == []
+    longer = database_role_warnings(vault_root, ROLE, timedelta(hours=1))  # 2h leases for a 1h scope
+    assert len(longer) == 2 and all("longer than the scopes' longest total (3600s)" in w for w in longer), longer
     vault_root.write_data(
         "database/roles/jit-weak",
         data={
@@ -293,8 +297,10 @@ def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openba
     assert issued.delivery.secret and issued.delivery.code == f"bao unwrap {issued.delivery.secret}"
     assert any("psql -h db.staging -d orders" in line for line in issued.delivery.lines)
     assert issued.delivery.secret not in repr(issued)  # never in logs
+    assert issued.wrapping is not None and kinds.wrap_status(issued.wrapping.accessor) is CredentialStatus.ALIVE
     creds = _unwrap(openbao, IssuedDatabaseCredential(issued.handle.id, issued.delivery.secret, timedelta(minutes=5)))
     session = _open_locked_session(creds)
+    assert kinds.wrap_status(issued.wrapping.accessor) is CredentialStatus.GONE  # unwrapped: its person has it
     assert kinds.status(issued.handle, request_id) is CredentialStatus.ALIVE
     with pytest.raises(ForeignCredential):
         kinds.revoke(issued.handle, "JIT-SOMEONE0")  # a row pointing at another grant's reader token
@@ -320,7 +326,7 @@ def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_to
     extended = kinds.extend(
         first.handle, replace(order, ttl=until - wrong_now, until=until, extends_by=timedelta(minutes=5)), scope
     )
-    ttl = bot.auth.token.lookup_accessor(extended.handle.id)["data"]["ttl"]
+    ttl = bot.auth.token.lookup_accessor(parts(extended.handle)[0].id)["data"]["ttl"]
     assert 14 * 60 <= ttl <= 15 * 60
     for handle in (first.handle, extended.handle):
         kinds.revoke(handle, request_id)
@@ -339,3 +345,24 @@ def test_a_reader_token_naming_the_request_only_in_its_metadata_is_never_revoked
             kinds.revoke(handle, rid)
         assert vault_root.auth.token.lookup(token["client_token"])["data"]["accessor"] == token["accessor"]
         vault_root.auth.token.revoke_accessor(token["accessor"])
+
+
+@pytest.mark.parametrize("wrap_seconds", [900, int(MAX_WRAP_TTL.total_seconds())])
+def test_a_longer_wrap_ttl_issues_database_grants_through_the_synced_policies(
+    openbao: OpenBaoDevServer, bot: hvac.Client, vault_root: hvac.Client, wrap_seconds: int
+) -> None:
+    """JITBOT_WRAP_TTL=900 (or its maximum) on the bot, against what the session's `vault sync` wrote without it: the
+    reader policy used to cap wrapping at 300 s, and every database grant failed with permission denied."""
+    kinds = credential_kinds(VaultSession(bot), wrap_ttl=timedelta(seconds=wrap_seconds))  # as the wiring builds them
+    scope = parse_catalog({"scopes": {"orders-db-read": DB_SCOPE}}).scopes["orders-db-read"]
+    request_id = new_request_id()
+    order = IssueOrder(request_id, "orders-db-read", "U0REQ001", timedelta(minutes=10), datetime.now(UTC) + timedelta(minutes=10))
+    issued = kinds.issue(order, scope)
+    assert issued.delivery.secret is not None
+    assert vault_root.write("sys/wrapping/lookup", token=issued.delivery.secret)["data"]["creation_ttl"] == wrap_seconds
+    assert f"within {format_duration(timedelta(seconds=wrap_seconds))}" in issued.delivery.lines[0]
+    creds = _unwrap(openbao, IssuedDatabaseCredential(issued.handle.id, issued.delivery.secret, timedelta(seconds=wrap_seconds)))
+    psycopg.connect(f"postgresql://{PG_HOST}/test", user=creds["username"], password=creds["password"]).close()
+    kinds.revoke(issued.handle, request_id)
+    # The bot's own create paths cap wrapping at the same bound: the setting is the only place the wrap TTL is chosen.
+    assert f'max_wrapping_ttl = "{int(MAX_WRAP_TTL.total_seconds()) // 3600}h"' in (POLICY_DIR / "jitbot-bot.hcl").read_text()

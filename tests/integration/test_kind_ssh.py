@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import base64
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import hvac
 import pytest
+from hvac.exceptions import InvalidRequest
 
 from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
-from grants.adapters.kinds.ssh_ca import SignedCertificate, sign_certificate, ssh_role_settings, write_ssh_role
+from grants.adapters.kinds.ssh_ca import (
+    SignedCertificate,
+    pinned_key_id,
+    sign_certificate,
+    ssh_role_settings,
+    write_ssh_role,
+)
 from grants.adapters.kinds.ssh_krl import is_revoked, write_krl
+from grants.adapters.kinds.ssh_revocations import SshRevocations
+from grants.adapters.migrate import upgrade
+from grants.adapters.sql_store import SqlStore, make_engine
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.catalog import Catalog, parse_catalog
 from grants.credentials import CredentialError, CredentialStatus, IssueOrder
+from grants.ssh_keys import parse_public_key
+from tests.databases import fresh_database
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
 
 ROLE = "jit-web-ssh"
@@ -31,6 +45,17 @@ def bot(openbao: OpenBaoDevServer, bot_vault_token: str, vault_root: hvac.Client
     return vault_client(openbao.addr, bot_vault_token)
 
 
+@pytest.fixture
+def revocations(tmp_path: Path) -> Iterator[SshRevocations]:
+    """The ssh kind's rows in a fresh (SQLite) database of the bot's schema."""
+    with fresh_database("sqlite", tmp_path) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        store = SqlStore(engine)
+        yield SshRevocations(store)
+        store.close()
+
+
 def _sign(
     bot: hvac.Client, key: Path, lifetime: timedelta, request_id: str, principals: list[str] = PRINCIPALS
 ) -> tuple[SignedCertificate, Path]:
@@ -40,17 +65,40 @@ def _sign(
     return certificate, path
 
 
-def test_the_certificate_logs_in_and_names_the_request(bot: hvac.Client, sshd: SshServer, tmp_path: Path) -> None:
+def test_the_certificate_logs_in_and_its_key_id_is_the_roles(bot: hvac.Client, sshd: SshServer, tmp_path: Path) -> None:
     sshd.allow_principals("web-admin")
     key = new_key(tmp_path, "alice")
     before = datetime.now(UTC)
     certificate, cert_path = _sign(bot, key, timedelta(minutes=10), "R-ssh-1")
-    assert certificate.key_id == "R-ssh-1"
+    fingerprint = parse_public_key(key.with_suffix(".pub").read_text()).fingerprint
+    assert certificate.key_id == pinned_key_id(ROLE, fingerprint) == f"jitbot-{ROLE}-{_hex(fingerprint)}"
     assert certificate.principals == ("web-admin",)
     assert certificate.serial > 0
     assert before + timedelta(minutes=9) < certificate.valid_before <= datetime.now(UTC) + timedelta(minutes=10, seconds=1)
     assert can_log_in(sshd, key, cert_path)
-    assert "ID R-ssh-1 (serial" in sshd.log_path.read_text()  # sshd's own log names the grant
+    # sshd's own log names the scope's role, the key and the serial (which the grant's `issued` event carries).
+    assert f"ID {certificate.key_id} (serial {certificate.serial})" in sshd.log_path.read_text()
+
+
+def _hex(fingerprint: str) -> str:
+    return base64.b64decode(fingerprint.split(":", 1)[1] + "=").hex()
+
+
+def test_the_bots_token_cannot_choose_a_key_id(bot: hvac.Client, vault_root: hvac.Client, tmp_path: Path) -> None:
+    """A holder of the bot's token signing for itself cannot put another grant's request ID into a certificate."""
+    public_key = new_key(tmp_path, "mallory").with_suffix(".pub").read_text()
+    asked = {"public_key": public_key, "cert_type": "user", "valid_principals": "web-admin", "ttl": "60s"}
+    with pytest.raises(InvalidRequest, match="setting key_id is not allowed by role"):
+        bot.write_data(f"ssh-client-signer/sign/{ROLE}", data=asked | {"key_id": "JIT-OTHER001"})
+    # A role an older `vault sync` wrote (the bot chose the key ID): the certificate is refused, with what to do.
+    vault_root.write_data("ssh-client-signer/roles/jit-old-ssh", data=ssh_role_settings(PRINCIPALS, timedelta(hours=1))
+                          | {"allow_user_key_ids": True, "key_id_format": ""})  # fmt: skip
+    with pytest.raises(CredentialError, match=r"does not pin the key ID.*run `jitbot vault sync`"):
+        sign_certificate(bot, "jit-old-ssh", public_key, PRINCIPALS, timedelta(minutes=1), "JIT-OLD00001")
+    assert "unchanged" not in write_ssh_role(vault_root, "jit-old-ssh", PRINCIPALS, timedelta(hours=1))  # sync repairs it
+    assert sign_certificate(bot, "jit-old-ssh", public_key, PRINCIPALS, timedelta(minutes=1), "JIT-OLD00001").key_id.startswith(
+        "jitbot-jit-old-ssh-"
+    )
 
 
 def test_an_unsigned_key_and_a_wrong_principal_do_not_log_in(bot: hvac.Client, sshd: SshServer, tmp_path: Path) -> None:
@@ -106,8 +154,8 @@ def test_a_krl_by_key_id_revokes_too_and_the_write_leaves_no_temporary_files(
 ) -> None:
     sshd.allow_principals("web-admin")
     key = new_key(tmp_path, "heidi")
-    _, cert_path = _sign(bot, key, timedelta(minutes=10), "R-by-id")
-    write_krl(sshd.krl_path, sshd.ca_public_key, key_ids=["R-by-id"])
+    certificate, cert_path = _sign(bot, key, timedelta(minutes=10), "R-by-id")
+    write_krl(sshd.krl_path, sshd.ca_public_key, key_ids=[certificate.key_id])
     assert not can_log_in(sshd, key, cert_path)
     assert sorted(p.name for p in sshd.krl_path.parent.iterdir() if p.name.startswith(".krl-")) == []
 
@@ -141,12 +189,13 @@ def _order(request_id: str, public_key: str | None, ttl: timedelta = timedelta(m
 
 
 def test_the_ssh_kind_behind_the_seam_issues_revokes_by_krl_and_extends(
-    bot: hvac.Client, vault_root: hvac.Client, sshd: SshServer, tmp_path: Path
+    bot: hvac.Client, vault_root: hvac.Client, sshd: SshServer, tmp_path: Path, revocations: SshRevocations
 ) -> None:
     sshd.allow_principals("web-admin")
-    kinds = credential_kinds(VaultSession(bot), ssh_krl_path=sshd.krl_path)
+    # The JITBOT_SSH_KRL copy is the host's file here: each revoke rewrites it from the database.
+    kinds = credential_kinds(VaultSession(bot), ssh=revocations, ssh_krl_copy=sshd.krl_path)
     catalog = _ssh_catalog()
-    operator = credential_kinds(VaultSession(vault_root), ssh_krl_path=tmp_path / "operator.krl")
+    operator = credential_kinds(VaultSession(vault_root))
     assert "ssh role ssh-client-signer/jit-web-ssh: unchanged" in operator.sync(catalog)  # the bot fixture wrote it
     scope = catalog.scopes["web-ssh"]
     key = new_key(tmp_path, "ivan")
@@ -176,10 +225,12 @@ def test_the_ssh_kind_behind_the_seam_issues_revokes_by_krl_and_extends(
         kinds.sync(catalog)  # the bot's own token cannot write signer roles: an operator runs `jitbot vault sync`
 
 
-def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_end(bot: hvac.Client, tmp_path: Path) -> None:
+def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_end(
+    bot: hvac.Client, tmp_path: Path, revocations: SshRevocations
+) -> None:
     """The bot's clock jumped 20 minutes back between issue and extension: by its reckoning 35m are left, but the grant
     ends 15m from now. A certificate cannot be recalled, so its validity must stop at the approved end regardless."""
-    kinds = credential_kinds(VaultSession(bot), ssh_krl_path=tmp_path / "r.krl")
+    kinds = credential_kinds(VaultSession(bot), ssh=revocations)
     scope = _ssh_catalog().scopes["web-ssh"]
     public_key = new_key(tmp_path, "judy").with_suffix(".pub").read_text()
     order = _order("R-jump-1", public_key)
@@ -192,9 +243,9 @@ def test_an_extension_after_a_backward_clock_jump_never_outlives_the_approved_en
     assert kinds.status(extended.handle, "R-jump-1") is CredentialStatus.ALIVE  # delivered, not revoked
 
 
-def test_no_time_left_signs_nothing(bot: hvac.Client, tmp_path: Path) -> None:
+def test_no_time_left_signs_nothing(bot: hvac.Client, tmp_path: Path, revocations: SshRevocations) -> None:
     """A ttl of 0 would make Vault sign for the role's default (the scope's longest total): refuse instead."""
-    kinds = credential_kinds(VaultSession(bot), ssh_krl_path=tmp_path / "r.krl")
+    kinds = credential_kinds(VaultSession(bot), ssh=revocations)
     scope = _ssh_catalog().scopes["web-ssh"]
     public_key = new_key(tmp_path, "kim").with_suffix(".pub").read_text()
     first = kinds.issue(_order("R-late-1", public_key), scope)

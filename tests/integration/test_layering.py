@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,44 @@ def test_a_forbidden_import_breaks_the_check(tmp_path, module, line, contract):
     result = lint(repo)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout and contract in result.stdout
+
+
+def core_modules() -> list[Path]:
+    return [p for p in (ROOT / "grants").rglob("*.py") if "adapters" not in p.relative_to(ROOT / "grants").parts]
+
+
+def test_every_use_case_module_is_in_the_one_way_contract():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["name"].startswith("Use cases import one way")]
+    named = {m.strip() for layer in layers for m in layer.split("|")}
+    modules = {f"grants.usecases.{p.stem}" for p in (ROOT / "grants" / "usecases").glob("*.py") if p.stem != "__init__"}
+    assert modules - named == set(), "a use case outside the layers contract escapes the one-way rule: add it to pyproject.toml"
+
+
+def test_every_protocol_of_the_core_is_in_the_ports_module():
+    stray = []
+    for path in core_modules():
+        where = str(path.relative_to(ROOT))
+        if where == "grants/ports.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and "Protocol" in [ast.unparse(b) for b in node.bases]:
+                stray.append(f"{where}: {node.name}")
+    assert stray == [], f"ports live in grants/ports.py, not beside their users: {stray}"
+
+
+# Slack's ID shapes (U…/W… users, S… user groups, C…/G… channels, written as patterns or as `U…` in messages) and
+# its command words belong to the Slack side (bot/slack_catalog.py), which checks them at start-up and in `jitbot check`.
+_SLACK_SHAPES = re.compile(r"\[UW\]|\[CG\]|\^S\[|\b[UWSCG]…|subcommand", re.I)
+
+
+def test_the_core_names_no_slack_id_format_nor_subcommand():
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in core_modules()
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if _SLACK_SHAPES.search(line)
+    ]
+    assert found == [], found
+    slack_side = (ROOT / "bot" / "slack_catalog.py").read_text(encoding="utf-8")
+    assert len(_SLACK_SHAPES.findall(slack_side)) >= 5, "the pattern finds what it looks for"

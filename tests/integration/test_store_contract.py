@@ -177,35 +177,6 @@ def test_appends_go_on_after_the_chain_head_row_was_deleted(store):
     assert store.chain_head() == (3, events[-1].hash)
 
 
-def test_save_many_writes_each_change_that_wins_its_cas_in_one_go(store):
-    from grants.changes import Change
-    from grants.outbox import changed, told
-
-    first, second, third = (make_request(f"JIT-BATCH00{i}", f"U0REQ000{i}") for i in (1, 2, 3))
-    for request in (first, second, third):
-        store.create(request, event("requested", request))
-    assert store.save(second.advance(Event.APPROVED), 0, event("approved", second))  # `second` moved on: version 1
-    before = len(store.pending()) if hasattr(store, "pending") else store.outbox_backlog()
-    saved = store.save_many(
-        [
-            Change(first.advance(Event.APPROVED), 0, event("approved", first), [changed(first.id)]),
-            Change(second.advance(Event.DENIED), 0, event("denied", second), [told(second.id, Event.DENIED)]),  # stale
-            Change(
-                third.advance(Event.APPROVED), 0, event("approved", third), [changed(third.id), told(third.id, Event.APPROVED)]
-            ),
-        ]
-    )
-    assert saved == [True, False, True]
-    assert store.get(first.id).state is State.APPROVED and store.get(third.id).state is State.APPROVED
-    assert store.get(second.id).state is State.APPROVED  # the lost CAS wrote nothing
-    events = list(store.events(AuditQuery()))
-    assert [(e.event, e.request_id) for e in events[-2:]] == [("approved", first.id), ("approved", third.id)]
-    assert "denied" not in [e.event for e in events] and verify(events).intact
-    after = len(store.pending()) if hasattr(store, "pending") else store.outbox_backlog()
-    assert after - before == 3  # the winners' notices only
-    assert store.save_many([]) == []
-
-
 def test_an_extension_asked_before_asks_were_numbered_keeps_the_reference_its_buttons_show(store):
     """Rows waiting on an extension when migration 0008 ran have no number: their buttons said `e<extensions + 1>`."""
     request = make_request()

@@ -75,7 +75,7 @@ def test_sync_writes_every_policy_and_one_role_per_scope_and_is_idempotent(
     count = len(stems) + len(roles)
     assert [line.rsplit(": ", 1)[0] for line in vault_synced[:count]] == [f"policy {s}" for s in stems] + roles
 
-    again = sync(vault_root, POLICY_DIR, catalog, credential_kinds(VaultSession(vault_root), ssh_krl_path=tmp_path / "r.krl"))
+    again = sync(vault_root, POLICY_DIR, catalog, credential_kinds(VaultSession(vault_root)))
     assert again[:count] == [f"policy {s}: unchanged" for s in stems] + [f"{r}: unchanged" for r in roles]
     for stem in stems:
         assert vault_root.sys.read_acl_policy(stem)["data"]["policy"] == (POLICY_DIR / f"{stem}.hcl").read_text()

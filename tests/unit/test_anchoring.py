@@ -1,12 +1,15 @@
-"""The leader anchors the chain head only over an anchor the stored chain still continues (KV check-and-set)."""
+"""Any worker anchors the chain head only over an anchor the stored chain still continues (KV check-and-set)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
+from grants import outbox
 from grants.audit import GENESIS_HASH, AnchorMoved, AuditQuery, chained, continues
+from grants.credentials import CredentialError
 from grants.domain import AuditEvent
 from grants.usecases.auditing import verify_trail
 from tests.catalogs import APPROVER_1, REQUESTER, make_catalog
@@ -32,7 +35,7 @@ def refusals(core: Core) -> list[AuditEvent]:
 
 
 def restart(core: Core, anchor: FakeAnchor) -> Core:
-    """A new process over the same database and the same anchor (what a restart or a leader change is)."""
+    """A new process over the same database and the same anchor (what a restart or another worker taking over is)."""
     fresh = bootstrap(make_catalog(), clock=core.clock, store=core.store)
     fresh.service.deps.anchor = anchor
     return fresh
@@ -52,11 +55,11 @@ def rehash(core: Core) -> None:
 def test_the_head_is_anchored_as_it_moves_and_the_trail_verifies() -> None:
     core, anchor = anchored_core()
     core.service.anchor_chain()
-    assert anchor.versions == []  # an empty trail has nothing to anchor
+    assert [(a.seq, a.version) for a in anchor.versions] == [(0, 1)]  # an empty trail is anchored too (fail closed)
     history(core)
     core.service.anchor_chain()
     core.service.anchor_chain()  # nothing moved: no second write
-    assert [(a.seq, a.version) for a in anchor.versions] == [(core.store.chain_head()[0], 1)]
+    assert [(a.seq, a.version) for a in anchor.versions] == [(0, 1), (core.store.chain_head()[0], 2)]
     history(core)
     core.service.anchor_chain()
     assert anchor.versions[-1].seq == core.store.chain_head()[0] and verify_trail(core.store, anchor).intact
@@ -97,23 +100,23 @@ def test_anchoring_resumes_once_an_operator_re_anchors_the_current_head() -> Non
     core.service.anchor_chain()
     assert len(refusals(core)) == 1
     seq, hash_ = core.store.chain_head()
-    anchor.write(seq, hash_, anchor.versions[-1].version)  # the operator, with Vault rights the bot lacks (README)
+    anchor.write(seq, hash_, anchor.versions[-1].version)  # the operator, with Vault rights the bot lacks (docs/operations.md)
     history(core)
     core.service.anchor_chain()
     assert anchor.versions[-1].seq == core.store.chain_head()[0] and len(refusals(core)) == 1
     assert verify_trail(core.store, anchor).intact
 
 
-def test_two_leaders_cannot_put_an_older_head_over_a_newer_one() -> None:
+def test_two_workers_cannot_put_an_older_head_over_a_newer_one() -> None:
     core, anchor = anchored_core()
     history(core)
     core.service.anchor_chain()
     stale = anchor.latest()
     assert stale is not None
     history(core)
-    restart(core, anchor).service.anchor_chain()  # the other leader anchors the newer head
+    restart(core, anchor).service.anchor_chain()  # the other worker anchors the newer head
     with pytest.raises(AnchorMoved):
-        anchor.write(stale.seq, stale.hash, stale.version)  # what the slower leader would try
+        anchor.write(stale.seq, stale.hash, stale.version)  # what the slower worker would try
     core.service.anchor_chain()  # its next tick reads the anchor again and leaves it as it is
     assert anchor.versions[-1].seq == core.store.chain_head()[0] and refusals(core) == []
 
@@ -130,3 +133,60 @@ def test_the_chain_must_continue_the_anchored_event_to_the_head() -> None:
     core.store.audit[outside.seq - 1] = edited
     assert "rewritten" in continues(core.store.events(AuditQuery(from_seq=outside.seq)), outside, head)
     assert "truncated" in continues(iter(()), outside, (outside.seq - 1, "x"))
+
+
+class UnwritableAnchor(FakeAnchor):
+    """An anchor path the bot's policy does not cover (or a wrong mount): every write fails."""
+
+    def write(self, seq: int, hash_: str, version: int) -> None:
+        raise CredentialError("could not anchor the audit chain at secret/wrong: Forbidden: permission denied")
+
+
+def alerts(core: Core) -> list[str]:
+    return [str(row["notice"].args.get("alert")) for row in core.store.outbox if row["notice"].kind == outbox.ALERT]
+
+
+def test_an_anchor_not_written_for_a_minute_is_one_alert_down_and_fails_verify() -> None:
+    core = bootstrap(make_catalog())
+    anchor = UnwritableAnchor(core.clock)
+    core.service.deps.anchor = anchor
+    history(core)
+    with pytest.raises(CredentialError):
+        core.service.anchor_chain()
+    assert core.service.anchor_up() and "anchor_down" not in alerts(core)  # within its first minute
+    assert verify_trail(core.store, anchor, core.clock.now()).intact
+    core.clock.advance(timedelta(seconds=61))
+    for _ in range(3):
+        with pytest.raises(CredentialError):
+            core.service.anchor_chain()
+    assert alerts(core).count("anchor_down") == 1  # one alert per outage, not one per tick
+    assert not core.service.anchor_up()
+    verdict = verify_trail(core.store, anchor, core.clock.now())
+    assert not verdict.intact and verdict.broken_seq == 1 and "no anchor in Vault vouches" in (verdict.why or "")
+    assert verify_trail(core.store, anchor).intact  # without `now` (the demo's own check): the chain alone
+
+
+def test_an_empty_trail_without_an_anchor_is_vouched_for_by_nothing() -> None:
+    """What a database insider leaves after deleting every event and the head, when the anchor was never written."""
+    core = bootstrap(make_catalog())
+    anchor = UnwritableAnchor(core.clock)
+    core.service.deps.anchor = anchor
+    assert core.service.anchor_up()  # a process's first minute: nothing to vouch for yet
+    core.clock.advance(timedelta(seconds=61))
+    assert not core.service.anchor_up()
+    verdict = verify_trail(core.store, anchor, core.clock.now())
+    assert not verdict.intact and "holds no events" in (verdict.why or "")
+
+
+def test_a_written_anchor_vouches_and_a_stale_one_does_not() -> None:
+    core, anchor = anchored_core()
+    history(core)
+    core.service.anchor_chain()
+    core.clock.advance(timedelta(seconds=300))
+    assert core.service.anchor_up() and verify_trail(core.store, anchor, core.clock.now()).intact  # idle: still covered
+    history(core)  # new events, and then the anchor can no longer be written
+    core.clock.advance(timedelta(seconds=61))
+    assert not core.service.anchor_up()
+    assert not verify_trail(core.store, anchor, core.clock.now()).intact
+    core.service.anchor_chain()  # written again: vouched again
+    assert core.service.anchor_up() and verify_trail(core.store, anchor, core.clock.now()).intact

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import slack_catalog
 from grants.catalog import CatalogError, load_catalog, parse_catalog
 from grants.people import People
 from tests.catalogs import catalog_data
@@ -97,6 +98,23 @@ def test_check_lists_every_problem_of_a_broken_catalog(tmp_path):
     assert str(tmp_path / "catalog.toml") in out
 
 
+def test_a_malformed_duration_hides_none_of_its_scopes_other_problems():
+    data = catalog_data()
+    scope = data["scopes"]["payments-read"]
+    scope["default_duration"], scope["max_duration"] = "15x", "zz"
+    scope["approvers"] = ["group:nosuch", *scope["approvers"]]
+    scope["policies"] = [*scope["policies"], "nope"]
+    with pytest.raises(CatalogError) as error:
+        parse_catalog(data, SHIPPED.parent)
+    problems = error.value.problems
+    assert any("default_duration: `15x` is not a duration" in p for p in problems), problems
+    assert any("max_duration: `zz` is not a duration" in p for p in problems), problems
+    assert any("scopes.payments-read.approvers: unknown group `group:nosuch`" in p for p in problems), problems
+    assert any("no policy file `nope.hcl`" in p for p in problems), problems
+    # The defaults standing in for the malformed durations are not the file's: no order problem is made up from them.
+    assert not any("min_duration <= default_duration" in p for p in problems), problems
+
+
 def test_missing_catalog_file_says_what_to_set(tmp_path):
     with pytest.raises(CatalogError, match="JITBOT_CATALOG"):
         load_catalog(tmp_path / "absent.toml")
@@ -114,7 +132,7 @@ def test_bad_user_ids_and_star_approvers_are_refused():
     data["groups"] = {"db-oncall": ["alice"]}
     data["scopes"]["payments-read"]["approvers"] = ["*"]
     with pytest.raises(CatalogError) as error:
-        parse_catalog(data)
+        slack_catalog.parse_catalog(data)
     text = "\n".join(error.value.problems)
     assert "`alice` is not a Slack user ID" in text and "`*` is not allowed here" in text
 
@@ -126,7 +144,7 @@ def test_a_channel_name_or_anything_but_its_id_is_refused(channel):
     data = catalog_data()
     data["settings"] = {**data["settings"], "approval_channel": channel, "alert_channel": channel}
     with pytest.raises(CatalogError) as error:
-        parse_catalog(data)
+        slack_catalog.parse_catalog(data)
     assert error.value.problems == [
         f"settings.{key}: `{channel}` is not a Slack channel ID (C…); open the channel → its name → About → copy the Channel ID"
         for key in ("approval_channel", "alert_channel")
@@ -137,7 +155,7 @@ def test_a_channel_name_or_anything_but_its_id_is_refused(channel):
 def test_a_channel_id_or_none_is_accepted(channel):
     data = catalog_data()
     data["settings"] = {**data["settings"], "approval_channel": channel, "alert_channel": channel}
-    assert parse_catalog(data).settings.approval_channel == channel
+    assert slack_catalog.parse_catalog(data).settings.approval_channel == channel
 
 
 def test_check_shows_what_each_scope_grants_so_a_read_scope_visibly_reads():
@@ -164,7 +182,7 @@ def test_a_scope_whose_token_role_jitbot_owns_is_reported_with_the_other_problem
         "approvers": ["U0APPR001"],
     }
     with pytest.raises(CatalogError) as caught:
-        parse_catalog({"scopes": {"database": reader, "list": {**reader, "description": ""}}})
+        slack_catalog.parse_catalog({"scopes": {"database": reader, "list": {**reader, "description": ""}}})
     problems = caught.value.problems
     assert (
         "scopes.database: `database` is reserved (token role `jitbot-database` belongs to jitbot itself); rename the scope"
@@ -172,3 +190,24 @@ def test_a_scope_whose_token_role_jitbot_owns_is_reported_with_the_other_problem
     )
     assert any(p.startswith("scopes.list: `list` is a subcommand word") for p in problems)  # all reported together
     assert any("scopes.list.description: empty" in p for p in problems)
+
+
+def test_the_core_knows_no_slack_ids_and_the_slack_side_checks_them_with_the_core_problems():
+    """The core takes any principal name; Slack's ID formats and subcommand words are the Slack side's check, and
+    `jitbot check` (the Slack side's loader) reports both halves together."""
+    data = catalog_data()
+    data["groups"] = {"db-oncall": ["alice@example.com"]}
+    data["settings"] = {**data["settings"], "approval_channel": "#approvals"}
+    data["scopes"]["help"] = {**data["scopes"]["payments-read"], "requesters": ["group:ghosts"]}
+    with pytest.raises(CatalogError) as core_only:
+        parse_catalog(data)
+    assert core_only.value.problems == ["scopes.help.requesters: unknown group `group:ghosts`; define it under [groups]"]
+    with pytest.raises(CatalogError) as both:
+        slack_catalog.parse_catalog(data)
+    assert set(both.value.problems) == {
+        "scopes.help.requesters: unknown group `group:ghosts`; define it under [groups]",
+        "groups.db-oncall: `alice@example.com` is not a Slack user ID (U…)",
+        "settings.approval_channel: `#approvals` is not a Slack channel ID (C…); open the channel → its name → About → copy "
+        "the Channel ID",
+        "scopes.help: `help` is a subcommand word; rename the scope",
+    }

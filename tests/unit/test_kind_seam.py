@@ -17,7 +17,7 @@ from tests.fakes import bootstrap
 ROOT = Path(__file__).resolve().parents[2]
 # The files a kind may live in (docs/architecture.md, "How to add a credential kind: three files") and its adapters.
 KIND_HOMES = ("grants/catalog.py", "grants/adapters/kinds/")
-MODELS = r"\b(VaultTokenScope|DatabaseScope|SshScope|VaultIdentityScope)\b"
+MODELS = r"\b(VaultTokenScope|DatabaseScope|SshScope|VaultIdentityScope|PkiScope)\b"
 
 
 def kind_name_uses(text: str) -> list[str]:
@@ -46,8 +46,9 @@ def test_no_product_code_outside_a_kinds_files_branches_on_a_kind():
 
 
 def test_every_kind_of_the_union_has_a_model_and_capabilities():
-    assert set(kind_models()) == {"vault_token", "database", "ssh", "vault_identity"}
+    assert set(kind_models()) == {"vault_token", "database", "ssh", "vault_identity", "pki"}
     assert [k for k, m in kind_models().items() if m.needs_public_key] == ["ssh"]
+    assert [k for k, m in kind_models().items() if m.needs_csr] == ["pki"]
     assert [k for k, m in kind_models().items() if not m.ends_by_itself] == ["vault_identity"]
     assert "sessions already open survive" in revoke_caveat("ssh")
     assert revoke_caveat("database") == revoke_caveat("no-such-kind") == ""

@@ -86,6 +86,7 @@ def test_ended_states_take_nothing_but_refusals_and_reviews() -> None:
     assert OPEN.isdisjoint(ENDED) and OPEN | ENDED == set(State)
     assert Event.EXPORTED not in {event for _, event in LIFECYCLE}  # about the trail, never about a request
     assert Event.SSH_KEY_REGISTERED not in {event for _, event in LIFECYCLE}  # about a person, never about a request
+    assert Event.CSR_REGISTERED not in {event for _, event in LIFECYCLE}  # about a person, never about a request
     assert Event.NOTIFICATION_FAILED not in {event for _, event in LIFECYCLE}  # a message failed; the request did not change
     assert Event.ORPHAN_ENDED not in {event for _, event in LIFECYCLE}  # about a stray credential, changes no request
     assert Event.ANCHOR_REFUSED not in {event for _, event in LIFECYCLE}  # about the trail itself, never about a request
@@ -93,6 +94,7 @@ def test_ended_states_take_nothing_but_refusals_and_reviews() -> None:
         Event.REJECTED,
         Event.EXPORTED,
         Event.SSH_KEY_REGISTERED,
+        Event.CSR_REGISTERED,
         Event.NOTIFICATION_FAILED,
         Event.ORPHAN_ENDED,
         Event.ANCHOR_REFUSED,

@@ -190,7 +190,7 @@ def test_bolt_sees_the_listener_arguments_and_never_ctx():
     from bot.listeners import bind
 
     bound = bind(commands.elevate, context())
-    assert get_arg_names_of_callable(bound) == ["ack", "command", "client", "respond"]
+    assert get_arg_names_of_callable(bound) == ["ack", "command", "client", "respond", "context"]
     assert get_name_for_callable(bound) == "elevate", "log lines name the listener"
 
 

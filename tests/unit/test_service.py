@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from grants.audit import AuditQuery, verify
+from grants.deadlines import STUCK_APPROVAL_AFTER
 from grants.domain import AlreadyDecided, Event, InvalidRequest, NotAllowed, NotFound, State
 from tests.catalogs import ADMIN, APPROVER_1, APPROVER_2, APPROVER_3, AUDITOR, OUTSIDER, REQUESTER, make_catalog
 from tests.fakes import Core, bootstrap
@@ -193,33 +194,33 @@ def test_slack_failure_never_undoes_a_decision(world):
     assert service.approve(request.id, APPROVER_1).state is State.ACTIVE and issuer.live
 
 
-def test_reconcile_after_downtime(world):
+def test_what_fell_due_during_downtime_is_done_at_the_first_wake_up(world):
     service, store, issuer, timer = world.service, world.store, world.issuer, world.timer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
     service.approve(request.id, APPROVER_1)
     stale = service.request(APPROVER_3, "payments-read", "10m", "INC-2")
-    timer.jobs.clear()  # the bot died: its timers are gone
-    timer.clock.advance(timedelta(hours=2))
-    assert service.reconcile()["woken"] >= 2
-    timer.advance(timedelta(0))  # what was overdue is armed to run at once
+    timer.clock.advance(timedelta(hours=2))  # the bot was down: the claim loop finds both due and wakes each
+    for rid in (request.id, stale.id):
+        service.wake(rid)
     assert store.get(request.id).state is State.EXPIRED and store.get(stale.id).state is State.TIMED_OUT
     assert not issuer.live
 
 
-def test_reconcile_retries_a_stuck_approval(world):
+def test_an_approval_interrupted_before_vault_is_due_work_and_issued_once(world):
     service, store, issuer, timer = world.service, world.store, world.issuer, world.timer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
-    issuer.down = True
     # Simulate a crash between the decision and Vault: approved, never issued.
     pending = store.get(request.id)
     approval = pending.with_approval(given=(APPROVER_1,), decided_by=APPROVER_1, decided_at=timer.clock.now())
     approved = pending.advance(Event.APPROVED, approval=approval)
-    store.save(approved, pending.version, None)
-    issuer.down = False
-    assert service.reconcile()["retried"] == 0  # too fresh: the approving replica may still be at it
-    timer.clock.advance(timedelta(seconds=20))
-    assert service.reconcile()["retried"] == 1
+    service.deps.commit(pending, approved, Event.APPROVED, APPROVER_1)  # the approval's own commit arms its retry
+    assert store.get(request.id).wake_at == timer.clock.now() + STUCK_APPROVAL_AFTER
+    service.wake(request.id)
+    assert store.get(request.id).state is State.APPROVED and not issuer.live  # too fresh: the approver may be at it
+    timer.advance(STUCK_APPROVAL_AFTER)
     assert store.get(request.id).state is State.ACTIVE and len(issuer.live) == 1
+    service.wake(request.id)  # a second worker waking it too changes nothing
+    assert len(issuer.live) == 1 and store.names().count("issued") == 1
 
 
 def test_auditor_check_is_audited(world):

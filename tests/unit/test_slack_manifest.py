@@ -13,7 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
-from grants.catalog import SUBCOMMANDS
+from bot.listeners.commands import SUBCOMMAND_LIST
+from bot.slack_catalog import SUBCOMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 # Vendored from github.com/slackapi/manifest-schema (see tests/slack_manifest_schema/README.md).
@@ -87,5 +88,6 @@ def test_every_url_is_the_one_bolt_endpoint_and_the_usage_hint_names_every_subco
     assert urls == ["https://jitbot.example.com/slack/events"] * 4
     hint = command["usage_hint"]
     assert all(word in hint.split() for word in SUBCOMMANDS), hint
+    assert set(SUBCOMMAND_LIST.split(", ")) == SUBCOMMANDS, "the unknown-word reply lists exactly the subcommands"
     assert "<" not in hint, "placeholders are words, not markup"
     assert m["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]

@@ -102,8 +102,12 @@ def test_every_alert_kind_is_worded_at_the_edge_and_escapes_what_it_quotes(alert
     }
     text = messages.alert_text(alert, "JIT-ABCD1234", context)
     assert_clean([text])
-    if alert is Alert.ANCHOR_REFUSED:  # about the whole trail, not one request
+    if alert in (Alert.ANCHOR_REFUSED, Alert.ANCHOR_DOWN):  # about the whole trail, not one request
         assert messages.esc(HOSTILE) in text and "audit verify" in text
+    elif alert is Alert.AUDIT_STREAM_BEHIND:  # about a collector, not one request
+        words = messages.alert_text(alert, None, {**context, "sink": HOSTILE, "behind": 7, "since": "2026-12-07 21:00:00 UTC"})
+        assert_clean([words])
+        assert messages.esc(HOSTILE) in words and "7 or more waiting" in words and "since 2026-12-07 21:00:00 UTC" in words
     elif alert is not Alert.PLAIN:
         assert "JIT-ABCD1234" in text and text != messages.esc(HOSTILE), "each kind has its own words"
 
@@ -182,22 +186,29 @@ class TokenApi:
         return {"data": {"ttl": self.asked}}
 
 
-def test_every_credential_kinds_dm_is_escaped(monkeypatch, tmp_path):
+def test_every_credential_kinds_dm_is_escaped(monkeypatch):
     catalog = kind_catalog()
     client: Any = SimpleNamespace(auth=SimpleNamespace(token=TokenApi()))
-    issued = SimpleNamespace(accessor="acc-2", wrapping_token="hvs.db<&>", wrap_ttl=timedelta(minutes=5))
+    issued = SimpleNamespace(
+        accessor="acc-2", wrapping_token="hvs.db<&>", wrap_ttl=timedelta(minutes=5), wrap_accessor="wacc-2", lease=""
+    )
     monkeypatch.setattr(database_kind, "issue_database_credential", lambda *a, **k: issued)
     monkeypatch.setattr(ssh_kind, "parse_public_key", lambda text: SimpleNamespace(openssh=text, fingerprint="SHA256:x"))
     certificate = SimpleNamespace(
-        text="ssh-ed25519-cert-v01@openssh.com AAAA <comment>", serial=7, principals=("web-admin",), valid_before=NOW
+        text="ssh-ed25519-cert-v01@openssh.com AAAA <comment>",
+        serial=7,
+        key_id="jitbot-r-00",
+        principals=("web-admin",),
+        valid_before=NOW,
     )
     monkeypatch.setattr(ssh_kind, "sign_certificate", lambda *a, **k: certificate)
+    monkeypatch.setattr(ssh_kind, "ca_public_key", lambda *a, **k: "ssh-ed25519 AAAA ca")
     monkeypatch.setattr(identity_kind, "requester_entity_id", lambda *a, **k: "entity-1")
     monkeypatch.setattr(identity_kind, "create_grant_group", lambda *a, **k: SimpleNamespace(name="jit-x", group_id="g-1"))
     kinds = {
         "payments-read": VaultTokenKind(client),
         "orders-db": DatabaseKind(client),
-        "web-ssh": SshKind(client, tmp_path / "revoked.krl"),
+        "web-ssh": SshKind(client, SimpleNamespace(signed=lambda *a: None)),  # type: ignore[arg-type]
         "payments-identity": VaultIdentityKind(client),
     }
     texts = {}
@@ -282,6 +293,7 @@ def test_every_listener_reply_is_clean_and_names_the_catalogs_command():
         (blocks.APPROVE, OUTSIDER, rid),
         (blocks.APPROVE, REQUESTER, rid),
         (blocks.APPROVE, APPROVER_1, "<!here>"),
+        (blocks.APPROVE_FOR, APPROVER_1, f"{rid}:r@99h"),
         (blocks.CANCEL, APPROVER_1, rid),
         (blocks.DONE, OUTSIDER, rid),
         (blocks.EXTEND, REQUESTER, rid),

@@ -6,8 +6,18 @@ from datetime import timedelta
 
 import pytest
 
+from bot import slack_catalog
 from grants.catalog import CatalogError, parse_catalog
-from grants.domain import AlreadyDecided, ExtensionOffered, InvalidRequest, NotAllowed, StaleDecision, State, decision_ref
+from grants.domain import (
+    AlreadyDecided,
+    ExtensionOffered,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    StaleDecision,
+    State,
+    decision_ref,
+)
 from tests.fakes import Core, bootstrap
 
 REQ, DEV, LEAD1, LEAD2, SEC1, SEC2, BOSS, AUD = (
@@ -242,7 +252,7 @@ def test_catalog_misuse_of_new_keys_is_reported(change, problem):
     broken = data()
     change(broken)
     with pytest.raises(CatalogError) as error:
-        parse_catalog(broken)
+        slack_catalog.parse_catalog(broken)  # the core's checks and the Slack side's (a user group's ID)
     assert any(problem in p for p in error.value.problems), error.value.problems
 
 
@@ -430,3 +440,27 @@ def test_a_person_has_a_budget_of_new_requests_and_a_burst_of_refusals_is_audite
     assert (summary.event, summary.detail["rule"], summary.detail["repeated"]) == ("rejected", "rate_limited", 6)
     clock.advance(timedelta(minutes=9))  # the window slid past the first requests
     assert service.request(REQ, "db", "10m", "INC-later").state is State.PENDING
+
+
+def test_may_decide_answers_as_deny_would_and_writes_nothing(w):
+    """The deny form opens only for whom `deny` would consider: the core's answer, asked read-only by the listener."""
+    service, store = w.service, w.store
+    r = service.request(REQ, "db", "30m", "INC-1")
+    trail = len(store.audit)
+    assert service.may_decide(f"{r.id}:r", LEAD1) and service.may_decide(r.id, LEAD2)
+    refused = [(f"{r.id}:r", REQ), (f"{r.id}:r", BOSS), (f"{r.id}:e1", LEAD1), ("JIT-NOTHERE", LEAD1)]
+    assert not any(service.may_decide(decision, actor) for decision, actor in refused)
+    assert len(store.audit) == trail  # asking is not deciding: no event
+    for decision, actor in refused:
+        with pytest.raises((NotAllowed, StaleDecision, NotFound)):
+            service.deny(decision, actor)
+    r = service.extend(service.approve(r.id, LEAD1).id, REQ, "10m")
+    ask = decision_ref(r)
+    assert service.may_decide(ask, LEAD2) and not service.may_decide(ask, REQ) and not service.may_decide(f"{r.id}:r", LEAD2)
+    service.deny(ask, LEAD2)
+    assert not service.may_decide(ask, LEAD1)  # decided: the form would be for nothing
+    late = service.request(DEV, "db", "30m", "INC-2")
+    w.clock.advance(timedelta(hours=4))  # past pending_timeout, before any timer ran
+    assert not service.may_decide(late.id, LEAD1)
+    with pytest.raises(AlreadyDecided):
+        service.deny(late.id, LEAD1)

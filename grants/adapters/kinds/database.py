@@ -11,10 +11,11 @@ from typing import Any
 import hvac
 from hvac.exceptions import InvalidPath
 
+from grants.adapters.kinds.database_leases import listed, one_read_at_a_time, prefix, reference
 from grants.adapters.kinds.vault_token import token_role, write_token_role
 from grants.adapters.vault_client import BackendError, describe, vault_client
 from grants.catalog import DatabaseScope
-from grants.credentials import CredentialError
+from grants.credentials import MAX_WRAP_TTL, CredentialError
 
 DEFAULT_MOUNT = "database"
 # The one reader token role older releases shared between every database scope (capped at the longest of them):
@@ -36,14 +37,14 @@ def reader_policy_name(role: str) -> str:
     return f"jitbot-dbread-{role}"
 
 
-def reader_policy(role: str, mount: str = DEFAULT_MOUNT, wrap_ttl: timedelta = timedelta(minutes=5)) -> str:
+def reader_policy(role: str, mount: str = DEFAULT_MOUNT) -> str:
     """The reader token's only policy: read this role's credentials, and only wrapped, so nobody ever sees them but the person."""
     return (
         f"# Written by `jitbot vault sync`: a jitbot reader token reads {mount}/creds/{role} once, response-wrapped.\n"
         f'path "{mount}/creds/{role}" {{\n'
         '  capabilities = ["read"]\n'
         '  min_wrapping_ttl = "1s"\n'  # an unwrapped read is refused: the bot can never see a password
-        f'  max_wrapping_ttl = "{int(wrap_ttl.total_seconds())}s"\n'
+        f'  max_wrapping_ttl = "{int(MAX_WRAP_TTL.total_seconds())}s"\n'
         "}\n"
     )
 
@@ -69,6 +70,8 @@ class IssuedDatabaseCredential:
     accessor: str
     wrapping_token: str
     wrap_ttl: timedelta
+    lease: str = ""  # the login's lease ID (or its role's lease prefix, when another read made it ambiguous)
+    wrap_accessor: str = ""  # the wrapping token's own accessor (not a secret): gone once the person unwrapped it
 
 
 def issue_database_credential(
@@ -120,11 +123,15 @@ def issue_database_credential(
     _check_granted_ttl(client, created["auth"], seconds, request_id, scope)
     accessor = created["auth"]["accessor"]
     reader = vault_client(client.url, created["auth"]["client_token"], verify=verify)
+    leases = prefix(mount, role)
     try:
-        response = reader.adapter.get(f"/v1/{mount}/creds/{role}", wrap_ttl=f"{int(wrap_ttl.total_seconds())}s")
-        wrap_info = response.get("wrap_info") if isinstance(response, dict) else None
-        if not wrap_info:
-            raise CredentialError(f"Vault answered {request_id}'s database read without wrapping it; nothing was delivered")
+        with one_read_at_a_time(leases):  # the lease new after the read is this grant's: its revoke checks it is gone
+            before = listed(client, leases)
+            response = reader.adapter.get(f"/v1/{mount}/creds/{role}", wrap_ttl=f"{int(wrap_ttl.total_seconds())}s")
+            wrap_info = response.get("wrap_info") if isinstance(response, dict) else None
+            if not wrap_info:
+                raise CredentialError(f"Vault answered {request_id}'s database read without wrapping it; nothing was delivered")
+            lease = reference(leases, listed(client, leases) - before)
     except (CredentialError, *BackendError) as exc:
         _revoke_quietly(client, accessor)  # nothing half-done: no reader token (and so no lease) outlives a failed issue
         detail = str(exc) if isinstance(exc, CredentialError) else describe(exc)
@@ -136,6 +143,8 @@ def issue_database_credential(
         accessor=accessor,
         wrapping_token=wrap_info["token"],
         wrap_ttl=wrap_ttl,
+        lease=lease,
+        wrap_accessor=wrap_info["accessor"],
     )
 
 
@@ -174,9 +183,9 @@ def database_role_warnings(client: hvac.Client, role: str, longest_total: timede
         except InvalidPath:
             data = None
     except BackendError as exc:
-        return [f"warning: {where}: cannot read it: {describe(exc)}"]
+        return [f"error: {where}: cannot read it: {describe(exc)}"]
     if not data:
-        return [f"warning: {where} does not exist; the database operator must write it (see the README)"]
+        return [f"error: {where} does not exist; the database operator must write it (see docs/kinds.md), then sync again"]
     warnings = []
     revocation = " ".join(data.get("revocation_statements") or [])
     if not _TERMINATES.search(revocation):
@@ -190,10 +199,19 @@ def database_role_warnings(client: hvac.Client, role: str, longest_total: timede
     mount_ttls = _mount_lease_ttls(client, mount)
     for field, fallback in (("default_ttl", mount_ttls[0]), ("max_ttl", mount_ttls[1])):
         seconds = int(data.get(field) or 0) or fallback
-        if seconds and seconds < longest_total.total_seconds():
+        total = int(longest_total.total_seconds())
+        if seconds and seconds < total:
             warnings.append(
                 f"warning: {where}: {field} is {seconds}s, shorter than the scope's longest total "
-                f"({int(longest_total.total_seconds())}s); the lease would end the grant early"
+                f"({total}s); the lease would end the grant early"
+            )
+        if not seconds or seconds > total:
+            # The login's VALID UNTIL is the lease's end: while Vault is down or cannot reach the database at a grant's
+            # end, nothing revokes the login before then.
+            warnings.append(
+                f"warning: {where}: {field} is {f'{seconds}s' if seconds else 'unset'}, longer than the scopes' longest "
+                f"total ({total}s): if Vault cannot reach the database when a grant ends, its login works until the "
+                f"lease's end; set {field}={total}s"
             )
     return warnings
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import hvac
 
 from grants.adapters.kinds.database import issue_database_credential, reader_display_name, sync_database
+from grants.adapters.kinds.database_leases import SETTLE, pending, wait_revoked
 from grants.adapters.kinds.vault_token import VaultTokenKind
 from grants.catalog import Catalog, DatabaseScope, Scope
 from grants.credentials import (
@@ -18,19 +19,41 @@ from grants.credentials import (
     IssuedCredential,
     IssueOrder,
     Orphan,
+    Wrapping,
 )
 from grants.durations import format_duration
 
 KIND = "database"
+_MAX_HANDLE = 128 - len(KIND) - 1  # the `accessor` column holds `kind:id` in 128 characters
+
+
+def handle_of(accessor: str, lease: str) -> CredentialHandle:
+    """`<reader accessor>@<lease>`: what a revoke ends and what it then checks is gone (never a secret)."""
+    if len(f"{accessor}@{lease}") > _MAX_HANDLE and not lease.endswith("/"):
+        lease = lease.rsplit("/", 1)[0] + "/"  # the role's prefix: a revoke waits for all its pending leases
+    if len(f"{accessor}@{lease}") > _MAX_HANDLE:
+        raise CredentialError(f"the database role's name is too long to keep its lease ({lease}); shorten it")
+    return CredentialHandle(KIND, f"{accessor}@{lease}" if lease else accessor)
+
+
+def parts(handle: CredentialHandle) -> tuple[CredentialHandle, str]:
+    """The reader token's handle, and the lease reference (empty for a handle stored before leases were kept)."""
+    accessor, _, lease = handle.id.partition("@")
+    return CredentialHandle(KIND, accessor), lease
 
 
 class DatabaseKind:
     kind = KIND
 
     def __init__(
-        self, client: hvac.Client, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", verify: bool | str = True
+        self,
+        client: hvac.Client,
+        wrap_ttl: timedelta = timedelta(minutes=5),
+        cli: str = "bao",
+        verify: bool | str = True,
+        settle: float = SETTLE,
     ):
-        self._client, self._wrap_ttl, self._cli, self._verify = client, wrap_ttl, cli, verify
+        self._client, self._wrap_ttl, self._cli, self._verify, self._settle = client, wrap_ttl, cli, verify, settle
         # Revocation and reconcile go by the reader token's accessor, exactly as for a vault_token grant (including
         # the owner check against the token's `request_id` metadata and the display name readers are given).
         self._by_accessor = VaultTokenKind(client, wrap_ttl=wrap_ttl, cli=cli, display_name=reader_display_name)
@@ -59,8 +82,13 @@ class DatabaseKind:
         ]
         if scope.connect_hint:
             lines.append(f"Connect with: `{scope.connect_hint}`")
+        try:
+            handle = handle_of(issued.accessor, issued.lease)
+        except CredentialError:
+            self._by_accessor.revoke(CredentialHandle(KIND, issued.accessor), order.request_id)  # nothing half-done
+            raise
         return IssuedCredential(
-            handle=CredentialHandle(KIND, issued.accessor),
+            handle=handle,
             delivery=Delivery(
                 summary="a database login",
                 lines=tuple(lines),
@@ -69,20 +97,30 @@ class DatabaseKind:
             ),
             valid_until=order.until,
             facts={"database_role": scope.database_role, "database_mount": scope.database_mount},
+            wrapping=Wrapping(issued.wrap_accessor, datetime.now(UTC) + self._wrap_ttl) if issued.wrap_accessor else None,
         )
 
     def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        """Revoke the reader token: Vault revokes its lease, whose revocation statements end sessions and drop the user."""
-        self._by_accessor.revoke(handle, request_id)
+        """Revoke the reader token, then wait until Vault has revoked its lease (whose revocation statements end
+        sessions and drop the user): done only when the login is really gone, else CredentialError (retried).
+        Also the expiry's check: the reader token's own TTL ends the lease the same way, and as late."""
+        reader, lease = parts(handle)
+        self._by_accessor.revoke(reader, request_id)
+        if lease:  # a handle stored before leases were kept names only the reader token
+            wait_revoked(self._client, lease, self._settle)
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         # A reader token's explicit max TTL cannot be raised: a new login for the rest of the time; the caller
         # revokes the old one (ending its sessions), and the new DM says so. The rest is measured on Vault's clock
         # (the old reader token's remaining TTL plus what was added), so a backward jump of ours grants no more.
-        return self.issue(self._by_accessor.on_vault_clock(handle, order), scope)
+        return self.issue(self._by_accessor.on_vault_clock(parts(handle)[0], order), scope)
 
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
-        return self._by_accessor.status(handle, request_id)
+        reader, lease = parts(handle)
+        status = self._by_accessor.status(reader, request_id)
+        if status is CredentialStatus.GONE and lease and pending(self._client, lease):
+            return CredentialStatus.ALIVE  # the reader token is gone, its login not yet
+        return status
 
     def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         return []  # the reader token's TTL ends the login

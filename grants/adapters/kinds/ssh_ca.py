@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import tempfile
@@ -15,9 +16,16 @@ from hvac.exceptions import InvalidPath
 
 from grants.adapters.vault_client import BackendError, describe
 from grants.credentials import CredentialError
-from grants.ssh_keys import principal_problems
+from grants.ssh_keys import parse_public_key, principal_problems
 
 DEFAULT_MOUNT = "ssh-client-signer"
+KEY_ID_FORMAT = "jitbot-{{role_name}}-{{public_key_hash}}"  # OpenBao's public_key_hash: the SHA-256 fingerprint, hex
+
+
+def pinned_key_id(role: str, fingerprint: str) -> str:
+    """The key ID the signer role writes (KEY_ID_FORMAT) for a key with this `SHA256:` fingerprint."""
+    digest = base64.b64decode(fingerprint.removeprefix("SHA256:") + "=" * (-len(fingerprint) % 4))
+    return f"jitbot-{role}-{digest.hex()}"
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,11 @@ def ssh_role_settings(principals: list[str], max_total: timedelta) -> dict[str, 
         "allowed_users_template": False,
         "default_user": "",  # never a principal that was not asked for
         "allow_empty_principals": False,  # OpenBao: an empty principal list would be valid for every user
-        "allow_user_key_ids": True,  # the bot sets key_id = request ID so sshd's log names the grant
+        # The key ID is the role's, not the bot's: a holder of the bot's token cannot name another grant in a
+        # certificate (sshd logs the key ID). It names the scope's role and the key; the serial, also logged, is
+        # the grant's (ssh_certificates.request_id and the `issued` event).
+        "allow_user_key_ids": False,
+        "key_id_format": KEY_ID_FORMAT,
         "allowed_extensions": "permit-pty",
         "default_extensions": {"permit-pty": ""},  # no agent/port/X11 forwarding: a terminal, nothing more
         "allowed_critical_options": "",
@@ -101,31 +113,56 @@ def sign_certificate(
     request_id: str,
     mount: str = DEFAULT_MOUNT,
 ) -> SignedCertificate:
-    """Sign `public_key` for exactly `principals`, valid for `lifetime`, with key ID = the request ID."""
+    """Sign `public_key` for exactly `principals`, valid for `lifetime`; the role sets the key ID (`pinned_key_id`)."""
+    response = sign_call(client, role, public_key, principals, lifetime, request_id, mount)
+    return certificate_from(response, role, public_key, principals, request_id, mount)
+
+
+def sign_call(
+    client: hvac.Client, role: str, public_key: str, principals: list[str], lifetime: timedelta, request_id: str, mount: str
+) -> Any:
+    """The one signing call, as Vault answers it (on a vault-enforced scope: pending, a control group's wrap_info)."""
     problems = principal_problems(principals)
     if problems:
         raise CredentialError("; ".join(problems))
     try:
-        response = client.write_data(
+        return client.write_data(
             f"{mount}/sign/{role}",
             data={
                 "public_key": public_key,
                 "cert_type": "user",
                 "valid_principals": ",".join(principals),
                 "ttl": f"{int(lifetime.total_seconds())}s",
-                "key_id": request_id,
             },
         )
     except BackendError as exc:
         raise CredentialError(f"Vault refused to sign the SSH key for {request_id}: {describe(exc)}") from None
+
+
+def certificate_from(
+    response: Any, role: str, public_key: str, principals: list[str], request_id: str, mount: str
+) -> SignedCertificate:
+    """The certificate in a signing answer, only if it is exactly what was approved."""
     text = str(((response or {}).get("data") or {}).get("signed_key", "")).strip()
     if not text:
         raise CredentialError(f"Vault answered {request_id} without a certificate; nothing was delivered")
     certificate = inspect_certificate(text)
-    if certificate.key_id != request_id or set(certificate.principals) != set(principals):
+    if set(certificate.principals) != set(principals):
         # Never hand out a certificate that is not exactly what was approved (a misconfigured role could widen it).
         raise CredentialError(f"Vault signed a certificate for {request_id} that is not what was approved; not delivered")
+    if certificate.key_id != pinned_key_id(role, fingerprint(public_key)):
+        raise CredentialError(
+            f"the signer role {mount}/{role} does not pin the key ID (set by an older `jitbot vault sync`); "
+            f"run `jitbot vault sync`, then ask again. {request_id}'s certificate was not delivered"
+        )
     return certificate
+
+
+def fingerprint(public_key: str) -> str:
+    try:
+        return parse_public_key(public_key).fingerprint
+    except ValueError as error:
+        raise CredentialError(str(error)) from None
 
 
 def ssh_keygen() -> str:

@@ -1,19 +1,28 @@
-"""The `ssh` kind behind the seam: certificates for a registered public key; early revoke by the served KRL."""
+"""The `ssh` kind behind the seam: certificates for a registered public key; early revoke by the KRL built from the database."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import logging
 from collections.abc import Collection
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import hvac
 
-from grants.adapters.kinds.ssh_ca import DEFAULT_MOUNT, ca_public_key, sign_certificate, write_ssh_role
-from grants.adapters.kinds.ssh_krl import write_krl
+from grants.adapters.kinds.ssh_ca import (
+    DEFAULT_MOUNT,
+    ca_public_key,
+    certificate_from,
+    sign_call,
+    sign_certificate,
+    write_ssh_role,
+)  # fmt: skip
+from grants.adapters.kinds.ssh_krl import write_krl_bytes
+from grants.adapters.kinds.ssh_revocations import SshRevocations
+from grants.adapters.kinds.vault_token import Redeemer
 from grants.adapters.vault_client import vault_now
 from grants.catalog import Catalog, Scope, SshScope
 from grants.credentials import (
@@ -25,7 +34,9 @@ from grants.credentials import (
     IssueOrder,
     Orphan,
 )
-from grants.ssh_keys import SshKeyError, parse_public_key
+from grants.ssh_keys import SshKeyError, SshPublicKey, parse_public_key
+
+log = logging.getLogger(__name__)
 
 KIND = "ssh"
 # A certificate's end is whole seconds and the clock read is too: this much past the approved end is rounding.
@@ -33,16 +44,57 @@ _ROUNDING = timedelta(seconds=2)
 
 
 class SshKind:
-    """Signs with one SSH CA mount; the KRL at `krl_path` lists early-revoked serials (kept `retention`, at least the
-    longest ssh scope's total, since a certificate is dead by itself after that)."""
+    """Signs with one SSH CA mount. Every certificate it signs, and each early revoke, is a row in the shared database
+    (`SshRevocations`): any replica builds the KRL hosts fetch from those rows, and a revoke needs no Vault."""
 
     kind = KIND
 
-    def __init__(self, client: hvac.Client, krl_path: Path, mount: str = DEFAULT_MOUNT, retention: timedelta = timedelta(days=1)):
-        self._client, self._krl, self._mount, self._retention = client, krl_path, mount, retention
-        self._revoked_file = krl_path.with_suffix(".revoked.json")  # serial -> revoked at; the KRL is built from it
+    def __init__(
+        self,
+        client: hvac.Client,
+        revocations: SshRevocations | None,
+        mount: str = DEFAULT_MOUNT,
+        mirror: Path | None = None,
+        gate: Redeemer | None = None,
+    ):
+        self._client, self._revocations, self._mount, self._mirror = client, revocations, mount, mirror
+        self._gate = gate  # vault-enforced scopes: where Vault's answer to the held signing call is released
 
-    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+    def hold(self, order: IssueOrder, scope: Scope) -> Any:
+        """A vault-enforced grant's signing call, made when it is requested: Vault answers it pending (a control group)."""
+        key = self._checked(order, scope)
+        assert isinstance(scope, SshScope)
+        answer = sign_call(
+            self._client, scope.ssh_role, key.openssh, list(scope.principals), order.ttl, order.request_id, self._mount
+        )
+        if ((answer or {}).get("data") or {}).get("signed_key"):  # signed without the approvers: the policy is not synced
+            certificate = certificate_from(
+                answer, scope.ssh_role, key.openssh, list(scope.principals), order.request_id, self._mount
+            )
+            revocations = self._db()
+            revocations.signed(
+                self._mount,
+                certificate.serial,
+                order.request_id,
+                certificate.valid_before,
+                ca_public_key(self._client, self._mount),
+            )
+            revocations.revoke(self._mount, certificate.serial)  # listed in every replica's KRL from now on
+        return answer
+
+    def guarded_path(self, scope_name: str, scope: Scope) -> tuple[str, str] | None:
+        """The signing path a control group guards, with the bot policy's parameters for it (an exact path wins over
+        the `jit-*` glob, so it repeats them)."""
+        if not isinstance(scope, SshScope):
+            return None
+        rules = (
+            '  capabilities = ["update"]\n  allowed_parameters = {\n'
+            + "".join(f'    "{p}" = []\n' for p in ("public_key", "valid_principals", "ttl", "key_id"))
+            + '    "cert_type" = ["user"]\n  }\n'
+        )
+        return f"{scope.ssh_mount}/sign/{scope.ssh_role}", rules
+
+    def _checked(self, order: IssueOrder, scope: Scope) -> SshPublicKey:
         if not isinstance(scope, SshScope):
             raise CredentialError(f"{order.scope} is not an ssh scope")
         if scope.ssh_mount != self._mount:
@@ -53,12 +105,28 @@ class SshKind:
             # Never ask Vault to sign with ttl 0: it would take the role's default, the scope's longest total.
             raise CredentialError(f"{order.request_id}: no time left to grant")
         try:
-            key = parse_public_key(order.public_key)
+            return parse_public_key(order.public_key)
         except SshKeyError as error:
             raise CredentialError(str(error)) from None
-        certificate = sign_certificate(
-            self._client, scope.ssh_role, key.openssh, list(scope.principals), order.ttl, order.request_id, self._mount
-        )
+
+    def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
+        key = self._checked(order, scope)
+        assert isinstance(scope, SshScope)
+        revocations = self._db()
+        ca_key = ca_public_key(self._client, self._mount)
+        principals = list(scope.principals)
+        if scope.vault_enforced:
+            # Signed when the approvers' own identities authorized the call held at request time, not before.
+            if self._gate is None:
+                raise CredentialError(f"{order.scope} is enforced by Vault, but this bot has no control groups wired")
+            answer = self._gate.release(order.request_id)
+            certificate = certificate_from(answer, scope.ssh_role, key.openssh, principals, order.request_id, self._mount)
+        else:
+            certificate = sign_certificate(
+                self._client, scope.ssh_role, key.openssh, principals, order.ttl, order.request_id, self._mount
+            )
+        # Recorded before it is delivered: a certificate the table does not know could not be revoked by its end.
+        revocations.signed(self._mount, certificate.serial, order.request_id, certificate.valid_before, ca_key)
         until = f"{certificate.valid_before:%Y-%m-%d %H:%M:%S} UTC"
         return IssuedCredential(
             handle=CredentialHandle(KIND, str(certificate.serial)),
@@ -73,18 +141,27 @@ class SshKind:
                 code=certificate.text,  # public: nothing secret passes through the bot
             ),
             valid_until=certificate.valid_before,
-            facts={"serial": certificate.serial, "key_fingerprint": key.fingerprint, "principals": list(certificate.principals)},
+            facts={
+                "serial": certificate.serial,  # with the key ID, what sshd logs for each login
+                "key_id": certificate.key_id,
+                "key_fingerprint": key.fingerprint,
+                "principals": list(certificate.principals),
+            },
         )
 
     def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        """Vault cannot revoke a certificate: add its serial to the KRL hosts fetch (`RevokedKeys`)."""
+        """Vault cannot revoke a certificate: mark its serial revoked in the database, which every replica's KRL
+        (`GET /ssh/revoked.krl`) lists from then on. No Vault call: a revoke works while Vault is away."""
         try:
             serial = int(handle.id)
         except ValueError:
             raise CredentialError(f"`{handle.id}` is not a certificate serial") from None
-        revoked = self._load()
-        revoked.setdefault(str(serial), datetime.now(UTC).isoformat())
-        self._publish(revoked)
+        self._db().revoke(self._mount, serial)
+        if self._mirror is not None:
+            try:
+                self.krl_bytes()  # rewrites the JITBOT_SSH_KRL copy too
+            except Exception:
+                log.exception("the revoke is recorded, but the KRL copy at %s could not be written", self._mirror)
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         """A certificate's validity is fixed: sign again for the rest (the caller revokes the old one). Nothing can
@@ -103,8 +180,12 @@ class SshKind:
         return issued
 
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
-        # A certificate lives until its validity (the core knows the grant's end) unless its serial is in the KRL.
-        return CredentialStatus.GONE if handle.id in self._load() else CredentialStatus.ALIVE
+        # A certificate lives until its validity (the core knows the grant's end) unless its serial is revoked.
+        try:
+            serial = int(handle.id)
+        except ValueError:
+            return CredentialStatus.GONE
+        return CredentialStatus.GONE if self._db().is_revoked(self._mount, serial) else CredentialStatus.ALIVE
 
     def orphans(self, active: Collection[CredentialHandle]) -> list[Orphan]:
         return []  # a certificate ends by itself at its validity
@@ -115,7 +196,7 @@ class SshKind:
             if not isinstance(scope, SshScope):
                 continue
             if scope.ssh_mount != self._mount:
-                lines.append(f"warning: scope {name} uses SSH mount {scope.ssh_mount}; this bot signs with {self._mount} only")
+                lines.append(f"error: scope {name} uses SSH mount {scope.ssh_mount}; this bot signs with {self._mount} only")
                 continue
             try:
                 lines.append(write_ssh_role(self._client, scope.ssh_role, list(scope.principals), scope.max_total, self._mount))
@@ -123,33 +204,41 @@ class SshKind:
                 if "permission denied" in str(error):
                     raise  # a token that may not write roles (the bot's own): not a missing mount
                 # The operator owns the SSH CA mount: without it there is nothing to write yet; say so and go on.
-                lines.append(f"warning: scope {name}: {error}; enable the `{self._mount}` SSH mount with its CA, then sync again")
+                lines.append(f"error: scope {name}: {error}; enable the `{self._mount}` SSH mount with its CA, then sync again")
                 return lines
-        if lines and not self._krl.exists():
-            self._publish(self._load())  # hosts refuse every key while RevokedKeys is missing: serve an empty list
-            lines.append(f"ssh KRL {self._krl}: created (empty)")
         return lines
 
     def krl_bytes(self) -> bytes:
-        """The current KRL, for `GET /ssh/revoked.krl`; built (empty) on first use."""
-        if not self._krl.exists():
-            self._publish(self._load())
-        return self._krl.read_bytes()
+        """The current KRL, for `GET /ssh/revoked.krl`: built from the database with the CA key cached there (Vault is
+        read only until the first certificate is signed or the first list served)."""
+        revocations = self._db()
+        ca_key = revocations.ca_key(self._mount)
+        if ca_key is None:
+            ca_key = ca_public_key(self._client, self._mount)
+            revocations.remember_ca(self._mount, ca_key)
+        data = revocations.krl(self._mount, ca_key)
+        if self._mirror is not None:
+            write_krl_bytes(self._mirror, data)
+        return data
 
-    def _load(self) -> dict[str, str]:
+    def adopt_legacy(self, revoked_file: Path) -> int:
+        """Revoke the serials an older bot kept in `revoked_file` (JITBOT_SSH_KRL's `.revoked.json`) once, so an
+        upgrade un-revokes nothing; the file is then renamed `.imported`. How many serials were taken."""
         try:
-            data = json.loads(self._revoked_file.read_text(encoding="utf-8"))
+            serials = [int(serial) for serial in json.loads(revoked_file.read_text(encoding="utf-8"))]
         except FileNotFoundError:
-            return {}
+            return 0
         except (OSError, ValueError) as exc:
-            raise CredentialError(f"the SSH revocation list {self._revoked_file} is unreadable: {exc}") from None
-        return {str(k): str(v) for k, v in data.items()}
+            raise CredentialError(f"the old SSH revocation list {revoked_file} is unreadable: {exc}") from None
+        for serial in serials:
+            self._db().revoke(self._mount, serial)
+        try:
+            revoked_file.rename(revoked_file.with_name(revoked_file.name + ".imported"))
+        except FileNotFoundError:
+            pass  # another process of this deployment (a worker) took it at the same moment: revokes are idempotent
+        return len(serials)
 
-    def _publish(self, revoked: dict[str, str]) -> None:
-        cutoff = datetime.now(UTC) - self._retention
-        kept = {serial: at for serial, at in revoked.items() if datetime.fromisoformat(at) > cutoff}
-        write_krl(self._krl, ca_public_key(self._client, self._mount), serials=[int(s) for s in kept])
-        self._revoked_file.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=self._revoked_file.parent, delete=False, encoding="utf-8") as out:
-            json.dump(kept, out, sort_keys=True)
-        os.replace(out.name, self._revoked_file)  # atomic, as the KRL itself
+    def _db(self) -> SshRevocations:
+        if self._revocations is None:
+            raise CredentialError("the ssh kind needs the bot's database (its certificates and revocations live there)")
+        return self._revocations

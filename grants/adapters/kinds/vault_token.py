@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 import hvac
 from hvac.exceptions import InvalidPath, InvalidRequest
@@ -21,6 +22,7 @@ from grants.credentials import (
     IssuedCredential,
     IssueOrder,
     Orphan,
+    Wrapping,
 )
 from grants.durations import format_duration
 
@@ -60,6 +62,42 @@ def role_settings(scope: VaultTokenScope) -> dict[str, object]:
     }
 
 
+class Redeemer(Protocol):
+    """Vault's control groups as the kinds see them (grants/adapters/control_groups.py)."""
+
+    def redeem(self, request_id: str, wrap_ttl: timedelta) -> dict[str, Any]:
+        """The approved control-group request's answer, once, re-wrapped; raises BackendError/CredentialError otherwise."""
+        ...
+
+    def release(self, request_id: str) -> dict[str, Any]:
+        """The approved control-group request's answer, once, as Vault gave it (a public one: a certificate)."""
+        ...
+
+
+def create_token(client: hvac.Client, order: IssueOrder, scope: VaultTokenScope, wrap_ttl: timedelta | None, display: str) -> Any:
+    """The one token create of a grant (through the scope's role, wrapped); a control group answers it pending (its
+    own wrapping then: a response wrap inside a control group's answer comes back dead in OpenBao 2.7)."""
+    lifetime = f"{int(order.ttl.total_seconds())}s"
+    return client.auth.token.create(
+        role_name=token_role(order.scope),  # the role pins orphan, non-renewable, allowed policies, max TTL
+        policies=list(scope.policies),
+        no_default_policy=scope.no_default_policy,
+        ttl=lifetime,
+        explicit_max_ttl=lifetime,  # with renewable=False: it can never outlive the approval
+        renewable=False,
+        display_name=display,
+        meta={"request_id": order.request_id, "requester": order.requester, "scope": order.scope},
+        wrap_ttl=f"{int(wrap_ttl.total_seconds())}s" if wrap_ttl else None,  # the bot only holds the wrapping token
+    )
+
+
+def wrapping_of(wrap_info: dict[str, Any], wrap_ttl: timedelta) -> Wrapping | None:
+    """The wrapping token by its accessor and expiry (what the credential check looks up), never the token."""
+    accessor = wrap_info.get("accessor")
+    ttl = timedelta(seconds=int(wrap_info.get("ttl") or wrap_ttl.total_seconds()))
+    return Wrapping(str(accessor), datetime.now(UTC) + ttl) if accessor else None
+
+
 class VaultTokenKind:
     kind = KIND
 
@@ -69,8 +107,10 @@ class VaultTokenKind:
         wrap_ttl: timedelta = timedelta(minutes=5),
         cli: str = "bao",
         display_name: Callable[[str], str] = grant_display_name,
+        gate: Redeemer | None = None,
     ):
         self._client, self._wrap_ttl, self._cli = client, wrap_ttl, cli
+        self._gate = gate  # vault-enforced scopes: where the approved control-group answer is redeemed
         self._display_name = display_name  # what this kind names its tokens by request: checked before revoking
 
     def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
@@ -80,19 +120,15 @@ class VaultTokenKind:
         seconds = int(order.ttl.total_seconds())
         if seconds <= 0:
             raise CredentialError(f"{order.request_id}: no time left to grant")
-        lifetime = f"{seconds}s"
         try:
-            response = self._client.auth.token.create(
-                role_name=token_role(order.scope),  # the role pins orphan, non-renewable, allowed policies, max TTL
-                policies=list(scope.policies),
-                no_default_policy=scope.no_default_policy,
-                ttl=lifetime,
-                explicit_max_ttl=lifetime,  # with renewable=False: it can never outlive the approval
-                renewable=False,
-                display_name=self._display_name(order.request_id),
-                meta={"request_id": order.request_id, "requester": order.requester, "scope": order.scope},
-                wrap_ttl=f"{int(self._wrap_ttl.total_seconds())}s",  # the bot only ever holds the wrapping token
-            )
+            if scope.vault_enforced:
+                # The control group's pending request was opened when the request was made; Vault releases its
+                # answer (the wrapped token) only once the approvers' own identities authorized it.
+                if self._gate is None:
+                    raise CredentialError(f"{order.scope} is enforced by Vault, but this bot has no control groups wired")
+                response = self._gate.redeem(order.request_id, self._wrap_ttl)
+            else:
+                response = create_token(self._client, order, scope, self._wrap_ttl, self._display_name(order.request_id))
         except BackendError as exc:
             raise CredentialError(
                 f"Vault refused to issue a token for {order.request_id} ({order.scope}): {describe(exc)}"
@@ -115,7 +151,42 @@ class VaultTokenKind:
                 secret=wrapping,
             ),
             valid_until=order.until,
+            wrapping=wrapping_of(wrap_info, self._wrap_ttl),
         )
+
+    def hold(self, order: IssueOrder, scope: Scope) -> Any:
+        """A vault-enforced grant's call, made when it is requested: Vault answers it pending (a control group)."""
+        if not isinstance(scope, VaultTokenScope):
+            raise CredentialError(f"{order.scope} is not a vault_token scope")
+        try:
+            return create_token(self._client, order, scope, None, self._display_name(order.request_id))
+        except BackendError as exc:
+            raise CredentialError(f"Vault refused the call of {order.request_id}: {describe(exc)}") from None
+
+    def guarded_path(self, scope_name: str, scope: Scope) -> tuple[str, str] | None:
+        """The path a control group guards for this scope, and the rules it keeps there (an exact path wins over the
+        bot policy's `jitbot-*` glob, so it repeats the glob's wrapping and parameters)."""
+        if not isinstance(scope, VaultTokenScope):
+            return None
+        rules = (
+            '  capabilities = ["create", "update"]\n'
+            "  allowed_parameters = {\n"
+            + "".join(
+                f'    "{p}" = []\n'
+                for p in (
+                    "policies",
+                    "no_default_policy",
+                    "ttl",
+                    "explicit_max_ttl",
+                    "display_name",
+                    "meta",
+                    "no_parent",
+                    "num_uses",
+                )
+            )
+            + '    "renewable" = [false]\n  }\n'
+        )
+        return f"auth/token/create/{token_role(scope_name)}", rules
 
     def _check_granted_ttl(self, handle: CredentialHandle, order: IssueOrder, asked: int) -> None:
         """Vault silently caps a TTL at the role's maximum: a grant shorter than approved would end early while the

@@ -1,0 +1,55 @@
+"""Response-wrapping tokens by accessor: still unwrappable (nobody has it yet), or gone; and revoking one."""
+
+from __future__ import annotations
+
+import hvac
+from hvac.exceptions import InvalidRequest
+
+from grants.adapters.vault_client import BackendError, describe, vault_errors
+from grants.credentials import CredentialError, CredentialStatus, ForeignCredential
+
+_GONE = ("invalid accessor", "no token found", "token not found")  # unwrapped, expired or revoked
+WRAPPING_POLICY = "response-wrapping"  # the one policy Vault gives every wrapping token
+
+
+class VaultWrappings:
+    """`auth/token/lookup-accessor` and `revoke-accessor` (the bot's policy has both for its grants already): a wrapping
+    token is a single-use token, so once unwrapped its accessor is gone."""
+
+    def __init__(self, client: hvac.Client):
+        self._client = client
+
+    def _lookup(self, accessor: str) -> dict[str, object] | None:
+        try:
+            return dict(self._client.auth.token.lookup_accessor(accessor)["data"])
+        except InvalidRequest as exc:
+            if any(marker in vault_errors(exc).lower() for marker in _GONE):
+                return None
+            raise CredentialError(f"Vault refused to look up wrapping accessor {accessor}: {describe(exc)}") from None
+        except BackendError as exc:
+            raise CredentialError(f"Vault could not look up wrapping accessor {accessor}: {describe(exc)}") from None
+
+    def status(self, accessor: str) -> CredentialStatus:
+        try:
+            found = self._lookup(accessor)
+        except CredentialError:
+            return CredentialStatus.UNKNOWN
+        # Right after its one use, Vault still finds a wrapping token for a moment, marked num_uses -1 (being revoked).
+        return CredentialStatus.GONE if found is None or found.get("num_uses") == -1 else CredentialStatus.ALIVE
+
+    def revoke(self, accessor: str) -> None:
+        found = self._lookup(accessor)
+        if found is None or found.get("num_uses") == -1:
+            return
+        # The accessor comes from a database row: only ever revoke a wrapping token by it, never a token someone
+        # swapped in (the bot's policy could revoke any token by accessor).
+        if found.get("policies") != [WRAPPING_POLICY]:
+            raise ForeignCredential(f"accessor {accessor} is not a response-wrapping token; not revoked")
+        try:
+            self._client.auth.token.revoke_accessor(accessor)
+        except InvalidRequest as exc:
+            if any(marker in vault_errors(exc).lower() for marker in _GONE):
+                return
+            raise CredentialError(f"Vault refused to revoke wrapping accessor {accessor}: {describe(exc)}") from None
+        except BackendError as exc:
+            raise CredentialError(f"Vault could not revoke wrapping accessor {accessor}: {describe(exc)}") from None

@@ -1,0 +1,106 @@
+"""The claim loop: threads that take due rows with a lease (see grants/adapters/claims.py), and the heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
+
+
+def process_name() -> str:
+    """This process's prefix for worker names: a heartbeat renews the leases of every name it starts."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ClaimLoop:
+    """`threads` loops each calling `round(worker)` (claim some due rows, run them, settle them; the number claimed).
+
+    A kick wakes them at once (a commit queued work); otherwise they poll every `poll` seconds, which picks up rows
+    written by other processes, retries and leases that lapsed. `renew(prefix)` runs every `heartbeat` seconds and
+    extends this process's leases, so a long piece of work is never taken over while it runs; a killed or stopped
+    process stops renewing, and another worker takes its rows once the lease lapses."""
+
+    def __init__(
+        self, label: str, round: Callable[[str], int], renew: Callable[[str], int], *,
+        threads: int = 4, poll: float = 1.0, heartbeat: float = 10 / 3,
+    ) -> None:  # fmt: skip
+        self.label, self.round, self.renew, self.poll, self.heartbeat = label, round, renew, poll, heartbeat
+        self.name = process_name()
+        self._wake = threading.Condition()
+        self._kicks = 0
+        self._busy = 0
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), name=f"{label}-{i}", daemon=True) for i in range(threads)
+        ] + [threading.Thread(target=self._renew, name=f"{label}-heartbeat", daemon=True)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def kick(self) -> None:
+        with self._wake:
+            self._kicks += 1
+            self._wake.notify_all()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.kick()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=10)
+
+    def _run(self, index: int) -> None:
+        worker = f"{self.name}-{self.label}-{index}"
+        while not self._stopping.is_set():
+            with self._wake:
+                seen = self._kicks
+            try:
+                with self._counted():
+                    claimed = self.round(worker)
+            except Exception:
+                log.exception("%s round failed", self.label)  # e.g. the database is down: the next round retries
+                claimed = 0
+            if claimed == 0:
+                with self._wake:
+                    if self._kicks == seen and not self._stopping.is_set():
+                        self._wake.wait(self.poll)
+
+    def _renew(self) -> None:
+        while not self._stopping.wait(self.heartbeat):
+            try:
+                self.renew(f"{self.name}-")
+            except Exception:
+                log.exception("renewing %s claims failed", self.label)
+
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._wake:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._wake:
+                self._busy -= 1
+
+    def drain(self, timeout: float = 30) -> None:
+        """Run everything due now (in the caller's thread too) and wait for the rounds in flight."""
+        deadline = time.monotonic() + timeout
+        worker = f"{self.name}-{self.label}-drain"
+        while time.monotonic() < deadline:
+            with self._counted():
+                claimed = self.round(worker)
+            with self._wake:
+                idle = self._busy == 0
+            if claimed == 0 and idle:
+                with self._counted():
+                    if self.round(worker) == 0:
+                        return
+            elif claimed == 0:
+                time.sleep(0.01)

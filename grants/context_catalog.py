@@ -1,0 +1,152 @@
+"""Catalog keys that bind approvals to context: trackers and a scope's ticket rule, on-call (`[settings.oncall]`,
+`oncall:SCHEDULE` principals, auto-approval `on_call`)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from grants.durations import parse_duration
+
+if TYPE_CHECKING:
+    from grants.catalog import Catalog, ScopeBase
+
+TRACKER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")  # becomes JITBOT_TRACKER_<NAME>_TOKEN
+# How a reason cites a ticket, per tracker kind: Jira's PROJ-123, Redmine's #123.
+CITATIONS = {
+    "jira": re.compile(r"\b([A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9})\b"),
+    "redmine": re.compile(r"(?<![\w&])#([1-9][0-9]{0,9})\b"),
+}
+EXAMPLES = {"jira": "PROJ-123", "redmine": "#123"}
+SCHEDULE_ID = re.compile(r"^[PQ][A-Z0-9]{6,13}$")  # PagerDuty object IDs, e.g. P1A2B3C
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrackerSettings(_Strict):
+    """One ticket tracker: its kind and base URL. Its token comes from JITBOT_TRACKER_<NAME>_TOKEN, never the catalog."""
+
+    kind: Literal["redmine", "jira"]
+    url: str
+    # chat user ID -> the tracker's user (Redmine user ID, Jira accountId), for `assignee_is_requester`.
+    accounts: dict[str, str] = {}
+
+
+class OnCallSettings(_Strict):
+    """`[settings.oncall]`: PagerDuty, its token from JITBOT_ONCALL_TOKEN (never the catalog)."""
+
+    kind: Literal["pagerduty"] = "pagerduty"
+    url: str = "https://api.pagerduty.com"
+    # Slack user ID -> PagerDuty user ID: who a shift's user is in Slack (nobody unlisted counts as on call).
+    accounts: dict[str, str] = {}
+    cache: str = "30s"  # how long a schedule's answer is reused
+
+    @field_validator("cache")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class OnCallRule(_Strict):
+    """An auto-approval's condition: the requester is on call in `schedule` now, at a level up to the maximum."""
+
+    schedule: str
+    max_escalation_level: int | None = Field(default=None, ge=1)
+
+
+class TicketRule(_Strict):
+    """`[scopes.X.ticket]`: the ticket a request's reason must cite, and what it must be."""
+
+    tracker: str
+    required: bool = True  # the reason must cite a ticket; the tracker being down then refuses the request
+    must_be_open: bool = True
+    assignee_is_requester: bool = False
+    end_when_closed: bool = False  # the grant ends when its ticket is closed or resolved
+    within_window: bool = False  # the ticket's change window (Redmine: start date to due date) bounds the grant
+
+
+class ContextFields(BaseModel):
+    """Per scope: the ticket rule (none by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ticket: TicketRule | None = None
+
+
+class ContextSettings(BaseModel):
+    """In `[settings]`: the trackers scopes may name, and the on-call source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trackers: dict[str, TrackerSettings] = Field(default_factory=dict)
+    oncall: OnCallSettings | None = None
+
+
+def cited_ticket(kind: str, reason: str) -> str | None:
+    """The first ticket key the reason cites for a tracker of `kind` (`PROJ-123`, or `123` for Redmine's `#123`)."""
+    found = CITATIONS[kind].search(reason)
+    return found.group(1) if found else None
+
+
+def context_problems(catalog: Catalog) -> list[str]:
+    """What `jitbot check` says about trackers and ticket rules, all at once."""
+    problems: list[str] = []
+    trackers = catalog.settings.trackers
+    for name, tracker in trackers.items():
+        where = f"settings.trackers.{name}"
+        if not TRACKER_NAME.match(name):
+            problems.append(
+                f"{where}: tracker names use lowercase letters, digits and `_` (it names JITBOT_TRACKER_<NAME>_TOKEN)"
+            )
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", tracker.url):
+            problems.append(f"{where}.url: `{tracker.url}` is not a base URL such as https://tracker.example.com")
+    oncall = catalog.settings.oncall
+    if oncall is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", oncall.url):
+        problems.append(f"settings.oncall.url: `{oncall.url}` is not a base URL such as https://api.pagerduty.com")
+    for name, scope in catalog.scopes.items():
+        problems += _oncall_problems(catalog, name, scope)
+        rule = scope.ticket
+        if rule is None:
+            continue
+        where = f"scopes.{name}.ticket"
+        if rule.tracker not in trackers:
+            known = ", ".join(f"`{t}`" for t in trackers) or "none"
+            problems.append(
+                f"{where}.tracker: unknown tracker `{rule.tracker}`; define it under [settings.trackers.{rule.tracker}] (defined: {known})"
+            )
+        if rule.end_when_closed and not rule.required:
+            problems.append(
+                f"{where}.end_when_closed: needs `required = true` (a grant without a ticket has nothing to end with)"
+            )
+        if rule.within_window and (not rule.required or getattr(trackers.get(rule.tracker), "kind", "redmine") != "redmine"):
+            problems.append(f"{where}.within_window: needs `required = true` and a Redmine tracker (its start and due dates)")
+    return problems
+
+
+def schedule_problem(where: str, value: str, catalog: Catalog) -> str | None:
+    """What is wrong with an `oncall:SCHEDULE` principal (or an `on_call.schedule`), if anything."""
+    schedule = value.removeprefix("oncall:")
+    if not SCHEDULE_ID.match(schedule):
+        return f"{where}: `{value}` is not a PagerDuty schedule ID (e.g. oncall:P1A2B3C)"
+    if catalog.settings.oncall is None:
+        return f"{where}: `{value}` needs [settings.oncall] (PagerDuty) to say who is on call"
+    return None
+
+
+def _oncall_problems(catalog: Catalog, name: str, scope: ScopeBase) -> list[str]:
+    problems: list[str] = []
+    for i, rule in enumerate(scope.auto_approve):
+        where = f"scopes.{name}.auto_approve[{i}]"
+        if rule.on_call is not None:
+            problem = schedule_problem(f"{where}.on_call.schedule", rule.on_call.schedule, catalog)
+            problems += [problem] if problem else []
+        elif rule.end_with_shift:
+            problems.append(f"{where}.end_with_shift: needs `on_call` (there is no shift to end with)")
+        if rule.on_call is None and not rule.requesters:
+            problems.append(f"{where}: name the `requesters` (or an `on_call` schedule) the rule approves")
+    return problems
