@@ -183,6 +183,7 @@ def pg_many(tmp_path, openbao, bot_vault_token):
         )  # fmt: skip
 
 
+@pytest.mark.timeout(300)  # 40 s of lead and 30 s of spread by design; the seeding and the checks on 500 grants add more
 def test_one_of_two_workers_stopped_while_500_grants_fall_due_every_one_ends_once_on_time(pg_many, tmp_path, openbao, vault_root):
     slack, env = pg_many
     db_url = env["DATABASE_URL"]

@@ -46,3 +46,11 @@ def test_an_accessor_that_is_not_a_wrapping_token_is_never_revoked(openbao, vaul
 
 def test_vault_down_is_unknown_never_gone(bot_vault_token):
     assert VaultWrappings(vault_client("http://127.0.0.1:9", bot_vault_token, timeout=2)).status("x") is CredentialStatus.UNKNOWN
+
+
+def test_a_token_that_may_not_look_up_accessors_is_unknown_never_gone(openbao, vault_root):
+    """A 403 that lasts (a policy without the lookup path) is not the moment of a teardown: it stays unknown."""
+    wrapped = vault_root.auth.token.create(policies=["default"], ttl="10m", wrap_ttl="60s")["wrap_info"]
+    weak = vault_root.auth.token.create(policies=["default"], ttl="10m")["auth"]["client_token"]
+    assert VaultWrappings(vault_client(openbao.addr, weak)).status(wrapped["accessor"]) is CredentialStatus.UNKNOWN
+    assert VaultWrappings(vault_client(openbao.addr, vault_root.token)).status(wrapped["accessor"]) is CredentialStatus.ALIVE
