@@ -468,7 +468,7 @@ def audit_streaming(catalog: Catalog, settings: Settings, store: SqlStore, servi
         return None
     from bot.settings import SettingsError
     from grants import outbox
-    from grants.adapters.audit_sinks import SyslogSink, WebhookSink
+    from grants.adapters.audit_sinks import RelpSink, SyslogSink, WebhookSink
     from grants.adapters.sql_streams import SqlStreamStore
     from grants.audit_stream import Streamer
     from grants.claiming import ClaimLoop
@@ -476,7 +476,8 @@ def audit_streaming(catalog: Catalog, settings: Settings, store: SqlStore, servi
 
     sinks: list[Sink] = []
     if config.syslog:
-        sinks.append(SyslogSink(config.syslog, config.syslog_ca))
+        relp = config.syslog.startswith("relp")
+        sinks.append((RelpSink if relp else SyslogSink)(config.syslog, config.syslog_ca))
     if config.webhook:
         if settings.jitbot_audit_webhook_secret is None:
             raise SettingsError("JITBOT_AUDIT_WEBHOOK_SECRET is not set: the audit webhook's batches are signed with it")
