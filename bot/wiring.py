@@ -87,6 +87,7 @@ def open_anchor(settings: Settings, vault: VaultSession | None = None) -> AuditA
 
 def sync_vault(settings: Settings) -> list[str]:
     from grants.adapters.kinds import credential_kinds
+    from grants.adapters.seal_key import ensure_seal_key
     from grants.adapters.vault_anchor import check_anchor
     from grants.adapters.vault_sync import sync as vault_sync
 
@@ -94,6 +95,7 @@ def sync_vault(settings: Settings) -> list[str]:
     session = open_vault(settings)
     kinds = credential_kinds(session, identity_alias_mount=catalog.settings.identity_alias_mount)
     lines = vault_sync(session.client, settings.jitbot_catalog.parent, catalog, kinds)
+    lines.append(ensure_seal_key(session.client, settings.jitbot_audit_anchor.partition("/")[0]))
     return lines + check_anchor(session.client, settings.jitbot_audit_anchor)
 
 
@@ -262,6 +264,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from grants.adapters.kinds.ssh_kind import SshKind
     from grants.adapters.kinds.ssh_revocations import SshRevocations
     from grants.adapters.scheduler_timer import SchedulerTimer
+    from grants.adapters.seal_key import open_sealer
     from grants.service import ElevationService
     from grants.timekeeper import DueWork
 
@@ -300,6 +303,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
     )
     service.deps.control_groups = gates
+    service.deps.sealer = open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0])
     service.deps.trackers = context_adapters(catalog, settings)
     service.deps.oncall = oncall_adapter(catalog, settings)
     notifier.home = home.renderer(service)
