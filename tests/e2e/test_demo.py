@@ -234,7 +234,10 @@ def test_a_ticket_bound_grant_ends_when_its_jira_ticket_closes(demo: Demo) -> No
     assert re.search(r"jitbot JIT-[A-Z0-9]+: requested payments-support for 30m", before)  # the ticket was told
     assert re.search(r"jitbot JIT-[A-Z0-9]+: access granted until", before)
     assert "revoked (ticket_closed), actor system" in after and "revoked" not in before.split("audit #")[-1]
-    assert re.search(r"your access to `payments-support` was revoked by system", after)
+    assert re.search(
+        r"your access to `payments-support` was revoked by jitbot at [^,]+, because its ticket PAY-7 was closed", after
+    )
+    assert "+ :lock: Revoked by jitbot at" in after and "auto-approval" not in after
     took = re.search(r"revoked by system (\d+\.\d)s after PAY-7 was resolved", after)
     assert took and float(took.group(1)) < 15  # JITBOT_TICKET_WATCH is 1 s in the demo
     assert re.search(r"jitbot JIT-[A-Z0-9]+: access revoked by system \(ticket closed\)", after)
