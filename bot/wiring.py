@@ -87,6 +87,7 @@ def open_anchor(settings: Settings, vault: VaultSession | None = None) -> AuditA
 
 def sync_vault(settings: Settings) -> list[str]:
     from grants.adapters.kinds import credential_kinds
+    from grants.adapters.seal_key import ensure_seal_key
     from grants.adapters.vault_anchor import check_anchor
     from grants.adapters.vault_sync import sync as vault_sync
 
@@ -94,6 +95,7 @@ def sync_vault(settings: Settings) -> list[str]:
     session = open_vault(settings)
     kinds = credential_kinds(session, identity_alias_mount=catalog.settings.identity_alias_mount)
     lines = vault_sync(session.client, settings.jitbot_catalog.parent, catalog, kinds)
+    lines.append(ensure_seal_key(session.client, settings.jitbot_audit_anchor.partition("/")[0]))
     return lines + check_anchor(session.client, settings.jitbot_audit_anchor)
 
 
@@ -262,6 +264,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from grants.adapters.kinds.ssh_kind import SshKind
     from grants.adapters.kinds.ssh_revocations import SshRevocations
     from grants.adapters.scheduler_timer import SchedulerTimer
+    from grants.adapters.seal_key import open_sealer
     from grants.service import ElevationService
     from grants.timekeeper import DueWork
 
@@ -300,6 +303,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
     )
     service.deps.control_groups = gates
+    service.deps.sealer = open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0])
     service.deps.trackers = context_adapters(catalog, settings)
     service.deps.oncall = oncall_adapter(catalog, settings)
     notifier.home = home.renderer(service)
@@ -464,7 +468,7 @@ def audit_streaming(catalog: Catalog, settings: Settings, store: SqlStore, servi
         return None
     from bot.settings import SettingsError
     from grants import outbox
-    from grants.adapters.audit_sinks import SyslogSink, WebhookSink
+    from grants.adapters.audit_sinks import RelpSink, SyslogSink, WebhookSink
     from grants.adapters.sql_streams import SqlStreamStore
     from grants.audit_stream import Streamer
     from grants.claiming import ClaimLoop
@@ -472,7 +476,8 @@ def audit_streaming(catalog: Catalog, settings: Settings, store: SqlStore, servi
 
     sinks: list[Sink] = []
     if config.syslog:
-        sinks.append(SyslogSink(config.syslog, config.syslog_ca))
+        relp = config.syslog.startswith("relp")
+        sinks.append((RelpSink if relp else SyslogSink)(config.syslog, config.syslog_ca))
     if config.webhook:
         if settings.jitbot_audit_webhook_secret is None:
             raise SettingsError("JITBOT_AUDIT_WEBHOOK_SECRET is not set: the audit webhook's batches are signed with it")
