@@ -180,7 +180,8 @@ def end(deps: Deps, request: Request, event: Event, actor: str, **cause: Any) ->
     detail: dict[str, Any] = {"accessor": handle.id, **cause}
     if event is Event.EXPIRED:
         detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
-    notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, **_caveat(handle))]
+    why = {"cause": str(cause["cause"])} if "cause" in cause else {}  # the DM says why jitbot itself ended it
+    notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, **why, **_caveat(handle))]
     notices += ticket_notes(request, ended_note(event, actor, cause))
     if not deps.commit(request, ended, event, actor, notices=notices, **detail):
         current = deps.requests.get(request.id)
