@@ -13,6 +13,7 @@ from bot.settings import Settings
 from bot.slack_catalog import load_catalog
 from grants.adapters.clock import SystemClock
 from grants.adapters.sql_store import SqlStore, make_engine
+from grants.lifecycle import State
 
 # The Slack, Vault and scheduler stacks are imported where they are built, so that the audit
 # commands (which need only the database) start in a fraction of the time.
@@ -253,7 +254,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from bot.health import CachedHealth
     from bot.inbox_worker import InboxWorker, taker
     from bot.listeners.deferred import work_of
-    from bot.metrics import MeteredIssuer, MeteredStore, Metrics
+    from bot.metrics import MeteredIssuer, Metrics
     from bot.notifier import SlackNotifier
     from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
@@ -278,6 +279,8 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     store.claim_lease = timedelta(seconds=settings.jitbot_outbox_lease)
     lease = settings.jitbot_outbox_lease
     metrics = Metrics()
+    store.watch(metrics.on_committed)  # every audit event the store commits is counted and logged, whoever wrote it
+    metrics.active.set_function(lambda: store.count(State.ACTIVE))
     wrap_ttl = wrap_ttl or timedelta(seconds=settings.jitbot_wrap_ttl)
     vault = open_vault(settings)
     gates = VaultControlGroups(vault.client, alias_mount=catalog.settings.identity_alias_mount)
@@ -299,9 +302,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
     clock = SystemClock()
     anchor = open_anchor(settings, vault)
-    service = ElevationService(
-        catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
-    )
+    service = ElevationService(catalog, store, issuer, notifier, timer, clock, SlackDirectory(client), anchor)
     service.deps.control_groups = gates
     service.deps.sealer = open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0])
     service.deps.trackers = context_adapters(catalog, settings)
