@@ -326,6 +326,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         )
         due = DueWork(SqlDue(store), service.wake, timer, clock, heartbeat=lease / 3)
         timer.on_due = due.kick  # the timer only wakes the claim loop; the database says what is due and whose it is
+        outbox.defer_to = due  # revocations and expiries never wait behind chat messages (this process's)
     # `serve` runs what it just recorded at once (claimed by itself); a web process leaves it to any worker.
     on_received = inbox_worker.take if role == "serve" and inbox_worker is not None else (lambda _: None)
     gate = build_gate(settings, store, service, client, inbox, work_of(ctx), taker() if role == "serve" else None)
