@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,9 +128,12 @@ class Browserless:
 
 
 @contextmanager
-def stage(kind: str, tmp: Path) -> Iterator[Stage]:
+def stage(kind: str, tmp: Path, extra: str = "", prepare: Callable[[VaultApprovals], None] | None = None) -> Iterator[Stage]:
+    """The stage; `extra` scopes join the catalog, and `prepare` sets up what they need in Vault before the sync."""
     with OpenBaoDevServer() as server, fresh_database(kind, tmp) as db_url:
         world = start(server)
+        if prepare is not None:
+            prepare(world)
         for person in (APPROVER_1, APPROVER_2, REQUESTER):
             world.link(person)
         with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
@@ -143,7 +146,7 @@ def stage(kind: str, tmp: Path) -> Iterator[Stage]:
                 database_url=db_url,
                 jitbot_catalog=tmp / "policies" / "catalog.toml",
             )
-            policies = catalog_dir(tmp, web_url=bot.url, extra=STEPPED_TOML)  # the port is the bot's, picked already
+            policies = catalog_dir(tmp, web_url=bot.url, extra=STEPPED_TOML + extra)  # the port is the bot's, picked already
             world.identity_provider(f"{bot.url}/stepup/callback")
             world.sync(policies)
             with bot:
