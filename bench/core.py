@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import hvac
-import psycopg
 
+from devkit.databases import fresh_database
 from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
+from grants.adapters.seal_key import ensure_seal_key, open_sealer
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import Catalog, load_catalog
+from grants.seals import Sealer
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "xoxb-bench-0000-jitbot"
@@ -158,6 +160,7 @@ class Lab:
                 server = OpenBaoDevServer().start()
                 root = vault_client(server.addr, server.root_token)
                 sync(root, self.catalog_path.parent, load_catalog(self.catalog_path), credential_kinds(VaultSession(root)))
+                ensure_seal_key(root, "secret")  # as `jitbot vault sync` does: the bot seals what it issues
                 created = root.auth.token.create(
                     policies=["jitbot-bot"], no_default_policy=True, ttl="4h", display_name="bench-bot"
                 )
@@ -171,6 +174,10 @@ class Lab:
         assert self._bot_token is not None
         return self._bot_token
 
+    def sealer(self) -> Sealer | None:
+        """The credential sealer with the key `vault sync` made in the lab's Vault (what the bot reads at start-up)."""
+        return open_sealer(vault_client(self.vault.addr, self.bot_token), "secret")
+
     def bot_vault(self) -> hvac.Client:
         """A fresh client holding the bot's own token (jitbot-bot policy): one per thread."""
         return vault_client(self.vault.addr, self.bot_token)
@@ -178,23 +185,9 @@ class Lab:
     @contextmanager
     def database(self, tag: str) -> Iterator[str]:
         """A fresh, empty database: a SQLite file in the work dir, or (with --pg) a new PostgreSQL database."""
-        if not self.pg:
-            path = self.workdir / f"{tag}-{uuid.uuid4().hex[:6]}.db"
-            try:
-                yield f"sqlite:///{path}"
-            finally:
-                for leftover in path.parent.glob(f"{path.name}*"):  # -wal, -shm
-                    leftover.unlink(missing_ok=True)
-            return
-        name = f"jitbot_bench_{tag}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        host = PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
-        try:
-            yield f"postgresql+psycopg://{host}/{name}"
-        finally:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        kind = "postgresql" if self.pg else "sqlite"
+        with fresh_database(kind, self.workdir, f"jitbot_bench_{tag}_{uuid.uuid4().hex[:6]}", PG_ADMIN) as url:
+            yield url
 
     def bot(self, database_url: str, slack_url: str) -> LocalBot:
         """The real runtime behind waitress (not started), on this lab's Vault and catalog."""

@@ -13,6 +13,7 @@ from bot.settings import Settings
 from bot.slack_catalog import load_catalog
 from grants.adapters.clock import SystemClock
 from grants.adapters.sql_store import SqlStore, make_engine
+from grants.lifecycle import State
 
 # The Slack, Vault and scheduler stacks are imported where they are built, so that the audit
 # commands (which need only the database) start in a fraction of the time.
@@ -87,6 +88,7 @@ def open_anchor(settings: Settings, vault: VaultSession | None = None) -> AuditA
 
 def sync_vault(settings: Settings) -> list[str]:
     from grants.adapters.kinds import credential_kinds
+    from grants.adapters.seal_key import ensure_seal_key
     from grants.adapters.vault_anchor import check_anchor
     from grants.adapters.vault_sync import sync as vault_sync
 
@@ -94,6 +96,7 @@ def sync_vault(settings: Settings) -> list[str]:
     session = open_vault(settings)
     kinds = credential_kinds(session, identity_alias_mount=catalog.settings.identity_alias_mount)
     lines = vault_sync(session.client, settings.jitbot_catalog.parent, catalog, kinds)
+    lines.append(ensure_seal_key(session.client, settings.jitbot_audit_anchor.partition("/")[0]))
     return lines + check_anchor(session.client, settings.jitbot_audit_anchor)
 
 
@@ -251,7 +254,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from bot.health import CachedHealth
     from bot.inbox_worker import InboxWorker, taker
     from bot.listeners.deferred import work_of
-    from bot.metrics import MeteredIssuer, MeteredStore, Metrics
+    from bot.metrics import MeteredIssuer, Metrics
     from bot.notifier import SlackNotifier
     from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
@@ -262,6 +265,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from grants.adapters.kinds.ssh_kind import SshKind
     from grants.adapters.kinds.ssh_revocations import SshRevocations
     from grants.adapters.scheduler_timer import SchedulerTimer
+    from grants.adapters.seal_key import open_sealer
     from grants.service import ElevationService
     from grants.timekeeper import DueWork
 
@@ -275,6 +279,8 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     store.claim_lease = timedelta(seconds=settings.jitbot_outbox_lease)
     lease = settings.jitbot_outbox_lease
     metrics = Metrics()
+    store.watch(metrics.on_committed)  # every audit event the store commits is counted and logged, whoever wrote it
+    metrics.active.set_function(lambda: store.count(State.ACTIVE))
     wrap_ttl = wrap_ttl or timedelta(seconds=settings.jitbot_wrap_ttl)
     vault = open_vault(settings)
     gates = VaultControlGroups(vault.client, alias_mount=catalog.settings.identity_alias_mount)
@@ -296,10 +302,9 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
     clock = SystemClock()
     anchor = open_anchor(settings, vault)
-    service = ElevationService(
-        catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor
-    )
+    service = ElevationService(catalog, store, issuer, notifier, timer, clock, SlackDirectory(client), anchor)
     service.deps.control_groups = gates
+    service.deps.sealer = open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0])
     service.deps.trackers = context_adapters(catalog, settings)
     service.deps.oncall = oncall_adapter(catalog, settings)
     notifier.home = home.renderer(service)
@@ -321,6 +326,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         )
         due = DueWork(SqlDue(store), service.wake, timer, clock, heartbeat=lease / 3)
         timer.on_due = due.kick  # the timer only wakes the claim loop; the database says what is due and whose it is
+        outbox.defer_to = due  # revocations and expiries never wait behind chat messages (this process's)
     # `serve` runs what it just recorded at once (claimed by itself); a web process leaves it to any worker.
     on_received = inbox_worker.take if role == "serve" and inbox_worker is not None else (lambda _: None)
     gate = build_gate(settings, store, service, client, inbox, work_of(ctx), taker() if role == "serve" else None)

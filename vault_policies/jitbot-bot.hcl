@@ -133,6 +133,12 @@ path "secret/data/jitbot/audit-anchor" {
   capabilities = ["create", "update", "read"]
 }
 
+# The credential seal key (made by `jitbot vault sync`, read once at start-up): revocation proves a credential is the
+# request's by its seal, with no lookup. Read only: the bot cannot replace the key. (Moves with JITBOT_AUDIT_ANCHOR's mount.)
+path "secret/data/jitbot/seal-key" {
+  capabilities = ["read"]
+}
+
 # --- Kind `pki`: sign a person's CSR with a scope's role (`jitbot-*`, written by `jitbot vault sync`). The role pins
 # the domain, client auth only, key types and max TTL; the subject's serialNumber must be a request ID (`JIT-*`). A
 # stolen bot token can sign a thief's CSR for any name under a pki scope's domain, up to its max TTL: use a

@@ -20,8 +20,10 @@ class SqlDue:
         self.claims = Claims(REQUESTS, [REQUESTS.c.wake_at.is_not(None)], store.claim_lease, due="wake_at")
         store.claimed.append(self.claims)  # one heartbeat per process renews these leases with the others
 
-    def claim(self, worker: str, now: datetime, limit: int) -> list[str]:
+    def claim(self, worker: str, now: datetime, limit: int, done: Sequence[str] = ()) -> list[str]:
         with self.store._writing() as connection:
+            if done:
+                self.claims.let_go(connection, worker, done)
             rows = self.claims.claim(connection, worker, now, limit, columns=[REQUESTS.c.id], soonest=True)
         return [str(row.id) for row in rows]
 

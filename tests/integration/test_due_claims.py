@@ -11,13 +11,12 @@ from datetime import timedelta
 import pytest
 
 from grants.adapters.due_store import SqlDue
-from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import SqlStore, make_engine
+from grants.adapters.sql_store import SqlStore
 from grants.audit import AuditQuery
 from grants.domain import State
 from grants.timekeeper import DueWork
 from tests.catalogs import APPROVER_1, REQUESTER, make_catalog
-from tests.databases import fresh_database
+from tests.databases import fresh_store
 from tests.fakes import FakeClock, FakeIssuer, FakeTimer, bootstrap
 
 
@@ -27,22 +26,17 @@ class CountingIssuer(FakeIssuer):
         self.revoked: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def revoke(self, handle, request_id):  # type: ignore[no-untyped-def]
+    def revoke(self, handle, request_id, proven=False):  # type: ignore[no-untyped-def]
         with self._lock:
             self.revoked[request_id] += 1
         time.sleep(0.002)  # a Vault round trip: rounds overlap
-        super().revoke(handle, request_id)
+        super().revoke(handle, request_id, proven)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        store = SqlStore(engine)
-        store.claim_lease = timedelta(seconds=10)
+    with fresh_store(request.param, tmp_path, claim_lease=timedelta(seconds=10)) as store:
         yield store
-        store.close()
 
 
 def grants(store: SqlStore, n: int):  # type: ignore[no-untyped-def]

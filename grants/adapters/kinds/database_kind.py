@@ -135,12 +135,12 @@ class DatabaseKind:
             return None
         return f"auth/token/create/{token_role(scope_name)}", guarded_create_rules()
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
         """Revoke the reader token, then wait until Vault has revoked its lease (whose revocation statements end
         sessions and drop the user): done only when the login is really gone, else CredentialError (retried).
         Also the expiry's check: the reader token's own TTL ends the lease the same way, and as late."""
         reader, lease = parts(handle)
-        self._by_accessor.revoke(reader, request_id)
+        self._by_accessor.revoke(reader, request_id, proven)  # the seal covers the whole handle, reader included
         if lease:  # a handle stored before leases were kept names only the reader token
             wait_revoked(self._client, lease, self._settle)
 
