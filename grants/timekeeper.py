@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from grants.claiming import ClaimLoop
+from grants.claiming import ClaimLoop, Wakeup
 from grants.ports import Clock, DueClaims, Timer
 
 log = logging.getLogger(__name__)
@@ -22,11 +22,11 @@ class DueWork(ClaimLoop):
 
     def __init__(
         self, due: DueClaims, wake: Callable[[str], None], timer: Timer, clock: Clock, *,
-        threads: int = 4, batch: int = 8, poll: float = 1.0, heartbeat: float = 10 / 3,
+        threads: int = 4, batch: int = 8, poll: float = 1.0, heartbeat: float = 10 / 3, wakeup: Wakeup | None = None,
     ) -> None:  # fmt: skip
         self.due, self.wake, self.timer, self.clock, self.batch = due, wake, timer, clock, batch
         super().__init__("due", self._round, lambda prefix: due.renew(prefix, clock.now()), threads=threads, poll=poll,
-                         heartbeat=heartbeat)  # fmt: skip
+                         heartbeat=heartbeat, wakeup=wakeup)  # fmt: skip
 
     def _round(self, worker: str) -> int:
         claimed = self.due.claim(worker, self.clock.now(), self.batch)

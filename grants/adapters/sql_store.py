@@ -13,7 +13,16 @@ from sqlalchemy import ColumnElement, Engine, String, and_, cast, create_engine,
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from grants.adapters.claims import Claims
-from grants.adapters.sql_tables import AuditHeadRow, AuditRow, CsrRow, MessageRefRow, OutboxRow, RequestRow, SshKeyRow
+from grants.adapters.sql_tables import (
+    AuditHeadRow,
+    AuditRow,
+    CsrRow,
+    InboxRow,
+    MessageRefRow,
+    OutboxRow,
+    RequestRow,
+    SshKeyRow,
+)
 from grants.adapters.sqlite_csv import csv_pages
 from grants.audit import GENESIS_HASH, AuditQuery, at_text, chained, detail_text
 from grants.credentials import CredentialHandle
@@ -193,6 +202,7 @@ REFS = MessageRefRow.__table__  # type: ignore[attr-defined]
 SSH_KEYS = SshKeyRow.__table__  # type: ignore[attr-defined]
 CSRS = CsrRow.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+INBOX = InboxRow.__table__  # type: ignore[attr-defined]
 
 
 def _outbox_rows(notices: Iterable[Notice], at: datetime) -> list[dict[str, Any]]:
@@ -229,26 +239,21 @@ class SqlStore:
     """Implements the Store port (and the notifier's message references) on SQLite or PostgreSQL,
     with SQLAlchemy Core statements on the hot paths."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, claim_lease: timedelta = CLAIM_LEASE):
         self.engine = engine
         sqlite = engine.dialect.name == "sqlite"
         self.reader = make_engine(engine.url.render_as_string(hide_password=False), writer=False) if sqlite else engine
         # SQLite has one writer at a time, and one process (`jitbot serve`): our threads queue on a lock, woken the
         # moment the last writer commits, instead of polling in SQLite's busy handler (1, 2, 5 … 100 ms sleeps).
         self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
-        self.outbox_claims = Claims(OUTBOX, [OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None)], CLAIM_LEASE)
-        # Every table whose rows workers claim; one heartbeat renews a process's leases on all of them.
-        self.claimed: list[Claims] = [self.outbox_claims]
-
-    @property
-    def claim_lease(self) -> timedelta:
-        """How long a worker's claim holds: longer than any one piece of work (a delivery, a click)."""
-        return self.outbox_claims.lease
-
-    @claim_lease.setter
-    def claim_lease(self, lease: timedelta) -> None:
-        for claims in self.claimed:
-            claims.lease = lease
+        # How long a worker's claim holds: longer than any one piece of work (a delivery, a click).
+        self.claim_lease = claim_lease
+        self.outbox_claims = Claims(OUTBOX, [OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None)], claim_lease)
+        # The inbox's and the due requests' claims live here too (SqlInbox, SqlDue use them): one heartbeat renews a
+        # process's leases on every claimed table.
+        self.inbox_claims = Claims(INBOX, [INBOX.c.done_at.is_(None)], claim_lease)
+        self.due_claims = Claims(REQUESTS, [REQUESTS.c.wake_at.is_not(None)], claim_lease, due="wake_at")
+        self.claimed: tuple[Claims, ...] = (self.outbox_claims, self.inbox_claims, self.due_claims)
 
     def close(self) -> None:
         """Close every pooled connection (a stopped runtime holds no sockets or file handles)."""
