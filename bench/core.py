@@ -24,9 +24,11 @@ import psycopg
 from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
+from grants.adapters.seal_key import ensure_seal_key, open_sealer
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import Catalog, load_catalog
+from grants.seals import Sealer
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "xoxb-bench-0000-jitbot"
@@ -158,6 +160,7 @@ class Lab:
                 server = OpenBaoDevServer().start()
                 root = vault_client(server.addr, server.root_token)
                 sync(root, self.catalog_path.parent, load_catalog(self.catalog_path), credential_kinds(VaultSession(root)))
+                ensure_seal_key(root, "secret")  # as `jitbot vault sync` does: the bot seals what it issues
                 created = root.auth.token.create(
                     policies=["jitbot-bot"], no_default_policy=True, ttl="4h", display_name="bench-bot"
                 )
@@ -170,6 +173,10 @@ class Lab:
         _ = self.vault
         assert self._bot_token is not None
         return self._bot_token
+
+    def sealer(self) -> Sealer | None:
+        """The credential sealer with the key `vault sync` made in the lab's Vault (what the bot reads at start-up)."""
+        return open_sealer(vault_client(self.vault.addr, self.bot_token), "secret")
 
     def bot_vault(self) -> hvac.Client:
         """A fresh client holding the bot's own token (jitbot-bot policy): one per thread."""

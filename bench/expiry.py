@@ -45,7 +45,7 @@ def _expire_with_bot(
 
     Returns the `expired` events and each grant's expiry by request ID."""
     with lab.database(tag) as database_url:
-        grants = active_grants(accessors, expiries, datetime.now(UTC), lab.catalog)
+        grants = active_grants(accessors, expiries, datetime.now(UTC), lab.catalog, lab.sealer())
         insert_requests(database_url, grants)
         bot = lab.bot(database_url, slack.url).start()
         counter = StateCounter(database_url)

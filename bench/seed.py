@@ -19,6 +19,7 @@ from grants.catalog import Catalog
 from grants.credentials import CredentialHandle
 from grants.deadlines import next_wake
 from grants.domain import Approval, Grant, Request, State, new_request_id
+from grants.seals import Sealer
 
 # The request each seeded token was issued for (its metadata): the bot revokes only a grant's own token.
 TOKEN_OWNERS: dict[str, str] = {}
@@ -53,8 +54,11 @@ def create_tokens(lab: Lab, count: int, ttl: str = "15m", workers: int = 8) -> l
         return list(pool.map(one, range(count)))
 
 
-def active_grants(accessors: list[str], expiries: list[datetime], now: datetime, catalog: Catalog | None = None) -> list[Request]:
-    """Active grants as the service leaves them after `issued`: one per accessor, expiring at the given times."""
+def active_grants(
+    accessors: list[str], expiries: list[datetime], now: datetime, catalog: Catalog | None = None, sealer: Sealer | None = None
+) -> list[Request]:
+    """Active grants as the service leaves them after `issued`: one per accessor, expiring at the given times, sealed
+    as the bot seals what it issues when `sealer` is given (the key the bot reads from the lab's Vault)."""
     scope = catalog.scopes.get(SCOPE) if catalog is not None else None
     ids: set[str] = set()
     grants = []
@@ -64,6 +68,7 @@ def active_grants(accessors: list[str], expiries: list[datetime], now: datetime,
             request_id = new_request_id()
         ids.add(request_id)
         duration = max(timedelta(seconds=1), expires_at - now)
+        handle = CredentialHandle("vault_token", accessor)
         grant = Request(
             id=request_id,
             scope=SCOPE,
@@ -74,7 +79,12 @@ def active_grants(accessors: list[str], expiries: list[datetime], now: datetime,
             created_at=now - timedelta(seconds=30),
             pending_until=now + timedelta(hours=1),
             approval=Approval(given=("U0APPR001",), decided_by="U0APPR001", decided_at=now - timedelta(seconds=20)),
-            grant=Grant(CredentialHandle("vault_token", accessor), now - timedelta(seconds=20), expires_at),
+            grant=Grant(
+                handle,
+                now - timedelta(seconds=20),
+                expires_at,
+                seal=sealer.seal(handle, request_id) if sealer is not None else None,
+            ),
             version=2,
         )
         grants.append(replace(grant, wake_at=next_wake(scope, grant)))

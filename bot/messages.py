@@ -196,6 +196,12 @@ def alert_text(alert: Alert, request_id: str | None, context: dict[str, object])
                 f"{rid}: the database names credential {esc(context.get('row'))} but the audit trail recorded "
                 f"{esc(context.get('audited'))}; revoking the recorded one. Someone changed the requests table: investigate."
             )
+        case Alert.BAD_SEAL:
+            return (
+                f"{rid}: the seal stored with credential {esc(context.get('accessor'))} does not match the request. "
+                "Someone changed the requests table (or the seal key in Vault was replaced): investigate. Vault was "
+                "asked whose the credential is before anything was revoked."
+            )
         case Alert.REVOKE_FAILED:
             return (
                 f"Revoking {rid} ({scope}) failed (attempt {esc(context.get('attempt'))}): {error}. "

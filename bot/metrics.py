@@ -218,8 +218,8 @@ class MeteredIssuer:
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         return self._timed(self.metrics.issue_seconds, "vault_issue", lambda: self.inner.extend(handle, order, scope))
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        self._timed(self.metrics.revoke_seconds, "vault_revoke", lambda: self.inner.revoke(handle, request_id))
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
+        self._timed(self.metrics.revoke_seconds, "vault_revoke", lambda: self.inner.revoke(handle, request_id, proven))
 
     def status(self, handle: CredentialHandle, request_id: str) -> CredentialStatus:
         return self.inner.status(handle, request_id)

@@ -88,6 +88,7 @@ def open_anchor(settings: Settings, vault: VaultSession | None = None) -> AuditA
 
 def sync_vault(settings: Settings) -> list[str]:
     from grants.adapters.kinds import credential_kinds
+    from grants.adapters.seal_key import ensure_seal_key
     from grants.adapters.vault_anchor import check_anchor
     from grants.adapters.vault_sync import sync as vault_sync
 
@@ -95,6 +96,7 @@ def sync_vault(settings: Settings) -> list[str]:
     session = open_vault(settings)
     kinds = credential_kinds(session, identity_alias_mount=catalog.settings.identity_alias_mount)
     lines = vault_sync(session.client, settings.jitbot_catalog.parent, catalog, kinds)
+    lines.append(ensure_seal_key(session.client, settings.jitbot_audit_anchor.partition("/")[0]))
     return lines + check_anchor(session.client, settings.jitbot_audit_anchor)
 
 
@@ -269,6 +271,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from grants.adapters.kinds.ssh_kind import SshKind
     from grants.adapters.kinds.ssh_revocations import SshRevocations
     from grants.adapters.scheduler_timer import SchedulerTimer
+    from grants.adapters.seal_key import open_sealer
     from grants.adapters.stepup_store import SqlStepUpLinks
     from grants.claiming import Wakeup
     from grants.service import ElevationService
@@ -318,6 +321,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor,
         kick=outbox_wakeup.ring,  # a commit with notices wakes this process's delivery threads at once
         control_groups=gates,
+        sealer=open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0]),
         step_up_links=SqlStepUpLinks(store),  # every process: a click makes a link, the page (web_url) follows it
         trackers=context_adapters(catalog, settings),
         oncall=oncall_adapter(catalog, settings),
@@ -480,7 +484,7 @@ def audit_streaming(catalog: Catalog, settings: Settings, store: SqlStore, servi
         return None
     from bot.settings import SettingsError
     from grants import outbox
-    from grants.adapters.audit_sinks import SyslogSink, WebhookSink
+    from grants.adapters.audit_sinks import RelpSink, SyslogSink, WebhookSink
     from grants.adapters.sql_streams import SqlStreamStore
     from grants.audit_stream import Streamer
     from grants.claiming import ClaimLoop
@@ -488,7 +492,8 @@ def audit_streaming(catalog: Catalog, settings: Settings, store: SqlStore, servi
 
     sinks: list[Sink] = []
     if config.syslog:
-        sinks.append(SyslogSink(config.syslog, config.syslog_ca))
+        relp = config.syslog.startswith("relp")
+        sinks.append((RelpSink if relp else SyslogSink)(config.syslog, config.syslog_ca))
     if config.webhook:
         if settings.jitbot_audit_webhook_secret is None:
             raise SettingsError("JITBOT_AUDIT_WEBHOOK_SECRET is not set: the audit webhook's batches are signed with it")

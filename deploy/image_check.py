@@ -1,5 +1,6 @@
 """Runs the image as the Procfile says, against a dev OpenBao, the Slack stand-in and this host's PostgreSQL: the
-release step, then `web` until /readyz answers 200; /livez, the user it runs as, and a clean stop on SIGTERM."""
+release step, then `web` and `worker`, each until its /readyz answers 200; the user they run as, and a clean stop on
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -51,30 +52,41 @@ def main(image: str, runtime: str = "runc") -> int:
         root = vault_client(bao.addr, bao.root_token)
         sync(root, POLICIES, load_catalog(POLICIES / "catalog.toml"), credential_kinds(VaultSession(root)))
         token = root.auth.token.create(policies=["jitbot-bot"], no_default_policy=True, ttl="1h")["auth"]["client_token"]
-        port = free_port()
         env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.url,
-            "VAULT_ADDR": bao.addr, "VAULT_TOKEN": token, "PORT": str(port),
+            "VAULT_ADDR": bao.addr, "VAULT_TOKEN": token,
             "DATABASE_URL": f"{SERVER}/jitbot_image_check",
         }  # fmt: skip
         run = ["podman", "--runtime", runtime, "run", "--rm", "--network", "host", "--ulimit", "nofile=1024:1024"]
         run += ["--ulimit", "nproc=1024:1024", *[f"--env={k}={v}" for k, v in env.items()]]
         release = subprocess.run([*run, image, "jitbot", "db", "upgrade"], capture_output=True, text=True, timeout=300)
         print(f"release: exit {release.returncode}: {release.stdout.strip()} {release.stderr.strip()[-500:]}")
-        web = subprocess.Popen([*run, "--name", "jitbot-image-check", image], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            status, body, after = readyz(port)
-            print(f"web: /readyz {status} {body} after {after:.1f}s")
-            user = subprocess.run(["podman", "exec", "jitbot-image-check", "id", "-u"], capture_output=True, text=True)
-            print(f"web: runs as uid {user.stdout.strip()}")
-        finally:
-            subprocess.run(["podman", "stop", "--time", "10", "jitbot-image-check"], capture_output=True, timeout=60)
-            code = web.wait(timeout=60)
-        print(f"web: exit {code} on SIGTERM")
-        ok = release.returncode == 0 and status == 200 and user.stdout.strip() != "0" and code == 0
-        if not ok and web.stdout is not None:
-            print(web.stdout.read().decode()[-3000:])
-        return 0 if ok else 1
+        outcomes = [release.returncode == 0]
+        for process in ("web", "worker"):
+            outcomes.append(run_process(run, image, process, free_port()))
+        return 0 if all(outcomes) else 1
+
+
+def run_process(run: list[str], image: str, process: str, port: int) -> bool:
+    """One Procfile process in the container until /readyz is 200; its uid; a clean exit on SIGTERM."""
+    name = f"jitbot-image-check-{process}"
+    command = [] if process == "web" else ["jitbot", "worker", "--port", str(port)]  # web: the image's default CMD
+    container = subprocess.Popen(
+        [*run, f"--env=PORT={port}", "--name", name, image, *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        status, body, after = readyz(port)
+        print(f"{process}: /readyz {status} {body} after {after:.1f}s")
+        user = subprocess.run(["podman", "exec", name, "id", "-u"], capture_output=True, text=True)
+        print(f"{process}: runs as uid {user.stdout.strip()}")
+    finally:
+        subprocess.run(["podman", "stop", "--time", "10", name], capture_output=True, timeout=60)
+        code = container.wait(timeout=60)
+    print(f"{process}: exit {code} on SIGTERM")
+    ok = status == 200 and user.stdout.strip() not in ("", "0") and code == 0
+    if not ok and container.stdout is not None:
+        print(container.stdout.read().decode()[-3000:])
+    return ok
 
 
 if __name__ == "__main__":

@@ -36,10 +36,18 @@ def free_port() -> int:
 class LocalBot:
     """Context manager: builds the runtime from settings, reconciles, and serves `POST /slack/events`."""
 
-    def __init__(self, wrap_ttl: timedelta = timedelta(minutes=5), cli: str = "bao", role: str = "serve", **settings: Any):
+    def __init__(
+        self,
+        wrap_ttl: timedelta = timedelta(minutes=5),
+        cli: str = "bao",
+        role: str = "serve",
+        port: int | None = None,
+        **settings: Any,
+    ):
+        """`port`: the one to serve on (say one already written into the catalog's web_url), else a free one."""
         self.settings: Settings = load_settings(**settings)
         self.wrap_ttl, self.cli, self.role = wrap_ttl, cli, role
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.runtime: Runtime | None = None
         self._server: Any = None

@@ -97,7 +97,9 @@ def approval_problems(catalog: Catalog) -> list[str]:
         if not scope.vault_enforced:
             continue
         if not scope.vault_enforceable:
-            problems.append(f"{where}.approval: `vault` works for vault_token, ssh and pki scopes so far, not {scope.credential}")
+            problems.append(
+                f"{where}.approval: `vault` works for vault_token, database, ssh and pki scopes, not {scope.credential}"
+            )
         # Vault only refuses the owner of a control-group request (the bot) as approver, never the requester: the
         # catalog must make sure nobody can both ask and approve.
         requesters = catalog.members(scope.requesters)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # RFC 5424 PRI: facility 13 ("log audit") * 8 + severity 6 ("informational").
 PRI = 13 * 8 + 6
 APP_NAME = "jitbot"
+SYSLOG_SCHEMES = ("tcp", "tls", "relp")
 RETRY_MAX = timedelta(seconds=30)  # a collector back after an hour gets the backlog within this
 
 
@@ -32,7 +33,7 @@ class AuditStream(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    syslog: str = ""  # tcp://host:port or tls://host:port
+    syslog: str = ""  # tcp://, tls:// or relp://host:port
     syslog_ca: str = ""  # tls://: the CA file the collector's certificate is checked against (default: the system's)
     webhook: str = ""  # https://…; the HMAC secret comes from JITBOT_AUDIT_WEBHOOK_SECRET, never the catalog
     webhook_ca: str = ""
@@ -43,8 +44,11 @@ class AuditStream(BaseModel):
     @classmethod
     def _syslog(cls, value: str) -> str:
         parts = urlsplit(value)
-        if value and (parts.scheme not in ("tcp", "tls") or not parts.hostname or not parts.port or parts.path):
-            raise ValueError("must be tcp://host:port or tls://host:port (RFC 5424 over TCP with octet counting)")
+        if value and (parts.scheme not in SYSLOG_SCHEMES or not parts.hostname or not parts.port or parts.path):
+            raise ValueError(
+                "must be tcp://, tls:// or relp:// and host:port (RFC 5424 over TCP with octet counting, "
+                "or over RELP, which the collector acknowledges message by message)"
+            )
         return value
 
     @field_validator("webhook")
@@ -66,13 +70,18 @@ class AuditStream(BaseModel):
         return parse_duration(self.alert_after)
 
 
-def syslog_frame(line: str, hostname: str) -> bytes:
-    """One export line (a JSON object) as an RFC 5424 message framed by octet counting (RFC 6587): APP-NAME jitbot,
-    MSGID the event name, TIMESTAMP the event's time, MSG the line's bytes exactly (without its newline)."""
+def syslog_message(line: str, hostname: str) -> bytes:
+    """One export line (a JSON object) as an RFC 5424 message: APP-NAME jitbot, MSGID the event name, TIMESTAMP the
+    event's time, MSG the line's bytes exactly (without its newline)."""
     record = json.loads(line)
     at = str(record["at"]).replace("+00:00", "Z")
     header = f"<{PRI}>1 {at} {hostname[:255] or '-'} {APP_NAME} - {str(record['event'])[:32]} - "
-    message = (header + line.rstrip("\n")).encode("utf-8")
+    return (header + line.rstrip("\n")).encode("utf-8")
+
+
+def syslog_frame(line: str, hostname: str) -> bytes:
+    """The message framed by octet counting (RFC 6587), as plain TCP and TLS syslog carry it."""
+    message = syslog_message(line, hostname)
     return f"{len(message)} ".encode("ascii") + message
 
 

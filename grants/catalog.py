@@ -232,6 +232,7 @@ class DatabaseScope(ScopeBase):
     """A dynamic database user from Vault's database secrets engine, dropped (sessions killed) at the end."""
 
     credential: Literal["database"]
+    vault_enforceable: ClassVar[bool] = True  # its reader token's create can be held by a control group
     database_role: str = Field(min_length=1)
     database_mount: str = "database"
     connect_hint: str = ""
@@ -465,8 +466,28 @@ def _semantic_problems(catalog: Catalog, policy_dir: Path | None) -> list[str]:
             for policy in scope.policies_granted:
                 if not (policy_dir / f"{policy}.hcl").is_file():
                     problems.append(f"{where}.policies: no policy file `{policy}.hcl` beside the catalog")
+    problems += _shared_database_roles(catalog)
     policies = policy_problems(policy_dir) if policy_dir is not None else []
     return problems + approval_problems(catalog) + context_problems(catalog) + policies
+
+
+def _shared_database_roles(catalog: Catalog) -> list[str]:
+    """A vault-enforced database scope's role that a bot-approved scope also reads: the bot's token could mint the same
+    login through the other scope's reader, unheld, and the control group would guard nothing."""
+    readers: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+    for name, scope in sorted(catalog.scopes.items()):
+        if isinstance(scope, DatabaseScope):
+            readers.setdefault((scope.database_mount, scope.database_role), []).append((name, scope.vault_enforced))
+    problems = []
+    for (mount, role), scopes in sorted(readers.items()):
+        held = [name for name, enforced in scopes if enforced]
+        loose = [name for name, enforced in scopes if not enforced]
+        for name in held if loose else []:
+            problems.append(
+                f'scopes.{name}.database_role: {mount}/{role} is also read by {", ".join(loose)} (approval = "bot"), '
+                'whose readers the bot mints alone; give the approval = "vault" scope a database role of its own'
+            )
+    return problems
 
 
 def _kind_problems(where: str, scope: Scope, policy_dir: Path | None) -> list[str]:

@@ -125,8 +125,8 @@ class CredentialKinds:
     def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
         return self._of(scope.credential).issue(order, scope)
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        self._of(handle.kind).revoke(handle, request_id)
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
+        self._of(handle.kind).revoke(handle, request_id, proven)
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:
         return self._of(handle.kind).extend(handle, order, scope)

@@ -44,6 +44,9 @@ class Grant:
     extensions: int = 0
     warned: bool = False
     revoke_attempts: int = 0
+    # The handle's seal (grants/seals.py): proves the credential is this request's without asking Vault. None: issued
+    # before seals, or by a bot without the seal key; the kind then proves ownership by a lookup.
+    seal: str | None = None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class Alert(StrEnum):
     ISSUE_FAILED = "issue_failed"
     BREAK_GLASS = "break_glass"
     CREDENTIAL_MISMATCH = "credential_mismatch"
+    BAD_SEAL = "bad_seal"
     REVOKE_FAILED = "revoke_failed"
     REPLACED_NOT_REVOKED = "replaced_not_revoked"
     REVIEW_FLAGGED = "review_flagged"

@@ -140,8 +140,8 @@ class CredentialIssuer(Protocol):
         """Create a credential for exactly `scope`, living until `order.until`."""
         ...
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        """End a credential; one that is already gone counts as success."""
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
+        """End a credential; one that is already gone counts as success. `proven`: its seal was checked (grants/seals.py)."""
         ...
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential: ...
@@ -279,8 +279,10 @@ class CredentialKind(Protocol):
         """Create a credential for exactly `scope`, ending by itself at `order.until` where the kind can."""
         ...
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        """End it now. Already gone counts as success; one that is not `request_id`'s raises ForeignCredential."""
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
+        """End it now. Already gone counts as success; one that is not `request_id`'s raises ForeignCredential.
+        `proven`: the core checked the credential's seal (grants/seals.py), so a lookup that would only prove
+        ownership is skipped; False (no seal, an older row, a bad seal): the kind proves it as before."""
         ...
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:

@@ -26,6 +26,7 @@ from grants.ports import (
     Timer,
     Tracker,
 )
+from grants.seals import Sealer
 from grants.signin import SignIn
 from grants.ssh_keys import SshPublicKey
 from grants.steps import current_step
@@ -62,13 +63,14 @@ class ElevationService:
         *,
         kick: Callable[[], None] = lambda: None,
         control_groups: ControlGroups | None = None,
+        sealer: Sealer | None = None,
         step_up_links: StepUpLinks | None = None,
         trackers: Mapping[str, Tracker] | None = None,
         oncall: OnCallSource | None = None,
     ):
         self.deps = Deps(
             catalog, store, issuer, notifier, timer, clock, directory, anchor, kick=kick, control_groups=control_groups,
-            step_up_links=step_up_links, trackers=trackers or {}, oncall=oncall,
+            sealer=sealer, step_up_links=step_up_links, trackers=trackers or {}, oncall=oncall,
         )  # fmt: skip
         self._anchoring = auditing.Anchoring()
         self._born = clock.now()

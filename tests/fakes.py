@@ -242,6 +242,7 @@ class FakeIssuer:
         self.wraps: set[str] = set()  # wrapping tokens nobody has unwrapped yet, by accessor
         self.issued = 0
         self.down = False
+        self.proven: list[bool] = []  # per revoke: whether the core vouched for it by the credential's seal
 
     def issue(self, order: IssueOrder, scope: Scope) -> IssuedCredential:
         if self.down:
@@ -265,9 +266,10 @@ class FakeIssuer:
             raise CredentialError("vault unreachable")
         self.wraps.discard(accessor)
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
         if self.down:
             raise CredentialError("vault unreachable")
+        self.proven.append(proven)
         owner = self.live.get(handle.id, (request_id, []))[0]
         if owner != request_id:
             raise ForeignCredential(f"{handle.id} belongs to {owner}")

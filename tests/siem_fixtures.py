@@ -1,5 +1,5 @@
-"""Collectors for the audit stream tests: Debian's rsyslog (TCP, or TLS with its gtls driver) writing each message's
-MSG to a file, and a small HTTPS webhook receiver that checks the HMAC signature."""
+"""Collectors for the audit stream tests: Debian's rsyslog (TCP, TLS with its gtls driver, or RELP with
+rsyslog-relp's imrelp) writing each message's MSG to a file, and a small HTTPS webhook receiver that checks the HMAC signature."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import hmac
 import http.server
 import json
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -48,10 +49,10 @@ def self_signed(folder: Path, name: str = "localhost") -> tuple[Path, Path]:
 
 
 class Rsyslog:
-    """rsyslogd in the foreground with imtcp on a free port; every message's MSG is appended to `out` as one line."""
+    """rsyslogd in the foreground with imtcp (or imrelp) on a free port; each message's MSG is appended to `out`."""
 
-    def __init__(self, folder: Path, tls: bool = False):
-        self.folder, self.tls, self.port = folder, tls, free_port()
+    def __init__(self, folder: Path, tls: bool = False, relp: bool = False):
+        self.folder, self.tls, self.relp, self.port = folder, tls, relp, free_port()
         self.out = folder / "received.log"
         self.conf = folder / "rsyslog.conf"
         work = folder / "work"
@@ -63,15 +64,22 @@ class Rsyslog:
                 f'global(DefaultNetstreamDriverCAFile="{self.cert}" DefaultNetstreamDriverCertFile="{self.cert}" '
                 f'DefaultNetstreamDriverKeyFile="{self.key}")\n'
             )
-        tcp = (
-            'module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")'
-            if tls
-            else 'module(load="imtcp")'
-        )
+        if relp:
+            tcp = 'module(load="imrelp")'
+            assert not tls, "librelp's TLS wants a client certificate: not supported by the RELP sink"
+            listen = f'input(type="imrelp" address="127.0.0.1" port="{self.port}" ruleset="jit")\n'
+            driver = ""
+        else:
+            tcp = (
+                'module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")'
+                if tls
+                else 'module(load="imtcp")'
+            )
+            listen = f'input(type="imtcp" address="127.0.0.1" port="{self.port}" ruleset="jit")\n'
         self.conf.write_text(
             f'global(workDirectory="{work}" maxMessageSize="64k")\n{driver}{tcp}\n'
             'template(name="msg" type="string" string="%msg%\\n")\n'
-            f'input(type="imtcp" address="127.0.0.1" port="{self.port}" ruleset="jit")\n'
+            f"{listen}"
             'ruleset(name="jit") {\n'
             f'  action(type="omfile" file="{self.out}" template="msg" flushOnTXEnd="on" asyncWriting="off")\n'
             "}\n"
@@ -80,7 +88,20 @@ class Rsyslog:
 
     @property
     def url(self) -> str:
-        return f"{'tls' if self.tls else 'tcp'}://127.0.0.1:{self.port}"
+        scheme = "relp" if self.relp else ("tls" if self.tls else "tcp")
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def freeze(self) -> None:
+        """SIGSTOP: the host hangs; its kernel still takes bytes into the socket's buffer, nobody reads them."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def kill(self) -> None:
+        """SIGKILL (after a freeze, too): whatever sat unread in its socket buffers is gone."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=15)
+        self.process = None
 
     def start(self, timeout: float = 30) -> Rsyslog:
         log = (self.folder / "rsyslogd.log").open("ab")
@@ -97,6 +118,7 @@ class Rsyslog:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen one cannot act on SIGTERM
             self.process.terminate()
             self.process.wait(timeout=15)
         self.process = None

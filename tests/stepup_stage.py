@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import requests
 from sqlalchemy import text
@@ -20,6 +19,7 @@ from devkit.openbao import OpenBaoDevServer
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
+from devkit.stepup import LINK, StepUpBrowser
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, USERS
 from tests.databases import fresh_database
 from tests.vault_approval import APPROVER_1, APPROVER_2, REQUESTER, VaultApprovals, catalog_dir, start
@@ -34,7 +34,6 @@ requesters = ["{REQUESTER}"]
 approvers = ["{APPROVER_1}", "{APPROVER_2}"]
 step_up = true
 """
-LINK = re.compile(r"<(http://[^|>]+/stepup/start\?t=[^|>]+)\|")
 
 
 @dataclass
@@ -95,36 +94,12 @@ class Stage:
             time.sleep(0.05)
 
 
-@dataclass
-class Browserless:
-    """What a browser does on the page, over plain HTTP with a cookie jar; the IdP's login is its API (+ TOTP)."""
+class Browserless(StepUpBrowser):
+    """The dev kit's browser over plain HTTP (`devkit/stepup.py`, which `jitbot demo` signs approvers in with) on a stage."""
 
-    stage: Stage
-    session: requests.Session
-
-    def open(self, link: str) -> requests.Response:
-        return self.session.get(link, timeout=10)
-
-    def submit(self, page: requests.Response, **headers: str) -> requests.Response:
-        fields = dict(re.findall(r'name="(t|csrf)" value="([^"]+)"', page.text))
-        return self.session.post(
-            f"{self.stage.url}/stepup/start",
-            data=fields,
-            headers={"Origin": self.stage.url, **headers},
-            allow_redirects=False,
-            timeout=10,
-        )
-
-    def sign_in(self, link: str, who: str) -> requests.Response:
-        """Open the link, press the button, sign in at the IdP as `who` (password + TOTP), come back."""
-        started = self.submit(self.open(link))
-        assert started.status_code == 303, started.text
-        return self.come_back(started.headers["Location"], who)
-
-    def come_back(self, idp_url: str, who: str) -> requests.Response:
-        code = self.stage.vault.authorize_at_idp(idp_url, self.stage.vault.idp_login(who))
-        state = parse_qs(urlsplit(idp_url).query)["state"][0]
-        return self.session.get(f"{self.stage.url}/stepup/callback", params={"state": state, "code": code}, timeout=10)
+    def __init__(self, stage: Stage, session: requests.Session):
+        super().__init__(stage.url, stage.vault, session)
+        self.stage = stage
 
 
 @contextmanager

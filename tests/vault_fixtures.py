@@ -10,6 +10,7 @@ import pytest
 
 from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
+from grants.adapters.seal_key import ensure_seal_key
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import load_catalog
@@ -33,7 +34,8 @@ def vault_root(openbao: OpenBaoDevServer) -> hvac.Client:
 def vault_synced(vault_root: hvac.Client, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """`jitbot vault sync` of the shipped policies and catalog, as an operator (root) would run it; its report lines."""
     kinds = credential_kinds(VaultSession(vault_root))
-    return sync(vault_root, POLICY_DIR, load_catalog(POLICY_DIR / "catalog.toml"), kinds)
+    lines = sync(vault_root, POLICY_DIR, load_catalog(POLICY_DIR / "catalog.toml"), kinds)
+    return [*lines, ensure_seal_key(vault_root, "secret")]  # what `jitbot vault sync` adds (bot/wiring.py sync_vault)
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,8 @@ OpenAPI description (`tests/vendor/`, subsets with their sources named) by opena
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,10 @@ from typing import Any
 from openapi_core import OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_schema_validator import OAS30Validator
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from devkit import jira as devkit_jira
+from devkit.jira import LoopbackAPI
 
 VENDOR = Path(__file__).resolve().parent / "vendor"
 
@@ -32,7 +33,7 @@ class _AsVendorHost(WerkzeugOpenAPIRequest):
         return self._host_url
 
 
-class SchemaCheckedStandIn:
+class SchemaCheckedStandIn(LoopbackAPI):
     """A vendor's API on loopback. A request the description refuses is answered 400 and recorded in `violations`; a
     response it refuses is recorded there too. A test ends with `assert standin.violations == []`."""
 
@@ -46,18 +47,7 @@ class SchemaCheckedStandIn:
         self.calls: list[tuple[str, str]] = []
         self.down = False  # answer 503 (the vendor is having a bad day)
 
-    def __enter__(self) -> SchemaCheckedStandIn:
-        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=5)
-
-    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+    def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
         request = Request(environ)
         checked = _AsVendorHost(request, self.host_url)
         self.calls.append((request.method, request.full_path.rstrip("?")))
@@ -91,61 +81,21 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status, content_type="application/json")
 
 
-@dataclass
-class JiraIssue:
-    key: str
-    status: str = "In Progress"
-    category: str = "indeterminate"  # Jira's status categories: new, indeterminate, done
-    assignee: str | None = None  # accountId
-    comments: list[dict[str, Any]] = field(default_factory=list)
-
-
-class JiraStandIn(SchemaCheckedStandIn):
-    """Jira Cloud's issue and comment endpoints over issues held in memory; basic auth with one email:token."""
+class JiraStandIn(SchemaCheckedStandIn, devkit_jira.JiraStandIn):
+    """The dev kit's Jira stand-in (`devkit/jira.py`, the one `jitbot demo` uses), every call checked against Jira's
+    own description."""
 
     spec_file = "jira-platform-v3.json"
 
     def __init__(self, email: str = "jitbot@example.test", token: str = "jira-api-token-1") -> None:  # noqa: S107 - a test token
-        super().__init__()
-        import base64
-
-        self.auth = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode()
-        self.issues: dict[str, JiraIssue] = {}
-        self.people: dict[str, str] = {}  # accountId -> display name
-
-    def add(self, key: str, **fields: Any) -> JiraIssue:
-        self.issues[key] = JiraIssue(key, **fields)
-        return self.issues[key]
-
-    def close(self, key: str) -> None:
-        self.issues[key].status, self.issues[key].category = "Done", "done"
+        devkit_jira.JiraStandIn.__init__(self, email, token)
+        SchemaCheckedStandIn.__init__(self)
 
     def handle(self, request: Request) -> Response:
-        if request.headers.get("Authorization") != self.auth:
-            return _json({"errorMessages": ["You are not authenticated."], "errors": {}}, 401)
-        parts = request.path.strip("/").split("/")  # rest api 3 issue KEY [comment]
-        issue = self.issues.get(parts[4]) if len(parts) >= 5 else None
-        if issue is None:
-            return _json({"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}}, 404)
-        if request.method == "POST" and parts[5:] == ["comment"]:
-            body = request.get_json()
-            issue.comments.append(body["body"])
-            made = {"id": str(10000 + len(issue.comments)), "self": f"{self.url}/rest/api/3/issue/{issue.key}/comment/1", "body": body["body"],
-                    "created": datetime.now(UTC).isoformat()}  # fmt: skip
-            return _json(made, 201)
-        base = f"{self.url}/rest/api/3"
-        status = {"self": f"{base}/status/3", "id": "3", "name": issue.status, "description": "",
-                  "statusCategory": {"self": f"{base}/statuscategory/{issue.category}", "id": 4, "key": issue.category,
-                                     "colorName": "yellow", "name": issue.category.title()}}  # fmt: skip
-        fields: dict[str, Any] = {"status": status, "assignee": None}
-        if issue.assignee is not None:
-            fields["assignee"] = {"self": f"{base}/user?accountId={issue.assignee}", "accountId": issue.assignee,
-                                  "displayName": self.people.get(issue.assignee, issue.assignee), "active": True,
-                                  "accountType": "atlassian", "timeZone": "UTC"}  # fmt: skip
-            self.check_schema("UserDetails", fields["assignee"])
-        self.check_schema("StatusDetails", status)
-        return _json({"id": str(10000 + list(self.issues).index(issue.key)), "key": issue.key, "self": f"{base}/issue/{issue.key}",
-                      "fields": fields, "expand": "renderedFields"})  # fmt: skip
+        status, body = self.respond(
+            request.method, request.path, request.headers.get("Authorization"), request.get_json(silent=True)
+        )
+        return _json(body, status)
 
 
 @dataclass

@@ -79,7 +79,9 @@ path "ssh-client-signer/config/ca" {
 # is no barrier. What bounds a reader is its role: only that scope's `jitbot-dbread-<role>` policy (which reads one
 # `database/creds/<role>`, and only response-wrapped), orphan, not renewable, at most that scope's longest total.
 # A stolen bot token can still obtain and unwrap credentials for any jitbot database role, each within its scope's
-# cap: keep those roles' privileges narrow and their scopes' max durations short.
+# cap: keep those roles' privileges narrow and their scopes' max durations short. On an `approval = "vault"` scope
+# `jitbot vault sync` appends that scope's exact create path below, held by its control group (then no wrapping rule:
+# the control group's answer is its own wrapping), so this token gets only a pending request there.
 # A revoke is done only once the login's lease is gone (Vault revokes it after the reader token, and not while it
 # cannot reach the database): list a role's leases around the read to learn the grant's, and look it up after.
 # Lease IDs and times only, no secret. (A scope on another mount needs the same list path for that mount.)
@@ -129,6 +131,12 @@ path "sys/auth" {
 # and the bot itself cannot erase an anchor's history. (JITBOT_AUDIT_ANCHOR moves it; move this path too.)
 path "secret/data/jitbot/audit-anchor" {
   capabilities = ["create", "update", "read"]
+}
+
+# The credential seal key (made by `jitbot vault sync`, read once at start-up): revocation proves a credential is the
+# request's by its seal, with no lookup. Read only: the bot cannot replace the key. (Moves with JITBOT_AUDIT_ANCHOR's mount.)
+path "secret/data/jitbot/seal-key" {
+  capabilities = ["read"]
 }
 
 # --- Kind `pki`: sign a person's CSR with a scope's role (`jitbot-*`, written by `jitbot vault sync`). The role pins

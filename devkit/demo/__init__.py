@@ -6,8 +6,11 @@ makes (OpenBao root token, the bot's Vault token, Slack signing secret and bot t
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -16,15 +19,20 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from bot.logs import setup_logging
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from bot.wiring import sync_vault
 from devkit.demo.steps import Stage, play
 from devkit.demo.tools import Bao, DemoError, Narrator
-from devkit.harness import LocalBot
+from devkit.harness import LocalBot, free_port
+from devkit.jira import JiraStandIn
 from devkit.openbao import OpenBaoDevServer
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
+from devkit.stepup import OpenBaoIdP
+from grants.adapters.vault_client import vault_client
 from grants.catalog import Catalog, load_catalog
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "vault_policies"
@@ -44,6 +52,48 @@ CAST = {
     "U0AUDIT01": "Audrey",
     "U0ADMIN01": "Adam",
 }
+# What the demo adds to its copy of the shipped catalog (docs/catalog.md): a scope Vault itself enforces, whose
+# approvers sign in with TOTP on the step-up page, and a scope bound to a live Jira ticket. {web_url}, {jira_url}: this run's.
+DEMO_WEB_URL = 'web_url = "{web_url}"                 # the step-up page: <web_url>/stepup/…\n'
+DEMO_TRACKERS = """[settings.trackers.jira]                # its token: JITBOT_TRACKER_JIRA_TOKEN (the demo sets it for its bot only)
+kind = "jira"
+url = "{jira_url}"                  # the demo's Jira stand-in (devkit/jira.py)
+
+"""
+DEMO_SCOPES = """
+[scopes.payments-keys]
+description = "Rotate the payment keys: Vault itself wants two approvers, each signed in"
+credential = "vault_token"
+policies = ["payments-read", "payments-write"]
+min_duration = "1m"
+default_duration = "15m"
+max_duration = "30m"
+requesters = ["U0DEV0001"]
+approvers = ["U0APPR001", "U0APPR002"]
+approvals_required = 2
+approval = "vault"                      # OpenBao's control group releases the credential, not the bot
+step_up = true                          # each approver signs in (password + TOTP) on the step-up page
+require_reason = true
+
+[scopes.payments-support]
+description = "Read production payment secrets while a support ticket is open"
+credential = "vault_token"
+policies = ["payments-read"]
+min_duration = "1m"
+default_duration = "30m"
+max_duration = "2h"
+requesters = ["group:developers"]
+approvers = ["group:db-oncall"]
+require_reason = true
+
+[scopes.payments-support.ticket]
+tracker = "jira"
+required = true                         # the reason must cite an open Jira issue
+must_be_open = true
+end_when_closed = true                  # the grant ends when the issue is resolved
+"""
+JIRA_LOGIN = "jitbot@demo.test"
+STEP_UP_APPROVERS = ("U0APPR001", "U0APPR002")  # payments-keys' approvers: Ari and Ben
 DEMO_SECRETS = {
     "secret/payments/stripe": ["api_key=sk_demo_not_a_real_key_4242", "webhook_secret=whsec_demo_only"],
     "secret/k8s/prod": ["kubeconfig=demo-cluster-admin-config"],  # exists, but lies outside payments-read
@@ -138,16 +188,25 @@ NEXT_STEPS = (
 def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None, catalog_path: Path | None = None) -> Stage:
     """OpenBao with the policies synced and demo secrets, the bot's own token, the Slack stand-in and the bot.
 
-    `catalog_path`: another catalog (its policies beside it) than the shipped one, e.g. the playground's copy."""
-    catalog_path = catalog_path or POLICY_DIR / "catalog.toml"
-    if not catalog_path.is_file():
+    `catalog_path`: another catalog (its policies beside it) than the shipped one, e.g. the playground's copy. Without
+    it the demo runs on a copy of the shipped catalog with DEMO_SCOPES added, and a Jira stand-in for their tracker."""
+    shipped = catalog_path or POLICY_DIR / "catalog.toml"
+    if not shipped.is_file():
         raise DemoError(
-            f"the demo runs on the shipped catalog, expected at {catalog_path}, which is missing: "
+            f"the demo runs on the shipped catalog, expected at {shipped}, which is missing: "
             "reinstall jitbot (`pip install 'jitbot[demo]'`, or `pip install -e '.[demo]'` in a source checkout)"
         )
-    catalog = load_catalog(catalog_path)
     work = workdir.resolve() if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jitbot-demo-")))
     work.mkdir(parents=True, exist_ok=True)
+    port, jira = free_port(), None
+    if catalog_path is None:
+        jira = JiraStandIn(JIRA_LOGIN, secrets.token_hex(16))
+        _on_exit(stack, jira.stop)
+        jira.start()
+        narrator.hide(jira.auth.removeprefix("Basic "))
+        _tracker_token(stack, narrator, jira)
+        catalog_path = demo_catalog(shipped, work / "policies", web_url=f"http://127.0.0.1:{port}", jira_url=jira.url)
+    catalog = load_catalog(catalog_path)
     database = work / "jitbot-demo.sqlite3"
     for leftover in ("", "-wal", "-shm", "-journal"):  # every run starts its audit trail afresh
         database.with_name(database.name + leftover).unlink(missing_ok=True)
@@ -169,13 +228,29 @@ def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None, catalo
         "jitbot_ssh_krl": work / "ssh-krl" / "revoked.krl",  # in the throwaway folder, never the current directory
     }
     admin = load_settings(vault_token=openbao.root_token, **base)
+    idp = None
+    if jira is not None:  # the demo's payments-keys: its approvers sign in at OpenBao's own OIDC provider (step 14)
+        people = {who: (CAST[who].lower(), secrets.token_urlsafe(12)) for who in STEP_UP_APPROVERS}
+        for _login, password in people.values():
+            narrator.hide(password)
+        idp = OpenBaoIdP(openbao.addr, vault_client(openbao.addr, openbao.root_token), people)
+        idp.enable()
+        narrator.shell(
+            "The operator",
+            "bao auth enable userpass; bao auth enable -path=slack userpass; bao auth enable oidc",
+            ["the IdP's logins; the mount whose aliases are Slack IDs (identity_alias_mount); Vault's OIDC auth method"],
+        )
     synced = sync_vault(admin)
-    # The database and SSH scopes' backends (a database engine, an SSH CA) are set up in their own steps, which sync
-    # again: until then vault sync rightly names them as not set up, which on the first screen reads as a failure.
+    # The database and SSH scopes' backends (a database engine, an SSH CA) and payments-keys' approvers' Vault entities
+    # are set up in their own steps, which sync again: until then vault sync rightly names them as not set up, which on
+    # the first screen reads as a failure.
     later = [line for line in synced if line.startswith(("error:", "warning:"))]
     shown = [line for line in synced if line not in later]
     if later:
-        shown.append(f"(and {len(later)} line(s) naming the database and SSH scopes: their backends come in steps 11 and 12)")
+        shown.append(
+            f"(and {len(later)} line(s) naming scopes set up later: the database and SSH backends come in steps 11 and 12,"
+            " payments-keys' approvers in step 14)"
+        )
     narrator.shell("The operator", "jitbot vault sync", shown)
     for path, pairs in DEMO_SECRETS.items():
         written = bao.must("kv put", path, *pairs, token=openbao.root_token)
@@ -192,6 +267,8 @@ def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None, catalo
     narrator.standin = standin
     bot = LocalBot(
         cli="bao",
+        port=port,
+        jitbot_ticket_watch=1,  # a closed ticket ends its grant within a second or two (the default looks every 30 s)
         slack_bot_token=slack_token,
         slack_signing_secret=signing_secret,
         slack_api_url=standin.url,
@@ -205,7 +282,45 @@ def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None, catalo
         narrator.say(f"- {line}", 4)
     narrator.note(f"jitbot serving POST /slack/events at {bot.url}; database {database}")
     client = SignedSlackClient(bot.url, signing_secret, standin=standin)
-    return Stage(narrator, bao, standin, client, bot, bot.settings, operator_token=openbao.root_token, work=work)
+    return Stage(
+        narrator, bao, standin, client, bot, bot.settings, operator_token=openbao.root_token, work=work, jira=jira, idp=idp
+    )
+
+
+def sync_lines(settings: Settings, operator_token: str) -> list[str]:
+    """`jitbot vault sync` again, as the operator (with the root token), e.g. after a step set up what a scope needs."""
+    return sync_vault(settings.model_copy(update={"vault_token": SecretStr(operator_token)}))
+
+
+def demo_catalog(shipped: Path, folder: Path, *, web_url: str, jira_url: str) -> Path:
+    """A copy of the shipped catalog and its policies in `folder`, with DEMO_WEB_URL, DEMO_TRACKERS and DEMO_SCOPES added."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(shipped.parent, folder, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    catalog = folder / shipped.name
+    text = catalog.read_text(encoding="utf-8")
+    if "\n[groups]\n" not in text or not text.count("[settings]\n"):
+        raise DemoError(f"the shipped catalog {shipped} has no [settings] and [groups] tables to add the demo's settings to")
+    text = text.replace("[settings]\n", "[settings]\n" + DEMO_WEB_URL.format(web_url=web_url), 1)
+    text = text.replace("\n[groups]\n", "\n" + DEMO_TRACKERS.format(jira_url=jira_url) + "[groups]\n", 1)
+    catalog.write_text(text + DEMO_SCOPES, encoding="utf-8")
+    return catalog
+
+
+def _tracker_token(stack: ExitStack, narrator: Narrator, jira: JiraStandIn) -> None:
+    """The bot reads a tracker's token from JITBOT_TRACKER_<NAME>_TOKEN; set for this run, put back when it ends."""
+    variable, before = "JITBOT_TRACKER_JIRA_TOKEN", os.environ.get("JITBOT_TRACKER_JIRA_TOKEN")
+    token = base64.b64decode(jira.auth.removeprefix("Basic ")).decode()
+    narrator.hide(token)
+    os.environ[variable] = token
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = before
+
+    stack.callback(restore)
 
 
 def _expected_noise(record: logging.LogRecord) -> bool:

@@ -1,6 +1,7 @@
 """The demo's scenario, step by step: request, refused self-approval, approval and use, revoke, expiry, a two-step
 approval, break-glass and its review, auto-approval and a self-service extension, audit; then the other credential
-kinds (a database login, an SSH certificate, a raised Vault identity)."""
+kinds (a database login, an SSH certificate, a raised Vault identity); then approvals bound to more than a click (a
+scope Vault enforces, approved after a TOTP sign-in, and a grant that ends when its Jira ticket closes)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from typing import Any, TypeVar
 
 from bot.settings import Settings
 from bot.wiring import open_audit
+from devkit.demo.context import play_context
 from devkit.demo.kinds import play_kinds
 from devkit.demo.tools import Bao, DemoError, Narrator
 from devkit.harness import LocalBot
+from devkit.jira import JiraStandIn
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, dm_channel_id, message_text
+from devkit.stepup import OpenBaoIdP
 from grants.audit import AuditQuery
 from grants.usecases.auditing import verify_trail
 
@@ -43,6 +47,8 @@ class Stage:
     _audit_seen: int = field(default=0)
     operator_token: str = field(default="", repr=False)  # the OpenBao root token, for the operator's one-time setups
     work: Path = field(default=Path("."))  # this run's throwaway folder
+    jira: JiraStandIn | None = None  # the Jira stand-in the demo's ticket-bound scope asks (None: the playground's stage)
+    idp: OpenBaoIdP | None = None  # the approvers' IdP for the demo's vault-enforced scope (None: the playground's stage)
 
     def wait(self, what: str, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
         try:
@@ -138,6 +144,7 @@ def play(stage: Stage) -> None:
     export_audit(stage)
     verify_audit(stage)
     play_kinds(stage)
+    play_context(stage)
 
 
 def ask_for_payments(stage: Stage) -> str:
@@ -339,7 +346,11 @@ def unwrap(stage: Stage, wrapping: str, who: str = DANA, again: bool = True) -> 
     unwrapped = stage.bao.run("unwrap", wrapping)
     if not unwrapped.ok:
         raise DemoError(f"`bao unwrap` failed: {unwrapped.error}")
-    token = str(unwrapped.data["auth"]["client_token"])
+    # A token the bot wrapped comes back as `auth`; one a control group released, as the wrapped response's `data`.
+    auth = unwrapped.data.get("auth") or {}
+    token = str(auth.get("client_token") or (unwrapped.data.get("data") or {}).get("token") or "")
+    if not token:
+        raise DemoError(f"`bao unwrap` returned no token (fields: {sorted(unwrapped.data)})")
     n.hide(token)
     n.shell(
         name, f"bao unwrap {wrapping}", [f"a token for {name} alone (not shown); the wrapping token is now used up"], "no token"
@@ -391,6 +402,10 @@ def _why(detail: dict[str, Any]) -> str:
         shown.append("break-glass")
     if detail.get("auto_approve"):
         shown.append(f"catalog rule “{detail['auto_approve']}”")
+    if detail.get("cause"):
+        shown.append(str(detail["cause"]))
+    if detail.get("sign_in"):
+        shown.append("signed in with " + str(detail["sign_in"].get("mfa", "?")))
     if detail.get("old_accessor"):
         shown.append(f"+{detail.get('added')}; old and new accessor recorded")
     return f" ({', '.join(shown)})" if shown else ""

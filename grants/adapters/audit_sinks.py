@@ -1,10 +1,11 @@
-"""The audit stream's collectors: syslog over TCP or TLS (RFC 5424, octet counting) and an HMAC-signed webhook."""
+"""The audit stream's collectors: syslog over TCP, TLS or RELP (RFC 5424) and an HMAC-signed webhook."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import hmac
+import re
 import socket
 import ssl
 import struct
@@ -14,11 +15,15 @@ from urllib.parse import urlsplit
 
 import requests
 
-from grants.audit_stream import SinkError, syslog_frame
+from grants.audit_stream import SinkError, syslog_frame, syslog_message
 
 # How long a collector may take to read what was written before the batch counts as not taken.
 TAKE_TIMEOUT = 10.0
 SIGNATURE_HEADER = "X-Jitbot-Signature"  # `sha256=<hex HMAC of the body>` with JITBOT_AUDIT_WEBHOOK_SECRET
+
+
+_RELP_HEADER = re.compile(rb"(\d{1,9}) ([a-z]{1,32}) (\d{1,9})([ \n])")
+RELP_WINDOW = 128  # messages in flight before their acknowledgements are read (librelp's default window)
 
 
 class SyslogSink:
@@ -74,6 +79,91 @@ class SyslogSink:
             except OSError:
                 pass
             self._sock = None
+
+
+class RelpSink(SyslogSink):
+    """RELP (rsyslog's Reliable Event Logging Protocol): every message is acknowledged by the collector's
+    application once it holds it, so a collector that dies with bytes unread in its socket loses nothing of ours:
+    the batch was not acknowledged and is sent again (plain TCP can only know the peer's kernel took the bytes)."""
+
+    def __init__(self, url: str, ca_file: str = "", hostname: str | None = None, timeout: float = TAKE_TIMEOUT):
+        super().__init__(url, ca_file, hostname, timeout)
+        self._txnr = 0
+        self._buffer = b""
+
+    def fresh(self) -> bool:
+        return False  # every message was acknowledged on its own: nothing before the cursor needs sending again
+
+    def send(self, lines: list[str]) -> None:
+        try:
+            sock = self._connect()
+            for start in range(0, len(lines), RELP_WINDOW):
+                window = [syslog_message(line, self.hostname) for line in lines[start : start + RELP_WINDOW]]
+                sent = [self._next_txnr() for _ in window]
+                sock.sendall(b"".join(self._frame(txnr, b"syslog", message) for txnr, message in zip(sent, window, strict=True)))
+                for txnr in sent:
+                    self._expect_ok(sock, txnr)
+        except (OSError, SinkError) as error:
+            self.close()
+            raise SinkError(
+                f"relp {self.host}:{self.port}: {error if isinstance(error, SinkError) else type(error).__name__}"
+            ) from None
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        sock = super()._connect()
+        sock.settimeout(self.timeout)
+        self._txnr, self._buffer = 0, b""
+        txnr = self._next_txnr()
+        sock.sendall(self._frame(txnr, b"open", b"relp_version=0\nrelp_software=jitbot\ncommands=syslog"))
+        self._expect_ok(sock, txnr)
+        return sock
+
+    def _next_txnr(self) -> int:
+        self._txnr = self._txnr % 999_999_999 + 1  # RELP's transaction numbers wrap from 999999999 to 1
+        return self._txnr
+
+    @staticmethod
+    def _frame(txnr: int, command: bytes, data: bytes) -> bytes:
+        return b"%d %s %d %s\n" % (txnr, command, len(data), data) if data else b"%d %s 0\n" % (txnr, command)
+
+    def _expect_ok(self, sock: socket.socket, txnr: int) -> None:
+        got, command, data = self._read_frame(sock)
+        if command == b"serverclose":
+            raise SinkError("the collector closed the session")
+        if command != b"rsp" or got != txnr:
+            raise SinkError(f"unexpected RELP frame {got} {command!r}")
+        if not data.startswith(b"200"):
+            raise SinkError(f"the collector answered {data[:40]!r}")
+
+    def _read_frame(self, sock: socket.socket) -> tuple[int, bytes, bytes]:
+        while (frame := self._parse_frame()) is None:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise SinkError("the collector closed the connection")
+            self._buffer += chunk
+        return frame
+
+    def _parse_frame(self) -> tuple[int, bytes, bytes] | None:
+        """TXNR SP COMMAND SP DATALEN [SP DATA] LF from the buffer, or None while it is incomplete."""
+        header = _RELP_HEADER.match(self._buffer)
+        if header is None:
+            if len(self._buffer) > 64:
+                raise SinkError("malformed RELP frame")
+            return None
+        txnr, command, size, start = int(header[1]), header[2], int(header[3]), header.end()
+        if header[4] == b"\n":
+            if size:
+                raise SinkError("malformed RELP frame")
+            self._buffer = self._buffer[start:]
+            return txnr, command, b""
+        if len(self._buffer) < start + size + 1:
+            return None
+        if self._buffer[start + size : start + size + 1] != b"\n":
+            raise SinkError("malformed RELP frame")
+        data, self._buffer = self._buffer[start : start + size], self._buffer[start + size + 1 :]
+        return txnr, command, data
 
 
 class WebhookSink:

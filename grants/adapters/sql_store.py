@@ -101,6 +101,7 @@ def _to_row(request: Request) -> dict[str, Any]:
         "issued_at": grant.issued_at if grant else None,
         "expires_at": grant.expires_at if grant else None,
         "accessor": str(grant.handle) if grant else None,
+        "credential_seal": grant.seal if grant else None,
         "revoke_attempts": grant.revoke_attempts if grant else 0,
         "extensions": grant.extensions if grant else 0,
         "warned": grant.warned if grant else False,
@@ -130,6 +131,7 @@ def _from_row(row: Any) -> Request:
             extensions=row.extensions,
             warned=row.warned,
             revoke_attempts=row.revoke_attempts,
+            seal=row.credential_seal,
         )
     return Request(
         id=row.id,

@@ -44,6 +44,7 @@ class RequestRow(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=_utc(index=True))
     ended_at: datetime | None = Field(default=None, sa_column=_utc())
     accessor: str | None = Field(default=None, max_length=128)
+    credential_seal: str | None = Field(default=None, max_length=80)  # grants/seals.py: HMAC, the key is in Vault
     revoke_attempts: int = 0
     break_glass: bool = False
     on_behalf_of: str | None = Field(default=None, max_length=80)  # `entity:NAME` of a service, asked for by the requester

@@ -11,6 +11,7 @@ from typing import Any
 from grants import deadlines, inputs
 from grants.bursts import Bursts
 from grants.catalog import Catalog, Scope
+from grants.credentials import CredentialHandle
 from grants.domain import AuditEvent, IllegalTransition, NotAllowed, NotFound, Request
 from grants.lifecycle import TRAIL_EVENTS, Event, next_state
 from grants.oncall import OnCallUnavailable, Shift
@@ -29,6 +30,7 @@ from grants.ports import (
     Timer,
     Tracker,
 )
+from grants.seals import Sealer
 from grants.steps import current_step
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class Deps:
     step_up_links: StepUpLinks | None = None  # the links Approve clicks on step-up scopes answer with
     trackers: Mapping[str, Tracker] = field(default_factory=dict)  # by the catalog's tracker name
     oncall: OnCallSource | None = None  # PagerDuty, for `oncall:` principals and on-call auto-approval
+    sealer: Sealer | None = None  # seals each issued credential to its request (key from Vault); None: kinds look up
     people: People = field(init=False)
     bursts: Bursts = field(init=False)
 
@@ -102,6 +105,10 @@ class Deps:
             return frozenset()
         escalated = request.approval.escalated
         return self.people.step_approvers(step, scope, escalated) - {request.requester} - set(request.approvals)
+
+    def seal(self, handle: CredentialHandle, request_id: str) -> str | None:
+        """The seal a grant stores beside its handle (None without a seal key: the kind then proves ownership itself)."""
+        return self.sealer.seal(handle, request_id) if self.sealer is not None else None
 
     # writing: every audited change of a request goes through the lifecycle table ----------------------
 

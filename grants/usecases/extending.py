@@ -101,7 +101,11 @@ def apply(deps: Deps, request: Request, added: timedelta, actor: str) -> Request
         deps.commit(request, updated, Event.EXTENSION_FAILED, "system", notices=notices, error=str(exc))
         return updated
     grant = request.with_grant(
-        handle=credential.handle, expires_at=new_expiry, extensions=request.grant.extensions + 1, warned=False
+        handle=credential.handle,
+        seal=deps.seal(credential.handle, request.id),
+        expires_at=new_expiry,
+        extensions=request.grant.extensions + 1,
+        warned=False,
     )
     extended = request.advance(Event.EXTENDED, grant=grant, duration=request.duration + added, extension=None)
     detail: dict[str, Any] = {"added": format_duration(added), "old_accessor": old.id, "accessor": credential.handle.id}
@@ -112,6 +116,6 @@ def apply(deps: Deps, request: Request, added: timedelta, actor: str) -> Request
             granting.try_revoke(deps, credential.handle, request.id)
         raise AlreadyDecided(f"{request.id} changed while extending it; look at it again.")
     if credential.handle != old:
-        granting.revoke_replaced(deps, extended, old)
+        granting.revoke_replaced(deps, extended, old, request.grant.seal)
     granting.deliver_credential(deps, extended, credential)
     return extended

@@ -67,7 +67,7 @@ def issue(deps: Deps, request: Request) -> Request:
         ]
         deps.commit(request, failed, Event.ISSUE_FAILED, "system", notices=notices, error=str(exc))
         return failed
-    grant = Grant(handle=credential.handle, issued_at=now, expires_at=until)
+    grant = Grant(handle=credential.handle, issued_at=now, expires_at=until, seal=deps.seal(credential.handle, request.id))
     active = request.advance(Event.ISSUED, grant=grant)
     detail = {**credential.facts, "accessor": credential.handle.id, "kind": credential.handle.kind}
     notices = [outbox.changed(request.id), check_of(deps, request.id, credential)]
@@ -146,7 +146,8 @@ def reissue(deps: Deps, request_id: str, check: dict[str, Any]) -> None:
             return
     scope = deps.scope(request.scope)
     credential = deps.issuer.extend(grant.handle, order_of(deps, request, grant.expires_at, now), scope)
-    reissued = request.advance(Event.REISSUED, grant=request.with_grant(handle=credential.handle))
+    fresh = request.with_grant(handle=credential.handle, seal=deps.seal(credential.handle, request.id))
+    reissued = request.advance(Event.REISSUED, grant=fresh)
     notices = [check_of(deps, request.id, credential, int(check.get("replaced", 0)) + 1)]
     detail: dict[str, Any] = {"old_accessor": accessor, "accessor": credential.handle.id, "why": "credential_undelivered"}
     if not deps.commit(request, reissued, Event.REISSUED, "system", notices=notices, **detail):
@@ -160,7 +161,7 @@ def reissue(deps: Deps, request_id: str, check: dict[str, Any]) -> None:
         except CredentialError:
             log.exception("could not revoke a replaced wrapping token; its TTL ends it", extra={"request_id": request.id})
     if credential.handle != grant.handle:
-        revoke_replaced(deps, reissued, grant.handle)
+        revoke_replaced(deps, reissued, grant.handle, grant.seal)
     deliver_credential(deps, reissued, credential)
 
 
@@ -168,10 +169,10 @@ def end(deps: Deps, request: Request, event: Event, actor: str, **cause: Any) ->
     """ACTIVE → EXPIRED or REVOKED: revoke first, record after; a failed revoke stays active and is retried. `cause`
     (why `system` ended it, e.g. its ticket closed) goes into the audit event."""
     assert request.grant is not None
-    handle = trusted_handle(deps, request)
+    handle, proven = trusted_handle(deps, request)
     now = deps.clock.now()
     try:
-        deps.issuer.revoke(handle, request.id)
+        deps.issuer.revoke(handle, request.id, proven)
     except CredentialError as exc:
         return revoke_failed(deps, request, actor, exc)
     approval = request.with_approval(decided_by=actor) if event is Event.REVOKED else request.approval
@@ -210,18 +211,34 @@ def _caveat(handle: CredentialHandle) -> dict[str, str]:
     return {"caveat": caveat} if caveat else {}
 
 
-def trusted_handle(deps: Deps, request: Request) -> CredentialHandle:
+def trusted_handle(deps: Deps, request: Request) -> tuple[CredentialHandle, bool]:
     """The credential to revoke is the one the hash-chained trail recorded, not whatever the row names now: an
-    insider who swaps the row's accessor must not turn the bot into a revocation oracle for someone else's token
-    (the kind checks the token's own metadata as well)."""
+    insider who swaps the row's accessor must not turn the bot into a revocation oracle for someone else's token.
+    Also whether the row's seal proves it is this request's credential (then the kind asks Vault nothing but the
+    revoke); unproven, the kind checks the token's own metadata as before."""
     assert request.grant is not None
     row = request.grant.handle
     audited = deps.store.audited_credential(request.id)
     if audited is None or audited == row.id:
-        return row
+        return row, proven(deps, request, row, request.grant.seal)
     deps.record(request, Event.REJECTED, "system", action="revoke", rule="credential_mismatch", row=row.id, audited=audited)
     deps.enqueue(outbox.alert(Alert.CREDENTIAL_MISMATCH, request.id, row=row.id, audited=audited))
-    return CredentialHandle(row.kind, audited)
+    return CredentialHandle(row.kind, audited), False  # the row's seal is not this handle's: the kind looks it up
+
+
+def proven(deps: Deps, request: Request, handle: CredentialHandle, seal: str | None) -> bool:
+    """True when `seal` proves `handle` is `request`'s credential. No seal (a row from before seals, a bot without the
+    key) is not proof, and the kind looks the credential up as it always did. A seal that does not match is a
+    security failure (someone changed the row, e.g. copied another grant's handle and seal): audited and alerted,
+    and it proves nothing, so the kind's lookup decides, which never revokes another request's credential."""
+    if seal is None or deps.sealer is None:
+        return False
+    if deps.sealer.check(handle, request.id, seal):
+        return True
+    log.error("a credential's seal does not match its request", extra={"request_id": request.id})
+    deps.record(request, Event.REJECTED, "system", action="revoke", rule="credential_seal", accessor=handle.id)
+    deps.enqueue(outbox.alert(Alert.BAD_SEAL, request.id, accessor=handle.id))
+    return False
 
 
 def revoke_failed(deps: Deps, request: Request, actor: str, exc: CredentialError) -> Request:
@@ -249,10 +266,10 @@ def try_revoke(deps: Deps, handle: CredentialHandle, request_id: str) -> None:
         log.exception("could not revoke a surplus credential; Vault's TTL will end it")
 
 
-def revoke_replaced(deps: Deps, request: Request, handle: CredentialHandle) -> None:
+def revoke_replaced(deps: Deps, request: Request, handle: CredentialHandle, seal: str | None = None) -> None:
     """The credential an extension replaced must end now; if Vault refuses, audit and alert (its TTL still ends it)."""
     try:
-        deps.issuer.revoke(handle, request.id)
+        deps.issuer.revoke(handle, request.id, proven(deps, request, handle, seal))
     except CredentialError as exc:
         deps.record(request, Event.REVOKE_FAILED, "system", accessor=handle.id, replaced=True, error=str(exc))
         deps.enqueue(outbox.alert(Alert.REPLACED_NOT_REVOKED, request.id, accessor=handle.id, error=str(exc)))

@@ -46,10 +46,11 @@ def test_the_first_screen_reads_as_success(demo: Demo) -> None:
     first = demo.stdout[: demo.stdout.index("Step 1 ·")]
     assert "jitbot vault sync" in first and "policy jitbot-bot: created" in first
     assert "warning:" not in first and "error:" not in first, first
-    assert "their backends come in steps 11 and 12" in first
+    assert "the database and SSH backends come in steps 11 and 12, payments-keys' approvers in step 14" in first
+    assert "bao auth enable oidc" in first  # Vault's OIDC auth method, which the step-up page signs approvers in through
 
 
-@pytest.mark.parametrize("step_name", ["Step 11 ·", "Step 12 ·", "Step 13 ·"])
+@pytest.mark.parametrize("step_name", ["Step 11 ·", "Step 12 ·", "Step 13 ·", "Step 14 ·", "Step 15 ·"])
 def test_the_approvers_message_is_shown_before_anyone_clicks_it(demo: Demo, step_name: str) -> None:
     step = section(demo.stdout, step_name)
     assert step.index("[Approve] [Deny]") < step.index("clicks  [Approve]")
@@ -194,6 +195,52 @@ def test_an_identity_grant_raises_the_users_own_token_until_revoked(demo: Demo) 
     assert "policies           ['default']" in step  # the same token: nothing new was issued to her
 
 
+def test_a_vault_enforced_scope_is_released_after_two_sign_ins_with_totp(demo: Demo) -> None:
+    step = section(demo.stdout, "Step 14 ·")
+    assert "identity group jitbot-approvers-payments-keys-1: 2 approver entities" in step  # synced after the linking
+    assert "/elevate payments-keys 15m CHG-2300 rotate the payment keys" in step and "2 approval(s) needed" in step
+    clicks = [m.start() for m in re.finditer(r"▶ (Ari|Ben) clicks  \[Approve\]", step)]
+    assert len(clicks) == 2
+    for click, who, approvals in ((clicks[0], "Ari", "1 of 2"), (clicks[1], "Ben", "")):
+        turn = step[click : clicks[1] if click == clicks[0] else len(step)]
+        assert f"[only {who} sees" in turn and "needs a fresh sign-in" in turn and "your click here approved nothing" in turn
+        assert re.search(r"open http://127\.0\.0\.1:\d+/stepup/start\?t=[A-Za-z0-9_-]{4}…\n +HTTP 200", turn), turn
+        assert "Enforced by Vault (your own sign-in authorizes it)" in turn and "Requester Dana (U0DEV0001)" in turn
+        assert re.search(r"\[Sign in and approve\]\n +HTTP 303 → http://127\.0\.0\.1:\d+/ui/vault/identity/oidc/provider", turn)
+        assert f"sign in as {who.lower()}: password …, then the TOTP code" in turn
+        assert re.search(r"GET /stepup/callback\?state=…&code=…\n +HTTP 200\n +Approved", turn), turn
+        assert approvals in turn
+    first, second = step[clicks[0] : clicks[1]], step[clicks[1] :]
+    assert "the click approved nothing by itself" in first and "approval_added (signed in with totp), actor Ari" in first
+    assert "It now has 1 of 2 approvals" in first and "[DM jitbot → Dana]" not in first  # one approver released nothing
+    assert "approved (signed in with totp), actor Ben" in second and "It is active" in second
+    assert "approved by @Ari (approved with sign-in), @Ben (approved with sign-in)" in second
+    assert re.search(r"```bao unwrap s\.[A-Za-z0-9_-]{4}…```", second)
+    assert "wrapping token is not valid or does not exist  (single use)" in second  # one approval, one credential
+    assert "api_key = sk_demo_not_a_real_key_4242" in second
+    assert "policies          ['default', 'payments-read', 'payments-write']" in second and "explicit_max_ttl  900s" in second
+    revoked = second.index("/elevate revoke JIT-")
+    assert "revoked, actor Dana" in second[revoked:]
+    assert re.search(r"bao kv get secret/payments/stripe\n +HTTP 403: permission denied", second[revoked:])
+
+
+def test_a_ticket_bound_grant_ends_when_its_jira_ticket_closes(demo: Demo) -> None:
+    step = section(demo.stdout, "Step 15 ·")
+    assert "PAY-7 is open in Jira (the demo's stand-in at http://127.0.0.1:" in step
+    assert "/elevate payments-support 30m PAY-7 replay stuck refunds" in step and "Ari clicks  [Approve]" in step
+    resolved = step.index("▶ Support resolves PAY-7 in Jira (status Done)")
+    before, after = step[:resolved], step[resolved:]
+    assert "api_key = sk_demo_not_a_real_key_4242" in before  # the credential worked while the ticket was open
+    assert re.search(r"jitbot JIT-[A-Z0-9]+: requested payments-support for 30m", before)  # the ticket was told
+    assert re.search(r"jitbot JIT-[A-Z0-9]+: access granted until", before)
+    assert "revoked (ticket_closed), actor system" in after and "revoked" not in before.split("audit #")[-1]
+    assert re.search(r"your access to `payments-support` was revoked by system", after)
+    took = re.search(r"revoked by system (\d+\.\d)s after PAY-7 was resolved", after)
+    assert took and float(took.group(1)) < 15  # JITBOT_TICKET_WATCH is 1 s in the demo
+    assert re.search(r"jitbot JIT-[A-Z0-9]+: access revoked by system \(ticket closed\)", after)
+    assert re.search(r"bao kv get secret/payments/stripe\n +HTTP 403: permission denied", after)
+
+
 def test_the_kind_steps_say_plainly_when_this_machine_lacks_a_part(monkeypatch) -> None:
     from devkit.demo import kinds
     from devkit.harness import free_port
@@ -212,6 +259,9 @@ def test_no_token_or_secret_is_ever_printed(demo: Demo) -> None:
     assert not FULL_TOKEN.findall(everything), "a Vault token was printed in full"
     assert len(re.findall(r"bao unwrap s\.[A-Za-z0-9]{4}…", everything)) >= 6  # shown masked, every credential
     assert not re.search(r"root-[0-9a-f]{8}", everything) and "xoxb-" not in everything
+    assert not re.search(r"\b[A-Z2-7]{32}\b", everything), "a TOTP secret (base32, 20 bytes) was printed"
+    assert not re.search(r"stepup/start\?t=[A-Za-z0-9_-]{5}", everything), "a step-up link was printed in full"
+    assert not re.search(r"code=[A-Za-z0-9_-]{5}", everything), "an authorization code was printed"
 
 
 def test_demo_without_its_catalog_fails_clearly() -> None:

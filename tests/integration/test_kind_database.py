@@ -294,6 +294,8 @@ def test_the_database_kind_behind_the_seam_issues_and_revokes_by_accessor(openba
     order = IssueOrder(request_id, "orders-db-read", "U0REQ001", timedelta(minutes=10), until)
     issued = kinds.issue(order, catalog.scopes["orders-db-read"])
     assert issued.handle.kind == "database" and issued.valid_until == until
+    # The handle names the login's own lease (the wrapping token's lease beside it is no login), so a revoke waits for it.
+    assert parts(issued.handle)[1].startswith("database/creds/jit-orders-read/") and not parts(issued.handle)[1].endswith("/")
     assert issued.delivery.secret and issued.delivery.code == f"bao unwrap {issued.delivery.secret}"
     assert any("psql -h db.staging -d orders" in line for line in issued.delivery.lines)
     assert issued.delivery.secret not in repr(issued)  # never in logs

@@ -32,7 +32,7 @@ def credential_kinds(
     return CredentialKinds(
         [
             VaultTokenKind(client, wrap_ttl=wrap_ttl, cli=cli, gate=gate),
-            DatabaseKind(client, wrap_ttl=wrap_ttl, cli=cli),
+            DatabaseKind(client, wrap_ttl=wrap_ttl, cli=cli, gate=gate),
             SshKind(client, ssh, mirror=ssh_krl_copy, gate=gate),
             VaultIdentityKind(client, alias_mount=identity_alias_mount),
             PkiKind(client, gate=gate),

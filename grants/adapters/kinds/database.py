@@ -74,6 +74,31 @@ class IssuedDatabaseCredential:
     wrap_accessor: str = ""  # the wrapping token's own accessor (not a secret): gone once the person unwrapped it
 
 
+def _create_reader(
+    client: hvac.Client, role: str, seconds: int, request_id: str, requester: str, scope: str, wrap_ttl: str | None
+) -> Any:
+    return client.auth.token.create(
+        role_name=token_role(scope),
+        policies=[reader_policy_name(role)],
+        no_default_policy=True,
+        ttl=f"{seconds}s",
+        explicit_max_ttl=f"{seconds}s",  # the lease cannot outlive its token: this is what ends the grant
+        renewable=False,
+        display_name=reader_display_name(request_id),
+        meta={"request_id": request_id, "requester": requester, "scope": scope, "kind": "database"},
+        wrap_ttl=wrap_ttl,
+    )
+
+
+def hold_reader_token(client: hvac.Client, role: str, lifetime: timedelta, request_id: str, requester: str, scope: str) -> Any:
+    """A vault-enforced grant's reader token create, made when it is requested: the control group on its token role
+    answers it pending. Vault creates the reader (and starts its TTL) only when the approved request is released."""
+    try:
+        return _create_reader(client, role, int(lifetime.total_seconds()), request_id, requester, scope, None)
+    except BackendError as exc:
+        raise CredentialError(f"Vault refused the call of {request_id}: {describe(exc)}") from None
+
+
 def issue_database_credential(
     client: hvac.Client,
     role: str,
@@ -95,17 +120,7 @@ def issue_database_credential(
     reader policy, orphan, not renewable, at most the scope's longest total; and the TTL Vault granted is checked."""
     seconds = int(lifetime.total_seconds())
     try:
-        wrapped = client.auth.token.create(
-            role_name=token_role(scope),
-            policies=[reader_policy_name(role)],
-            no_default_policy=True,
-            ttl=f"{seconds}s",
-            explicit_max_ttl=f"{seconds}s",  # the lease cannot outlive its token: this is what ends the grant
-            renewable=False,
-            display_name=reader_display_name(request_id),
-            meta={"request_id": request_id, "requester": requester, "scope": scope, "kind": "database"},
-            wrap_ttl=_READER_WRAP_TTL,
-        )
+        wrapped = _create_reader(client, role, seconds, request_id, requester, scope, _READER_WRAP_TTL)
     except BackendError as exc:
         raise CredentialError(f"Vault refused the database reader token for {request_id}: {describe(exc)}") from None
     wrap_info = wrapped.get("wrap_info") if isinstance(wrapped, dict) else None
@@ -120,9 +135,29 @@ def issue_database_credential(
         raise CredentialError(f"the database reader token for {request_id} could not be unwrapped: {describe(exc)}") from None
     finally:
         unwrapper.adapter.close()
-    _check_granted_ttl(client, created["auth"], seconds, request_id, scope)
-    accessor = created["auth"]["accessor"]
-    reader = vault_client(client.url, created["auth"]["client_token"], verify=verify)
+    return read_with_reader(
+        client, created["auth"], seconds, request_id, role, scope, mount=mount, wrap_ttl=wrap_ttl, verify=verify
+    )
+
+
+def read_with_reader(
+    client: hvac.Client,
+    auth: dict[str, Any],
+    asked: int,
+    request_id: str,
+    role: str,
+    scope: str,
+    *,
+    mount: str = DEFAULT_MOUNT,
+    wrap_ttl: timedelta = timedelta(minutes=5),
+    verify: bool | str = True,
+) -> IssuedDatabaseCredential:
+    """With a fresh reader token (`auth`, as Vault created it: unwrapped by the bot, or released by a control group),
+    check the TTL Vault granted, read the credentials once, response-wrapped, and note the login's lease. Any failure
+    revokes the reader, so no lease outlives it."""
+    _check_granted_ttl(client, auth, asked, request_id, scope)
+    accessor = auth["accessor"]
+    reader = vault_client(client.url, auth["client_token"], verify=verify)
     leases = prefix(mount, role)
     try:
         with one_read_at_a_time(leases):  # the lease new after the read is this grant's: its revoke checks it is gone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from grants.credentials import CredentialError
 # login and its open sessions work; so a revoke is done only when the lookup says so, else it fails and is retried.
 SETTLE = 10.0  # seconds a revoke waits for Vault to finish (the revocation statements wait up to 5 s for sessions)
 _POLL = 0.2
+_WRAPPING = re.compile(r"h[0-9a-f]{64}")  # a token's lease ID: the salted hash of the token
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -27,10 +29,12 @@ def prefix(mount: str, role: str) -> str:
 
 
 def listed(client: hvac.Client, lease_prefix: str) -> set[str]:
-    """The IDs of every lease under `lease_prefix` (Vault's LIST sys/leases/lookup needs sudo on that path)."""
+    """The IDs of every login's lease under `lease_prefix` (Vault's LIST sys/leases/lookup needs sudo on that path).
+    A response-wrapped read also leaves its wrapping token's own lease there (`h` and a SHA-256, for the wrap TTL):
+    not a login, so left out; counted, it made every issue's new lease look ambiguous."""
     answer = client.list(f"sys/leases/lookup/{lease_prefix}")
     keys = ((answer or {}).get("data") or {}).get("keys") or []
-    return {lease_prefix + str(key) for key in keys if not str(key).endswith("/")}
+    return {lease_prefix + str(key) for key in keys if not str(key).endswith("/") and not _WRAPPING.fullmatch(str(key))}
 
 
 @contextmanager

@@ -84,8 +84,10 @@ class VaultIdentityKind:
             raise ForeignCredential(f"group {handle.id} carries request {owner or 'none'}, not {request_id}")
         return True
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        if self._check_owner(handle, request_id):
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
+        if proven and handle.id == group_name(request_id):  # sealed: the group read would only prove ownership
+            delete_grant_group(self._client, request_id)
+        elif self._check_owner(handle, request_id):
             delete_grant_group(self._client, request_id)
 
     def extend(self, handle: CredentialHandle, order: IssueOrder, scope: Scope) -> IssuedCredential:

@@ -113,9 +113,16 @@ class PkiKind:
             facts={"serial": cert.serial, "common_name": name, "csr_fingerprint": fingerprint, "mount": scope.pki_mount},
         )
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        """Revoke the serial: OpenBao lists it in the CRL and answers OCSP `revoked` at once."""
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
+        """Revoke the serial: OpenBao lists it in the CRL and answers OCSP `revoked` at once. Sealed, it is revoked
+        straight away; unsealed, or when that fails (tidied away after expiry), the certificate is read first."""
         mount, serial = self._split(handle)
+        if proven:
+            try:
+                pki_ca.revoke(self._client, mount, serial)
+                return
+            except CredentialError:
+                pass  # the read below tells gone (success) from a real failure
         found = pki_ca.read(self._client, mount, serial)
         if found is None:
             return  # never issued or already tidied away after expiry: nothing left to refuse

@@ -149,7 +149,7 @@ class SshKind:
             },
         )
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
         """Vault cannot revoke a certificate: mark its serial revoked in the database, which every replica's KRL
         (`GET /ssh/revoked.krl`) lists from then on. No Vault call: a revoke works while Vault is away."""
         try:

@@ -98,6 +98,21 @@ def wrapping_of(wrap_info: dict[str, Any], wrap_ttl: timedelta) -> Wrapping | No
     return Wrapping(str(accessor), datetime.now(UTC) + ttl) if accessor else None
 
 
+def guarded_create_rules() -> str:
+    """The rules a control-group stanza on a token role's create path keeps: the `jitbot-*` glob's parameters (an exact
+    path wins over the glob). No wrapping rule: the control group's answer is its own wrapping. Also the database
+    kind's reader tokens."""
+    return (
+        '  capabilities = ["create", "update"]\n'
+        "  allowed_parameters = {\n"
+        + "".join(
+            f'    "{p}" = []\n'
+            for p in ("policies", "no_default_policy", "ttl", "explicit_max_ttl", "display_name", "meta", "no_parent", "num_uses")
+        )
+        + '    "renewable" = [false]\n  }\n'
+    )
+
+
 class VaultTokenKind:
     kind = KIND
 
@@ -168,25 +183,7 @@ class VaultTokenKind:
         bot policy's `jitbot-*` glob, so it repeats the glob's wrapping and parameters)."""
         if not isinstance(scope, VaultTokenScope):
             return None
-        rules = (
-            '  capabilities = ["create", "update"]\n'
-            "  allowed_parameters = {\n"
-            + "".join(
-                f'    "{p}" = []\n'
-                for p in (
-                    "policies",
-                    "no_default_policy",
-                    "ttl",
-                    "explicit_max_ttl",
-                    "display_name",
-                    "meta",
-                    "no_parent",
-                    "num_uses",
-                )
-            )
-            + '    "renewable" = [false]\n  }\n'
-        )
-        return f"auth/token/create/{token_role(scope_name)}", rules
+        return f"auth/token/create/{token_role(scope_name)}", guarded_create_rules()
 
     def _check_granted_ttl(self, handle: CredentialHandle, order: IssueOrder, asked: int) -> None:
         """Vault silently caps a TTL at the role's maximum: a grant shorter than approved would end early while the
@@ -216,11 +213,12 @@ class VaultTokenKind:
         if accessor:
             self._revoke_quietly(CredentialHandle(KIND, accessor), request_id)
 
-    def revoke(self, handle: CredentialHandle, request_id: str) -> None:
-        """Revoke by accessor after checking it is this request's token; already gone counts as success."""
+    def revoke(self, handle: CredentialHandle, request_id: str, proven: bool = False) -> None:
+        """Revoke by accessor; already gone counts as success. One call when the core proved by the handle's seal that
+        it is this request's token, else the token is looked up first (`check_owner`)."""
         if not handle.id:
             raise CredentialError("no accessor to revoke")
-        if not self.check_owner(handle, request_id):
+        if not proven and not self.check_owner(handle, request_id):
             return  # already gone
         try:
             self._client.auth.token.revoke_accessor(handle.id)
