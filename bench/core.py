@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import hvac
-import psycopg
 
+from devkit.databases import fresh_database
 from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds import credential_kinds
@@ -185,23 +185,9 @@ class Lab:
     @contextmanager
     def database(self, tag: str) -> Iterator[str]:
         """A fresh, empty database: a SQLite file in the work dir, or (with --pg) a new PostgreSQL database."""
-        if not self.pg:
-            path = self.workdir / f"{tag}-{uuid.uuid4().hex[:6]}.db"
-            try:
-                yield f"sqlite:///{path}"
-            finally:
-                for leftover in path.parent.glob(f"{path.name}*"):  # -wal, -shm
-                    leftover.unlink(missing_ok=True)
-            return
-        name = f"jitbot_bench_{tag}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        host = PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
-        try:
-            yield f"postgresql+psycopg://{host}/{name}"
-        finally:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        kind = "postgresql" if self.pg else "sqlite"
+        with fresh_database(kind, self.workdir, f"jitbot_bench_{tag}_{uuid.uuid4().hex[:6]}", PG_ADMIN) as url:
+            yield url
 
     def bot(self, database_url: str, slack_url: str) -> LocalBot:
         """The real runtime behind waitress (not started), on this lab's Vault and catalog."""

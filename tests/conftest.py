@@ -6,6 +6,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,37 +88,55 @@ def catalog_edits() -> dict[str, str]:
 
 
 class SettlingClient(SignedSlackClient):
-    """The signed client that, after a slash command or a form submission, waits until the inbox made the new request
-    it may have recorded (after the ack): a person cannot click the receipt's buttons that fast, a test can."""
+    """The signed client of a local bot. A new request is made from an inbox row after the ack, so after a slash command
+    or a form submission it waits until the inbox has made every new request it recorded: a person cannot click the
+    receipt's buttons that fast, a test can. A request still not made at the deadline fails the test, naming it; a test
+    that leaves one unmade on purpose (its database or Vault is down) says so with `settle=False`."""
 
-    engine: Any = None
+    def __init__(self, bot: LocalBot, standin: SlackStandIn, *, timeout: float = 15, **options: Any) -> None:
+        super().__init__(bot.url, SIGNING_SECRET, standin=standin, **options)
+        self.bot, self.settle_timeout = bot, timeout
 
-    def _settled(self) -> None:
-        deadline = time.monotonic() + 15
-        query = text("SELECT count(*) FROM inbox WHERE kind = 'request' AND done_at IS NULL")
-        while self.engine is not None and time.monotonic() < deadline:
-            with self.engine.connect() as connection:
-                if not connection.execute(query).scalar():
-                    return
+    def settle(self) -> None:
+        """Wait until no new request waits in the inbox; AssertionError naming what is left at the deadline."""
+        assert self.bot.runtime is not None, "the bot is stopped: nothing would settle the inbox"
+        engine = self.bot.runtime.store.engine  # the running runtime's: a restarted bot has a new one
+        deadline = time.monotonic() + self.settle_timeout
+        while True:
+            with engine.connect() as connection:
+                left = list(connection.execute(UNSETTLED))
+            if not left:
+                return
+            if time.monotonic() >= deadline:
+                rows = "; ".join(f"inbox row {r.id}: {r.attempts} attempts, claimed by {r.claimed_by}" for r in left)
+                raise AssertionError(
+                    f"the inbox never settled: {len(left)} new request(s) still not made {self.settle_timeout:g} s after the "
+                    f"slash command or form submission ({rows}); pass settle=False where that is the point"
+                )
             time.sleep(0.02)
 
-    def slash(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+    def slash(self, *args: Any, settle: bool = True, **kwargs: Any) -> tuple[int, Any]:
         answer = super().slash(*args, **kwargs)
-        self._settled()
+        if settle:
+            self.settle()
         return answer
 
-    def submit_view(self, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+    def submit_view(self, *args: Any, settle: bool = True, **kwargs: Any) -> tuple[int, Any]:
         answer = super().submit_view(*args, **kwargs)
-        self._settled()
+        if settle:
+            self.settle()
         return answer
+
+
+UNSETTLED = text("SELECT id, attempts, claimed_by FROM inbox WHERE kind = 'request' AND done_at IS NULL ORDER BY id")
 
 
 @dataclass
 class World:
     bot: LocalBot
     slack: SlackStandIn
-    client: SignedSlackClient
-    vault: hvac.Client
+    client: SettlingClient
+    vault: hvac.Client | None  # the root token's client, where the test has one
     vault_addr: str
     db_url: str
 
@@ -153,6 +172,82 @@ class World:
         return str(response["auth"]["client_token"])
 
 
+@contextmanager
+def local_bot(
+    tmp_path: Path,
+    vault_addr: str,
+    vault_token: str,
+    *,
+    vault: hvac.Client | None = None,
+    db_url: str | None = None,
+    catalog: Path | None = None,
+    catalog_edits: dict[str, str] | None = None,
+    slack: SlackStandIn | None = None,
+    start: bool = True,
+    **settings: Any,
+) -> Iterator[World]:
+    """The one way a test starts a bot in this process: the real runtime behind waitress with the tests' Slack app,
+    on `vault_addr` with the bot's `vault_token` (`vault`: the root's client, for the test), its database `db_url` (default: a SQLite file in `tmp_path`), the
+    shipped catalog with `catalog_edits` (or `catalog`), a Slack stand-in of its own unless `slack` is shared (replicas),
+    any other setting as a keyword (`jitbot_ssh_krl=...`), and a settling signed client.
+
+    With `start=False` the bot is built (its URL is known) but the caller starts and stops it (`with world.bot:`)."""
+    with ExitStack() as stack:
+        if slack is None:
+            slack = stack.enter_context(SlackStandIn(BOT_TOKEN, users=USERS))
+        db_url = db_url or sqlite_url(tmp_path)
+        catalog = catalog or make_catalog_dir(tmp_path, catalog_edits) / "catalog.toml"
+        bot = LocalBot(**{**bot_settings(slack.url, vault_addr, vault_token, db_url, catalog), **settings})
+        if start:
+            stack.enter_context(bot)
+        yield World(bot, slack, SettlingClient(bot, slack), vault, vault_addr, db_url)
+
+
+def bot_settings(slack_url: str, vault_addr: str, vault_token: str, db_url: str, catalog: Path) -> dict[str, Any]:
+    """The settings every test bot runs with (`catalog`: the catalog.toml)."""
+    return {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack_url,
+        "vault_addr": vault_addr,
+        "vault_token": vault_token,
+        "database_url": db_url,
+        "jitbot_catalog": catalog,
+    }
+
+
+def serve_env(slack: SlackStandIn, vault_addr: str, vault_token: str, db_url: str, catalog: Path, **more: Any) -> dict[str, str]:
+    """The same settings as the environment of a `jitbot serve` (`web`, `worker`) process, with `more` by variable
+    name (`JITBOT_OUTBOX_LEASE=3`)."""
+    settings = {**bot_settings(slack.url, vault_addr, vault_token, db_url, catalog), **more}
+    return {name.upper(): str(value) for name, value in settings.items()}
+
+
+@contextmanager
+def process_env(
+    tmp_path: Path,
+    vault_addr: str,
+    vault_token: str,
+    *,
+    db_url: str | None = None,
+    catalog: Path | None = None,
+    catalog_edits: dict[str, str] | None = None,
+    users: dict[str, str] = USERS,
+    app_token: str | None = None,
+    **more: Any,
+) -> Iterator[tuple[SlackStandIn, dict[str, str]]]:
+    """`local_bot`'s counterpart for bots in processes of their own (`tests/processes.py`): a Slack stand-in (also on
+    Socket Mode with `app_token`) and the environment `jitbot serve` runs with, the same defaults as `local_bot`."""
+    with SlackStandIn(BOT_TOKEN, users=users, app_token=app_token) as slack:
+        catalog = catalog or make_catalog_dir(tmp_path, catalog_edits) / "catalog.toml"
+        socket = {"SLACK_APP_TOKEN": app_token} if app_token else {}
+        yield slack, serve_env(slack, vault_addr, vault_token, db_url or sqlite_url(tmp_path), catalog, **socket, **more)
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'jitbot.db'}"
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> Iterator[str]:
     with fresh_database(request.param, tmp_path) as url:
@@ -168,18 +263,5 @@ def world(
     bot_vault_token,  # noqa: F811
     catalog_edits,
 ) -> Iterator[World]:
-    policies = make_catalog_dir(tmp_path, catalog_edits)
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        bot = LocalBot(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=openbao.addr,
-            vault_token=bot_vault_token,
-            database_url=db_url,
-            jitbot_catalog=policies / "catalog.toml",
-        )
-        with bot:
-            client = SettlingClient(bot.url, SIGNING_SECRET, standin=slack)
-            client.engine = bot.runtime.store.engine if bot.runtime is not None else None
-            yield World(bot, slack, client, vault_root, openbao.addr, db_url)
+    with local_bot(tmp_path, openbao.addr, bot_vault_token, vault=vault_root, db_url=db_url, catalog_edits=catalog_edits) as w:
+        yield w

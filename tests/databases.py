@@ -1,30 +1,26 @@
-"""Fresh databases for tests: a SQLite file, or a new PostgreSQL database on 127.0.0.1:5432."""
+"""Fresh databases for tests (the dev kit's helper, shared with bench/) and a migrated store on one."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
-import psycopg
+from devkit.databases import PG_ADMIN, fresh_database
+from grants.adapters.migrate import upgrade
+from grants.adapters.sql_store import SqlStore, make_engine
 
-PG_ADMIN = os.environ.get("JITBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+__all__ = ["PG_ADMIN", "fresh_database", "fresh_store"]
 
 
 @contextmanager
-def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
-    """Yield a SQLAlchemy URL of an empty database of `kind` ("sqlite" or "postgresql")."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jitbot.db'}"
-        return
-    name = f"jitbot_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    host = PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
-    try:
-        yield f"postgresql+psycopg://{host}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def fresh_store(kind: str, tmp_path: Path, claim_lease: timedelta | None = None) -> Iterator[SqlStore]:
+    """A SqlStore on a fresh, migrated database of `kind` (with `claim_lease` for tests of leases), closed afterwards."""
+    with fresh_database(kind, tmp_path) as url:
+        store = SqlStore(make_engine(url))
+        upgrade(store.engine)
+        if claim_lease is not None:
+            store.claim_lease = claim_lease
+        yield store
+        store.close()

@@ -16,11 +16,10 @@ from sqlalchemy import text
 
 from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
-from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
 from devkit.stepup import LINK, StepUpBrowser
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, USERS
+from tests.conftest import SettlingClient, local_bot
 from tests.databases import fresh_database
 from tests.vault_approval import APPROVER_1, APPROVER_2, REQUESTER, VaultApprovals, catalog_dir, start
 
@@ -41,7 +40,7 @@ class Stage:
     vault: VaultApprovals
     bot: LocalBot
     slack: SlackStandIn
-    client: SignedSlackClient
+    client: SettlingClient
 
     @property
     def url(self) -> str:
@@ -108,18 +107,10 @@ def stage(kind: str, tmp: Path) -> Iterator[Stage]:
         world = start(server)
         for person in (APPROVER_1, APPROVER_2, REQUESTER):
             world.link(person)
-        with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-            bot = LocalBot(
-                slack_bot_token=BOT_TOKEN,
-                slack_signing_secret=SIGNING_SECRET,
-                slack_api_url=slack.url,
-                vault_addr=server.addr,
-                vault_token=world.bot_token(),  # its policy is written by the sync below, before the bot starts
-                database_url=db_url,
-                jitbot_catalog=tmp / "policies" / "catalog.toml",
-            )
-            policies = catalog_dir(tmp, web_url=bot.url, extra=STEPPED_TOML)  # the port is the bot's, picked already
-            world.identity_provider(f"{bot.url}/stepup/callback")
-            world.sync(policies)
-            with bot:
-                yield Stage(world, bot, slack, SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack))
+        catalog = tmp / "policies" / "catalog.toml"  # written by catalog_dir below, once the bot's port is known
+        with local_bot(tmp, server.addr, world.bot_token(), db_url=db_url, catalog=catalog, start=False) as built:
+            policies = catalog_dir(tmp, web_url=built.bot.url, extra=STEPPED_TOML)
+            world.identity_provider(f"{built.bot.url}/stepup/callback")
+            world.sync(policies)  # the bot's policy too: written before the bot starts
+            with built.bot:
+                yield Stage(world, built.bot, built.slack, built.client)

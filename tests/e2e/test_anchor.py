@@ -15,13 +15,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from devkit.harness import LocalBot
-from devkit.standin import SlackStandIn, message_text
+from devkit.standin import message_text
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.adapters.vault_anchor import VaultAnchor
 from grants.audit import AuditQuery, chained, detail_text
 from grants.domain import AuditEvent
-from tests.conftest import APPROVER, BOT_TOKEN, ROOT, SIGNING_SECRET, USERS, SettlingClient, World, make_catalog_dir
+from tests.conftest import APPROVER, ROOT, World, local_bot
 from tests.e2e.test_e2e import ask
 from tests.integration.test_cli import jitbot
 
@@ -159,26 +158,13 @@ def test_without_vault_verify_says_what_it_could_not_check(world: World):
 
 
 @pytest.fixture
-def unanchored(tmp_path, db_url, openbao, bot_vault_token, vault_root) -> Iterator[World]:
+def unanchored(tmp_path, db_url, openbao, bot_vault_token, vault_root, catalog_edits) -> Iterator[World]:
     """The real bot whose JITBOT_AUDIT_ANCHOR names a path its policy does not cover (a wrong path, a policy not
     moved with it): every anchor write (and read: so `/healthz` says down at once) is refused by Vault."""
-    policies = make_catalog_dir(tmp_path, {'alert_channel = ""': f'alert_channel = "{ALERTS}"'})
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        bot = LocalBot(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=openbao.addr,
-            vault_token=bot_vault_token,
-            database_url=db_url,
-            jitbot_catalog=policies / "catalog.toml",
-            jitbot_audit_anchor="secret/jitbot/not-this-one",
-        )
-        with bot:
-            # The settling client: a new request is made from the inbox after the ack, and the click must find it.
-            client = SettlingClient(bot.url, SIGNING_SECRET, standin=slack)
-            client.engine = bot.runtime.store.engine if bot.runtime is not None else None
-            yield World(bot, slack, client, vault_root, openbao.addr, db_url)
+    anchor = "secret/jitbot/not-this-one"
+    with local_bot(tmp_path, openbao.addr, bot_vault_token, vault=vault_root, db_url=db_url, catalog_edits=catalog_edits,
+                   jitbot_audit_anchor=anchor) as world:  # fmt: skip
+        yield world
 
 
 def get(url: str) -> tuple[int, str]:

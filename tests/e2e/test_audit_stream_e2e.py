@@ -20,7 +20,7 @@ from devkit.standin import message_text as shown
 from grants.adapters.clock import SystemClock
 from grants.audit import AuditQuery
 from grants.usecases.auditing import export
-from tests.conftest import APPROVER, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
+from tests.conftest import APPROVER, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir, serve_env
 from tests.processes import ServeProcess
 from tests.siem_fixtures import Rsyslog, WebhookReceiver, first_per_seq
 
@@ -93,20 +93,11 @@ def test_rsyslog_receives_every_event_byte_for_byte_as_the_export_writes_it(worl
     assert "«naïve» café".encode() in raw  # UTF-8 arrives as it was typed
 
 
-def serve_env(
+def streaming_env(
     tmp_path: Path, db_url: str, openbao, bot_vault_token: str, slack: SlackStandIn, edits: dict[str, str]
 ) -> dict[str, str]:
-    policies = make_catalog_dir(tmp_path, edits)
-    return {
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.url,
-        "VAULT_ADDR": openbao.addr,
-        "VAULT_TOKEN": bot_vault_token,
-        "DATABASE_URL": db_url,
-        "JITBOT_CATALOG": str(policies / "catalog.toml"),
-        "JITBOT_AUDIT_WEBHOOK_SECRET": SECRET,
-    }
+    catalog = make_catalog_dir(tmp_path, edits) / "catalog.toml"
+    return serve_env(slack, openbao.addr, bot_vault_token, db_url, catalog, JITBOT_AUDIT_WEBHOOK_SECRET=SECRET)
 
 
 def trail(db_url: str) -> list[int]:
@@ -128,7 +119,7 @@ def test_collectors_down_and_the_bot_killed_meanwhile_lose_nothing_and_keep_the_
         "[groups]": f'[settings.audit_stream]\nsyslog = "{collector.url}"\nwebhook = "{receiver.url}"\nwebhook_ca = "{receiver.cert}"\n\n[groups]'
     }
     with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        env = serve_env(tmp_path, db_url, openbao, bot_vault_token, slack, edits)
+        env = streaming_env(tmp_path, db_url, openbao, bot_vault_token, slack, edits)
         bot = ServeProcess(env, tmp_path / "serve-1.log").start()
         try:
             client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)

@@ -6,29 +6,22 @@ import threading
 
 import pytest
 
-from devkit.harness import LocalBot
-from devkit.slack_client import SignedSlackClient
-from devkit.standin import SlackStandIn
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, make_catalog_dir
+from tests.conftest import APPROVER, REQUESTER, local_bot
 from tests.databases import fresh_database
 from tests.tcp_proxy import FreezableProxy
 
 
 @pytest.mark.usefixtures("vault_synced")
 def test_an_acked_click_that_meets_a_dead_database_tells_the_clicker(tmp_path, openbao, bot_vault_token):
-    policies = make_catalog_dir(tmp_path)
     with (
         fresh_database("postgresql", tmp_path) as url,
         FreezableProxy(("127.0.0.1", 5432)) as proxy,
-        SlackStandIn(BOT_TOKEN, users=USERS) as slack,
-        LocalBot(
-            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url,
-            vault_addr=openbao.addr, vault_token=bot_vault_token, jitbot_catalog=policies / "catalog.toml",
-            database_url=url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"),
-        ) as bot,
-    ):  # fmt: skip
+        local_bot(
+            tmp_path, openbao.addr, bot_vault_token, db_url=url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        ) as world,
+    ):
+        bot, slack, client = world.bot, world.slack, world.client
         assert bot.runtime is not None
-        client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
         status, body = client.slash(REQUESTER, "payments-read 30m INC-7 look at refunds")
         assert status == 200 and "Request `JIT-" in body["text"], body
         rid = body["text"].split("Request `", 1)[1].split("`", 1)[0]
@@ -45,8 +38,8 @@ def test_an_acked_click_that_meets_a_dead_database_tells_the_clicker(tmp_path, o
         reply = slack.wait_for(lambda: slack.responses_to(name), timeout=30)
         assert reply[0].get("response_type") == "ephemeral" and reply[0].get("replace_original") is False
         assert "could not be carried out" in reply[0]["text"] and rid in reply[0]["text"] and "click again" in reply[0]["text"]
-        # With the database still down, a new slash command is answered in words, never with a 500.
-        status, body = client.slash(REQUESTER, "list")
+        # With the database still down, a new slash command is answered in words, never with a 500 (no inbox to settle).
+        status, body = client.slash(REQUESTER, "list", settle=False)
         assert status == 200 and "cannot reach its database" in body["text"], body
         status, _ = client.click(APPROVER, "approve", rid)
         assert status == 503

@@ -10,7 +10,6 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
@@ -18,7 +17,17 @@ from grants.adapters.kinds import credential_kinds
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
 from grants.catalog import load_catalog
-from tests.conftest import APPROVER, APPROVER_2, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, make_catalog_dir
+from tests.conftest import (
+    APPROVER,
+    APPROVER_2,
+    BOT_TOKEN,
+    REQUESTER,
+    SIGNING_SECRET,
+    USERS,
+    local_bot,
+    make_catalog_dir,
+    serve_env,
+)
 from tests.databases import PG_ADMIN, fresh_database
 from tests.processes import ServeProcess
 
@@ -27,10 +36,7 @@ REQUESTERS = ["U0DEV0001", "U0DEV0002", "U0DEV0003"]
 
 
 def catalog_with_alerts(tmp_path: Path) -> Path:
-    policies = make_catalog_dir(tmp_path)
-    catalog = policies / "catalog.toml"
-    catalog.write_text(catalog.read_text().replace('alert_channel = ""', f'alert_channel = "{ALERTS}"'))
-    return catalog
+    return make_catalog_dir(tmp_path, {'alert_channel = ""': f'alert_channel = "{ALERTS}"'}) / "catalog.toml"
 
 
 class Trail:
@@ -66,15 +72,7 @@ def request_and_approve(client: SignedSlackClient, slack: SlackStandIn, user: st
 
 def test_three_replicas_one_killed_while_grants_come_due_the_others_end_them(tmp_path, openbao, bot_vault_token):
     with fresh_database("postgresql", tmp_path) as db_url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        env = {
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.url,
-            "VAULT_ADDR": openbao.addr,
-            "VAULT_TOKEN": bot_vault_token,
-            "DATABASE_URL": db_url,
-            "JITBOT_CATALOG": str(make_catalog_dir(tmp_path) / "catalog.toml"),
-        }
+        env = serve_env(slack, openbao.addr, bot_vault_token, db_url, make_catalog_dir(tmp_path) / "catalog.toml")
         replicas = [ServeProcess(env, tmp_path / f"replica-{i}.log").start() for i in range(3)]
         trail = Trail(db_url)
         try:
@@ -115,18 +113,10 @@ def vault_world(tmp_path, private_vault):
     sync(root, catalog.parent, load_catalog(catalog), credential_kinds(VaultSession(root)))
     with (
         SlackStandIn(BOT_TOKEN, users=USERS, strict_users=False) as slack,
-        LocalBot(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=server.addr,
-            vault_token=server.root_token,
-            database_url=f"sqlite:///{tmp_path / 'jitbot.db'}",
-            jitbot_catalog=catalog,
-        ) as bot,
+        local_bot(tmp_path, server.addr, server.root_token, vault=root, catalog=catalog, slack=slack) as world,
     ):
-        trail = Trail(f"sqlite:///{tmp_path / 'jitbot.db'}")
-        yield server, slack, bot, SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack), trail
+        trail = Trail(world.db_url)
+        yield server, slack, world.bot, world.client, trail
         trail.engine.dispose()
 
 
@@ -159,20 +149,9 @@ def test_vault_down_at_issue_time_fails_cleanly(vault_world):
 
 
 def test_slack_errors_and_rate_limits_lose_nothing(tmp_path, openbao, bot_vault_token):
-    with (
-        SlackStandIn(BOT_TOKEN, users=USERS) as slack,
-        LocalBot(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=openbao.addr,
-            vault_token=bot_vault_token,
-            database_url=f"sqlite:///{tmp_path / 'jitbot.db'}",
-            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        ) as bot,
-    ):
-        client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
-        trail = Trail(f"sqlite:///{tmp_path / 'jitbot.db'}")
+    with local_bot(tmp_path, openbao.addr, bot_vault_token) as world:
+        slack, client = world.slack, world.client
+        trail = Trail(world.db_url)
         slack.fail_next("chat.postMessage", status=500)
         slack.rate_limit_next("conversations.open", retry_after=1)
         rid = request_and_approve(client, slack, REQUESTER, "payments-read 10m INC-9 flaky slack")
@@ -192,18 +171,9 @@ def test_slack_errors_and_rate_limits_lose_nothing(tmp_path, openbao, bot_vault_
 def test_postgres_sessions_terminated_mid_run(tmp_path, openbao, bot_vault_token):
     with (
         fresh_database("postgresql", tmp_path) as db_url,
-        SlackStandIn(BOT_TOKEN, users=USERS) as slack,
-        LocalBot(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=openbao.addr,
-            vault_token=bot_vault_token,
-            database_url=db_url,
-            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        ) as bot,
+        local_bot(tmp_path, openbao.addr, bot_vault_token, db_url=db_url) as world,
     ):
-        client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
+        bot, slack, client = world.bot, world.slack, world.client
         trail = Trail(db_url)
         name = db_url.rsplit("/", 1)[1]
 
@@ -232,17 +202,13 @@ def test_postgres_sessions_terminated_mid_run(tmp_path, openbao, bot_vault_token
 
 def test_concurrent_clicks_across_replicas_issue_once(tmp_path, openbao, bot_vault_token):
     with fresh_database("postgresql", tmp_path) as db_url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        settings = dict(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=openbao.addr,
-            vault_token=bot_vault_token,
-            database_url=db_url,
-            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        )
-        with LocalBot(**settings) as one, LocalBot(**settings) as two:
-            clients = [SignedSlackClient(b.url, SIGNING_SECRET, standin=slack) for b in (one, two)]
+        catalog = make_catalog_dir(tmp_path) / "catalog.toml"
+        replica = dict(db_url=db_url, catalog=catalog, slack=slack)
+        with (
+            local_bot(tmp_path, openbao.addr, bot_vault_token, **replica) as one,
+            local_bot(tmp_path, openbao.addr, bot_vault_token, **replica) as two,
+        ):
+            clients = [one.client, two.client]
             _, body = clients[0].slash(REQUESTER, "payments-read 10m INC-10 two replicas")
             rid = body["text"].split("`")[1]
             slack.wait_for(lambda: slack.find_message(lambda m: rid in message_text(m) and "[Approve]" in message_text(m)))

@@ -9,14 +9,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from bot.web import MetricsApp, serve
-from devkit.harness import LocalBot, free_port
-from devkit.standin import SlackStandIn
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, USERS, World, make_catalog_dir
+from devkit.harness import free_port
+from tests.conftest import World, local_bot
 
 MiB = 1024 * 1024
 
@@ -144,41 +142,32 @@ def get(url: str, headers: dict[str, str] | None = None, timeout: float = 5) -> 
 def test_healthz_answers_within_a_second_when_vault_hangs(tmp_path, hanging_vault: str):
     import json
 
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        bot = LocalBot(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=hanging_vault,
-            vault_token="s.hanging-vault-test-token",
-            database_url=f"sqlite:///{tmp_path / 'j.db'}",
-            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        )
-        with bot:
-            timings = []
-            for _ in range(3):  # the first probe waits out the time box; the next ones reuse or re-run it
-                started = time.monotonic()
-                status, body = get(f"{bot.url}/healthz")
-                timings.append(time.monotonic() - started)
-                assert status == 503, body
-                state = json.loads(body)
-                assert state["vault"] == "down" and state["database"] == "ok", state
-            assert max(timings) < 1.0, timings
-            # Concurrent probes while the Vault check hangs: none waits past the time box.
-            concurrent: list[float] = []
+    with local_bot(tmp_path, hanging_vault, "s.hanging-vault-test-token") as world:
+        bot = world.bot
+        timings = []
+        for _ in range(3):  # the first probe waits out the time box; the next ones reuse or re-run it
+            started = time.monotonic()
+            status, body = get(f"{bot.url}/healthz")
+            timings.append(time.monotonic() - started)
+            assert status == 503, body
+            state = json.loads(body)
+            assert state["vault"] == "down" and state["database"] == "ok", state
+        assert max(timings) < 1.0, timings
+        # Concurrent probes while the Vault check hangs: none waits past the time box.
+        concurrent: list[float] = []
 
-            def probe() -> None:
-                started = time.monotonic()
-                get(f"{bot.url}/healthz")
-                concurrent.append(time.monotonic() - started)
+        def probe() -> None:
+            started = time.monotonic()
+            get(f"{bot.url}/healthz")
+            concurrent.append(time.monotonic() - started)
 
-            time.sleep(2.1)  # past the cache
-            threads = [threading.Thread(target=probe) for _ in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(5)
-            assert len(concurrent) == 8 and max(concurrent) < 1.0, concurrent
+        time.sleep(2.1)  # past the cache
+        threads = [threading.Thread(target=probe) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert len(concurrent) == 8 and max(concurrent) < 1.0, concurrent
 
 
 def test_cached_health_counts_a_slow_check_as_down_and_never_stacks_it():
@@ -207,25 +196,10 @@ def catalog_edits() -> dict[str, str]:
     return {}
 
 
-def metrics_bot(tmp_path: Any, openbao: Any, token: str, slack: SlackStandIn, **extra: Any) -> LocalBot:
-    return LocalBot(
-        slack_bot_token=BOT_TOKEN,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=slack.url,
-        vault_addr=openbao.addr,
-        vault_token=token,
-        database_url=f"sqlite:///{tmp_path / 'm.db'}",
-        jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        **extra,
-    )
-
-
 def test_metrics_behind_a_bearer_token(tmp_path, openbao, bot_vault_token):
     secret = "metrics-token-1f3a9c0e77d2"
-    with (
-        SlackStandIn(BOT_TOKEN, users=USERS) as slack,
-        metrics_bot(tmp_path, openbao, bot_vault_token, slack, metrics_token=secret) as bot,
-    ):
+    with local_bot(tmp_path, openbao.addr, bot_vault_token, metrics_token=secret) as world:
+        bot = world.bot
         status, body = get(f"{bot.url}/metrics")
         assert status == 401 and b"jitbot_" not in body
         status, body = get(f"{bot.url}/metrics", {"Authorization": "Bearer wrong-token-wrong-token"})
@@ -236,10 +210,8 @@ def test_metrics_behind_a_bearer_token(tmp_path, openbao, bot_vault_token):
 
 def test_metrics_on_their_own_port_only(tmp_path, openbao, bot_vault_token):
     port = free_port()
-    with (
-        SlackStandIn(BOT_TOKEN, users=USERS) as slack,
-        metrics_bot(tmp_path, openbao, bot_vault_token, slack, metrics_port=port) as bot,
-    ):
+    with local_bot(tmp_path, openbao.addr, bot_vault_token, metrics_port=port) as world:
+        bot = world.bot
         assert get(f"{bot.url}/metrics")[0] == 404  # not on the Slack-facing port
         assert bot.runtime is not None
         server = serve(MetricsApp(bot.runtime.web.metrics), "127.0.0.1", port, threads=1)  # as `jitbot serve` does

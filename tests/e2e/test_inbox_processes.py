@@ -12,7 +12,7 @@ from hvac.exceptions import Forbidden, InvalidRequest
 
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, make_catalog_dir
+from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, make_catalog_dir, serve_env
 from tests.e2e.test_outbox_processes import approval_messages, events, rows, wait_until
 from tests.processes import ServeProcess
 from tests.tcp_proxy import FreezableProxy
@@ -47,12 +47,9 @@ def env(tmp_path, db_url, openbao, bot_vault_token, vault_root):
         yield (
             slack,
             proxy,
-            {
-                "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.url,
-                "VAULT_ADDR": f"http://127.0.0.1:{proxy.port}", "VAULT_TOKEN": bot_vault_token, "DATABASE_URL": db_url,
-                "JITBOT_CATALOG": str(catalog), "JITBOT_OUTBOX_LEASE": "3",  # leases lapse 3 s after a process dies
-            },
-        )  # fmt: skip
+            # Leases lapse 3 s after a process dies.
+            serve_env(slack, f"http://127.0.0.1:{proxy.port}", bot_vault_token, db_url, catalog, JITBOT_OUTBOX_LEASE=3),
+        )
 
 
 def undone(db_url: str) -> int:

@@ -18,13 +18,10 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 from sqlalchemy import text
 
-from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
-from devkit.slack_client import SignedSlackClient
-from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
 from grants.adapters.kinds.ssh_ca import write_ssh_role
-from tests.conftest import APPROVER, APPROVER_3, BOT_TOKEN, OUTSIDER, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
+from tests.conftest import APPROVER, APPROVER_3, OUTSIDER, REQUESTER, World, local_bot
 from tests.integration.test_kind_database import (
     TABLE,
     _open_locked_session,
@@ -43,21 +40,9 @@ CERTIFICATE = re.compile(r"(ssh-ed25519-cert-v01@openssh\.com [A-Za-z0-9+/=]+)")
 @pytest.fixture
 def world(tmp_path, db_url, openbao: OpenBaoDevServer, bot_vault_token, vault_root) -> Iterator[World]:
     """The real bot, with its SSH revocation list in this test's folder."""
-    policies = make_catalog_dir(tmp_path)
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        bot = LocalBot(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=openbao.addr,
-            vault_token=bot_vault_token,
-            database_url=db_url,
-            jitbot_catalog=policies / "catalog.toml",
-            jitbot_ssh_krl=tmp_path / "krl" / "revoked.krl",
-        )
-        with bot:
-            client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
-            yield World(bot, slack, client, vault_root, openbao.addr, db_url)
+    krl = tmp_path / "krl" / "revoked.krl"
+    with local_bot(tmp_path, openbao.addr, bot_vault_token, vault=vault_root, db_url=db_url, jitbot_ssh_krl=krl) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")

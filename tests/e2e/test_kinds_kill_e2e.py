@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, USERS, make_catalog_dir
+from tests.conftest import APPROVER, REQUESTER, ROOT, SIGNING_SECRET, process_env
 from tests.e2e.test_kinds_crash_e2e import _logins_of
 from tests.e2e.test_kinds_e2e import CERTIFICATE, PLATFORM, SECRET, linked_requester, web_ssh_role  # noqa: F401
 from tests.e2e.test_kinds_lifecycle_e2e import KIND_EDITS, wait_until
@@ -37,21 +37,9 @@ SIGKILLED = -9
 
 @pytest.fixture
 def env(tmp_path: Path, db_url: str, openbao: Any, bot_vault_token: str) -> Iterator[tuple[SlackStandIn, dict[str, str]]]:
-    policies = make_catalog_dir(tmp_path, KIND_EDITS)
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        yield (
-            slack,
-            {
-                "SLACK_BOT_TOKEN": BOT_TOKEN,
-                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                "SLACK_API_URL": slack.url,
-                "VAULT_ADDR": openbao.addr,
-                "VAULT_TOKEN": bot_vault_token,
-                "DATABASE_URL": db_url,
-                "JITBOT_CATALOG": str(policies / "catalog.toml"),
-                "JITBOT_SSH_KRL": str(tmp_path / "krl" / "revoked.krl"),
-            },
-        )
+    krl = tmp_path / "krl" / "revoked.krl"
+    with process_env(tmp_path, openbao.addr, bot_vault_token, db_url=db_url, catalog_edits=KIND_EDITS, JITBOT_SSH_KRL=krl) as env:
+        yield env
 
 
 def crashing_bot(variables: dict[str, str], tmp_path: Path, die_at: str) -> ServeProcess:

@@ -16,12 +16,9 @@ import hvac
 import psycopg
 import pytest
 
-from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
-from devkit.slack_client import SignedSlackClient
-from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
-from tests.conftest import APPROVER, APPROVER_2, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
+from tests.conftest import APPROVER, APPROVER_2, AUDITOR, REQUESTER, World, local_bot
 from tests.e2e.test_kinds_e2e import (
     CERTIFICATE,
     PLATFORM,
@@ -73,16 +70,10 @@ def kinds_world(
     tmp_path: Path, db_url: str, openbao: OpenBaoDevServer, bot_vault_token: str, vault_root: hvac.Client
 ) -> Iterator[World]:
     """The real bot on this test's database (SQLite or PostgreSQL), its SSH revocation list in this test's folder."""
-    policies = make_catalog_dir(tmp_path, KIND_EDITS)
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        bot = LocalBot(
-            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=slack.url,
-            vault_addr=openbao.addr, vault_token=bot_vault_token, database_url=db_url,
-            jitbot_catalog=policies / "catalog.toml", jitbot_ssh_krl=tmp_path / "krl" / "revoked.krl",
-        )  # fmt: skip
-        with bot:
-            client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
-            yield World(bot, slack, client, vault_root, openbao.addr, db_url)
+    krl = tmp_path / "krl" / "revoked.krl"
+    with local_bot(tmp_path, openbao.addr, bot_vault_token, vault=vault_root, db_url=db_url, catalog_edits=KIND_EDITS,
+                   jitbot_ssh_krl=krl) as world:  # fmt: skip
+        yield world
 
 
 def nth_dm(world: World, user: str, rid: str, words: str, nth: int = 1, timeout: float = 15) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, WRAP_TOKEN, make_catalog_dir
+from tests.conftest import APPROVER, REQUESTER, SIGNING_SECRET, WRAP_TOKEN, process_env
 from tests.processes import ServeProcess
 
 REQUESTERS = ["U0DEV0001", "U0DEV0002", "U0DEV0003", "U0OUTSIDE", "U0AUDIT01", "U0SEC0001"]
@@ -20,17 +20,9 @@ REQUESTERS = ["U0DEV0001", "U0DEV0002", "U0DEV0003", "U0OUTSIDE", "U0AUDIT01", "
 
 @pytest.fixture
 def env(tmp_path, db_url, openbao, bot_vault_token):
-    policies = make_catalog_dir(tmp_path)
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        yield (
-            slack,
-            {
-                "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.url,
-                "VAULT_ADDR": openbao.addr, "VAULT_TOKEN": bot_vault_token, "DATABASE_URL": db_url,
-                "JITBOT_CATALOG": str(policies / "catalog.toml"),
-                "JITBOT_WRAP_TTL": "10", "JITBOT_OUTBOX_LEASE": "5",  # short, so the test need not wait minutes
-            },
-        )  # fmt: skip
+    short = {"JITBOT_WRAP_TTL": 10, "JITBOT_OUTBOX_LEASE": 5}  # so the test need not wait minutes
+    with process_env(tmp_path, openbao.addr, bot_vault_token, db_url=db_url, **short) as env:
+        yield env
 
 
 def rows(db_url: str, sql: str, **params: object) -> list[tuple]:

@@ -11,24 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from devkit.harness import free_port
-from devkit.standin import SlackStandIn
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, USERS, make_catalog_dir
+from tests.conftest import process_env
 from tests.processes import ServeProcess
 from tests.tcp_proxy import FreezableProxy
 
 
 @pytest.fixture
 def env(tmp_path, openbao, bot_vault_token) -> Iterator[dict[str, str]]:
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        yield {
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.url,
-            "VAULT_ADDR": openbao.addr,
-            "VAULT_TOKEN": bot_vault_token,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'jitbot.db'}",
-            "JITBOT_CATALOG": str(make_catalog_dir(tmp_path) / "catalog.toml"),
-        }
+    with process_env(tmp_path, openbao.addr, bot_vault_token) as (_, env):
+        yield env
 
 
 def probe(bot: ServeProcess, path: str, method: str = "GET") -> tuple[int, bytes]:

@@ -14,26 +14,14 @@ from sqlalchemy import create_engine, inspect, text
 
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, USERS, WRAP_TOKEN, make_catalog_dir
+from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, WRAP_TOKEN, process_env
 from tests.processes import ServeProcess
 
 
 @pytest.fixture
 def env(tmp_path, db_url, openbao, bot_vault_token):
-    policies = make_catalog_dir(tmp_path)
-    with SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        yield (
-            slack,
-            {
-                "SLACK_BOT_TOKEN": BOT_TOKEN,
-                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-                "SLACK_API_URL": slack.url,
-                "VAULT_ADDR": openbao.addr,
-                "VAULT_TOKEN": bot_vault_token,
-                "DATABASE_URL": db_url,
-                "JITBOT_CATALOG": str(policies / "catalog.toml"),
-            },
-        )
+    with process_env(tmp_path, openbao.addr, bot_vault_token, db_url=db_url) as env:
+        yield env
 
 
 def grant(slack: SlackStandIn, bot: ServeProcess, text_: str, vault_addr: str) -> tuple[str, str, str]:

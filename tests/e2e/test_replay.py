@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from devkit.harness import LocalBot
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
@@ -19,7 +18,17 @@ from grants.adapters.inbox_store import SqlInbox
 from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.inbox import Work
-from tests.conftest import APPROVER, APPROVER_2, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir
+from tests.conftest import (
+    APPROVER,
+    APPROVER_2,
+    BOT_TOKEN,
+    REQUESTER,
+    USERS,
+    SettlingClient,
+    World,
+    local_bot,
+    make_catalog_dir,
+)
 from tests.databases import fresh_database
 
 
@@ -89,7 +98,7 @@ def test_a_retried_event_is_processed_once(world: World):
 
 
 def test_a_request_from_another_workspace_is_refused_and_audited(world: World):
-    stranger = SignedSlackClient(world.bot.url, SIGNING_SECRET, standin=world.slack, team_id="T0OTHERWS")
+    stranger = SettlingClient(world.bot, world.slack, team_id="T0OTHERWS")
     status, body = stranger.slash(REQUESTER, "payments-read 30m INC-9 from elsewhere")
     assert status == 403 and "one workspace" in body["text"], body
     status, _ = stranger.click(APPROVER, "approve", "JIT-AAAAAAAA")
@@ -121,39 +130,25 @@ def test_the_inbox_records_a_key_once_and_purges_expired_done_keys(db_url: str):
 
 
 @pytest.fixture
-def two_replicas(tmp_path, openbao, bot_vault_token) -> Iterator[tuple[SlackStandIn, LocalBot, LocalBot]]:
+def two_replicas(tmp_path, openbao, bot_vault_token) -> Iterator[tuple[SlackStandIn, World, World]]:
     with fresh_database("postgresql", tmp_path) as url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        settings = dict(
-            slack_bot_token=BOT_TOKEN,
-            slack_signing_secret=SIGNING_SECRET,
-            slack_api_url=slack.url,
-            vault_addr=openbao.addr,
-            vault_token=bot_vault_token,
-            database_url=url,
-            jitbot_catalog=make_catalog_dir(tmp_path) / "catalog.toml",
-        )
-        with LocalBot(**settings) as first, LocalBot(**settings) as second:
+        replica = dict(db_url=url, catalog=make_catalog_dir(tmp_path) / "catalog.toml", slack=slack)
+        with (
+            local_bot(tmp_path, openbao.addr, bot_vault_token, **replica) as first,
+            local_bot(tmp_path, openbao.addr, bot_vault_token, **replica) as second,
+        ):
             yield slack, first, second
 
 
 def test_two_replicas_on_one_postgresql_process_a_signed_body_once(two_replicas):
-    slack, first, second = two_replicas
-    to_first = SignedSlackClient(first.url, SIGNING_SECRET, standin=slack)
-    to_second = SignedSlackClient(second.url, SIGNING_SECRET, standin=slack)
-    recorder = Recorder(to_first)
-    status, body = to_first.slash(REQUESTER, "payments-read 30m INC-5 once only")
+    _, first, second = two_replicas
+    recorder = Recorder(first.client)
+    status, body = first.client.slash(REQUESTER, "payments-read 30m INC-5 once only")  # settled: the request is made
     assert status == 200 and "Request `JIT-" in body["text"]
-    status, body = to_second.raw(*recorder.sent[-1])
+    status, body = second.client.raw(*recorder.sent[-1])
     assert status == 200 and "already processed" in body["text"]
-    assert first.runtime is not None
-    undone = "SELECT count(*) FROM inbox WHERE kind IS NOT NULL AND done_at IS NULL"  # the request is made after the ack
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with first.runtime.store.engine.connect() as connection:
-            if not connection.exec_driver_sql(undone).scalar_one():
-                break
-        time.sleep(0.05)
-    with first.runtime.store.engine.connect() as connection:
+    assert first.bot.runtime is not None
+    with first.bot.runtime.store.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM requests").scalar_one() == 1
         rule = connection.exec_driver_sql("SELECT detail FROM audit_events WHERE event = 'rejected'").scalar_one()
     assert json.loads(rule)["rule"] == "replayed_request"
@@ -183,7 +178,7 @@ def test_two_replicas_on_one_postgresql_process_a_retried_event_once(two_replica
     """Slack retries an event to whichever replica its load balancer picks: the event_id is claimed in the shared
     database, so the first delivery is processed and the retries (to either replica) are not."""
     slack, first, second = two_replicas
-    clients = [SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack) for bot in (first, second, first)]
+    clients = [first.client, second.client, first.client]
     body = home_opened_event(clients[0].team_id, "Ev0TWOREPLICAS1")
     for n, client in enumerate(clients):
         headers = {"Content-Type": "application/json", **client.sign(body, int(time.time()) + n)}
@@ -196,8 +191,8 @@ def test_two_replicas_on_one_postgresql_process_a_retried_event_once(two_replica
     slack.wait_for(lambda: len(slack.calls_to("views.publish")) >= 2)
     time.sleep(0.5)  # a duplicate publish would land within this
     assert len(slack.calls_to("views.publish")) == 2, "each event_id once, whichever replica got it"
-    assert first.runtime is not None
-    with first.runtime.store.engine.connect() as connection:
+    assert first.bot.runtime is not None
+    with first.bot.runtime.store.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT count(*) FROM audit_events WHERE event = 'rejected'").scalar_one() == 0
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from devkit.slack_client import SocketModeSlackClient
 from devkit.standin import SlackStandIn, message_text, render_blocks
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, WRAP_TOKEN, make_catalog_dir
+from tests.conftest import APPROVER, REQUESTER, WRAP_TOKEN, process_env
 from tests.processes import ServeProcess
 
 APP_TOKEN = "xapp-1-A0JITBOT-socket-mode-test"
@@ -18,18 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def socket_bot(tmp_path, db_url, openbao, bot_vault_token):
     """The stand-in (Web API and Socket Mode) and `jitbot serve` connected to it by Socket Mode."""
-    policies = make_catalog_dir(tmp_path)
-    with SlackStandIn(BOT_TOKEN, users=USERS, app_token=APP_TOKEN) as slack:
-        variables = {
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_APP_TOKEN": APP_TOKEN,
-            "SLACK_API_URL": slack.url,
-            "VAULT_ADDR": openbao.addr,
-            "VAULT_TOKEN": bot_vault_token,
-            "DATABASE_URL": db_url,
-            "JITBOT_CATALOG": str(policies / "catalog.toml"),
-        }
+    with process_env(tmp_path, openbao.addr, bot_vault_token, db_url=db_url, app_token=APP_TOKEN) as (slack, variables):
         bot = ServeProcess(variables, tmp_path / "serve.log").start()
         try:
             slack.wait_for_connection(1, timeout=15)

@@ -14,7 +14,7 @@ import pytest
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, USERS, make_catalog_dir
+from tests.conftest import SIGNING_SECRET, USERS, process_env
 from tests.databases import fresh_database
 from tests.e2e.test_kinds_e2e import CERTIFICATE, PLATFORM, web_ssh_role  # noqa: F401
 from tests.e2e.test_kinds_lifecycle_e2e import wait_until
@@ -30,16 +30,19 @@ HOLDERS = [f"U0HOLD{n:03d}" for n in range(10)]
 def env(tmp_path: Path, openbao: Any, bot_vault_token: str) -> Iterator[tuple[SlackStandIn, dict[str, str]]]:
     """What two replicas share: one PostgreSQL database, the catalog (ten more developers), Slack and Vault."""
     developers = 'developers = ["U0DEV0001", "U0DEV0002", "U0DEV0003"]'
-    policies = make_catalog_dir(tmp_path, {developers: developers[:-1] + "".join(f', "{h}"' for h in HOLDERS) + "]"})
+    edits = {developers: developers[:-1] + "".join(f', "{h}"' for h in HOLDERS) + "]"}
     with (
         fresh_database("postgresql", tmp_path) as url,
-        SlackStandIn(BOT_TOKEN, users=USERS | {h: h.lower() for h in HOLDERS}) as slack,
+        process_env(
+            tmp_path,
+            openbao.addr,
+            bot_vault_token,
+            db_url=url,
+            catalog_edits=edits,
+            users=USERS | {h: h.lower() for h in HOLDERS},
+        ) as env,
     ):
-        yield slack, {
-            "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.url,
-            "VAULT_ADDR": openbao.addr, "VAULT_TOKEN": bot_vault_token, "DATABASE_URL": url,
-            "JITBOT_CATALOG": str(policies / "catalog.toml"),
-        }  # fmt: skip
+        yield env
 
 
 def client(slack: SlackStandIn, bot: ServeProcess) -> SignedSlackClient:

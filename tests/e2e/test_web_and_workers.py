@@ -18,7 +18,6 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidRequest, VaultError
 
 from devkit.slack_client import SignedSlackClient
-from devkit.standin import SlackStandIn
 from grants.adapters.kinds.vault_token import grant_display_name, token_role
 from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import SqlStore, make_engine
@@ -28,7 +27,7 @@ from grants.credentials import CredentialHandle
 from grants.deadlines import next_wake
 from grants.domain import Approval, AuditEvent, Grant, Request, State, new_request_id
 from grants.lifecycle import Event
-from tests.conftest import BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, make_catalog_dir
+from tests.conftest import REQUESTER, SIGNING_SECRET, USERS, process_env
 from tests.databases import fresh_database
 from tests.e2e.test_outbox_processes import events, rows, wait_until
 from tests.e2e.test_processes import grant
@@ -41,16 +40,11 @@ SCOPE = "db-admin-staging"
 
 @pytest.fixture
 def pg(tmp_path, openbao, bot_vault_token):
-    policies = make_catalog_dir(tmp_path)
-    with fresh_database("postgresql", tmp_path) as url, SlackStandIn(BOT_TOKEN, users=USERS) as slack:
-        yield (
-            slack,
-            {
-                "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.url,
-                "VAULT_ADDR": openbao.addr, "VAULT_TOKEN": bot_vault_token, "DATABASE_URL": url,
-                "JITBOT_CATALOG": str(policies / "catalog.toml"), "JITBOT_OUTBOX_LEASE": str(LEASE),
-            },
-        )  # fmt: skip
+    with (
+        fresh_database("postgresql", tmp_path) as url,
+        process_env(tmp_path, openbao.addr, bot_vault_token, db_url=url, JITBOT_OUTBOX_LEASE=LEASE) as env,
+    ):
+        yield env
 
 
 def start(env: dict[str, str], tmp_path, role: str, name: str, **overrides: str) -> ServeProcess:
@@ -171,16 +165,11 @@ SEEDED = {f"U0G{index:06d}": f"g{index}" for index in range(500)}  # the seeded 
 
 @pytest.fixture
 def pg_many(tmp_path, openbao, bot_vault_token):
-    policies = make_catalog_dir(tmp_path)
-    with fresh_database("postgresql", tmp_path) as url, SlackStandIn(BOT_TOKEN, users=USERS | SEEDED) as slack:
-        yield (
-            slack,
-            {
-                "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.url,
-                "VAULT_ADDR": openbao.addr, "VAULT_TOKEN": bot_vault_token, "DATABASE_URL": url,
-                "JITBOT_CATALOG": str(policies / "catalog.toml"), "JITBOT_OUTBOX_LEASE": str(LEASE),
-            },
-        )  # fmt: skip
+    with (
+        fresh_database("postgresql", tmp_path) as url,
+        process_env(tmp_path, openbao.addr, bot_vault_token, db_url=url, users=USERS | SEEDED, JITBOT_OUTBOX_LEASE=LEASE) as env,
+    ):
+        yield env
 
 
 @pytest.mark.timeout(300)  # 40 s of lead and 30 s of spread by design; the seeding and the checks on 500 grants add more

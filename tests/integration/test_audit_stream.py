@@ -9,14 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import SqlStore, make_engine
+from grants.adapters.sql_store import SqlStore
 from grants.adapters.sql_streams import SqlStreamStore
 from grants.audit import AuditQuery, write_export_rows
 from grants.audit_stream import AuditStream, Cursor, SinkError, Streamer, syslog_frame
 from grants.domain import AuditEvent
 from grants.lifecycle import Event
-from tests.databases import fresh_database
+from tests.databases import fresh_store
 
 
 class Collector:
@@ -45,12 +44,8 @@ class Collector:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        store = SqlStore(engine)
+    with fresh_store(request.param, tmp_path) as store:
         yield store
-        store.close()
 
 
 def append(store: SqlStore, n: int, at: datetime) -> None:

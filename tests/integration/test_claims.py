@@ -8,24 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import SqlStore, make_engine
 from grants.claiming import ClaimLoop
 from grants.outbox import Alert, Notice, alert
-from tests.databases import fresh_database
+from tests.databases import fresh_store
 
 T0 = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        store = SqlStore(engine)
-        store.claim_lease = timedelta(seconds=10)
+    with fresh_store(request.param, tmp_path, claim_lease=timedelta(seconds=10)) as store:
         yield store
-        store.close()
 
 
 def alerts(n: int) -> list[Notice]:

@@ -11,13 +11,12 @@ from datetime import timedelta
 import pytest
 
 from grants.adapters.due_store import SqlDue
-from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import SqlStore, make_engine
+from grants.adapters.sql_store import SqlStore
 from grants.audit import AuditQuery
 from grants.domain import State
 from grants.timekeeper import DueWork
 from tests.catalogs import APPROVER_1, REQUESTER, make_catalog
-from tests.databases import fresh_database
+from tests.databases import fresh_store
 from tests.fakes import FakeClock, FakeIssuer, FakeTimer, bootstrap
 
 
@@ -36,13 +35,8 @@ class CountingIssuer(FakeIssuer):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        store = SqlStore(engine)
-        store.claim_lease = timedelta(seconds=10)
+    with fresh_store(request.param, tmp_path, claim_lease=timedelta(seconds=10)) as store:
         yield store
-        store.close()
 
 
 def grants(store: SqlStore, n: int):  # type: ignore[no-untyped-def]

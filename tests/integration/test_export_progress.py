@@ -12,11 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import SqlStore, make_engine
 from grants.domain import AuditEvent
 from tests.conftest import ROOT
-from tests.databases import fresh_database
+from tests.databases import fresh_store
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 EVENTS = 3000
@@ -24,15 +22,12 @@ EVENTS = 3000
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def trail_url(request, tmp_path):
-    with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        store = SqlStore(engine)
+    with fresh_store(request.param, tmp_path) as store:
         for i in range(EVENTS):
             store.record(AuditEvent(event="requested", at=T0 + timedelta(seconds=i), actor="U0USER001", request_id=f"JIT-{i}",
                                     scope="payments-read", subject="U0USER001", detail={"reason": f"INC-{i}\nline two"}))  # fmt: skip
-        engine.dispose()
-        yield url
+        store.close()
+        yield store.engine.url.render_as_string(hide_password=False)
 
 
 def export(url: str, target, stderr_to_terminal: bool, fmt: str = "csv") -> tuple[int, str]:

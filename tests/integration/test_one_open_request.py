@@ -8,12 +8,10 @@ from typing import Any
 
 import pytest
 
-from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import SqlStore, make_engine
 from grants.catalog import parse_catalog
 from grants.domain import DomainError, State
 from tests.catalogs import REQUESTER, catalog_data
-from tests.databases import fresh_database
+from tests.databases import fresh_store
 from tests.fakes import Core, FakeStore, bootstrap
 
 
@@ -26,11 +24,8 @@ def core(request: Any, tmp_path: Any) -> Iterator[Core]:
     if request.param == "fake":
         yield bootstrap(catalog, store=FakeStore())
         return
-    with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        yield bootstrap(catalog, store=SqlStore(engine))  # type: ignore[arg-type]
-        engine.dispose()
+    with fresh_store(request.param, tmp_path) as store:
+        yield bootstrap(catalog, store=store)  # type: ignore[arg-type]
 
 
 def race(n: int, attempt: Callable[[], object]) -> tuple[int, list[DomainError]]:

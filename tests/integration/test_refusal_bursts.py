@@ -6,12 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import SqlStore, make_engine
 from grants.audit import AuditQuery, verify
 from grants.domain import AuditEvent, InvalidRequest, NotAllowed, StaleDecision
 from tests.catalogs import APPROVER_1, APPROVER_2, OUTSIDER, REQUESTER, make_catalog
-from tests.databases import fresh_database
+from tests.databases import fresh_store
 from tests.fakes import Core, bootstrap
 
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----"
@@ -22,11 +20,8 @@ def core(request, tmp_path):
     if request.param == "fake":
         yield bootstrap(make_catalog())
         return
-    with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        yield bootstrap(make_catalog(), store=SqlStore(engine))  # type: ignore[arg-type]
-        engine.dispose()
+    with fresh_store(request.param, tmp_path) as store:
+        yield bootstrap(make_catalog(), store=store)  # type: ignore[arg-type]
 
 
 def trail(core: Core) -> list[AuditEvent]:

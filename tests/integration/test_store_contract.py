@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from grants.adapters.migrate import upgrade
-from grants.adapters.sql_store import HEAD, SqlStore, make_engine
+from grants.adapters.sql_store import HEAD, SqlStore
 from grants.audit import AuditQuery, verify
 from grants.credentials import CredentialHandle
 from grants.domain import Approval, AuditEvent, Event, Grant, PendingExtension, Request, Review, State, decision_ref
-from tests.databases import fresh_database
+from tests.databases import fresh_store
 from tests.fakes import FakeStore
 
 T0 = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
@@ -24,11 +23,8 @@ def store(request, tmp_path):
     if request.param == "fake":
         yield FakeStore()
         return
-    with fresh_database(request.param, tmp_path) as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        yield SqlStore(engine)
-        engine.dispose()
+    with fresh_store(request.param, tmp_path) as store:
+        yield store
 
 
 def make_request(rid: str = "JIT-AAAA0001", requester: str = "U0REQ0001") -> Request:

@@ -13,6 +13,7 @@ from bot import slack_catalog
 from grants.catalog import CatalogError, load_catalog, parse_catalog
 from grants.people import People
 from tests.catalogs import catalog_data
+from tests.unit.usecases.worlds import data
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "vault_policies" / "catalog.toml"
@@ -211,3 +212,32 @@ def test_the_core_knows_no_slack_ids_and_the_slack_side_checks_them_with_the_cor
         "the Channel ID",
         "scopes.help: `help` is a subcommand word; rename the scope",
     }
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d["scopes"]["db"]["break_glass"].update(max_duration="2h"), "break-glass cap 2h is above"),
+        (lambda d: d["scopes"]["prod-write"]["approval_steps"][0].update(approvals=3), "3 approvals needed but only 2"),
+        (lambda d: d["scopes"]["prod-write"].update(escalation=["group:nobody"]), "unknown group `group:nobody`"),
+        (lambda d: d["scopes"]["staging"]["auto_approve"][0].update(max_duration="9h"), "above the scope's max_duration"),
+        (lambda d: d["scopes"]["prod-write"]["approval_steps"][1].update(approvers=["usergroup:bad"]), "not a Slack user group"),
+        (lambda d: d["scopes"]["db"].update(approvers=[]), "name the `approvers`"),
+    ],
+)
+def test_catalog_misuse_of_new_keys_is_reported(change, problem):
+    broken = data()
+    change(broken)
+    with pytest.raises(CatalogError) as error:
+        slack_catalog.parse_catalog(broken)  # the core's checks and the Slack side's (a user group's ID)
+    assert any(problem in p for p in error.value.problems), error.value.problems
+
+
+def test_all_new_key_problems_are_reported_together():
+    broken = data()
+    broken["scopes"]["db"]["break_glass"]["max_duration"] = "2h"
+    broken["scopes"]["prod-write"]["approval_steps"][0]["approvals"] = 3
+    broken["scopes"]["prod-write"]["escalation"] = ["group:nobody"]
+    with pytest.raises(CatalogError) as error:
+        parse_catalog(broken)
+    assert len(error.value.problems) >= 3

@@ -109,7 +109,8 @@ def test_without_a_seal_key_grants_are_unsealed_and_looked_up():
 
 
 def test_an_extension_seals_the_new_credential_and_revokes_the_old_on_its_seal():
-    from tests.unit.test_workflows import DEV, Directory, data, parse_catalog
+    from grants.catalog import parse_catalog
+    from tests.unit.usecases.worlds import DEV, Directory, data
 
     core = bootstrap(parse_catalog(data()), directory=Directory())
     core.service.deps.sealer = Sealer(KEY)

@@ -122,10 +122,10 @@ class RefusingVault(FakeIssuer):
             raise CredentialError(HOSTILE)
         return super().issue(order, scope)
 
-    def revoke(self, handle: Any, request_id: str) -> None:
+    def revoke(self, handle: Any, request_id: str, proven: bool = False) -> None:
         if self.refusing:
             raise CredentialError(HOSTILE)
-        super().revoke(handle, request_id)
+        super().revoke(handle, request_id, proven)
 
 
 def test_alerts_from_the_core_carry_ids_not_markup_and_render_clean():

@@ -1,7 +1,9 @@
-"""Any worker anchors the chain head only over an anchor the stored chain still continues (KV check-and-set)."""
+"""Unit tests of `grants/usecases/auditing.py`: any worker anchors the chain head only over an anchor the stored chain
+still continues (KV check-and-set); the auditor's check and the export are audited."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import timedelta
 
@@ -10,9 +12,9 @@ import pytest
 from grants import outbox
 from grants.audit import GENESIS_HASH, AnchorMoved, AuditQuery, chained, continues
 from grants.credentials import CredentialError
-from grants.domain import AuditEvent
+from grants.domain import AuditEvent, NotAllowed
 from grants.usecases.auditing import verify_trail
-from tests.catalogs import APPROVER_1, REQUESTER, make_catalog
+from tests.catalogs import APPROVER_1, AUDITOR, REQUESTER, make_catalog
 from tests.fakes import Core, FakeAnchor, bootstrap
 
 
@@ -190,3 +192,27 @@ def test_a_written_anchor_vouches_and_a_stale_one_does_not() -> None:
     assert not verify_trail(core.store, anchor, core.clock.now()).intact
     core.service.anchor_chain()  # written again: vouched again
     assert core.service.anchor_up() and verify_trail(core.store, anchor, core.clock.now()).intact
+
+
+def test_auditor_check_is_audited(core):
+    service, store = core.service, core.store
+    service.require_auditor(AUDITOR, "export")
+    with pytest.raises(NotAllowed):
+        service.require_auditor(REQUESTER, "export")
+    assert store.audit[-1].event == "rejected" and store.audit[-1].actor == REQUESTER
+
+
+def test_an_export_is_written_through_the_guarded_trail_writer(core, monkeypatch):
+    """`exported` goes through the one writer that checks an event concerns no request, not straight to the store."""
+    from grants.usecases import deps
+
+    through: list[str] = []
+    guarded = deps.append_trail
+
+    def spy(store, event):
+        through.append(event.event)
+        return guarded(store, event)
+
+    monkeypatch.setattr(deps, "append_trail", spy)
+    assert core.service.export(AUDITOR, AuditQuery(), io.StringIO(), "jsonl") == 0
+    assert through == ["exported"] and core.store.names() == ["exported"]
