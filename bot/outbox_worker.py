@@ -45,7 +45,7 @@ class OutboxWorker(ClaimLoop):
         super().__init__(
             "outbox",
             lambda worker: delivering.run_once(deps, worker, self._classify, limit=5),
-            lambda prefix: deps.store.renew_claims(prefix, deps.clock.now()),
+            lambda prefix: deps.outbox.renew_claims(prefix, deps.clock.now()),
             threads=threads,
             poll=poll,
             heartbeat=heartbeat,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -14,6 +14,7 @@ from bot.settings import Settings
 from bot.slack_catalog import load_catalog
 from grants.adapters.clock import SystemClock
 from grants.adapters.sql_store import SqlStore, make_engine
+from grants.lifecycle import State
 
 # The Slack, Vault and scheduler stacks are imported where they are built, so that the audit
 # commands (which need only the database) start in a fraction of the time.
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from grants.audit_stream import Streamer
     from grants.catalog import Catalog
     from grants.claiming import ClaimLoop
+    from grants.domain import AuditEvent
     from grants.inbox import Work
     from grants.ports import AuditAnchor, Inbox, OnCallSource, Tracker
     from grants.service import ElevationService
@@ -43,11 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def open_store(settings: Settings, migrate: bool = False) -> SqlStore:
+def open_store(settings: Settings, migrate: bool = False, watchers: Sequence[Callable[[AuditEvent], None]] = ()) -> SqlStore:
     engine = make_engine(settings.database_url)
     if migrate:
         migrate_engine(engine)
-    return SqlStore(engine, claim_lease=timedelta(seconds=settings.jitbot_outbox_lease))
+    return SqlStore(engine, claim_lease=timedelta(seconds=settings.jitbot_outbox_lease), watchers=watchers)
 
 
 def database_unreachable(settings: Settings) -> str | None:
@@ -260,7 +262,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from bot.health import CachedHealth
     from bot.inbox_worker import InboxWorker, taker
     from bot.listeners.deferred import work_of
-    from bot.metrics import MeteredIssuer, MeteredStore, Metrics
+    from bot.metrics import MeteredIssuer, Metrics
     from bot.notifier import SlackNotifier
     from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
@@ -283,9 +285,11 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     catalog = load_catalog(settings.jitbot_catalog)
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
-    store = open_store(settings, migrate=True)  # processes starting together take turns (see migrate.upgrade)
-    lease = settings.jitbot_outbox_lease
     metrics = Metrics()
+    # Processes starting together take turns migrating (see migrate.upgrade). Every audit event the store commits is
+    # counted and logged, whoever wrote it.
+    store = open_store(settings, migrate=True, watchers=[metrics.on_committed])
+    lease = settings.jitbot_outbox_lease
     wrap_ttl = wrap_ttl or timedelta(seconds=settings.jitbot_wrap_ttl)
     vault = open_vault(settings)
     # The kinds release held answers through the holds; the control groups open requests through the kinds.
@@ -318,7 +322,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     clock = SystemClock()
     anchor = open_anchor(settings, vault)
     service = ElevationService(
-        catalog, MeteredStore(store, metrics), issuer, notifier, timer, clock, SlackDirectory(client), anchor,
+        catalog, store, issuer, notifier, timer, clock, SlackDirectory(client), anchor,
         kick=outbox_wakeup.ring,  # a commit with notices wakes this process's delivery threads at once
         control_groups=gates,
         sealer=open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0]),
@@ -360,6 +364,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         lambda: {"role": role},
         partial(
             metrics.render,
+            active_source=lambda: store.count(State.ACTIVE),
             anchor_source=service.anchor_up if anchor is not None else None,
             stream_source=streaming.lag if streaming is not None else None,
         ),

@@ -264,10 +264,10 @@ class ElevationService:
 
     def export(self, actor: str, query: AuditQuery, out: IO[str], fmt: str, **context: Any) -> int:
         """Stream the audit trail to `out`; the export is itself an audited event."""
-        return auditing.export(self.deps.store, self.deps.clock, actor, query, out, fmt, **context)
+        return auditing.export(self.deps.trail, self.deps.clock, actor, query, out, fmt, **context)
 
     def verify(self) -> Verdict:
-        return auditing.verify_trail(self.deps.store, self.deps.anchor)
+        return auditing.verify_trail(self.deps.trail, self.deps.anchor)
 
     def anchor_chain(self) -> None:
         """Write the chain head outside the database whenever it moved, only over an anchor the stored chain still
@@ -291,4 +291,4 @@ class ElevationService:
         from Vault and the database, not from this process's own attempts, so every replica answers alike."""
         if self.deps.anchor is None:
             return True
-        return not auditing.unvouched(self.deps.store, self.deps.anchor.latest(), self.deps.clock.now(), self._born)
+        return not auditing.unvouched(self.deps.trail, self.deps.anchor.latest(), self.deps.clock.now(), self._born)

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # The composition root and what it calls to build things.
 WIRING = ("bot/wiring.py", "bot/serve.py", "bot/app.py", "grants/adapters/kinds/__init__.py")
-LATE_BINDING = frozenset({"bind", "attach", "middleware", "use", "register_hook"})
+LATE_BINDING = frozenset({"bind", "attach", "watch", "set_function", "middleware", "use", "register_hook"})
 # Bolt's `App` takes its middleware only by this call: allowed on an App the same function just constructed.
 REGISTRATION = frozenset({"middleware"})
 MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "setdefault"})
@@ -89,6 +89,8 @@ def build():
     runtime.tickets_every += 1
     gates = VaultControlGroups(client)
     gates.bind(kinds)
+    store.watch(metrics.on_committed)
+    metrics.active.set_function(count)
     app = build_app(ctx)
     app.middleware(checks)
     setattr(notifier, "home", render)
@@ -100,6 +102,8 @@ def build():
         "service.deps.kick",
         "runtime.tickets_every",
         "gates.bind(kinds)",
+        "store.watch(metrics.on_committed)",
+        "metrics.active.set_function(count)",
         "app.middleware(checks)",
         "setattr(notifier, 'home', render)",
         "store.claimed.append(claims)",
