@@ -39,7 +39,7 @@ class OutboxWorker(ClaimLoop):
 
     def __init__(
         self, deps: Deps, threads: int = 4, poll: float = 1.0, on_failure: Callable[[], None] = lambda: None,
-        heartbeat: float = CLAIM_LEASE.total_seconds() / 3, wakeup: Wakeup | None = None,
+        heartbeat: float = CLAIM_LEASE.total_seconds() / 3, wakeup: Wakeup | None = None, defer_to: ClaimLoop | None = None,
     ) -> None:  # fmt: skip
         self.deps, self.on_failure = deps, on_failure
         super().__init__(
@@ -50,6 +50,7 @@ class OutboxWorker(ClaimLoop):
             poll=poll,
             heartbeat=heartbeat,
             wakeup=wakeup,
+            defer_to=defer_to,
         )
 
     def _classify(self, exc: Exception) -> Failure:

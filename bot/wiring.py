@@ -337,14 +337,15 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     # A worker on its own polls more often: what a web process records reaches it only through the database.
     poll = 1.0 if role == "serve" else 0.25
     if works:
+        due = DueWork(SqlDue(store), service.wake, timer, clock, heartbeat=lease / 3, wakeup=due_wakeup)
         outbox = OutboxWorker(
             service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=lease / 3, poll=poll,
             wakeup=outbox_wakeup,
+            defer_to=due,  # revocations and expiries never wait behind chat messages (this process's)
         )  # fmt: skip
         inbox_worker = InboxWorker(
             ctx, inbox, clock, lambda prefix: store.renew_claims(prefix, clock.now()), ctx.work, heartbeat=lease / 3, poll=poll
         )
-        due = DueWork(SqlDue(store), service.wake, timer, clock, heartbeat=lease / 3, wakeup=due_wakeup)
     # `serve` runs what it just recorded at once (claimed by itself); a web process leaves it to any worker.
     on_received = inbox_worker.take if role == "serve" and inbox_worker is not None else (lambda _: None)
     gate = build_gate(settings, store, service, client, inbox, work_of(ctx), taker() if role == "serve" else None)

@@ -43,12 +43,17 @@ class ClaimLoop:
     def __init__(
         self, label: str, round: Callable[[str], int], renew: Callable[[str], int], *,
         threads: int = 4, poll: float = 1.0, heartbeat: float = 10 / 3, wakeup: Wakeup | None = None,
+        defer_to: ClaimLoop | None = None,
     ) -> None:  # fmt: skip
         self.label, self.round, self.renew, self.poll, self.heartbeat = label, round, renew, poll, heartbeat
         self.name = process_name()
         self.wakeup = wakeup or Wakeup()
         self._wake = self.wakeup.condition
         self._busy = 0
+        self._behind: set[int] = set()  # the threads whose last round claimed something: there is a backlog
+        # A loop whose work must never wait behind this one's (the due work's revocations, for the outbox's chat
+        # messages): while it has a backlog in this process, this loop's threads hold back (see `_run`).
+        self.defer_to = defer_to
         self._stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(i,), name=f"{label}-{i}", daemon=True) for i in range(threads)
@@ -68,9 +73,25 @@ class ClaimLoop:
             if thread.is_alive():
                 thread.join(timeout=10)
 
+    def behind(self) -> bool:
+        """True while a round of this loop found work (its threads are working a backlog, e.g. a burst of expiries)."""
+        with self._wake:
+            return bool(self._behind)
+
+    def wait_caught_up(self, timeout: float) -> None:
+        with self._wake:
+            if self._behind and not self._stopping.is_set():
+                self._wake.wait(timeout)
+
     def _run(self, index: int) -> None:
         worker = f"{self.name}-{self.label}-{index}"
         while not self._stopping.is_set():
+            first = self.defer_to
+            if first is not None and first.behind():
+                # Not a second path: the same rounds, later. Two cores and one SQLite writer spent on chat messages
+                # while grants fall due would make every revocation wait for them.
+                first.wait_caught_up(self.poll)
+                continue
             with self._wake:
                 seen = self.wakeup.rings
             try:
@@ -79,6 +100,13 @@ class ClaimLoop:
             except Exception:
                 log.exception("%s round failed", self.label)  # e.g. the database is down: the next round retries
                 claimed = 0
+            with self._wake:
+                if claimed:
+                    self._behind.add(index)
+                elif index in self._behind:
+                    self._behind.discard(index)
+                    if not self._behind:
+                        self._wake.notify_all()  # loops deferring to this one go on
             if claimed == 0:
                 with self._wake:
                     if self.wakeup.rings == seen and not self._stopping.is_set():

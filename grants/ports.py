@@ -257,8 +257,9 @@ class AuditAnchor(Protocol):
 class DueClaims(Protocol):
     """Requests whose next deadline has come, claimed with a lease by the worker that runs them (any worker)."""
 
-    def claim(self, worker: str, now: datetime, limit: int) -> list[str]:
-        """Up to `limit` due request IDs nobody else holds (soonest first), now leased to `worker`."""
+    def claim(self, worker: str, now: datetime, limit: int, done: Sequence[str] = ()) -> list[str]:
+        """Up to `limit` due request IDs nobody else holds (soonest first), now leased to `worker`; in the same
+        transaction, `worker` lets go of `done` (what its last round finished: one write fewer per round)."""
         ...
 
     def let_go(self, worker: str, request_ids: Sequence[str], not_before: datetime | None = None) -> None:

@@ -18,8 +18,10 @@ class SqlDue:
         self.store = store
         self.claims = store.due_claims  # one heartbeat per process renews these leases with the others
 
-    def claim(self, worker: str, now: datetime, limit: int) -> list[str]:
+    def claim(self, worker: str, now: datetime, limit: int, done: Sequence[str] = ()) -> list[str]:
         with self.store._writing() as connection:
+            if done:
+                self.claims.let_go(connection, worker, done)
             rows = self.claims.claim(connection, worker, now, limit, columns=[REQUESTS.c.id], soonest=True)
         return [str(row.id) for row in rows]
 

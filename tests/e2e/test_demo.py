@@ -211,6 +211,9 @@ def test_a_vault_enforced_scope_is_released_after_two_sign_ins_with_totp(demo: D
         assert re.search(r"GET /stepup/callback\?state=…&code=…\n +HTTP 200\n +Approved", turn), turn
         assert approvals in turn
     first, second = step[clicks[0] : clicks[1]], step[clicks[1] :]
+    # OpenBao itself, asked by the operator: pending and authorized by nobody, then by Ari alone (Vault counts, not jitbot).
+    pending = r"bao write sys/control-group/request accessor=…\n +approved +false\n +authorized by +"
+    assert re.search(pending + "nobody", step[: clicks[0]]) and re.search(pending + "Ari\n", first), step
     assert "the click approved nothing by itself" in first and "approval_added (signed in with totp), actor Ari" in first
     assert "It now has 1 of 2 approvals" in first and "[DM jitbot → Dana]" not in first  # one approver released nothing
     assert "approved (signed in with totp), actor Ben" in second and "It is active" in second
