@@ -49,7 +49,7 @@ def _straight_line(runtime: Any, vault: Any, slack: WebClient, request: Request,
     started = time.monotonic()
     now = datetime.now(UTC)
     approved = request.advance(Event.APPROVED, approval=Approval(decided_by=APPROVER, decided_at=now))
-    assert runtime.store.save(approved, request.version, _event(Event.APPROVED, approved, APPROVER))
+    assert runtime.store.commit(approved, _event(Event.APPROVED, approved, APPROVER), expected_version=request.version)
     response = vault.auth.token.create(
         role_name=token_role(SCOPE), policies=[SCOPE], no_default_policy=False, ttl=lifetime, explicit_max_ttl=lifetime,
         renewable=False, display_name=f"jitbot-{request.id}",
@@ -58,7 +58,9 @@ def _straight_line(runtime: Any, vault: Any, slack: WebClient, request: Request,
     accessor = response["wrap_info"]["wrapped_accessor"]
     grant = Grant(CredentialHandle("vault_token", accessor), now, now + timedelta(minutes=30))
     active = approved.advance(Event.ISSUED, grant=grant)
-    assert runtime.store.save(active, approved.version, _event(Event.ISSUED, active, "system", accessor=accessor))
+    assert runtime.store.commit(
+        active, _event(Event.ISSUED, active, "system", accessor=accessor), expected_version=approved.version
+    )
     slack.chat_postMessage(channel=request.requester, text=f"bao unwrap {response['wrap_info']['token']}")
     return time.monotonic() - started
 

@@ -82,14 +82,13 @@ class Requests(Protocol):
 class Writes(Protocol):
     """The unit of work: a request's change, its audit event and its notices written in one transaction, all or none."""
 
-    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
-        """Insert a new request with its event (and notices); raises AlreadyOpen when the requester already has one open
-        for that scope (checked by the store itself, so concurrent twins cannot both get in)."""
-        ...
-
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
-        """Compare-and-swap: write `request` (with its event and notices) only if the stored version is still
-        `expected_version`."""
+    def commit(
+        self, request: Request, event: AuditEvent, notices: Sequence[Notice] = (), expected_version: int | None = None
+    ) -> bool:
+        """Write `request`, its audit event and its notices in one transaction. `expected_version` None: a new request,
+        inserted (AlreadyOpen when the requester already has one open for that scope: the store checks, so concurrent
+        twins cannot both get in). Otherwise a compare-and-swap: written only if the stored version is still
+        `expected_version`; False, and nothing written, when someone changed it first."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
@@ -60,27 +60,23 @@ class SqlStore(SqlRequests, SqlTrail, SqlOutbox, SqlKeys):
 
     # the unit of work: a request's change, its audit event and its notices, all or nothing ---------
 
-    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
+    def commit(
+        self, request: Request, event: AuditEvent, notices: Sequence[Notice] = (), expected_version: int | None = None
+    ) -> bool:
         try:
             with self._writing() as connection:
-                self._insert(connection, request)
+                if expected_version is None:
+                    self._insert(connection, request)
+                elif not self._swap(connection, request, expected_version):
+                    return False  # someone else moved it first: nothing was written
                 linked = self._append(connection, event)
+                # Same transaction as the change: a crash leaves all or none, never a change nobody is told of.
                 self._enqueue(connection, notices, event.at)
         except IntegrityError as exc:
             if "uq_requests_one_open" in str(exc.orig) or "requests.requester, requests.scope" in str(exc.orig):
                 raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope") from None
             raise
         self._committed(linked)
-
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
-        with self._writing() as connection:
-            if not self._swap(connection, request, expected_version):
-                return False  # someone else moved it first: nothing was written
-            linked = self._append(connection, event) if event is not None else None
-            # Same transaction as the change: a crash leaves both or neither, never a change nobody is told of.
-            self._enqueue(connection, notices, event.at if event is not None else datetime.now(UTC))
-        if linked is not None:
-            self._committed(linked)
         return True
 
     def record(self, event: AuditEvent) -> AuditEvent:

@@ -145,24 +145,17 @@ class Deps:
             detail=detail,
         )
 
-    def create(self, request: Request, actor: str, notices: Sequence[Notice] = (), **detail: Any) -> None:
-        """Store a new request with its `requested` event and its notices, and arm its first deadline."""
-        _lawful(None, Event.REQUESTED, request)
-        request = self._with_wake(request)
-        event = self.event(Event.REQUESTED, request, actor, **detail)
-        self.store.create(request, event, notices)  # may raise AlreadyOpen
-        self.arm(request)
-        self._kick(notices)
-
     def commit(
-        self, current: Request, updated: Request, event: Event, actor: str, wake: timedelta | None = None,
+        self, current: Request | None, updated: Request, event: Event, actor: str, wake: timedelta | None = None,
         notices: Sequence[Notice] = (), **detail: Any,
     ) -> bool:  # fmt: skip
-        """CAS `current` → `updated` with its audit event and its notices, in one transaction; False when someone
-        changed it first (then nothing was written, notices included). The timer follows."""
-        _lawful(current.state, event, updated)
+        """The one write of a request: `current` → `updated` through the lifecycle table, with its audit event and its
+        notices, in one transaction (`current` None: a new request, `requested`; may raise AlreadyOpen). False when
+        someone changed it first (then nothing was written, notices included). The timer follows."""
+        _lawful(current.state if current is not None else None, event, updated)
         updated = self._with_wake(updated, wake)
-        saved = self.store.save(updated, current.version, self.event(event, updated, actor, **detail), notices)
+        expected = current.version if current is not None else None
+        saved = self.store.commit(updated, self.event(event, updated, actor, **detail), notices, expected)
         if saved:
             self.arm(updated)
             self._kick(notices)

@@ -271,7 +271,7 @@ def require_ticket(
 
 def create(deps: Deps, new: Request, scope: Scope, requester: str, notices: list[outbox.Notice], **detail: Any) -> None:
     try:
-        deps.create(new, requester, notices, **detail)
+        deps.commit(None, new, Event.REQUESTED, requester, notices=notices, **detail)
     except AlreadyOpen:
         # A concurrent twin got in first (the database refused ours): answer as if we had seen it before.
         refuse_duplicate(deps, requester, new.scope, scope)

@@ -41,19 +41,19 @@ def crash_after_vault(world: World) -> list[tuple[IssueOrder, IssuedCredential]]
     assert runtime is not None
     kinds = runtime.service.deps.issuer.inner  # type: ignore[attr-defined]  (the metered registry's inner registry)
     issued: list[tuple[IssueOrder, IssuedCredential]] = []
-    real_issue, real_save = kinds.issue, runtime.store.save
+    real_issue, real_commit = kinds.issue, runtime.store.commit
 
     def issue(order: IssueOrder, scope: Any) -> IssuedCredential:
         credential = real_issue(order, scope)
         issued.append((order, credential))
         return credential
 
-    def save(request: Any, version: int, event: AuditEvent | None, notices: Any = ()) -> bool:
-        if event is not None and event.event == "issued":
+    def commit(request: Any, event: AuditEvent, notices: Any = (), expected_version: int | None = None) -> bool:
+        if event.event == "issued":
             raise Killed("the bot died between the Vault call and the store write")
-        return bool(real_save(request, version, event, notices))
+        return bool(real_commit(request, event, notices, expected_version))
 
-    kinds.issue, runtime.store.save = issue, save
+    kinds.issue, runtime.store.commit = issue, commit
     return issued
 
 

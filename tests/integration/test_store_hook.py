@@ -43,12 +43,12 @@ def test_the_hook_sees_each_committed_event_chained_and_nothing_that_did_not_com
     seen: list[AuditEvent] = []
     store.watch(seen.append)
     request = pending("JIT-HOOK0001")
-    store.create(request, event(Event.REQUESTED, request), [Notice(ALERT, request.id, {"text": "x"})])
+    store.commit(request, event(Event.REQUESTED, request), [Notice(ALERT, request.id, {"text": "x"})])
     with pytest.raises(AlreadyOpen):  # the twin's insert rolls back: no event for it
-        store.create(pending("JIT-HOOK0002"), event(Event.REQUESTED, pending("JIT-HOOK0002")))
+        store.commit(pending("JIT-HOOK0002"), event(Event.REQUESTED, pending("JIT-HOOK0002")))
     approved = request.advance(Event.APPROVED)
-    assert store.save(approved, 0, event(Event.APPROVED, approved))
-    assert not store.save(request.advance(Event.DENIED), 0, event(Event.DENIED, request))  # lost the race
+    assert store.commit(approved, event(Event.APPROVED, approved), expected_version=0)
+    assert not store.commit(request.advance(Event.DENIED), event(Event.DENIED, request), expected_version=0)  # lost the race
     store.record(AuditEvent(event=Event.EXPORTED, at=T0, actor="U0AUDIT01", detail={"count": 0}))
     assert [(e.event, e.seq) for e in seen] == [(Event.REQUESTED, 1), (Event.APPROVED, 2), (Event.EXPORTED, 3)]
     assert store.chain_head() == (3, seen[-1].hash)
@@ -62,7 +62,7 @@ def test_a_failing_hook_does_not_undo_or_fail_the_write(store: SqlStore) -> None
     store.watch(broken)
     store.watch(lambda e: seen.append(e.event))
     request = pending("JIT-HOOK0003")
-    store.create(request, event(Event.REQUESTED, request))
+    store.commit(request, event(Event.REQUESTED, request))
     assert store.get(request.id) is not None and seen == [Event.REQUESTED]  # the next watcher still ran
 
 
@@ -71,10 +71,12 @@ def test_metrics_count_what_the_store_commits(store: SqlStore) -> None:
     store.watch(metrics.on_committed)
     metrics.active.set_function(lambda: store.count(State.ACTIVE))
     request = pending("JIT-HOOK0004")
-    store.create(request, event(Event.REQUESTED, request))
+    store.commit(request, event(Event.REQUESTED, request))
     approved = request.advance(Event.APPROVED)
-    assert store.save(approved, 0, event(Event.APPROVED, approved))
-    assert not store.save(approved, 0, event(Event.APPROVED, approved))  # a second click that lost: counted once
+    assert store.commit(approved, event(Event.APPROVED, approved), expected_version=0)
+    assert not store.commit(
+        approved, event(Event.APPROVED, approved), expected_version=0
+    )  # a second click that lost: counted once
     text = generate_latest(metrics.registry).decode()
     assert 'jitbot_audit_events_total{event="requested"} 1.0' in text
     assert 'jitbot_decisions_total{decision="approved"} 1.0' in text
