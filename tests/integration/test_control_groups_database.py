@@ -250,3 +250,23 @@ def test_vault_sync_holds_the_reader_create_of_the_scope_only(vault):
     assert "control_group" not in reader and 'min_wrapping_ttl = "1s"' in reader  # the reader still reads only wrapped
     role = world.root.auth.token.read_role(f"jitbot-{SCOPE}")["data"]
     assert role["allowed_policies"] == [f"jitbot-dbread-{ROLE}"] and role["orphan"]
+
+
+def test_an_undelivered_login_is_not_replaced_without_a_new_approval(vault, bot):
+    world, _ = vault
+    service, notifier, _, _ = bot
+    request = service.request(REQUESTER, SCOPE, "30m", "INC-81 count stuck orders")
+    authorize(world, service, APPROVER_1, request.id)
+    active = authorize(world, service, APPROVER_2, request.id)
+    assert active.grant is not None
+    before = leases(world)
+    wrap = world.root.auth.token.lookup(notifier.wrapping[request.id])["data"]  # as if the DM never arrived
+    check = {"accessor": active.grant.handle.id, "wrap": wrap["accessor"], "wrap_until": "2999-01-01T00:00:00+00:00"}
+    with pytest.raises(CredentialError):
+        granting.reissue(service.deps, request.id, check)  # the hold is spent: Vault makes no second reader
+    assert leases(world) == before and service.get(request.id).grant == active.grant  # the one login stays
+    creds = unwrap(world.addr, notifier.wrapping[request.id]).json()["data"]  # the DM, arriving late, still works
+    with login(creds) as session:
+        assert session.execute(f"SELECT id FROM {TABLE}").fetchall() == [(7,)]
+    service.revoke(request.id, REQUESTER)
+    assert not _role_exists(creds["username"])
