@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--only NAME ...] [--pg] [--json FILE]`: run the benchmarks and print the results table."""
+"""`python -m bench [--quick] [--only NAME ...] [--pg] [--json FILE]`: run the benchmarks and print the results table;
+`python -m bench soak [--duration S] [--rate R] [--seed N]`: the soak under kills and Slack outages (bench/soak.py)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,11 @@ def _watchdog(seconds: float, lab: Lab) -> threading.Timer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["soak"]:
+        from bench import soak  # a command of its own, with its own options
+
+        return soak.main(argv[1:])
     args = _parser().parse_args(argv)
     selected = [name.strip() for value in args.only for name in value.split(",") if name.strip()] or list(BENCHES)
     unknown = [name for name in selected if name not in BENCHES]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
@@ -21,7 +22,6 @@ from grants.adapters.clock import SystemClock
 from grants.audit import AuditQuery
 from grants.usecases.auditing import export
 from tests.conftest import APPROVER, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir, serve_env
-from tests.processes import ServeProcess
 from tests.siem_fixtures import Rsyslog, WebhookReceiver, first_per_seq
 
 SECRET = "audit-webhook-secret-6a1f0c"

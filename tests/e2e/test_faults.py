@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from devkit.openbao import OpenBaoDevServer
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
 from grants.adapters.kinds import credential_kinds
@@ -29,7 +30,6 @@ from tests.conftest import (
     serve_env,
 )
 from tests.databases import PG_ADMIN, fresh_database
-from tests.processes import ServeProcess
 
 ALERTS = "C0ALERTS1"
 REQUESTERS = ["U0DEV0001", "U0DEV0002", "U0DEV0003"]

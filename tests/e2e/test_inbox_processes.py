@@ -10,11 +10,11 @@ from urllib.parse import urlparse
 import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
 from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, make_catalog_dir, serve_env
 from tests.e2e.test_outbox_processes import approval_messages, events, rows, wait_until
-from tests.processes import ServeProcess
 from tests.tcp_proxy import FreezableProxy
 
 # Twenty people who may ask for payments-read (or its twin) and are not the approver who clicks.

@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from devkit.openbao import OpenBaoDevServer, find_bao
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient, SocketModeSlackClient
 from devkit.standin import SlackStandIn, message_text
 from tests.conftest import BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, USERS
 from tests.integration.test_cli import jitbot
-from tests.processes import ServeProcess
 
 pytestmark = pytest.mark.slow
 

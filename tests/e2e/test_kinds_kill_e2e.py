@@ -20,6 +20,7 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 from sqlalchemy import create_engine, text
 
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
@@ -29,7 +30,6 @@ from tests.e2e.test_kinds_e2e import CERTIFICATE, PLATFORM, SECRET, linked_reque
 from tests.e2e.test_kinds_lifecycle_e2e import KIND_EDITS, wait_until
 from tests.e2e.test_processes import events
 from tests.integration.test_kind_database import PG_HOST, TABLE, _wait_until_gone, database_engine  # noqa: F401
-from tests.processes import ServeProcess
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
 
 SIGKILLED = -9

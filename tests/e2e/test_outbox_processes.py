@@ -10,10 +10,10 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidRequest
 from sqlalchemy import create_engine, text
 
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
 from tests.conftest import APPROVER, REQUESTER, SIGNING_SECRET, WRAP_TOKEN, process_env
-from tests.processes import ServeProcess
 
 REQUESTERS = ["U0DEV0001", "U0DEV0002", "U0DEV0003", "U0OUTSIDE", "U0AUDIT01", "U0SEC0001"]
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from devkit.harness import free_port
+from devkit.processes import ServeProcess
 from tests.conftest import process_env
-from tests.processes import ServeProcess
 from tests.tcp_proxy import FreezableProxy
 
 

@@ -12,10 +12,10 @@ import pytest
 from hvac.exceptions import Forbidden
 from sqlalchemy import create_engine, inspect, text
 
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
 from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, WRAP_TOKEN, process_env
-from tests.processes import ServeProcess
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hvac
 import pytest
 
+from devkit.processes import ServeProcess
 from devkit.slack_client import SocketModeSlackClient
 from devkit.standin import SlackStandIn, message_text, render_blocks
 from tests.conftest import APPROVER, REQUESTER, WRAP_TOKEN, process_env
-from tests.processes import ServeProcess
 
 APP_TOKEN = "xapp-1-A0JITBOT-socket-mode-test"
 pytestmark = pytest.mark.slow

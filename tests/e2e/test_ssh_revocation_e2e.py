@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
@@ -19,7 +20,6 @@ from tests.databases import fresh_database
 from tests.e2e.test_kinds_e2e import CERTIFICATE, PLATFORM, web_ssh_role  # noqa: F401
 from tests.e2e.test_kinds_lifecycle_e2e import wait_until
 from tests.e2e.test_processes import events
-from tests.processes import ServeProcess
 from tests.ssh_fixtures import SshServer, can_log_in, new_key
 from tests.tcp_proxy import FreezableProxy
 

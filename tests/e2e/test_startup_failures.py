@@ -12,9 +12,9 @@ import pytest
 
 from devkit.harness import free_port
 from devkit.openbao import OpenBaoDevServer
+from devkit.processes import ServeProcess
 from grants.adapters.vault_client import vault_client
 from tests.conftest import ROOT, process_env
-from tests.processes import ServeProcess
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import hvac
 import pytest
 from hvac.exceptions import Forbidden, InvalidRequest, VaultError
 
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from grants.adapters.kinds.vault_token import grant_display_name, token_role
 from grants.adapters.migrate import upgrade
@@ -31,7 +32,6 @@ from tests.conftest import REQUESTER, SIGNING_SECRET, USERS, process_env
 from tests.databases import fresh_database
 from tests.e2e.test_outbox_processes import events, rows, wait_until
 from tests.e2e.test_processes import grant
-from tests.processes import ServeProcess
 from tests.tcp_proxy import FreezableProxy
 
 LEASE = 3  # seconds (JITBOT_OUTBOX_LEASE): how long a stopped worker's claims hold

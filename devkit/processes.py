@@ -14,7 +14,7 @@ from pathlib import Path
 
 from devkit.harness import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: `python -m bot.cli` runs from here
 
 
 class ServeProcess:
@@ -43,7 +43,7 @@ class ServeProcess:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:  # noqa: S310 - http://127.0.0.1
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, ConnectionError):
@@ -53,7 +53,7 @@ class ServeProcess:
 
     def health(self) -> tuple[int, dict[str, str]]:
         try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:  # noqa: S310 - http://127.0.0.1
                 return response.status, json.load(response)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)

@@ -1,0 +1,371 @@
+"""`python -m bench soak`: PostgreSQL, one `jitbot web` and two `jitbot worker` processes under a steady stream of
+requests, approvals, early revokes and short grants, while processes are killed -9 and Slack fails; then checks."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import hvac
+from hvac.exceptions import Forbidden, InvalidRequest, VaultError
+from sqlalchemy import text
+
+from bench.core import BOT_TOKEN, SIGNING_SECRET, Lab, p50, p99, say
+from devkit.processes import ServeProcess
+from devkit.slack_client import SignedSlackClient
+from devkit.standin import SlackStandIn
+from devkit.standin.rendering import message_text
+from grants.adapters.sql_store import SqlStore, make_engine
+from grants.audit import AuditQuery, verify
+
+SCOPE = "db-admin-staging"
+APPROVERS = ("U0APPR001", "U0APPR002")  # group:db-oncall in the shipped catalog
+WRAP_TOKEN = re.compile(r"unwrap ([A-Za-z0-9._-]{20,})")
+LEASE = 3  # JITBOT_OUTBOX_LEASE: how long a killed worker's claims hold
+WAIT = 120.0  # seconds a step of one flow may wait (kills and Slack outages on a loaded machine)
+
+
+@dataclass
+class Flow:
+    """One requester's way through: request, approval, credential DM, then an early revoke or an expiry."""
+
+    n: int
+    requester: str
+    seconds: int
+    revoke: bool
+    rid: str | None = None
+    unacked: int = 0  # attempts (of any step) that got no 200: a killed web process, a timeout
+    approved_acked: bool = False
+    credential_at: float | None = None  # monotonic time the soak saw the credential DM
+    requested_at: float = 0.0
+    token_worked: bool = False
+    approved_at: float = 0.0
+    late_credential: bool = False  # the DM came after a short grant had already ended (a Slack outage): no check
+    revoke_acked_at: datetime | None = None
+    error: str = ""
+
+
+@dataclass
+class Soak:
+    args: argparse.Namespace
+    workdir: Path
+    rng: random.Random
+    stop: threading.Event = field(default_factory=threading.Event)
+    kills: Counter[str] = field(default_factory=Counter)
+    restarts: list[float] = field(default_factory=list)
+    outages: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__)
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of load, kills and outages (default 180)")
+    parser.add_argument("--rate", type=float, default=1.0, help="new requests per second (default 1)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the schedule (default 1)")
+    parser.add_argument("--kill-every", type=float, default=6.0, help="mean seconds between kill -9s (default 6)")
+    parser.add_argument("--slack-every", type=float, default=25.0, help="mean seconds between Slack outages (default 25)")
+    parser.add_argument("--workdir", type=Path, help="keep the processes' logs here (default: a temp dir, removed)")
+    return parser
+
+
+def _catalog(lab: Lab, requesters: list[str]) -> None:
+    """The shipped catalog with grants down to 2 s and the soak's requesters among the developers."""
+    path = lab.catalog_path
+    catalog = path.read_text().replace('min_duration = "10s"', 'min_duration = "2s"')
+    members = ", ".join(f'"{r}"' for r in requesters)
+    old = 'developers = ["U0DEV0001", "U0DEV0002", "U0DEV0003"]'
+    assert old in catalog, "the shipped catalog's developers group changed"
+    path.write_text(catalog.replace(old, f'developers = ["U0DEV0001", {members}]'))
+
+
+def _post(flow: Flow, soak: Soak, web: dict[str, ServeProcess], slack: SlackStandIn, send: Any) -> tuple[int, Any]:
+    """Send until acked (200), as a user trying again after an error; each try freshly signed. Raise after WAIT."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        client = SignedSlackClient(web["web"].url, SIGNING_SECRET, standin=slack, timeout=10)
+        try:
+            status, body = send(client)
+        except OSError:
+            status, body = 0, None
+        if status == 200:
+            return status, body
+        flow.unacked += 1
+        time.sleep(0.5 + soak.rng.random())
+    raise TimeoutError("never acked")
+
+
+def _run_flow(flow: Flow, soak: Soak, procs: dict[str, ServeProcess], slack: SlackStandIn, vault_addr: str) -> None:
+    try:
+        flow.requested_at = time.monotonic()
+        # A new request is not retried once the web process may have taken it: a second one would be a second request.
+        client = SignedSlackClient(procs["web"].url, SIGNING_SECRET, standin=slack, timeout=10)
+        try:
+            status, body = client.slash(flow.requester, f"{SCOPE} {flow.seconds}s SOAK-{flow.n} soak")
+        except OSError:
+            status, body = 0, None
+        if status != 200:
+            flow.unacked += 1
+            flow.error = "request not acked"
+            return
+        flow.rid = rid = str(body["text"]).split("`")[1]
+        slack.wait_for(
+            lambda: slack.find_message(lambda m: rid in message_text(m) and "[Approve]" in message_text(m)), WAIT, "approval"
+        )
+        approver = APPROVERS[flow.n % 2]
+        _post(flow, soak, procs, slack, lambda c: c.click(approver, "approve", rid))
+        flow.approved_acked, flow.approved_at = True, time.monotonic()
+        dm = slack.wait_for(
+            lambda: next(
+                (m for m in slack.dm_messages(flow.requester) if rid in m["text"] and WRAP_TOKEN.search(m["text"])), None
+            ),
+            WAIT,
+            "credential DM",
+        )
+        flow.credential_at = time.monotonic()
+        wrapping = WRAP_TOKEN.search(dm["text"]).group(1)  # type: ignore[union-attr]
+        token = hvac.Client(url=vault_addr, token=wrapping).sys.unwrap()["auth"]["client_token"]
+        try:
+            flow.token_worked = bool(hvac.Client(url=vault_addr, token=token).auth.token.lookup_self()["data"]["accessor"])
+        except Forbidden:
+            if time.monotonic() - flow.approved_at < flow.seconds:
+                raise  # the grant still runs: its credential must work
+            flow.late_credential = True
+        if flow.revoke:
+            time.sleep(1 + 2 * random.Random(flow.n).random())
+            _post(flow, soak, procs, slack, lambda c: c.slash(flow.requester, f"revoke {rid}"))
+            flow.revoke_acked_at = datetime.now(UTC)
+    except Exception as error:  # recorded, and a failed check below
+        flow.error = f"{type(error).__name__}: {error}"
+
+
+def _killer(soak: Soak, procs: dict[str, ServeProcess]) -> None:
+    """kill -9 a random process every few seconds and start it again at once, as a platform would."""
+    while not soak.stop.wait(soak.rng.uniform(0.5, 1.5) * soak.args.kill_every):
+        name = soak.rng.choice(sorted(procs))
+        process = procs[name]
+        process.kill()
+        began = time.monotonic()
+        try:
+            process.start(timeout=60)
+        except AssertionError:  # its port was taken meanwhile: a new one (the web's URL moves with it)
+            replacement = ServeProcess(process.env, process.log_path, role=process.role)
+            procs[name] = replacement.start(timeout=60)
+        with soak.lock:
+            soak.kills[name.split("-")[0]] += 1
+            soak.restarts.append(time.monotonic() - began)
+
+
+def _slack_faults(soak: Soak, slack: SlackStandIn) -> None:
+    """Now and then Slack answers 503 to everything for a few seconds, or rate-limits the next calls."""
+    while not soak.stop.wait(soak.rng.uniform(0.5, 1.5) * soak.args.slack_every):
+        if soak.rng.random() < 0.5:
+            seconds = soak.rng.uniform(2, 6)
+            slack.fail_all(None, 503)
+            soak.stop.wait(seconds)
+            slack.heal()
+            soak.outages.append(f"503 for {seconds:.1f} s")
+        else:
+            count = soak.rng.randint(5, 20)
+            slack.rate_limit_next(None, retry_after=1, count=count)
+            soak.outages.append(f"429 x{count}")
+
+
+def _alive(root: hvac.Client, accessor: str) -> bool:
+    try:
+        root.auth.token.lookup_accessor(accessor)
+    except (InvalidRequest, Forbidden, VaultError):
+        return False
+    return True
+
+
+def _credential_dms(slack: SlackStandIn, requester: str, rid: str) -> int:
+    """Credential messages the requester received for this request (a later edit of one is still one)."""
+    count = 0
+    for message in slack.dm_messages(requester):
+        versions = [message.get("text") or "", *((v.get("text") or "") for v in message.get("history") or [])]
+        if any(rid in t and WRAP_TOKEN.search(t) for t in versions):
+            count += 1
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    temporary = None if args.workdir else tempfile.TemporaryDirectory(prefix="jitbot-soak-")
+    workdir = args.workdir or Path(temporary.name)  # type: ignore[union-attr]
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _soak(args, workdir)
+    finally:
+        if temporary is not None:
+            temporary.cleanup()
+
+
+def _soak(args: argparse.Namespace, workdir: Path) -> int:
+    rng = random.Random(args.seed)
+    total = int(args.duration * args.rate * 1.5) + 20
+    requesters = [f"U0SK{i:05d}" for i in range(total)]
+    users = {r: f"soak{i}" for i, r in enumerate(requesters)} | {
+        a: a.lower() for a in (*APPROVERS, "U0DEV0001", "U0AUDIT01", "U0ADMIN01")
+    }
+    lab = Lab(workdir=workdir, quick=False, pg=True)
+    _catalog(lab, requesters)
+    soak = Soak(args, workdir, rng)
+    procs: dict[str, ServeProcess] = {}
+    flows: list[Flow] = []
+    try:
+        vault = lab.vault
+        with lab.database("soak") as db_url, SlackStandIn(BOT_TOKEN, users=users) as slack:
+            env = {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": slack.url,
+                "VAULT_ADDR": vault.addr,
+                "VAULT_TOKEN": lab.bot_token,
+                "DATABASE_URL": db_url,
+                "JITBOT_CATALOG": str(lab.catalog_path),
+                "JITBOT_OUTBOX_LEASE": str(LEASE),
+                "JITBOT_SLACK_PACING": "false",  # the stand-in is not Slack; the soak is about crashes, not pacing
+            }
+            for name in ("worker-1", "worker-2", "web"):
+                procs[name] = ServeProcess(env, workdir / f"{name}.log", role=name.split("-")[0]).start(timeout=60)
+            say(f"soak: {args.duration:g} s at {args.rate:g} requests/s, seed {args.seed}; logs in {workdir}")
+            threads = [
+                threading.Thread(target=_killer, args=(soak, procs), name="soak-killer", daemon=True),
+                threading.Thread(target=_slack_faults, args=(soak, slack), name="soak-slack", daemon=True),
+            ]
+            for thread in threads:
+                thread.start()
+            began = time.monotonic()
+            with ThreadPoolExecutor(max_workers=96, thread_name_prefix="soak-flow") as pool:
+                futures = []
+                while time.monotonic() - began < args.duration and len(flows) < len(requesters):
+                    revoke = rng.random() < 0.35
+                    flow = Flow(len(flows), requesters[len(flows)], 60 if revoke else rng.randint(3, 15), revoke)
+                    flows.append(flow)
+                    futures.append(pool.submit(_run_flow, flow, soak, procs, slack, vault.addr))
+                    time.sleep(rng.expovariate(args.rate))
+                soak.stop.set()
+                for thread in threads:
+                    thread.join()
+                slack.heal()
+                say(
+                    f"load over after {time.monotonic() - began:.0f} s: {len(flows)} flows, {sum(soak.kills.values())} kills; settling"
+                )
+                for future in futures:
+                    future.result()
+            engine = make_engine(db_url)
+            horizon = time.monotonic() + 120
+            while time.monotonic() < horizon:  # every grant ends (60 s ones that were not revoked: their expiry)
+                with engine.connect() as connection:
+                    live = connection.execute(text("SELECT count(*) FROM requests WHERE state = 'active'")).scalar_one()
+                if not live:
+                    break
+                time.sleep(1)
+            time.sleep(LEASE + 2)  # late duplicates of anything would show now
+            return _check(soak, flows, engine, slack, vault.addr, vault.root_token)
+    finally:
+        soak.stop.set()
+        for process in procs.values():
+            process.stop()
+        lab.close()
+
+
+def _check(soak: Soak, flows: list[Flow], engine: Any, slack: SlackStandIn, vault_addr: str, root_token: str) -> int:
+    with engine.connect() as connection:
+        trail = connection.execute(text("SELECT request_id, event, at FROM audit_events WHERE request_id IS NOT NULL")).all()
+        requests = {
+            row.id: row
+            for row in connection.execute(text("SELECT id, requester, state, expires_at, ended_at, accessor FROM requests")).all()
+        }
+    counts: dict[str, Counter[str]] = {}
+    ended_at: dict[str, datetime] = {}
+    for rid, event, at in trail:
+        counts.setdefault(rid, Counter())[event] += 1
+        if event in ("expired", "revoked"):
+            ended_at[rid] = at
+    failures: list[str] = []
+
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            failures.append(what)
+
+    acked = [f for f in flows if f.rid]
+    for f in flows:
+        check(not f.error or (f.error == "request not acked" and not f.rid), f"flow {f.n} ({f.rid}): {f.error}")
+    for f in acked:
+        rid, c = f.rid or "", counts.get(f.rid or "", Counter())
+        check(rid in requests and c["requested"] == 1, f"{rid}: requested {c['requested']} times")
+        if f.approved_acked:
+            check(c["approved"] == 1 and c["issued"] == 1, f"{rid}: approved {c['approved']}, issued {c['issued']}")
+        if f.revoke_acked_at is not None:
+            check(c["revoked"] == 1 and c["expired"] == 0, f"{rid}: revoked {c['revoked']}, expired {c['expired']}")
+    late: list[float] = []
+    root = hvac.Client(url=vault_addr, token=root_token)
+    alive = 0
+    issued = [rid for rid, c in counts.items() if c["issued"]]
+    for rid in issued:
+        row, c = requests[rid], counts[rid]
+        check(
+            c["issued"] == 1 and c["expired"] + c["revoked"] == 1,
+            f"{rid}: issued {c['issued']}, ended {c['expired'] + c['revoked']}",
+        )
+        if rid in ended_at and row.expires_at is not None:
+            late.append((ended_at[rid] - row.expires_at).total_seconds())
+            check(late[-1] <= LEASE + 5, f"{rid}: ended {late[-1]:.1f} s after its end")
+        if row.accessor and _alive(root, row.accessor):
+            alive += 1
+            failures.append(f"{rid}: its credential is alive in Vault after the grant")
+        dms = _credential_dms(slack, row.requester, rid)
+        check(dms == 1, f"{rid}: {dms} credential DMs")
+    by_rid = {f.rid: f for f in acked}
+    broken = [rid for rid in issued if rid in by_rid and not (by_rid[rid].token_worked or by_rid[rid].late_credential)]
+    check(not broken, f"credential DMs that did not unwrap to a working token: {broken}")
+    strays = sorted(set(requests) - set(by_rid))  # taken by the web process, but its answer never reached the soak
+    verdict = verify(SqlStore(engine).events(AuditQuery()))
+    check(verdict.intact, f"audit verify: {verdict}")
+    latency = [f.credential_at - f.requested_at for f in acked if f.credential_at]
+    unacked = sum(f.unacked for f in flows)
+    revoked = sum(1 for f in acked if f.revoke_acked_at)
+    print()
+    print(f"flows {len(flows)}: requests acked {len(acked)}, approvals acked {sum(f.approved_acked for f in acked)}, "
+          f"credentials {len(latency)}, early revokes acked {revoked}, grants issued {len(issued)}")  # fmt: skip
+    print(f"credential DMs that came after their (short) grant had ended: {sum(f.late_credential for f in acked)}")
+    print(
+        f"unacked tries (retried by the user, or a request given up): {unacked}; requests the soak never saw acked: {len(strays)}"
+    )
+    print(
+        f"kill -9: {dict(soak.kills)}; restart to healthy p50 {p50(soak.restarts or [0]):.1f} s, max {max(soak.restarts or [0]):.1f} s"
+    )
+    print(f"Slack faults: {len(soak.outages)} ({', '.join(soak.outages)})")
+    if latency:
+        print(f"request -> credential DM: p50 {p50(latency):.1f} s, p99 {p99(latency):.1f} s, max {max(latency):.1f} s")
+    if late:
+        ordered = sorted(late)
+        print(f"grant ended after its end (expiries; revokes are negative): p50 {p50(ordered):.2f} s, max {ordered[-1]:.2f} s "
+              f"(allowed {LEASE + 5} s)")  # fmt: skip
+    print(
+        f"credentials alive after their grant: {alive}; audit verify: {'intact' if verdict.intact else 'BROKEN'} ({verdict.count} events)"
+    )
+    print("OpenBao restart: not part of this soak (the dev server forgets the seal key and audit anchor too)")
+    if failures:
+        print(f"\nsoak: {len(failures)} checks FAILED:")
+        for line in failures[:50]:
+            print(f"  - {line}")
+        return 1
+    print("\nsoak: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
