@@ -35,3 +35,19 @@ def test_quick_bench_prints_every_figure_with_its_ratio(tmp_path: Path) -> None:
     for figure in report["figures"]:
         assert figure["value"] > 0 and figure["baseline"] > 0, figure
         assert figure["verdict"] in ("PASS", "MISS", "-")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_short_soak_with_one_kill_passes_its_checks(tmp_path: Path) -> None:
+    """About 20 s of load on PostgreSQL with one web and two workers, one kill -9 and one Slack fault window; the
+    command's own checks (exactly once, on time, no live credential, one DM per grant, audit verify) must pass."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "soak", "--duration", "20", "--rate", "0.4", "--seed", "3",
+         "--kill-every", "10", "--slack-every", "12", "--workdir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=560, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "soak: all checks passed" in done.stdout, f"{done.stdout}\n{done.stderr[-4000:]}"
+    kills = re.search(r"kill -9: \{(.*)\}", done.stdout)
+    assert kills and sum(int(n) for n in re.findall(r": (\d+)", kills.group(1))) >= 1, done.stdout
+    assert re.search(r"requests acked [1-9]", done.stdout) and "audit verify: intact" in done.stdout, done.stdout
