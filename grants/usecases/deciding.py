@@ -109,7 +109,7 @@ def shortened(scope: Scope, request: Request, duration: timedelta) -> Request:
             f"Approve for less only shortens: {request.id} asks for {format_duration(request.duration)}; use Approve.",
             field="duration",
         )
-    if duration < scope.min:
+    if duration < scope.min_duration:
         raise InvalidRequest(f"`{request.scope}` is granted for at least {scope.min_duration}.", field="duration")
     window = request.starts_at + duration if request.starts_at is not None else request.not_after
     return replace(request, duration=duration, not_after=min(filter(None, [window, request.not_after]), default=None))

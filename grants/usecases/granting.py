@@ -97,7 +97,7 @@ def issue_approved(deps: Deps, request: Request) -> Request:
                 requester=active.requester,
                 scope=active.scope,
                 duration=format_duration(active.duration),
-                review_within=glass.review_within,
+                review_within=str(glass.review_within),
             ),
         )
     return active

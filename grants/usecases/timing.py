@@ -63,7 +63,7 @@ def _warn(deps: Deps, request: Request, scope: Scope) -> None:
 
 def _remind_review(deps: Deps, request: Request, review: Review, scope: Scope, now: datetime) -> None:
     glass = scope.break_glass
-    due = now + (glass.review_delta if glass else timedelta(hours=24))
+    due = now + (glass.review_within if glass else timedelta(hours=24))
     updated = request.advance(Event.REVIEW_REMINDED, review=Review(review.state, due, review.reviewed_by))
     notices = [outbox.notice(request.id, deps.people.approvers(scope) - {request.requester}, "review")]
     deps.commit(request, updated, Event.REVIEW_REMINDED, "system", notices=notices)
