@@ -49,7 +49,7 @@ def _straight_line(runtime: Any, vault: Any, slack: WebClient, request: Request,
     started = time.monotonic()
     now = datetime.now(UTC)
     approved = request.advance(Event.APPROVED, approval=Approval(decided_by=APPROVER, decided_at=now))
-    assert runtime.store.save(approved, request.version, _event(Event.APPROVED, approved, APPROVER))
+    assert runtime.store.commit(approved, _event(Event.APPROVED, approved, APPROVER), expected_version=request.version)
     response = vault.auth.token.create(
         role_name=token_role(SCOPE), policies=[SCOPE], no_default_policy=False, ttl=lifetime, explicit_max_ttl=lifetime,
         renewable=False, display_name=f"jitbot-{request.id}",
@@ -58,7 +58,9 @@ def _straight_line(runtime: Any, vault: Any, slack: WebClient, request: Request,
     accessor = response["wrap_info"]["wrapped_accessor"]
     grant = Grant(CredentialHandle("vault_token", accessor), now, now + timedelta(minutes=30))
     active = approved.advance(Event.ISSUED, grant=grant)
-    assert runtime.store.save(active, approved.version, _event(Event.ISSUED, active, "system", accessor=accessor))
+    assert runtime.store.commit(
+        active, _event(Event.ISSUED, active, "system", accessor=accessor), expected_version=approved.version
+    )
     slack.chat_postMessage(channel=request.requester, text=f"bao unwrap {response['wrap_info']['token']}")
     return time.monotonic() - started
 
@@ -94,11 +96,11 @@ def run(lab: Lab) -> list[Figure]:
                 raw = time.monotonic() - started
                 # Baseline: the straight-line minimum (store commits, Vault, one DM) for a request of its own.
                 line_request = runtime.service.request(f"U0L{i:05d}", SCOPE, "30m", f"INC-{i} bench straight line")
-                runtime.notifier.drain()
+                runtime.drain()
                 line = _straight_line(runtime, vault, web, runtime.store.get(line_request.id), i)
                 # Subject: a pending request with its approval message posted; an approver clicks Approve.
                 request = runtime.service.request(f"U0A{i:05d}", SCOPE, "30m", f"INC-{i} bench approve")
-                runtime.notifier.drain()
+                runtime.drain()
                 channel, ts, _ = runtime.store.message_refs(request.id)[0]
                 text, body_blocks = blocks.approval_message(request, runtime.catalog)
                 body = recorder.click_body(APPROVER, "approve", request.id, channel, ts, {"text": text, "blocks": body_blocks})
@@ -108,7 +110,7 @@ def run(lab: Lab) -> list[Figure]:
                 if status != 200:
                     raise RuntimeError(f"the Approve click answered HTTP {status}")
                 delivered = slack.credential_at(request.id, timeout=15) - started
-                runtime.notifier.drain()  # the rest of this approval's messages, before the next round
+                runtime.drain()  # the rest of this approval's messages, before the next round
                 if i >= WARM:
                     subject.append(delivered * 1000)
                     baseline.append(line * 1000)

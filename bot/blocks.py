@@ -83,8 +83,9 @@ def status_line(request: Request, signed_in: frozenset[str] = frozenset()) -> st
     parts = [_STATUS[request.state]]
     if request.state is State.DENIED:
         parts[0] += f" by {_who(request.decided_by)} at {when(request.approval.decided_at)}"
-    elif request.state is State.REVOKED:
-        parts[0] += f" by {_who(request.decided_by)} at {when(request.ended_at)}"
+    elif request.state is State.REVOKED:  # by `system`: jitbot ended it itself (a closed ticket), not an auto-approval
+        who = "jitbot" if request.decided_by == "system" else _who(request.decided_by)
+        parts[0] += f" by {who} at {when(request.ended_at)}"
     elif request.state in (State.EXPIRED, State.TIMED_OUT, State.CANCELLED, State.FAILED):
         parts[0] += f" at {when(request.ended_at)}"
     elif request.state is State.ACTIVE:

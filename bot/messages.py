@@ -147,8 +147,10 @@ def news_text(request: Request, news: Event | News, context: dict[str, object]) 
             return f":lock: {rid}: your access to `{scope}` ended at {when(request.ended_at)} and the credential was revoked."
         case Event.REVOKED:
             by = str(context.get("actor"))
-            who = "you" if by == request.requester else mention(by)
+            who = "you" if by == request.requester else "jitbot" if by == "system" else mention(by)
             text = f":lock: {rid}: your access to `{scope}` was revoked by {who} at {when(request.ended_at)}."
+            if context.get("cause") == "ticket_closed" and request.ticket:
+                text = text[:-1] + f", because its ticket {esc(request.ticket.split(':', 1)[-1])} was closed."
             if context.get("caveat"):
                 # What the kind's revoke cannot end (open SSH sessions survive), in the kind's own words: said plainly.
                 text += f" {esc(str(context['caveat']))}"

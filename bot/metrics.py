@@ -1,22 +1,19 @@
-"""Prometheus metrics, derived from the audit events and the credential calls; served at GET /metrics."""
+"""Prometheus metrics, from the audit events the store commits (its on_committed hook) and the credential calls."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Collection
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from grants.audit import AuditQuery
 from grants.catalog import Catalog, Scope
 from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder, Orphan
-from grants.domain import AuditEvent, Request
-from grants.lifecycle import Event, State
-from grants.outbox import Entry, Notice
-from grants.ports import CredentialIssuer, Store
+from grants.domain import AuditEvent
+from grants.lifecycle import Event
+from grants.ports import CredentialIssuer
 
 log = logging.getLogger("jitbot.audit")
 T = TypeVar("T")
@@ -53,13 +50,11 @@ class Metrics:
             ["sink"],
             registry=self.registry,
         )
-        self.stream_source: Callable[[], dict[str, tuple[int, float]]] | None = None  # set by the wiring when streaming
         self.anchor_up = Gauge(
             "jitbot_audit_anchor_up",
             "1 when the anchor in Vault vouches for the audit trail of a minute ago",
             registry=self.registry,
         )
-        self.anchor_source: Callable[[], bool] | None = None  # set by the wiring when an anchor is configured
 
     def observe(self, event: AuditEvent) -> None:
         name = Event(event.event)
@@ -73,123 +68,34 @@ class Metrics:
         if name is Event.EXPIRED and "lag_seconds" in event.detail:
             self.lag.observe(max(0.0, float(event.detail["lag_seconds"])))
 
-    def render(self) -> bytes:
-        if self.anchor_source is not None:
+    def on_committed(self, event: AuditEvent) -> None:
+        """The store's hook after each commit that wrote an audit event: counted, and logged (name and IDs, never details)."""
+        self.observe(event)
+        log.info(event.event, extra={"request_id": event.request_id, "actor": event.actor, "scope": event.scope})
+
+    def render(
+        self,
+        active_source: Callable[[], int] | None = None,
+        anchor_source: Callable[[], bool] | None = None,
+        stream_source: Callable[[], dict[str, tuple[int, float]]] | None = None,
+    ) -> bytes:
+        """The registry in Prometheus' text format, with the gauges read now: active grants, the anchor, the audit stream
+        (when the process has them: the wiring binds them with `functools.partial`)."""
+        if active_source is not None:
+            self.active.set(active_source())  # as a gauge's `set_function` would: a database down fails the scrape
+        if anchor_source is not None:
             try:
-                self.anchor_up.set(1 if self.anchor_source() else 0)
+                self.anchor_up.set(1 if anchor_source() else 0)
             except Exception:  # Vault or the database down: nothing vouches
                 self.anchor_up.set(0)
-        if self.stream_source is not None:
+        if stream_source is not None:
             try:
-                for sink, (behind, age) in self.stream_source().items():
+                for sink, (behind, age) in stream_source().items():
                     self.stream_behind.labels(sink).set(behind)
                     self.stream_lag.labels(sink).set(age)
             except Exception:  # the database is down: /metrics still answers, with the last values
                 logging.getLogger(__name__).warning("reading the audit stream's lag failed", exc_info=True)
         return generate_latest(self.registry)
-
-
-class MeteredStore:
-    """Wraps the store: every audit event that commits is counted and logged (name and IDs, never details)."""
-
-    def __init__(self, inner: SqlStoreLike, metrics: Metrics):
-        self.inner, self.metrics = inner, metrics
-        metrics.active.set_function(lambda: inner.count(State.ACTIVE))
-
-    def _seen(self, event: AuditEvent | None) -> None:
-        if event is not None:
-            self.metrics.observe(event)
-            log.info(event.event, extra={"request_id": event.request_id, "actor": event.actor, "scope": event.scope})
-
-    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
-        self.inner.create(request, event, notices)
-        self._seen(event)
-
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
-        saved = self.inner.save(request, expected_version, event, notices)
-        if saved:
-            self._seen(event)
-        return saved
-
-    def record(self, event: AuditEvent) -> AuditEvent:
-        recorded = self.inner.record(event)
-        self._seen(recorded)
-        return recorded
-
-    # The outbox and reads pass straight through.
-    def enqueue(self, notices: Iterable[Notice], at: datetime) -> None:
-        self.inner.enqueue(notices, at)
-
-    def claim(self, worker: str, now: datetime, limit: int) -> list[Entry]:
-        return self.inner.claim(worker, now, limit)
-
-    def delivered(self, entry_id: int, at: datetime) -> None:
-        self.inner.delivered(entry_id, at)
-
-    def renew_claims(self, worker_prefix: str, now: datetime) -> int:
-        return self.inner.renew_claims(worker_prefix, now)
-
-    def retry_at(self, entry_id: int, when: datetime) -> None:
-        self.inner.retry_at(entry_id, when)
-
-    def failed(self, entry_id: int, at: datetime) -> None:
-        self.inner.failed(entry_id, at)
-
-    def settle_credential(self, request_id: str, accessor: str, at: datetime) -> None:
-        self.inner.settle_credential(request_id, accessor, at)
-
-    def get(self, request_id: str) -> Request | None:
-        return self.inner.get(request_id)
-
-    def find(
-        self,
-        *,
-        states: Collection[State] | None = None,
-        requester: str | None = None,
-        scopes: Collection[str] | None = None,
-        limit: int | None = None,
-    ) -> list[Request]:
-        return self.inner.find(states=states, requester=requester, scopes=scopes, limit=limit)
-
-    def count_requests(self, requester: str, since: datetime) -> int:
-        return self.inner.count_requests(requester, since)
-
-    def open_reviews(self) -> list[Request]:
-        return self.inner.open_reviews()
-
-    def events(self, query: AuditQuery) -> Iterator[AuditEvent]:
-        return self.inner.events(query)
-
-    def event_rows(self, query: AuditQuery) -> Iterator[Sequence[Any]]:
-        return self.inner.event_rows(query)
-
-    def csv_lines(self, query: AuditQuery) -> Iterator[tuple[str, int]] | None:
-        return self.inner.csv_lines(query)
-
-    def audited_credential(self, request_id: str) -> str | None:
-        return self.inner.audited_credential(request_id)
-
-    def chain_head(self) -> tuple[int, str]:
-        return self.inner.chain_head()
-
-    def ssh_key(self, user: str) -> str | None:
-        return self.inner.ssh_key(user)
-
-    def set_ssh_key(self, user: str, public_key: str, fingerprint: str, at: datetime) -> None:
-        self.inner.set_ssh_key(user, public_key, fingerprint, at)
-
-    def csr(self, user: str) -> str | None:
-        return self.inner.csr(user)
-
-    def set_csr(self, user: str, csr: str, fingerprint: str, at: datetime) -> None:
-        self.inner.set_csr(user, csr, fingerprint, at)
-
-    def healthy(self) -> bool:
-        return self.inner.healthy()
-
-
-class SqlStoreLike(Store, Protocol):
-    def count(self, state: State) -> int: ...
 
 
 class MeteredIssuer:

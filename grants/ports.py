@@ -56,19 +56,8 @@ class OutboxStore(Protocol):
         ...
 
 
-class Store(OutboxStore, Protocol):
-    """Requests, the audit trail and the outbox; every write of a request writes its audit event and its
-    notices atomically."""
-
-    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
-        """Insert a new request with its event (and notices); raises AlreadyOpen when the requester already has one open
-        for that scope (checked by the store itself, so concurrent twins cannot both get in)."""
-        ...
-
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
-        """Compare-and-swap: write `request` (with its event and notices) only if the stored version is still
-        `expected_version`."""
-        ...
+class Requests(Protocol):
+    """Requests as stored, read: by ID, by filters, counted (every write goes through `Writes`)."""
 
     def get(self, request_id: str) -> Request | None: ...
 
@@ -88,6 +77,23 @@ class Store(OutboxStore, Protocol):
     def open_reviews(self) -> list[Request]:
         """Break-glass grants whose post-hoc review is still open."""
         ...
+
+
+class Writes(Protocol):
+    """The unit of work: a request's change, its audit event and its notices written in one transaction, all or none."""
+
+    def commit(
+        self, request: Request, event: AuditEvent, notices: Sequence[Notice] = (), expected_version: int | None = None
+    ) -> bool:
+        """Write `request`, its audit event and its notices in one transaction. `expected_version` None: a new request,
+        inserted (AlreadyOpen when the requester already has one open for that scope: the store checks, so concurrent
+        twins cannot both get in). Otherwise a compare-and-swap: written only if the stored version is still
+        `expected_version`; False, and nothing written, when someone changed it first."""
+        ...
+
+
+class Trail(Protocol):
+    """The hash-chained audit trail: events that change no request are appended here; every event is read here."""
 
     def record(self, event: AuditEvent) -> AuditEvent:
         """Append one audit event that changes no request (rejections, exports, failures)."""
@@ -114,6 +120,10 @@ class Store(OutboxStore, Protocol):
         hash-chained trail says, as opposed to the request row, which an insider could rewrite."""
         ...
 
+
+class Keys(Protocol):
+    """What requesters register for the kinds that certify it: SSH public keys and CSRs."""
+
     def ssh_key(self, user: str) -> str | None:
         """The public key line `user` registered for ssh scopes, or None."""
         ...
@@ -129,6 +139,11 @@ class Store(OutboxStore, Protocol):
     def set_csr(self, user: str, csr: str, fingerprint: str, at: datetime) -> None:
         """Register (or replace) `user`'s CSR."""
         ...
+
+
+class Store(Requests, Writes, Trail, OutboxStore, Keys, Protocol):
+    """The whole store as the wiring builds it: every port above on one database. Use cases reach it only through
+    the narrow ports (`Deps.requests`, `.trail`, `.outbox`, `.keys`); `Deps` alone writes through `Writes`."""
 
     def healthy(self) -> bool: ...
 
@@ -241,8 +256,9 @@ class AuditAnchor(Protocol):
 class DueClaims(Protocol):
     """Requests whose next deadline has come, claimed with a lease by the worker that runs them (any worker)."""
 
-    def claim(self, worker: str, now: datetime, limit: int) -> list[str]:
-        """Up to `limit` due request IDs nobody else holds (soonest first), now leased to `worker`."""
+    def claim(self, worker: str, now: datetime, limit: int, done: Sequence[str] = ()) -> list[str]:
+        """Up to `limit` due request IDs nobody else holds (soonest first), now leased to `worker`; in the same
+        transaction, `worker` lets go of `done` (what its last round finished: one write fewer per round)."""
         ...
 
     def let_go(self, worker: str, request_ids: Sequence[str], not_before: datetime | None = None) -> None:

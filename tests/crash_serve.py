@@ -33,13 +33,15 @@ def _record(order: IssueOrder, credential: IssuedCredential) -> None:
 
 
 def install(die_at: str) -> None:
-    real_save, real_create = SqlStore.save, SqlStore.create
+    real_commit = SqlStore.commit
     real_issue, real_extend = CredentialKinds.issue, CredentialKinds.extend
 
-    def save(self: SqlStore, request: Any, expected_version: int, event: Any, notices: Any = ()) -> bool:
-        if event is not None and event.event == die_at:
+    def commit(self: SqlStore, request: Any, event: Any, notices: Any = (), expected_version: int | None = None) -> bool:
+        if event.event == die_at:
+            if expected_version is None:  # a new request: e.g. until the ack reached Slack
+                time.sleep(float(os.environ.get("JITBOT_TEST_DIE_AFTER", "0")))
             os.kill(os.getpid(), signal.SIGKILL)  # no finally, no shutdown hook: the pod is gone
-        return real_save(self, request, expected_version, event, notices)
+        return real_commit(self, request, event, notices, expected_version)
 
     def issue(self: CredentialKinds, order: IssueOrder, scope: Any) -> IssuedCredential:
         credential = real_issue(self, order, scope)
@@ -51,14 +53,7 @@ def install(die_at: str) -> None:
         _record(order, credential)
         return credential
 
-    def create(self: SqlStore, request: Any, event: Any, notices: Any = ()) -> None:
-        if event.event == die_at:
-            time.sleep(float(os.environ.get("JITBOT_TEST_DIE_AFTER", "0")))  # e.g. until the ack reached Slack
-            os.kill(os.getpid(), signal.SIGKILL)
-        real_create(self, request, event, notices)
-
-    SqlStore.save = save  # type: ignore[method-assign]
-    SqlStore.create = create  # type: ignore[method-assign]
+    SqlStore.commit = commit  # type: ignore[method-assign]
     CredentialKinds.issue = issue  # type: ignore[method-assign]
     CredentialKinds.extend = extend  # type: ignore[method-assign]
 

@@ -108,24 +108,21 @@ class FakeStore:
         """Notices not yet delivered nor given up."""
         return [r["notice"] for r in self.outbox if r["delivered_at"] is None and r["failed_at"] is None]
 
-    def create(self, request: Request, event: AuditEvent, notices: Sequence[Notice] = ()) -> None:
+    def commit(
+        self, request: Request, event: AuditEvent, notices: Sequence[Notice] = (), expected_version: int | None = None
+    ) -> bool:
         with self.lock:
-            assert request.id not in self.requests
-            if any(
-                r.requester == request.requester and r.scope == request.scope and r.state in OPEN for r in self.requests.values()
-            ):
-                raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope")
-            self.requests[request.id] = request
-            self._append(event)
-            self._queue(notices)
-
-    def save(self, request: Request, expected_version: int, event: AuditEvent | None, notices: Sequence[Notice] = ()) -> bool:
-        with self.lock:
-            if self.requests[request.id].version != expected_version:
+            if expected_version is None:
+                assert request.id not in self.requests
+                if any(
+                    r.requester == request.requester and r.scope == request.scope and r.state in OPEN
+                    for r in self.requests.values()
+                ):
+                    raise AlreadyOpen(f"You already have an open request for `{request.scope}`.", field="scope")
+            elif self.requests[request.id].version != expected_version:
                 return False
             self.requests[request.id] = request
-            if event is not None:
-                self._append(event)
+            self._append(event)
             self._queue(notices)
             return True
 

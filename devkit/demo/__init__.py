@@ -205,7 +205,7 @@ def set_stage(stack: ExitStack, narrator: Narrator, workdir: Path | None, catalo
         jira.start()
         narrator.hide(jira.auth.removeprefix("Basic "))
         _tracker_token(stack, narrator, jira)
-        catalog_path = demo_catalog(shipped, work / "policies", web_url=f"http://127.0.0.1:{port}", jira_url=jira.url)
+        catalog_path = demo_catalog(shipped, work / "jitbot-demo-policies", web_url=f"http://127.0.0.1:{port}", jira_url=jira.url)
     catalog = load_catalog(catalog_path)
     database = work / "jitbot-demo.sqlite3"
     for leftover in ("", "-wal", "-shm", "-journal"):  # every run starts its audit trail afresh

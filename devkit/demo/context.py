@@ -15,6 +15,7 @@ from devkit.demo.tools import DemoError
 from devkit.jira import adf_text
 from devkit.standin import message_text
 from devkit.stepup import LINK, OpenBaoIdP, SignInError, StepUpBrowser
+from grants.adapters.control_groups import VaultControlGroups
 from grants.audit import AuditQuery
 
 if TYPE_CHECKING:
@@ -45,8 +46,11 @@ def vault_enforced_with_sign_in(stage: Stage) -> None:
     stage.settle()
     n.note("the bot's own token asked OpenBao for the credential and got only a pending, wrapped request:")
     n.say("the control group releases it once two approvers' own Vault identities authorized it", 4)
-    for approver in (ARI, BEN):
+    _control_group(stage, idp, request_id, authorized=[])
+    for approver, so_far in ((ARI, [ARI]), (BEN, None)):
         _approve_on_the_page(stage, idp, approver, request_id)
+        if so_far is not None:
+            _control_group(stage, idp, request_id, authorized=so_far)
     delivered = stage.dm_about(DANA, request_id, "unwrap", timeout=20)
     stage.approvers_message(request_id, "Active")
     stage.settle()
@@ -98,6 +102,28 @@ def _identity_provider(stage: Stage) -> OpenBaoIdP:
     if problems:
         raise DemoError(f"jitbot vault sync still names {VAULTED}: {problems}")
     return idp
+
+
+def _control_group(stage: Stage, idp: OpenBaoIdP, request_id: str, authorized: list[str]) -> None:
+    """What OpenBao itself says of the request's control group, asked by the operator: who authorized it so far."""
+    n = stage.narrator
+    assert stage.bot.runtime is not None
+    gates = stage.bot.runtime.service.deps.control_groups
+    if not isinstance(gates, VaultControlGroups):
+        raise DemoError(f"the bot's control groups are not Vault's: {gates!r}")
+    accessor = gates.accessor(request_id)
+    n.hide(accessor, keep=4)
+    data = stage.bao.must("write", "sys/control-group/request", f"accessor={accessor}", token=stage.operator_token)["data"]
+    entities = {str(a.get("entity_id")) for a in data.get("authorizations") or []}
+    names = {entity: n.name(who) for who, entity in idp.entities.items()}
+    shown = ", ".join(sorted(names.get(e, e) for e in entities)) or "nobody"
+    n.shell(
+        "The operator",
+        "bao write sys/control-group/request accessor=…",
+        [f"approved       {str(data.get('approved')).lower()}", f"authorized by  {shown}"],
+    )
+    if data.get("approved") or entities != {idp.entities[who] for who in authorized}:
+        raise DemoError(f"OpenBao's control group for {request_id} should be pending, authorized by {authorized}: {data}")
 
 
 def _approve_on_the_page(stage: Stage, idp: OpenBaoIdP, approver: str, request_id: str) -> None:

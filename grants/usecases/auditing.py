@@ -12,16 +12,16 @@ from grants.audit import EXPORT_FIELDS, Anchor, AnchorMoved, AuditQuery, Verdict
 from grants.domain import AuditEvent
 from grants.lifecycle import Event
 from grants.outbox import Alert
-from grants.ports import AuditAnchor, Clock, Store
+from grants.ports import AuditAnchor, Clock, Trail
 from grants.usecases import deps as deps_
 from grants.usecases.deps import Deps
 
 log = logging.getLogger(__name__)
 
 
-def export(store: Store, clock: Clock, actor: str, query: AuditQuery, out: IO[str], fmt: str, **context: Any) -> int:
+def export(trail: Trail, clock: Clock, actor: str, query: AuditQuery, out: IO[str], fmt: str, **context: Any) -> int:
     """Stream the trail to `out` as CSV or JSONL, then record that it was exported (format, filters, count)."""
-    lines = store.csv_lines(query) if fmt == "csv" else None
+    lines = trail.csv_lines(query) if fmt == "csv" else None
     if lines is not None:  # the database builds the CSV lines itself (SQLite): same bytes, a fraction of the time
         out.write(",".join(EXPORT_FIELDS) + "\n")
         count = 0
@@ -29,21 +29,21 @@ def export(store: Store, clock: Clock, actor: str, query: AuditQuery, out: IO[st
             out.write(chunk)
             count += rows
     else:
-        count = write_export_rows(store.event_rows(query), out, fmt)
+        count = write_export_rows(trail.event_rows(query), out, fmt)
     filters = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(query).items() if v is not None}
     detail = {"format": fmt, "count": count, "filters": filters, **context}
     # Through the one guarded writer of trail events (deps.append_trail, as Deps.record_trail), like every other event about no request.
-    deps_.append_trail(store, AuditEvent(event=Event.EXPORTED, at=clock.now(), actor=actor, detail=detail))
+    deps_.append_trail(trail, AuditEvent(event=Event.EXPORTED, at=clock.now(), actor=actor, detail=detail))
     return count
 
 
-def verify_trail(store: Store, anchor: AuditAnchor | None = None, now: datetime | None = None) -> Verdict:
+def verify_trail(trail: Trail, anchor: AuditAnchor | None = None, now: datetime | None = None) -> Verdict:
     """Recompute the whole chain, compare its end with the chain head (deleting the newest events is tampering
     too), then with the anchor outside the database: someone who can write the database but not Vault can
     neither truncate the trail below the anchor nor rewrite (and re-hash) anything up to it. With `now`, every
     event older than a minute must be covered by the anchor (`unvouched`)."""
     outside = anchor.latest() if anchor is not None else None
-    verdict = verify(store.events(AuditQuery()), frozenset({outside.seq}) if outside else frozenset())
+    verdict = verify(trail.events(AuditQuery()), frozenset({outside.seq}) if outside else frozenset())
     verdict = replace(verdict, anchor=outside)
     if not verdict.intact:
         return verdict
@@ -53,7 +53,7 @@ def verify_trail(store: Store, anchor: AuditAnchor | None = None, now: datetime 
     if outside is not None and outside.seq > 0 and verdict.hashes.get(outside.seq) != outside.hash:
         return replace(verdict, intact=False, broken_seq=outside.seq,
                        why="the event's hash differs from the anchor outside the database: the trail was rewritten")  # fmt: skip
-    head_seq, head_hash = store.chain_head()
+    head_seq, head_hash = trail.chain_head()
     if (verdict.count, verdict.last_hash) != (head_seq, head_hash):
         return replace(
             verdict,
@@ -61,7 +61,7 @@ def verify_trail(store: Store, anchor: AuditAnchor | None = None, now: datetime 
             broken_seq=verdict.count + 1,
             why=f"the chain head says {head_seq} events: the newest were deleted",
         )
-    why = unvouched(store, outside, now) if anchor is not None and now is not None else None
+    why = unvouched(trail, outside, now) if anchor is not None and now is not None else None
     if why:
         return replace(verdict, intact=False, broken_seq=(outside.seq if outside else 0) + 1, why=why)
     return verdict
@@ -70,14 +70,14 @@ def verify_trail(store: Store, anchor: AuditAnchor | None = None, now: datetime 
 VOUCH_WITHIN = timedelta(minutes=1)  # an event older than this must be covered by the anchor outside the database
 
 
-def unvouched(store: Store, outside: Anchor | None, now: datetime, born: datetime | None = None) -> str:
+def unvouched(trail: Trail, outside: Anchor | None, now: datetime, born: datetime | None = None) -> str:
     """Why the anchor outside the database does not vouch for the trail as it was a minute ago ("" when it does).
 
     Fail closed: an anchor that cannot be written must not look like a trail with nothing to anchor. With no anchor
     at all, an empty trail is vouched for only within a minute of `born` (when this process started; never for
     `verify`): a database insider who deleted every event and the head leaves exactly that."""
     covered = outside.seq if outside is not None else 0
-    first = next(iter(store.events(AuditQuery(from_seq=covered + 1))), None)
+    first = next(iter(trail.events(AuditQuery(from_seq=covered + 1))), None)
     if first is None:
         if outside is not None or (born is not None and now - born < VOUCH_WITHIN):
             return ""
@@ -113,12 +113,12 @@ def anchor_chain(deps: Deps, anchor: AuditAnchor, last: Anchoring) -> Anchoring:
     seq to pass the anchor) for a worker to anchor the forgery, and `verify` would pass. A head that does not
     continue the anchor is refused, alerted and audited once per anchor version, and refused on every tick after,
     until an operator restores the trail or, with Vault rights the bot lacks, writes a new anchor (docs/operations.md)."""
-    head = deps.store.chain_head()
+    head = deps.trail.chain_head()
     if last.refused_over is None and head[0] == last.seq:
         return last  # nothing new since the last anchor: no Vault call
     outside = anchor.latest()
     version = outside.version if outside is not None else 0
-    events = deps.store.events(AuditQuery(from_seq=outside.seq if outside is not None and outside.seq > 0 else 1))
+    events = deps.trail.events(AuditQuery(from_seq=outside.seq if outside is not None and outside.seq > 0 else 1))
     why = continues(events, outside if outside is not None and outside.seq > 0 else None, head)
     if why:
         if last.refused_over != version:  # once per anchor version: the refusal's own event moves the head

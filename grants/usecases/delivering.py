@@ -28,7 +28,7 @@ def deliver(deps: Deps, notice: Notice) -> None:
     if notice.kind == outbox.CREDENTIAL:
         granting.reissue(deps, notice.request_id, notice.args)
         return
-    request = deps.store.get(notice.request_id)
+    request = deps.requests.get(notice.request_id)
     if request is None:
         return
     if notice.kind == outbox.TICKET:
@@ -83,8 +83,8 @@ def failed(deps: Deps, notice: Notice, request: Request | None = None, **detail:
 
 def give_up(deps: Deps, entry: Entry, now: datetime, error: str) -> None:
     """A notice undelivered for GIVE_UP_AFTER: stop retrying, audit it, and alert (unless it was the alert)."""
-    deps.store.failed(entry.id, now)
-    request = deps.store.get(entry.notice.request_id) if entry.notice.request_id else None
+    deps.outbox.failed(entry.id, now)
+    request = deps.requests.get(entry.notice.request_id) if entry.notice.request_id else None
     failed(deps, entry.notice, request, attempts=entry.attempts + 1, error=error)
     if entry.notice.kind != outbox.ALERT:
         deps.enqueue(outbox.alert(Alert.GAVE_UP, entry.notice.request_id, notice=entry.notice.kind, error=error))
@@ -92,7 +92,7 @@ def give_up(deps: Deps, entry: Entry, now: datetime, error: str) -> None:
 
 def run_once(deps: Deps, worker: str, classify: Callable[[Exception], Failure], limit: int = 10) -> int:
     """Claim due notices (the heads of their requests' queues), deliver each, settle it; the number claimed."""
-    entries = deps.store.claim(worker, deps.clock.now(), limit)
+    entries = deps.outbox.claim(worker, deps.clock.now(), limit)
     for entry in entries:
         try:
             deliver(deps, entry.notice)
@@ -103,7 +103,7 @@ def run_once(deps: Deps, worker: str, classify: Callable[[Exception], Failure], 
             if not failure.retryable or outbox.given_up(entry, now):
                 give_up(deps, entry, now, failure.code)
             else:
-                deps.store.retry_at(entry.id, now + outbox.backoff(entry.attempts + 1, failure.retry_after))
+                deps.outbox.retry_at(entry.id, now + outbox.backoff(entry.attempts + 1, failure.retry_after))
             continue
-        deps.store.delivered(entry.id, deps.clock.now())
+        deps.outbox.delivered(entry.id, deps.clock.now())
     return len(entries)

@@ -23,12 +23,16 @@ from grants.ports import (
     ControlGroups,
     CredentialIssuer,
     Directory,
+    Keys,
     Notifier,
     OnCallSource,
+    OutboxStore,
+    Requests,
     StepUpLinks,
     Store,
     Timer,
     Tracker,
+    Trail,
 )
 from grants.seals import Sealer
 from grants.steps import current_step
@@ -70,10 +74,28 @@ class Deps:
         self.people = People(self.catalog, self.directory, lambda schedule: frozenset(self.shifts(schedule)))
         self.bursts = Bursts()
 
+    # the store, through the narrow port each use case needs (`store` itself is written only here) --------
+
+    @property
+    def requests(self) -> Requests:
+        return self.store
+
+    @property
+    def trail(self) -> Trail:
+        return self.store
+
+    @property
+    def outbox(self) -> OutboxStore:
+        return self.store
+
+    @property
+    def keys(self) -> Keys:
+        return self.store
+
     # reading ---------------------------------------------------------------------------------------
 
     def load(self, request_id: str) -> Request:
-        request = self.store.get(request_id.strip().upper())
+        request = self.requests.get(request_id.strip().upper())
         if request is None:
             raise NotFound(f"There is no request `{request_id}`.")
         return request
@@ -123,24 +145,17 @@ class Deps:
             detail=detail,
         )
 
-    def create(self, request: Request, actor: str, notices: Sequence[Notice] = (), **detail: Any) -> None:
-        """Store a new request with its `requested` event and its notices, and arm its first deadline."""
-        _lawful(None, Event.REQUESTED, request)
-        request = self._with_wake(request)
-        event = self.event(Event.REQUESTED, request, actor, **detail)
-        self.store.create(request, event, notices)  # may raise AlreadyOpen
-        self.arm(request)
-        self._kick(notices)
-
     def commit(
-        self, current: Request, updated: Request, event: Event, actor: str, wake: timedelta | None = None,
+        self, current: Request | None, updated: Request, event: Event, actor: str, wake: timedelta | None = None,
         notices: Sequence[Notice] = (), **detail: Any,
     ) -> bool:  # fmt: skip
-        """CAS `current` → `updated` with its audit event and its notices, in one transaction; False when someone
-        changed it first (then nothing was written, notices included). The timer follows."""
-        _lawful(current.state, event, updated)
+        """The one write of a request: `current` → `updated` through the lifecycle table, with its audit event and its
+        notices, in one transaction (`current` None: a new request, `requested`; may raise AlreadyOpen). False when
+        someone changed it first (then nothing was written, notices included). The timer follows."""
+        _lawful(current.state if current is not None else None, event, updated)
         updated = self._with_wake(updated, wake)
-        saved = self.store.save(updated, current.version, self.event(event, updated, actor, **detail), notices)
+        expected = current.version if current is not None else None
+        saved = self.store.commit(updated, self.event(event, updated, actor, **detail), notices, expected)
         if saved:
             self.arm(updated)
             self._kick(notices)
@@ -148,7 +163,7 @@ class Deps:
 
     def enqueue(self, *notices: Notice) -> None:
         """Notices tied to no request change (alerts after a side failure): written in their own transaction."""
-        self.store.enqueue(notices, self.clock.now())
+        self.outbox.enqueue(notices, self.clock.now())
         self._kick(notices)
 
     def _kick(self, notices: Sequence[Notice]) -> None:
@@ -161,7 +176,7 @@ class Deps:
     def record(self, request: Request, event: Event, actor: str, **detail: Any) -> None:
         """An audit event about `request` that changes nothing in it (a refusal, a failed side revoke)."""
         _lawful(request.state, event, request)
-        self.store.record(self.event(event, request, actor, **detail))
+        self.trail.record(self.event(event, request, actor, **detail))
 
     def reject(self, actor: str, action: str, rule: str, request: Request | None, scope: str | None = None) -> None:
         about = request.id if request is not None else (scope or "")
@@ -180,7 +195,7 @@ class Deps:
         ended = self.bursts.ended(self.clock.now())
         for (actor, rule, about), burst in ended:
             detail = {"action": "repeated", "rule": rule, "repeated": burst.repeated, "since": burst.first_at.isoformat()}
-            request = self.store.get(about) if about and about not in self.catalog.scopes else None
+            request = self.requests.get(about) if about and about not in self.catalog.scopes else None
             if request is not None:
                 self.record(request, Event.REJECTED, actor, **detail)
             else:
@@ -201,7 +216,7 @@ class Deps:
 
     def record_trail(self, event: AuditEvent) -> AuditEvent:
         """An event about the trail itself or about no request (exports, refusals before a request exists)."""
-        return append_trail(self.store, event)
+        return append_trail(self.trail, event)
 
     # timers -------------------------------------------------------------------------
 
@@ -218,12 +233,12 @@ class Deps:
         return replace(request, wake_at=wake)
 
 
-def append_trail(store: Store, event: AuditEvent) -> AuditEvent:
+def append_trail(trail: Trail, event: AuditEvent) -> AuditEvent:
     """The one writer of events that change no request (`Deps.record_trail`, and the CLI's export, which has no Deps):
     an event that concerns a request must go through the lifecycle table with its change instead."""
     if event.event not in TRAIL_EVENTS:
         raise IllegalTransition(f"`{event.event}` concerns a request; write it with its change")
-    return store.record(event)
+    return trail.record(event)
 
 
 def _lawful(state: Any, event: Event, updated: Request) -> None:

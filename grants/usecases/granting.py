@@ -39,8 +39,8 @@ def order_for(
 def order_of(deps: Deps, request: Request, until: datetime, now: datetime) -> IssueOrder:
     """The order with what the store holds for it: the requester's registered public key or CSR for kinds that certify one."""
     scope = deps.catalog.scopes.get(request.scope)
-    key = deps.store.ssh_key(request.requester) if scope is not None and scope.needs_public_key else None
-    csr = deps.store.csr(request.requester) if scope is not None and scope.needs_csr else None
+    key = deps.keys.ssh_key(request.requester) if scope is not None and scope.needs_public_key else None
+    csr = deps.keys.csr(request.requester) if scope is not None and scope.needs_csr else None
     return order_for(request, until, now, key, csr)
 
 
@@ -77,7 +77,7 @@ def issue(deps: Deps, request: Request) -> Request:
     if not deps.commit(request, active, Event.ISSUED, "system", notices=notices, expires_at=expires, **detail):
         # Someone else issued (or ended) this request meanwhile: our credential must not survive.
         try_revoke(deps, credential.handle, request.id)
-        current = deps.store.get(request.id)
+        current = deps.requests.get(request.id)
         return current if current is not None else request
     deliver_credential(deps, active, credential)
     return active
@@ -117,7 +117,7 @@ def deliver_credential(deps: Deps, request: Request, credential: IssuedCredentia
     except Exception:
         log.exception("credential delivery failed; its check replaces it", extra={"request_id": request.id})
         return False
-    deps.store.settle_credential(request.id, credential.handle.id, deps.clock.now())
+    deps.outbox.settle_credential(request.id, credential.handle.id, deps.clock.now())
     return True
 
 
@@ -129,7 +129,7 @@ def reissue(deps: Deps, request_id: str, check: dict[str, Any]) -> None:
     unwrapped it, so nothing new is sent. Without one (or past its expiry), the credential is replaced. Raises
     CredentialError when Vault refuses or cannot say (the outbox retries)."""
     accessor = str(check["accessor"])
-    request = deps.store.get(request_id)
+    request = deps.requests.get(request_id)
     now = deps.clock.now()
     if request is None or request.state is not State.ACTIVE or request.grant is None:
         return  # ended meanwhile: nothing to deliver
@@ -180,10 +180,11 @@ def end(deps: Deps, request: Request, event: Event, actor: str, **cause: Any) ->
     detail: dict[str, Any] = {"accessor": handle.id, **cause}
     if event is Event.EXPIRED:
         detail["lag_seconds"] = round((now - request.grant.expires_at).total_seconds(), 3)
-    notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, **_caveat(handle))]
+    why = {"cause": str(cause["cause"])} if "cause" in cause else {}  # the DM says why jitbot itself ended it
+    notices = [outbox.changed(request.id), outbox.told(request.id, event, actor=actor, **why, **_caveat(handle))]
     notices += ticket_notes(request, ended_note(event, actor, cause))
     if not deps.commit(request, ended, event, actor, notices=notices, **detail):
-        current = deps.store.get(request.id)
+        current = deps.requests.get(request.id)
         if current is not None and current.state is State.ACTIVE and current.grant is not None:
             # Lost to a change that kept it active (a warning, an extension): end it as it is now.
             return end(deps, current, event, actor, **cause)
@@ -218,7 +219,7 @@ def trusted_handle(deps: Deps, request: Request) -> tuple[CredentialHandle, bool
     revoke); unproven, the kind checks the token's own metadata as before."""
     assert request.grant is not None
     row = request.grant.handle
-    audited = deps.store.audited_credential(request.id)
+    audited = deps.trail.audited_credential(request.id)
     if audited is None or audited == row.id:
         return row, proven(deps, request, row, request.grant.seal)
     deps.record(request, Event.REJECTED, "system", action="revoke", rule="credential_mismatch", row=row.id, audited=audited)

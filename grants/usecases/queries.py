@@ -9,9 +9,9 @@ from grants.usecases.deps import Deps
 
 def mine(deps: Deps, user: str) -> list[Request]:
     """The user's open requests and grants, then their most recent others (20 at most)."""
-    open_ = deps.store.find(requester=user, states=OPEN)
+    open_ = deps.requests.find(requester=user, states=OPEN)
     seen = {r.id for r in open_}
-    recent = [r for r in deps.store.find(requester=user, limit=20) if r.id not in seen]
+    recent = [r for r in deps.requests.find(requester=user, limit=20) if r.id not in seen]
     return (open_ + recent)[:20] if len(open_) < 20 else open_
 
 
@@ -21,7 +21,7 @@ def waiting_on(deps: Deps, user: str) -> list[Request]:
     if not mine_to_decide:
         return []  # most people approve nothing: no query at all
     waiting = []
-    for request in deps.store.find(states=(State.PENDING, State.ACTIVE), scopes=mine_to_decide):
+    for request in deps.requests.find(states=(State.PENDING, State.ACTIVE), scopes=mine_to_decide):
         scope = scopes.get(request.scope)
         if scope is None or request.requester == user or user in request.approvals:
             continue
@@ -34,7 +34,7 @@ def waiting_on(deps: Deps, user: str) -> list[Request]:
 
 def open_reviews(deps: Deps, user: str | None = None) -> list[Request]:
     """Open break-glass reviews; for a user, those they may close (auditors see all)."""
-    reviews = deps.store.open_reviews()
+    reviews = deps.requests.open_reviews()
     if user is None or user in deps.people.auditors():
         return reviews
     scopes = deps.catalog.scopes

@@ -104,7 +104,7 @@ def request(
 
     `request_id` was named in the ack already (the request was recorded in the inbox): run again after a crash, the
     request that exists under it is carried on from where it stopped, never made twice."""
-    existing = deps.store.get(request_id) if request_id is not None else None
+    existing = deps.requests.get(request_id) if request_id is not None else None
     if existing is not None:
         if existing.requester != requester:  # an ID is random and unguessable: a clash is a forged row
             raise InvalidRequest(f"{request_id} is someone else's request.", field="scope")
@@ -171,7 +171,7 @@ def approve_by_rule(deps: Deps, new: Request, rule: AutoApprove, shift: Shift | 
         new, approved, Event.APPROVED, "system", notices=notices, auto_approve=rule.name or "auto_approve", approvers=[],
         **evidence,
     ):  # fmt: skip
-        current = deps.store.get(new.id)
+        current = deps.requests.get(new.id)
         return current if current is not None else new
     return approved if defer_issue else granting.issue_approved(deps, approved)
 
@@ -271,7 +271,7 @@ def require_ticket(
 
 def create(deps: Deps, new: Request, scope: Scope, requester: str, notices: list[outbox.Notice], **detail: Any) -> None:
     try:
-        deps.create(new, requester, notices, **detail)
+        deps.commit(None, new, Event.REQUESTED, requester, notices=notices, **detail)
     except AlreadyOpen:
         # A concurrent twin got in first (the database refused ours): answer as if we had seen it before.
         refuse_duplicate(deps, requester, new.scope, scope)
@@ -282,7 +282,7 @@ def require_budget(deps: Deps, requester: str, scope_name: str) -> None:
     """A per-person budget of new requests: nobody can flood the approvers by asking and cancelling in a loop."""
     settings = deps.catalog.settings
     window = parse_duration(settings.request_window)
-    if deps.store.count_requests(requester, deps.clock.now() - window) >= settings.request_budget:
+    if deps.requests.count_requests(requester, deps.clock.now() - window) >= settings.request_budget:
         deps.reject(requester, "request", "rate_limited", None, scope=scope_name)
         raise InvalidRequest(
             f"You have asked for access {settings.request_budget} times in the last {settings.request_window}; "
@@ -321,7 +321,7 @@ def service_subject(scope_name: str, scope: Scope, service: str | None) -> str |
 
 def require_ssh_key(deps: Deps, requester: str, scope_name: str, scope: Scope) -> None:
     """A kind that certifies the requester's registered key (ssh) has nothing to sign without one."""
-    if scope.needs_public_key and deps.store.ssh_key(requester) is None:
+    if scope.needs_public_key and deps.keys.ssh_key(requester) is None:
         raise SshKeyMissing(
             f"`{scope_name}` gives an SSH certificate for your public key, and you have none registered.", field="public_key"
         )
@@ -331,7 +331,7 @@ def require_csr(deps: Deps, requester: str, scope_name: str, scope: Scope) -> No
     """A kind that signs the requester's registered CSR (pki) needs one this scope would sign: refused before asking."""
     if not scope.needs_csr:
         return
-    text = deps.store.csr(requester)
+    text = deps.keys.csr(requester)
     if text is None:
         raise CsrMissing(
             f"`{scope_name}` gives a client certificate for your own CSR, and you have none registered.", field="csr"
@@ -342,7 +342,7 @@ def require_csr(deps: Deps, requester: str, scope_name: str, scope: Scope) -> No
 
 
 def refuse_duplicate(deps: Deps, requester: str, scope_name: str, scope: Scope) -> None:
-    for open_request in deps.store.find(states=OPEN, requester=requester):
+    for open_request in deps.requests.find(states=OPEN, requester=requester):
         if open_request.scope != scope_name:
             continue
         if open_request.state is State.ACTIVE and allowances.extension_room(scope, open_request):

@@ -20,7 +20,7 @@ def register(deps: Deps, user: str, text: str) -> SshPublicKey:
     except SshKeyError as problem:
         raise InvalidRequest(str(problem), field="public_key") from None
     now = deps.clock.now()
-    deps.store.set_ssh_key(user, key.openssh, key.fingerprint, now)
+    deps.keys.set_ssh_key(user, key.openssh, key.fingerprint, now)
     deps.record_trail(
         AuditEvent(
             event=Event.SSH_KEY_REGISTERED,
@@ -35,7 +35,7 @@ def register(deps: Deps, user: str, text: str) -> SshPublicKey:
 
 def registered(deps: Deps, user: str) -> SshPublicKey | None:
     """The key `user` registered, or None."""
-    text = deps.store.ssh_key(user)
+    text = deps.keys.ssh_key(user)
     return parse_public_key(text) if text else None
 
 
@@ -57,7 +57,7 @@ def register_csr(deps: Deps, user: str, text: str) -> csrs.Csr:
         why = "; ".join(f"`{name}`: {', '.join(problems)}" for name, problems in wanting.items())
         raise InvalidRequest(f"That CSR cannot be signed for you: {why}. Make a new one with the name shown.", field="csr")
     now = deps.clock.now()
-    deps.store.set_csr(user, csr.pem, csr.fingerprint, now)
+    deps.keys.set_csr(user, csr.pem, csr.fingerprint, now)
     deps.record_trail(
         AuditEvent(
             event=Event.CSR_REGISTERED,
@@ -72,5 +72,5 @@ def register_csr(deps: Deps, user: str, text: str) -> csrs.Csr:
 
 def registered_csr(deps: Deps, user: str) -> csrs.Csr | None:
     """The CSR `user` registered, or None."""
-    text = deps.store.csr(user)
+    text = deps.keys.csr(user)
     return csrs.parse_csr(text) if text else None

@@ -84,4 +84,4 @@ def refuse(deps: Deps, actor: str, rule: str, request: Request | None, message: 
 
 
 def _request(deps: Deps, link: StepUpLink) -> Request | None:
-    return deps.store.get(link.request_id)
+    return deps.requests.get(link.request_id)

@@ -29,7 +29,7 @@ def wake(deps: Deps, request_id: str) -> None:
 
 def _wake_once(deps: Deps, request_id: str) -> bool:
     """Handle the one thing due now; True when something was done (and more may be due)."""
-    request = deps.store.get(request_id)
+    request = deps.requests.get(request_id)
     if request is None:
         return False
     now, scope = deps.clock.now(), deps.catalog.scopes.get(request.scope)
@@ -93,7 +93,7 @@ def reconcile(deps: Deps) -> dict[str, int]:
 
 def end_orphans(deps: Deps) -> int:
     """End credentials that never end by themselves (identity groups) and that no active grant holds."""
-    active = deps.store.find(states=(State.ACTIVE,))
+    active = deps.requests.find(states=(State.ACTIVE,))
     try:
         orphans = deps.issuer.orphans([r.grant.handle for r in active if r.grant is not None])
     except CredentialError:
@@ -102,7 +102,7 @@ def end_orphans(deps: Deps) -> int:
     ended = 0
     for orphan in orphans:
         handle, request_id = orphan.handle, orphan.request_id
-        request = deps.store.get(request_id)
+        request = deps.requests.get(request_id)
         if request is not None and request.state in (State.APPROVED, State.ACTIVE):
             # APPROVED: being issued right now (or retried above), its grant is about to hold it. ACTIVE: its row names
             # another credential (rewritten); its own end revokes the one the trail recorded, with its own event.

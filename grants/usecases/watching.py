@@ -17,7 +17,7 @@ def watch_tickets(deps: Deps) -> list[Request]:
     """Look up the ticket of every active grant whose scope ends it with its ticket; end those whose ticket is closed
     (or gone). A tracker that cannot be asked ends nothing: the grant's own end (and Vault's TTL) still holds."""
     ended = []
-    for request in deps.store.find(states={State.ACTIVE}):
+    for request in deps.requests.find(states={State.ACTIVE}):
         scope = deps.catalog.scopes.get(request.scope)
         if request.ticket is None or scope is None or scope.ticket is None or not scope.ticket.end_when_closed:
             continue

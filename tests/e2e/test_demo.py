@@ -211,6 +211,9 @@ def test_a_vault_enforced_scope_is_released_after_two_sign_ins_with_totp(demo: D
         assert re.search(r"GET /stepup/callback\?state=…&code=…\n +HTTP 200\n +Approved", turn), turn
         assert approvals in turn
     first, second = step[clicks[0] : clicks[1]], step[clicks[1] :]
+    # OpenBao itself, asked by the operator: pending and authorized by nobody, then by Ari alone (Vault counts, not jitbot).
+    pending = r"bao write sys/control-group/request accessor=…\n +approved +false\n +authorized by +"
+    assert re.search(pending + "nobody", step[: clicks[0]]) and re.search(pending + "Ari\n", first), step
     assert "the click approved nothing by itself" in first and "approval_added (signed in with totp), actor Ari" in first
     assert "It now has 1 of 2 approvals" in first and "[DM jitbot → Dana]" not in first  # one approver released nothing
     assert "approved (signed in with totp), actor Ben" in second and "It is active" in second
@@ -234,11 +237,37 @@ def test_a_ticket_bound_grant_ends_when_its_jira_ticket_closes(demo: Demo) -> No
     assert re.search(r"jitbot JIT-[A-Z0-9]+: requested payments-support for 30m", before)  # the ticket was told
     assert re.search(r"jitbot JIT-[A-Z0-9]+: access granted until", before)
     assert "revoked (ticket_closed), actor system" in after and "revoked" not in before.split("audit #")[-1]
-    assert re.search(r"your access to `payments-support` was revoked by system", after)
+    assert re.search(
+        r"your access to `payments-support` was revoked by jitbot at [^,]+, because its ticket PAY-7 was closed", after
+    )
+    assert "+ :lock: Revoked by jitbot at" in after and "auto-approval" not in after
     took = re.search(r"revoked by system (\d+\.\d)s after PAY-7 was resolved", after)
     assert took and float(took.group(1)) < 15  # JITBOT_TICKET_WATCH is 1 s in the demo
     assert re.search(r"jitbot JIT-[A-Z0-9]+: access revoked by system \(ticket closed\)", after)
     assert re.search(r"bao kv get secret/payments/stripe\n +HTTP 403: permission denied", after)
+
+
+def test_the_demo_adds_its_two_scopes_to_a_copy_that_jitbot_check_accepts(tmp_path: Path) -> None:
+    from devkit.demo import POLICY_DIR, demo_catalog
+    from grants.catalog import load_catalog
+
+    theirs = tmp_path / "policies"  # a --workdir may hold anything: the demo's copy has a name of its own
+    theirs.mkdir()
+    (theirs / "keep.toml").write_text("kept")
+    web, jira = "http://127.0.0.1:21999", "http://127.0.0.1:21998"
+    path = demo_catalog(POLICY_DIR / "catalog.toml", tmp_path / "jitbot-demo-policies", web_url=web, jira_url=jira)
+    checked = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check"], cwd=tmp_path, env={"JITBOT_CATALOG": str(path), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0 and "catalog and policies are valid" in checked.stdout, checked.stdout + checked.stderr
+    catalog = load_catalog(path)
+    keys, support = catalog.scopes["payments-keys"], catalog.scopes["payments-support"]
+    assert keys.approval == "vault" and keys.step_up and keys.approvals_required == 2 and catalog.settings.web_url == web
+    assert support.ticket is not None and support.ticket.end_when_closed and support.ticket.tracker == "jira"
+    assert catalog.settings.trackers["jira"].kind == "jira" and catalog.settings.trackers["jira"].url == jira
+    assert not {"payments-keys", "payments-support"} & set(load_catalog(POLICY_DIR / "catalog.toml").scopes)  # shipped: as is
+    assert (theirs / "keep.toml").read_text() == "kept"
 
 
 def test_the_kind_steps_say_plainly_when_this_machine_lacks_a_part(monkeypatch) -> None:

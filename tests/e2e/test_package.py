@@ -60,6 +60,9 @@ def test_the_wheel_and_the_sdist_hold_what_the_product_needs(installed: Installe
         "vault_policies/jitbot-bot.hcl",
         "bot/cli.py",
         "devkit/playground/static/app.js",
+        "devkit/stepup.py",  # the demo's step-up sign-ins
+        "devkit/jira.py",  # the demo's Jira stand-in
+        "bot/templates/stepup.html",  # the step-up page the demo signs in on
     ):
         assert needed in wheel, needed
     assert any(name.startswith("grants/adapters/migrations/versions/0001") for name in wheel)
@@ -90,3 +93,7 @@ def test_the_demo_runs_from_the_installed_package(installed: Installed) -> None:
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "policy jitbot-bot: created" in demo.stdout and "Step 1 ·" in demo.stdout
     assert "Demo complete." in demo.stdout and "Traceback" not in demo.stderr
+    # The steps that need more than the product: the dev kit's OpenBao IdP (TOTP sign-ins) and its Jira stand-in.
+    assert "approval_added (signed in with totp), actor Ari" in demo.stdout
+    assert "approved (signed in with totp), actor Ben" in demo.stdout
+    assert "revoked (ticket_closed), actor system" in demo.stdout

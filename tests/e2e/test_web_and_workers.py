@@ -153,7 +153,7 @@ def seed_grants(db_url: str, catalog_path, bot_token: str, vault_addr: str, ends
         made = replace(made, wake_at=next_wake(scope, made))
         event = AuditEvent(event=Event.ISSUED, at=now, actor="system", request_id=request_id, scope=SCOPE,
                            subject=made.requester, detail={"accessor": accessor, "kind": "vault_token"})  # fmt: skip
-        store.create(made, event)
+        store.commit(made, event)
         grants.append(made)
     store.close()
     return grants

@@ -26,11 +26,11 @@ class CountingIssuer(FakeIssuer):
         self.revoked: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def revoke(self, handle, request_id):  # type: ignore[no-untyped-def]
+    def revoke(self, handle, request_id, proven=False):  # type: ignore[no-untyped-def]
         with self._lock:
             self.revoked[request_id] += 1
         time.sleep(0.002)  # a Vault round trip: rounds overlap
-        super().revoke(handle, request_id)
+        super().revoke(handle, request_id, proven)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

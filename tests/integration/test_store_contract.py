@@ -48,14 +48,14 @@ def event(name: str, request: Request, actor: str = "system", **detail) -> Audit
 
 def test_round_trip_keeps_every_field_and_utc(store):
     request = make_request()
-    store.create(request, event("requested", request, reason=request.reason))
+    store.commit(request, event("requested", request, reason=request.reason))
     active = request.advance(Event.APPROVED, approval=Approval(2, ("U1", "U2"), "U2", T0, 1, True, T0))
-    assert store.save(active, 0, event("approved", active))
+    assert store.commit(active, event("approved", active), expected_version=0)
     grant = Grant(CredentialHandle("database", "acc"), T0, T0 + timedelta(minutes=30), extensions=1, warned=True)
     active2 = active.advance(
         Event.ISSUED, grant=grant, review=Review("open", T0, None), extension=PendingExtension(timedelta(1), number=3)
     )
-    assert store.save(active2, 1, event("issued", active2, accessor="acc"))
+    assert store.commit(active2, event("issued", active2, accessor="acc"), expected_version=1)
     loaded = store.get(request.id)
     assert loaded == active2
     assert loaded.expires_at.tzinfo is not None and loaded.expires_at.utcoffset() == timedelta(0)
@@ -63,24 +63,26 @@ def test_round_trip_keeps_every_field_and_utc(store):
 
 def test_compare_and_swap_refuses_a_stale_version(store):
     request = make_request()
-    store.create(request, event("requested", request))
-    assert store.save(request.advance(Event.APPROVED), 0, event("approved", request))
-    assert not store.save(request.advance(Event.DENIED), 0, event("denied", request))
+    store.commit(request, event("requested", request))
+    assert store.commit(request.advance(Event.APPROVED), event("approved", request), expected_version=0)
+    assert not store.commit(request.advance(Event.DENIED), event("denied", request), expected_version=0)
     assert store.get(request.id).state is State.APPROVED
     assert [e.event for e in store.events(AuditQuery())] == ["requested", "approved"]
 
 
 def test_racing_writers_one_wins_and_chain_stays_intact(store):
     request = make_request()
-    store.create(request, event("requested", request))
+    store.commit(request, event("requested", request))
     results: list[bool] = []
     barrier = threading.Barrier(8)
 
     def race(i: int) -> None:
         barrier.wait()
         results.append(
-            store.save(
-                request.advance(Event.APPROVED, approval=Approval(decided_by=f"U{i}")), 0, event("approved", request, f"U{i}")
+            store.commit(
+                request.advance(Event.APPROVED, approval=Approval(decided_by=f"U{i}")),
+                event("approved", request, f"U{i}"),
+                expected_version=0,
             )
         )
 
@@ -99,8 +101,8 @@ def test_racing_writers_one_wins_and_chain_stays_intact(store):
 
 def test_find_filters(store):
     a, b = make_request("JIT-A"), replace(make_request("JIT-B", "U0OTHER01"), created_at=T0 + timedelta(seconds=1))
-    store.create(a, event("requested", a))
-    store.create(b, event("requested", b))
+    store.commit(a, event("requested", a))
+    store.commit(b, event("requested", b))
     assert [r.id for r in store.find()] == ["JIT-B", "JIT-A"]
     assert [r.id for r in store.find(requester="U0OTHER01")] == ["JIT-B"]
     assert store.find(states=(State.ACTIVE,)) == []
@@ -110,7 +112,7 @@ def test_find_filters(store):
 
 def test_event_filters(store):
     a = make_request()
-    store.create(a, event("requested", a))
+    store.commit(a, event("requested", a))
     store.record(AuditEvent(event="exported", at=T0 + timedelta(days=1), actor="U0AUDIT01"))
     assert [e.event for e in store.events(AuditQuery(since=T0 + timedelta(hours=1)))] == ["exported"]
     assert [e.event for e in store.events(AuditQuery(until=T0 + timedelta(hours=1)))] == ["requested"]
@@ -141,7 +143,7 @@ def test_export_fast_paths_match_the_generic_writer(store, fmt, page, monkeypatc
     from tests.fakes import FakeClock
 
     a = make_request()
-    store.create(a, event("requested", a, reason='quotes " and, commas', n=[1, 2]))
+    store.commit(a, event("requested", a, reason='quotes " and, commas', n=[1, 2]))
     store.record(AuditEvent(event="exported", at=T0 + timedelta(days=1), actor="U0AUDIT01"))
     store.record(AuditEvent(event="rejected", at=T0 + timedelta(days=2), actor="U0REQ0001", detail={"rule": "x"}))
     for i in range(7):
@@ -162,7 +164,7 @@ def test_export_fast_paths_match_the_generic_writer(store, fmt, page, monkeypatc
 def test_appends_go_on_after_the_chain_head_row_was_deleted(store):
     """Deleting audit_head by hand must not make every later append fail (it used to: UNIQUE on seq)."""
     a = make_request()
-    store.create(a, event("requested", a))
+    store.commit(a, event("requested", a))
     store.record(AuditEvent(event="exported", at=T0, actor="U0AUDIT01"))
     if isinstance(store, SqlStore):
         with store.engine.begin() as connection:
@@ -176,9 +178,9 @@ def test_appends_go_on_after_the_chain_head_row_was_deleted(store):
 def test_an_extension_asked_before_asks_were_numbered_keeps_the_reference_its_buttons_show(store):
     """Rows waiting on an extension when migration 0008 ran have no number: their buttons said `e<extensions + 1>`."""
     request = make_request()
-    store.create(request, event("requested", request))
+    store.commit(request, event("requested", request))
     grant = Grant(CredentialHandle("vault_token", "acc"), T0, T0 + timedelta(minutes=30), extensions=1)
     legacy = request.advance(Event.APPROVED).advance(Event.ISSUED, grant=grant, extension=PendingExtension(timedelta(1)))
-    assert store.save(legacy, 0, event("issued", legacy))
+    assert store.commit(legacy, event("issued", legacy), expected_version=0)
     assert store.get(request.id).extension == PendingExtension(timedelta(1), number=None)
     assert decision_ref(store.get(request.id)) == f"{request.id}:e2"

@@ -79,6 +79,16 @@ def test_every_news_kind_escapes_what_people_and_vault_wrote(news: Event | News)
     assert "JIT-ABCD1234" in text, "the request ID is in every DM"
 
 
+def test_a_grant_jitbot_ended_for_its_closed_ticket_says_so_and_names_no_auto_approval():
+    ended = hostile_request(state=State.REVOKED, ticket="jira:PAY-7", approval=Approval(1, ("U0APPR001",), "system", NOW))
+    text = messages.news_text(ended, Event.REVOKED, {"actor": "system", "cause": "ticket_closed"})
+    assert "was revoked by jitbot at" in text and text.endswith(", because its ticket PAY-7 was closed."), text
+    line = blocks.status_line(ended)
+    assert line.startswith(":lock: Revoked by jitbot at") and "auto-approval" not in line, line
+    by_hand = messages.news_text(ended, Event.REVOKED, {"actor": "U0APPR001"})
+    assert "revoked by <@U0APPR001> at" in by_hand and "ticket" not in by_hand
+
+
 @pytest.mark.parametrize("alert", list(Alert))
 def test_every_alert_kind_is_worded_at_the_edge_and_escapes_what_it_quotes(alert: Alert):
     context = {
