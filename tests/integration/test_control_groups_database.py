@@ -270,3 +270,21 @@ def test_an_undelivered_login_is_not_replaced_without_a_new_approval(vault, bot)
         assert session.execute(f"SELECT id FROM {TABLE}").fetchall() == [(7,)]
     service.revoke(request.id, REQUESTER)
     assert not _role_exists(creds["username"])
+
+
+def test_a_thief_of_the_bot_token_reading_the_hold_gets_nothing_before_approval_and_a_bounded_twin_after(vault, bot):
+    """The limit docs/security.md states: the hold is readable by the bot's token, so once approved it unwraps too."""
+    world, _ = vault
+    service, _, bot_token, _ = bot
+    request = service.request(REQUESTER, SCOPE, "30m", "INC-82 count stuck orders")
+    hold = requests.get(
+        f"{world.addr}/v1/secret/data/jitbot/control-groups/{request.id}", headers={"X-Vault-Token": bot_token}, timeout=10
+    ).json()["data"]["data"]["token"]
+    assert unwrap(world.addr, hold).status_code == 400  # without the approvers: nothing
+    gates = service.deps.control_groups
+    gates.authorize(request.id, world.login(APPROVER_1))  # type: ignore[union-attr]
+    gates.authorize(request.id, world.login(APPROVER_2))  # type: ignore[union-attr]
+    twin = unwrap(world.addr, hold).json()["auth"]  # the thief, first
+    assert twin["lease_duration"] <= 1800 and twin["policies"] == [f"jitbot-dbread-{ROLE}"]  # the approved grant's bound
+    world.root.auth.token.revoke_accessor(twin["accessor"])
+    service.deny(request.id, APPROVER_1, "test over")
