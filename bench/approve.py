@@ -96,11 +96,11 @@ def run(lab: Lab) -> list[Figure]:
                 raw = time.monotonic() - started
                 # Baseline: the straight-line minimum (store commits, Vault, one DM) for a request of its own.
                 line_request = runtime.service.request(f"U0L{i:05d}", SCOPE, "30m", f"INC-{i} bench straight line")
-                runtime.notifier.drain()
+                runtime.drain()
                 line = _straight_line(runtime, vault, web, runtime.store.get(line_request.id), i)
                 # Subject: a pending request with its approval message posted; an approver clicks Approve.
                 request = runtime.service.request(f"U0A{i:05d}", SCOPE, "30m", f"INC-{i} bench approve")
-                runtime.notifier.drain()
+                runtime.drain()
                 channel, ts, _ = runtime.store.message_refs(request.id)[0]
                 text, body_blocks = blocks.approval_message(request, runtime.catalog)
                 body = recorder.click_body(APPROVER, "approve", request.id, channel, ts, {"text": text, "blocks": body_blocks})
@@ -110,7 +110,7 @@ def run(lab: Lab) -> list[Figure]:
                 if status != 200:
                     raise RuntimeError(f"the Approve click answered HTTP {status}")
                 delivered = slack.credential_at(request.id, timeout=15) - started
-                runtime.notifier.drain()  # the rest of this approval's messages, before the next round
+                runtime.drain()  # the rest of this approval's messages, before the next round
                 if i >= WARM:
                     subject.append(delivered * 1000)
                     baseline.append(line * 1000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,6 +16,7 @@ from bot.context import BotContext
 from bot.listeners import actions, commands, events, views
 
 log = logging.getLogger(__name__)
+Middleware = Callable[..., Any]  # a Bolt middleware function (keyword arguments by name, as Bolt passes them)
 FAILED = (
     ":warning: jitbot could not finish this because of a problem on its side (it is logged). "
     "Check `{command} list` to see what was recorded, and try again in a minute."
@@ -35,7 +37,8 @@ if not any(isinstance(f, _UnusedTokenNotes) for f in _BOLT_LOG.filters):
     _BOLT_LOG.addFilter(_UnusedTokenNotes())
 
 
-def build_app(ctx: BotContext, client: WebClient, signing_secret: str) -> App:
+def build_app(ctx: BotContext, client: WebClient, signing_secret: str, middleware: Sequence[Middleware] = ()) -> App:
+    """The Bolt app with `middleware` (in order) before every listener."""
     token = client.token
 
     def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
@@ -66,6 +69,8 @@ def build_app(ctx: BotContext, client: WebClient, signing_secret: str) -> App:
             else:
                 response.body = ""
 
+    for piece in middleware:
+        app.middleware(piece)
     commands.register(app, ctx)
     actions.register(app, ctx)
     views.register(app, ctx)

@@ -50,13 +50,11 @@ class Metrics:
             ["sink"],
             registry=self.registry,
         )
-        self.stream_source: Callable[[], dict[str, tuple[int, float]]] | None = None  # set by the wiring when streaming
         self.anchor_up = Gauge(
             "jitbot_audit_anchor_up",
             "1 when the anchor in Vault vouches for the audit trail of a minute ago",
             registry=self.registry,
         )
-        self.anchor_source: Callable[[], bool] | None = None  # set by the wiring when an anchor is configured
 
     def observe(self, event: AuditEvent) -> None:
         name = Event(event.event)
@@ -75,15 +73,24 @@ class Metrics:
         self.observe(event)
         log.info(event.event, extra={"request_id": event.request_id, "actor": event.actor, "scope": event.scope})
 
-    def render(self) -> bytes:
-        if self.anchor_source is not None:
+    def render(
+        self,
+        active_source: Callable[[], int] | None = None,
+        anchor_source: Callable[[], bool] | None = None,
+        stream_source: Callable[[], dict[str, tuple[int, float]]] | None = None,
+    ) -> bytes:
+        """The registry in Prometheus' text format, with the gauges read now: active grants, the anchor, the audit stream
+        (when the process has them: the wiring binds them with `functools.partial`)."""
+        if active_source is not None:
+            self.active.set(active_source())  # as a gauge's `set_function` would: a database down fails the scrape
+        if anchor_source is not None:
             try:
-                self.anchor_up.set(1 if self.anchor_source() else 0)
+                self.anchor_up.set(1 if anchor_source() else 0)
             except Exception:  # Vault or the database down: nothing vouches
                 self.anchor_up.set(0)
-        if self.stream_source is not None:
+        if stream_source is not None:
             try:
-                for sink, (behind, age) in self.stream_source().items():
+                for sink, (behind, age) in stream_source().items():
                     self.stream_behind.labels(sink).set(behind)
                     self.stream_lag.labels(sink).set(age)
             except Exception:  # the database is down: /metrics still answers, with the last values

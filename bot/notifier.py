@@ -59,15 +59,13 @@ class SlackNotifier:
         self._approvers: dict[str, frozenset[str]] = {}  # request ID -> everyone it was offered to
         self._lines: dict[str, str] = {}  # request ID -> the last state line posted in its threads
         self._dm_channels: dict[str, str] = {}  # user ID -> their DM channel with the bot
-        self.outbox_drain: Callable[[], None] = lambda: None  # set by the wiring: waits for the outbox's workers
 
     def _submit(self, key: str, work: Callable[[], object]) -> Future[None]:
         lane = self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
         return lane.submit(_logged, key, work, self.on_failure)
 
     def drain(self) -> None:
-        """Wait for every due notification and Home tab (shutdown, tests)."""
-        self.outbox_drain()
+        """Wait for the Home tabs queued so far (`Runtime.drain` first drains the outbox, which queues them)."""
         for lane in self._lanes:
             lane.submit(lambda: None).result()
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from grants.claiming import ClaimLoop
+from grants.claiming import ClaimLoop, Wakeup
 from grants.outbox import CLAIM_LEASE, Failure
 from grants.usecases import delivering
 from grants.usecases.deps import Deps
@@ -39,7 +39,7 @@ class OutboxWorker(ClaimLoop):
 
     def __init__(
         self, deps: Deps, threads: int = 4, poll: float = 1.0, on_failure: Callable[[], None] = lambda: None,
-        heartbeat: float = CLAIM_LEASE.total_seconds() / 3,
+        heartbeat: float = CLAIM_LEASE.total_seconds() / 3, wakeup: Wakeup | None = None, defer_to: ClaimLoop | None = None,
     ) -> None:  # fmt: skip
         self.deps, self.on_failure = deps, on_failure
         super().__init__(
@@ -49,6 +49,8 @@ class OutboxWorker(ClaimLoop):
             threads=threads,
             poll=poll,
             heartbeat=heartbeat,
+            wakeup=wakeup,
+            defer_to=defer_to,
         )
 
     def _classify(self, exc: Exception) -> Failure:

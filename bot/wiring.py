@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from bot.settings import Settings
 from bot.slack_catalog import load_catalog
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from grants.audit_stream import Streamer
     from grants.catalog import Catalog
     from grants.claiming import ClaimLoop
+    from grants.domain import AuditEvent
     from grants.inbox import Work
     from grants.ports import AuditAnchor, Inbox, OnCallSource, Tracker
     from grants.service import ElevationService
@@ -43,11 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def open_store(settings: Settings, migrate: bool = False) -> SqlStore:
+def open_store(settings: Settings, migrate: bool = False, watchers: Sequence[Callable[[AuditEvent], None]] = ()) -> SqlStore:
     engine = make_engine(settings.database_url)
     if migrate:
         migrate_engine(engine)
-    return SqlStore(engine)
+    return SqlStore(engine, claim_lease=timedelta(seconds=settings.jitbot_outbox_lease), watchers=watchers)
 
 
 def database_unreachable(settings: Settings) -> str | None:
@@ -243,6 +245,12 @@ class Runtime:
         """Each check run now, as long as it takes (the HTTP `/healthz` uses a cached, time-boxed copy)."""
         return {name: check() for name, check in self.health_checks().items()}
 
+    def drain(self) -> None:
+        """Deliver every due notice, then wait for the Home tabs they queued (shutdown, tests, the demo)."""
+        if self.outbox is not None:
+            self.outbox.drain()
+        self.notifier.drain()
+
 
 def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: str = "vault", role: str = "serve") -> Runtime:
     """One process of the bot: `serve` (web and worker in one), `web` or `worker` (PostgreSQL only)."""
@@ -258,7 +266,7 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from bot.notifier import SlackNotifier
     from bot.outbox_worker import OutboxWorker
     from bot.web import WebApp
-    from grants.adapters.control_groups import VaultControlGroups
+    from grants.adapters.control_groups import ControlGroupHolds, VaultControlGroups
     from grants.adapters.due_store import SqlDue
     from grants.adapters.inbox_store import SqlInbox
     from grants.adapters.kinds import credential_kinds
@@ -266,6 +274,8 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     from grants.adapters.kinds.ssh_revocations import SshRevocations
     from grants.adapters.scheduler_timer import SchedulerTimer
     from grants.adapters.seal_key import open_sealer
+    from grants.adapters.stepup_store import SqlStepUpLinks
+    from grants.claiming import Wakeup
     from grants.service import ElevationService
     from grants.timekeeper import DueWork
 
@@ -275,15 +285,15 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     catalog = load_catalog(settings.jitbot_catalog)
     client = slack_client(settings)
     assert settings.slack_signing_secret is not None
-    store = open_store(settings, migrate=True)  # processes starting together take turns (see migrate.upgrade)
-    store.claim_lease = timedelta(seconds=settings.jitbot_outbox_lease)
-    lease = settings.jitbot_outbox_lease
     metrics = Metrics()
-    store.watch(metrics.on_committed)  # every audit event the store commits is counted and logged, whoever wrote it
-    metrics.active.set_function(lambda: store.count(State.ACTIVE))
+    # Processes starting together take turns migrating (see migrate.upgrade). Every audit event the store commits is
+    # counted and logged, whoever wrote it.
+    store = open_store(settings, migrate=True, watchers=[metrics.on_committed])
+    lease = settings.jitbot_outbox_lease
     wrap_ttl = wrap_ttl or timedelta(seconds=settings.jitbot_wrap_ttl)
     vault = open_vault(settings)
-    gates = VaultControlGroups(vault.client, alias_mount=catalog.settings.identity_alias_mount)
+    # The kinds release held answers through the holds; the control groups open requests through the kinds.
+    holds = ControlGroupHolds(vault.client, alias_mount=catalog.settings.identity_alias_mount)
     kinds = credential_kinds(
         vault,
         wrap_ttl=wrap_ttl,
@@ -291,85 +301,95 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
         identity_alias_mount=catalog.settings.identity_alias_mount,
         ssh=SshRevocations(store),
         ssh_krl_copy=settings.jitbot_ssh_krl,
-        gate=gates,
+        gate=holds,
     )
+    gates = VaultControlGroups(vault.client, kinds, alias_mount=catalog.settings.identity_alias_mount)
     ssh = kinds.kinds["ssh"]
     assert isinstance(ssh, SshKind)
     adopt_legacy_krl(ssh, settings)
-    gates.bind(kinds)
     issuer = MeteredIssuer(kinds, metrics)
-    timer = SchedulerTimer()
-    notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc())
+    # Rung by a commit with notices (the outbox's threads) and by the timer (the due requests' claim loop); made
+    # before the loops they wake, which are built from the service that rings them.
+    outbox_wakeup, due_wakeup = Wakeup(), Wakeup()
+    timer = SchedulerTimer(on_due=due_wakeup.ring)  # the timer only wakes the claim loop; the database says what is due
+
+    # A true cycle: a Home tab is rendered from the service's queries, and the service notifies through this notifier.
+    # The callback finds the service when a tab is rendered, which is after start-up.
+    def home_tab(user: str) -> dict[str, Any]:
+        return home.renderer(service)(user)
+
+    notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc(), home=home_tab)
     clock = SystemClock()
     anchor = open_anchor(settings, vault)
-    service = ElevationService(catalog, store, issuer, notifier, timer, clock, SlackDirectory(client), anchor)
-    service.deps.control_groups = gates
-    service.deps.sealer = open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0])
-    service.deps.trackers = context_adapters(catalog, settings)
-    service.deps.oncall = oncall_adapter(catalog, settings)
-    notifier.home = home.renderer(service)
+    service = ElevationService(
+        catalog, store, issuer, notifier, timer, clock, SlackDirectory(client), anchor,
+        kick=outbox_wakeup.ring,  # a commit with notices wakes this process's delivery threads at once
+        control_groups=gates,
+        sealer=open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0]),
+        step_up_links=SqlStepUpLinks(store),  # every process: a click makes a link, the page (web_url) follows it
+        trackers=context_adapters(catalog, settings),
+        oncall=oncall_adapter(catalog, settings),
+    )  # fmt: skip
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
-    app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value())
     inbox = SqlInbox(store)
     works = role != "web"
     outbox = inbox_worker = due = None
     # A worker on its own polls more often: what a web process records reaches it only through the database.
     poll = 1.0 if role == "serve" else 0.25
     if works:
+        due = DueWork(SqlDue(store), service.wake, timer, clock, heartbeat=lease / 3, wakeup=due_wakeup)
         outbox = OutboxWorker(
-            service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=lease / 3, poll=poll
-        )
-        service.deps.kick = outbox.kick  # a commit with notices wakes this process's delivery threads at once
-        notifier.outbox_drain = outbox.drain
+            service.deps, on_failure=lambda: metrics.failures.labels("slack").inc(), heartbeat=lease / 3, poll=poll,
+            wakeup=outbox_wakeup,
+            defer_to=due,  # revocations and expiries never wait behind chat messages (this process's)
+        )  # fmt: skip
         inbox_worker = InboxWorker(
             ctx, inbox, clock, lambda prefix: store.renew_claims(prefix, clock.now()), ctx.work, heartbeat=lease / 3, poll=poll
         )
-        due = DueWork(SqlDue(store), service.wake, timer, clock, heartbeat=lease / 3)
-        timer.on_due = due.kick  # the timer only wakes the claim loop; the database says what is due and whose it is
-        outbox.defer_to = due  # revocations and expiries never wait behind chat messages (this process's)
     # `serve` runs what it just recorded at once (claimed by itself); a web process leaves it to any worker.
     on_received = inbox_worker.take if role == "serve" and inbox_worker is not None else (lambda _: None)
     gate = build_gate(settings, store, service, client, inbox, work_of(ctx), taker() if role == "serve" else None)
-    app.middleware(socket_mode_checks(gate, on_received))  # what reaches Bolt by Socket Mode skipped the HTTP gate
+    # What reaches Bolt by Socket Mode skipped the HTTP gate: the same checks run as its first middleware.
+    app = build_app(ctx, client, settings.slack_signing_secret.get_secret_value(), [socket_mode_checks(gate, on_received)])
     checks = {"database": store.healthy, "vault": vault.healthy} | ({"scheduler": timer.healthy} if works else {})
     # /readyz adds Slack: until the workspace is known (auth.test), every command would be answered 503.
     slack_known = lambda: gate.pin is None or gate.pin.team() is not None  # noqa: E731
     checks |= {"slack": slack_known}
     if anchor is not None:
         checks["anchor"] = service.anchor_up  # down: an anchor not written for a minute (fail closed)
-        metrics.anchor_source = service.anchor_up
     health = CachedHealth(checks)
-    stepup = step_up_page(catalog, service, store, vault, gates)
+    streaming = audit_streaming(catalog, settings, store, service) if works else None
     web = WebApp(
         app,
         health,
         lambda: {"role": role},
-        metrics.render,
+        partial(
+            metrics.render,
+            active_source=lambda: store.count(State.ACTIVE),
+            anchor_source=service.anchor_up if anchor is not None else None,
+            stream_source=streaming.lag if streaming is not None else None,
+        ),
         gate=gate,
         metrics_token=settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         serve_metrics=settings.metrics_port is None,
         ssh_krl=ssh.krl_bytes,
         on_received=on_received,
-        stepup=stepup,
+        stepup=step_up_page(catalog, service, vault, gates),
     )
-    runtime = Runtime(role, catalog, store, timer, service, notifier, vault, ctx, app, web, due, outbox, inbox_worker)
-    runtime.tickets_every = max(1, round(settings.jitbot_ticket_watch / runtime.tick_every))
-    if works:
-        runtime.streaming = audit_streaming(catalog, settings, store, service)
-    metrics.stream_source = runtime.streaming.lag if runtime.streaming is not None else None
-    return runtime
+    return Runtime(
+        role, catalog, store, timer, service, notifier, vault, ctx, app, web, due, outbox, inbox_worker, streaming,
+        tickets_every=max(1, round(settings.jitbot_ticket_watch / Runtime.tick_every)),
+    )  # fmt: skip
 
 
 def step_up_page(
-    catalog: Catalog, service: ElevationService, store: SqlStore, vault: VaultSession, gates: VaultControlGroups
+    catalog: Catalog, service: ElevationService, vault: VaultSession, gates: VaultControlGroups
 ) -> StepUpPage | None:
-    """The step-up links (every process: a click makes one, the page follows it) and, with `web_url`, the page."""
+    """The step-up page, with `web_url` (the links it follows are the service's, made in every process)."""
     from bot.stepup_page import StepUpPage
     from grants.adapters.control_groups import callback_url
     from grants.adapters.oidc_signin import VaultSignIn
-    from grants.adapters.stepup_store import SqlStepUpLinks
 
-    service.deps.step_up_links = SqlStepUpLinks(store)
     if not catalog.settings.web_url:
         return None
     flow = VaultSignIn(vault.client, gates, catalog.settings.step_up, callback_url(catalog))

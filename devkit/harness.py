@@ -74,7 +74,7 @@ class LocalBot:
             server.close()
         if self.runtime is not None:
             try:
-                self.runtime.notifier.drain()
+                self.runtime.drain()
             except Exception:  # the database may be gone (a test cut it): what is queued stays queued
                 logging.getLogger(__name__).warning("could not drain the outbox before stopping", exc_info=True)
             self.runtime.stop()

@@ -61,6 +61,7 @@ class JiraIssue:
     category: str = "indeterminate"  # Jira's status categories: new, indeterminate, done
     assignee: str | None = None  # accountId
     comments: list[dict[str, Any]] = field(default_factory=list)  # the bodies posted, in Atlassian Document Format
+    custom: dict[str, Any] = field(default_factory=dict)  # other fields by ID (e.g. a change window's customfield_…)
 
 
 def adf_text(document: dict[str, Any]) -> str:
@@ -108,7 +109,7 @@ class JiraStandIn(LoopbackAPI):
         status = {"self": f"{base}/status/3", "id": "3", "name": issue.status, "description": "",
                   "statusCategory": {"self": f"{base}/statuscategory/{issue.category}", "id": 4, "key": issue.category,
                                      "colorName": "yellow", "name": issue.category.title()}}  # fmt: skip
-        fields: dict[str, Any] = {"status": status, "assignee": None}
+        fields: dict[str, Any] = {"status": status, "assignee": None, **issue.custom}
         if issue.assignee is not None:
             fields["assignee"] = {"self": f"{base}/user?accountId={issue.assignee}", "accountId": issue.assignee,
                                   "displayName": self.people.get(issue.assignee, issue.assignee), "active": True,

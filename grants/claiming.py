@@ -18,6 +18,20 @@ def process_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+class Wakeup:
+    """What wakes a claim loop's threads at once: rung by whoever queued work (a commit, the timer), waited on by the
+    loop. Built before both, so that neither needs the other to exist first."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.rings = 0
+
+    def ring(self) -> None:
+        with self.condition:
+            self.rings += 1
+            self.condition.notify_all()
+
+
 class ClaimLoop:
     """`threads` loops each calling `round(worker)` (claim some due rows, run them, settle them; the number claimed).
 
@@ -28,17 +42,18 @@ class ClaimLoop:
 
     def __init__(
         self, label: str, round: Callable[[str], int], renew: Callable[[str], int], *,
-        threads: int = 4, poll: float = 1.0, heartbeat: float = 10 / 3,
+        threads: int = 4, poll: float = 1.0, heartbeat: float = 10 / 3, wakeup: Wakeup | None = None,
+        defer_to: ClaimLoop | None = None,
     ) -> None:  # fmt: skip
         self.label, self.round, self.renew, self.poll, self.heartbeat = label, round, renew, poll, heartbeat
         self.name = process_name()
-        self._wake = threading.Condition()
-        self._kicks = 0
+        self.wakeup = wakeup or Wakeup()
+        self._wake = self.wakeup.condition
         self._busy = 0
         self._behind: set[int] = set()  # the threads whose last round claimed something: there is a backlog
         # A loop whose work must never wait behind this one's (the due work's revocations, for the outbox's chat
         # messages): while it has a backlog in this process, this loop's threads hold back (see `_run`).
-        self.defer_to: ClaimLoop | None = None
+        self.defer_to = defer_to
         self._stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._run, args=(i,), name=f"{label}-{i}", daemon=True) for i in range(threads)
@@ -49,9 +64,7 @@ class ClaimLoop:
             thread.start()
 
     def kick(self) -> None:
-        with self._wake:
-            self._kicks += 1
-            self._wake.notify_all()
+        self.wakeup.ring()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -80,7 +93,7 @@ class ClaimLoop:
                 first.wait_caught_up(self.poll)
                 continue
             with self._wake:
-                seen = self._kicks
+                seen = self.wakeup.rings
             try:
                 with self._counted():
                     claimed = self.round(worker)
@@ -96,7 +109,7 @@ class ClaimLoop:
                         self._wake.notify_all()  # loops deferring to this one go on
             if claimed == 0:
                 with self._wake:
-                    if self._kicks == seen and not self._stopping.is_set():
+                    if self.wakeup.rings == seen and not self._stopping.is_set():
                         self._wake.wait(self.poll)
 
     def _renew(self) -> None:

@@ -20,6 +20,7 @@ CITATIONS = {
     "redmine": re.compile(r"(?<![\w&])#([1-9][0-9]{0,9})\b"),
 }
 EXAMPLES = {"jira": "PROJ-123", "redmine": "#123"}
+JIRA_FIELD = re.compile(r"^(customfield_[0-9]{1,10}|[a-z][a-zA-Z]{1,31})$")  # customfield_10022, duedate
 SCHEDULE_ID = re.compile(r"^[PQ][A-Z0-9]{6,13}$")  # PagerDuty object IDs, e.g. P1A2B3C
 
 
@@ -34,6 +35,16 @@ class TrackerSettings(_Strict):
     url: str
     # chat user ID -> the tracker's user (Redmine user ID, Jira accountId), for `assignee_is_requester`.
     accounts: dict[str, str] = {}
+    # Jira: the two fields holding a ticket's change window, start then end (Jira has no standard one; Jira Service
+    # Management's planned start and end are custom fields whose IDs each site sees in its field list).
+    window_fields: tuple[str, str] | None = None
+
+    @field_validator("window_fields")
+    @classmethod
+    def _fields(cls, value: tuple[str, str] | None) -> tuple[str, str] | None:
+        if value is not None and not all(JIRA_FIELD.match(f) for f in value):
+            raise ValueError('must be two Jira field IDs, start then end, e.g. ["customfield_10022", "customfield_10023"]')
+        return value
 
 
 class OnCallSettings(_Strict):
@@ -67,7 +78,7 @@ class TicketRule(_Strict):
     must_be_open: bool = True
     assignee_is_requester: bool = False
     end_when_closed: bool = False  # the grant ends when its ticket is closed or resolved
-    within_window: bool = False  # the ticket's change window (Redmine: start date to due date) bounds the grant
+    within_window: bool = False  # the ticket's change window (Redmine: start to due date; Jira: window_fields) bounds the grant
 
 
 class ContextFields(BaseModel):
@@ -123,8 +134,18 @@ def context_problems(catalog: Catalog) -> list[str]:
             problems.append(
                 f"{where}.end_when_closed: needs `required = true` (a grant without a ticket has nothing to end with)"
             )
-        if rule.within_window and (not rule.required or getattr(trackers.get(rule.tracker), "kind", "redmine") != "redmine"):
-            problems.append(f"{where}.within_window: needs `required = true` and a Redmine tracker (its start and due dates)")
+        cited = trackers.get(rule.tracker)
+        windowed = cited is None or cited.kind == "redmine" or cited.window_fields is not None
+        if rule.within_window and (not rule.required or not windowed):
+            problems.append(
+                f"{where}.within_window: needs `required = true` and a tracker with change windows (Redmine's start and "
+                f"due dates, or Jira's `window_fields` under [settings.trackers.{rule.tracker}])"
+            )
+    for name, tracker in trackers.items():
+        if tracker.window_fields is not None and tracker.kind != "jira":
+            problems.append(
+                f"settings.trackers.{name}.window_fields: only for Jira (Redmine's window is its start and due dates)"
+            )
     return problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from grants import inputs
@@ -11,7 +12,21 @@ from grants.catalog import Catalog
 from grants.csr import Csr
 from grants.domain import InvalidRequest, Request, split_decision
 from grants.people import People
-from grants.ports import Approver, AuditAnchor, Clock, CredentialIssuer, Directory, Notifier, Store, Timer
+from grants.ports import (
+    Approver,
+    AuditAnchor,
+    Clock,
+    ControlGroups,
+    CredentialIssuer,
+    Directory,
+    Notifier,
+    OnCallSource,
+    StepUpLinks,
+    Store,
+    Timer,
+    Tracker,
+)
+from grants.seals import Sealer
 from grants.signin import SignIn
 from grants.ssh_keys import SshPublicKey
 from grants.steps import current_step
@@ -45,8 +60,18 @@ class ElevationService:
         clock: Clock,
         directory: Directory | None = None,
         anchor: AuditAnchor | None = None,
+        *,
+        kick: Callable[[], None] = lambda: None,
+        control_groups: ControlGroups | None = None,
+        sealer: Sealer | None = None,
+        step_up_links: StepUpLinks | None = None,
+        trackers: Mapping[str, Tracker] | None = None,
+        oncall: OnCallSource | None = None,
     ):
-        self.deps = Deps(catalog, store, issuer, notifier, timer, clock, directory, anchor)
+        self.deps = Deps(
+            catalog, store, issuer, notifier, timer, clock, directory, anchor, kick=kick, control_groups=control_groups,
+            sealer=sealer, step_up_links=step_up_links, trackers=trackers or {}, oncall=oncall,
+        )  # fmt: skip
         self._anchoring = auditing.Anchoring()
         self._born = clock.now()
         self._anchor_watch = auditing.AnchorWatch(self._born)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from grants.claiming import ClaimLoop
+from grants.claiming import ClaimLoop, Wakeup
 from grants.ports import Clock, DueClaims, Timer
 
 log = logging.getLogger(__name__)
@@ -22,14 +22,14 @@ class DueWork(ClaimLoop):
 
     def __init__(
         self, due: DueClaims, wake: Callable[[str], None], timer: Timer, clock: Clock, *,
-        threads: int = 4, batch: int = 8, poll: float = 1.0, heartbeat: float = 10 / 3,
+        threads: int = 4, batch: int = 8, poll: float = 1.0, heartbeat: float = 10 / 3, wakeup: Wakeup | None = None,
     ) -> None:  # fmt: skip
         self.due, self.wake, self.timer, self.clock, self.batch = due, wake, timer, clock, batch
         # What each worker finished, let go of in its next claim's transaction: a round that claimed something is
         # followed at once by another, so the lease ends a claim later, and each round costs one write, not two.
         self._finished: dict[str, list[str]] = {}
         super().__init__("due", self._round, lambda prefix: due.renew(prefix, clock.now()), threads=threads, poll=poll,
-                         heartbeat=heartbeat)  # fmt: skip
+                         heartbeat=heartbeat, wakeup=wakeup)  # fmt: skip
 
     def _round(self, worker: str) -> int:
         claimed = self.due.claim(worker, self.clock.now(), self.batch, self._finished.pop(worker, []))

@@ -18,9 +18,7 @@ __all__ = ["PG_ADMIN", "fresh_database", "fresh_store"]
 def fresh_store(kind: str, tmp_path: Path, claim_lease: timedelta | None = None) -> Iterator[SqlStore]:
     """A SqlStore on a fresh, migrated database of `kind` (with `claim_lease` for tests of leases), closed afterwards."""
     with fresh_database(kind, tmp_path) as url:
-        store = SqlStore(make_engine(url))
+        store = SqlStore(make_engine(url), **({"claim_lease": claim_lease} if claim_lease is not None else {}))
         upgrade(store.engine)
-        if claim_lease is not None:
-            store.claim_lease = claim_lease
         yield store
         store.close()

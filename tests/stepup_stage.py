@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,14 +102,17 @@ class Browserless(StepUpBrowser):
 
 
 @contextmanager
-def stage(kind: str, tmp: Path) -> Iterator[Stage]:
+def stage(kind: str, tmp: Path, extra: str = "", prepare: Callable[[VaultApprovals], None] | None = None) -> Iterator[Stage]:
+    """The stage; `extra` scopes join the catalog, and `prepare` sets up what they need in Vault before the sync."""
     with OpenBaoDevServer() as server, fresh_database(kind, tmp) as db_url:
         world = start(server)
+        if prepare is not None:
+            prepare(world)
         for person in (APPROVER_1, APPROVER_2, REQUESTER):
             world.link(person)
         catalog = tmp / "policies" / "catalog.toml"  # written by catalog_dir below, once the bot's port is known
         with local_bot(tmp, server.addr, world.bot_token(), db_url=db_url, catalog=catalog, start=False) as built:
-            policies = catalog_dir(tmp, web_url=built.bot.url, extra=STEPPED_TOML)
+            policies = catalog_dir(tmp, web_url=built.bot.url, extra=STEPPED_TOML + extra)
             world.identity_provider(f"{built.bot.url}/stepup/callback")
             world.sync(policies)  # the bot's policy too: written before the bot starts
             with built.bot:

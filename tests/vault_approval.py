@@ -12,7 +12,7 @@ import hvac
 
 from devkit.openbao import OpenBaoDevServer
 from devkit.stepup import OpenBaoIdP
-from grants.adapters.control_groups import VaultControlGroups
+from grants.adapters.control_groups import ControlGroupHolds, VaultControlGroups
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
@@ -82,10 +82,8 @@ class VaultApprovals(OpenBaoIdP):
     def gates(self, token: str) -> tuple[VaultControlGroups, Any]:
         """The bot's control groups and kinds, on the bot's own token."""
         session = VaultSession(vault_client(self.addr, token))
-        gates = VaultControlGroups(session.client, alias_mount="slack")
-        kinds = credential_kinds(session, gate=gates)
-        gates.bind(kinds)
-        return gates, kinds
+        kinds = credential_kinds(session, gate=ControlGroupHolds(session.client, alias_mount="slack"))
+        return VaultControlGroups(session.client, kinds, alias_mount="slack"), kinds
 
 
 def start(server: OpenBaoDevServer) -> VaultApprovals:

@@ -91,7 +91,7 @@ class Stage:
     def settle(self) -> None:
         """Let the bot finish telling Slack about what just happened, then show it and the new audit events."""
         assert self.bot.runtime is not None
-        self.bot.runtime.notifier.drain()
+        self.bot.runtime.drain()
         self.narrator.slack()
         events = [e for e in self.bot.runtime.store.events(AuditQuery()) if (e.seq or 0) > self._audit_seen]
         for event in events:

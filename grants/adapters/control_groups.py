@@ -66,23 +66,17 @@ def bot_policy_stanzas(catalog: Catalog, kinds: CredentialKinds) -> str:
     return "".join(out)
 
 
-class VaultControlGroups:
-    """Opens, inspects, authorizes and redeems the control-group requests of vault-enforced grants."""
+class ControlGroupHolds:
+    """The pending control-group requests Vault holds, kept in KV: released once approved (the kinds' `Redeemer`),
+    authorized by approvers, or discarded. It needs no kinds, so the kinds are built with one of these."""
 
-    def __init__(self, client: hvac.Client, kinds: CredentialKinds | None = None, alias_mount: str = "slack"):
-        self._client, self._kinds, self._alias_mount = client, kinds, alias_mount
-
-    def bind(self, kinds: CredentialKinds) -> None:
-        """The kinds make the guarded calls (they are built with this object as their redeemer, hence later)."""
-        self._kinds = kinds
+    def __init__(self, client: hvac.Client, alias_mount: str = "slack"):
+        self._client, self._alias_mount = client, alias_mount
 
     # the request's life ---------------------------------------------------------------------------
 
-    def open(self, order: IssueOrder, scope: Scope) -> None:
-        """Make the grant's call with the bot's token; Vault must answer it pending, and the pending request is kept."""
-        if self._kinds is None:
-            raise CredentialError("no credential kinds wired to open control-group requests with")
-        response = self._kinds.hold(order, scope)
+    def keep(self, order: IssueOrder, response: dict[str, Any] | None) -> None:
+        """Keep what Vault answered the grant's call with: it must be pending, and the pending request is kept."""
         wrap = (response or {}).get("wrap_info") or {}
         if wrap.get("wrapped_accessor") or not wrap.get("accessor"):
             # The bot's policy lacks the control group (not synced): Vault issued a token without anyone's approval.
@@ -234,10 +228,24 @@ class VaultControlGroups:
         return ((response or {}).get("data") if isinstance(response, dict) else None) or None
 
 
+class VaultControlGroups(ControlGroupHolds):
+    """Implements the ControlGroups port: opens each vault-enforced grant's pending request through the kinds. The
+    kinds release it through a `ControlGroupHolds` of their own (the held state is in Vault, not in the object), so
+    they are built first and this object is built complete with them: no cycle to close after construction."""
+
+    def __init__(self, client: hvac.Client, kinds: CredentialKinds, alias_mount: str = "slack"):
+        super().__init__(client, alias_mount)
+        self._kinds = kinds
+
+    def open(self, order: IssueOrder, scope: Scope) -> None:
+        """Make the grant's call with the bot's token; Vault must answer it pending, and the pending request is kept."""
+        self.keep(order, self._kinds.hold(order, scope))
+
+
 def sync_control_groups(client: hvac.Client, catalog: Catalog) -> list[str]:
     """`jitbot vault sync`'s part for vault-enforced scopes: one identity group of approvers' entities per scope and
     step, the approvers' minute-long token policy, and the OIDC role they sign in with; every unlinked approver named."""
-    gates = VaultControlGroups(client, alias_mount=catalog.settings.identity_alias_mount)
+    gates = ControlGroupHolds(client, alias_mount=catalog.settings.identity_alias_mount)
     lines: list[str] = []
     enforced = {name: scope for name, scope in catalog.scopes.items() if scope.vault_enforced}
     for name, scope in sorted(enforced.items()):

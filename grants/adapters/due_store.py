@@ -7,7 +7,6 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select
 
-from grants.adapters.claims import Claims
 from grants.adapters.sql_store import REQUESTS, SqlStore, as_utc
 
 
@@ -17,8 +16,7 @@ class SqlDue:
 
     def __init__(self, store: SqlStore):
         self.store = store
-        self.claims = Claims(REQUESTS, [REQUESTS.c.wake_at.is_not(None)], store.claim_lease, due="wake_at")
-        store.claimed.append(self.claims)  # one heartbeat per process renews these leases with the others
+        self.claims = store.due_claims  # one heartbeat per process renews these leases with the others
 
     def claim(self, worker: str, now: datetime, limit: int, done: Sequence[str] = ()) -> list[str]:
         with self.store._writing() as connection:

@@ -10,12 +10,9 @@ from datetime import UTC, datetime
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from grants.adapters.claims import Claims
-from grants.adapters.sql_store import SqlStore
-from grants.adapters.sql_tables import InboxRow
+from grants.adapters.sql_store import INBOX, SqlStore
 from grants.inbox import Received, Work
 
-INBOX = InboxRow.__table__  # type: ignore[attr-defined]
 PURGE_EVERY = 60.0  # seconds between purges of expired replay records, per process
 
 
@@ -27,8 +24,7 @@ class SqlInbox:
     def __init__(self, store: SqlStore):
         self.store = store
         self._insert = pg_insert if store.engine.dialect.name == "postgresql" else sqlite_insert
-        self.claims = Claims(INBOX, [INBOX.c.done_at.is_(None)], store.claim_lease)
-        store.claimed.append(self.claims)  # the store's heartbeat renews this process's inbox leases too
+        self.claims = store.inbox_claims  # the store's heartbeat renews this process's inbox leases too
         self._purged_at = 0.0
         self._purge_lock = threading.Lock()
 

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from grants.adapters.claims import Claims
+from grants.outbox import CLAIM_LEASE
 
 
 def make_engine(url: str, writer: bool = True) -> Engine:
@@ -66,25 +67,18 @@ class SqlDatabase:
     """The engines (a writer, and on SQLite a reader that never waits for it), the claimed tables' leases, and
     `_writing`: the one write transaction every part of the store (and every adapter beside it) writes in."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, claim_lease: timedelta = CLAIM_LEASE):
         self.engine = engine
+        # How long a worker's claim holds: longer than any one piece of work (a delivery, a click).
+        self.claim_lease = claim_lease
         sqlite = engine.dialect.name == "sqlite"
         self.reader = make_engine(engine.url.render_as_string(hide_password=False), writer=False) if sqlite else engine
         # SQLite has one writer at a time, and one process (`jitbot serve`): our threads queue on a lock, woken the
         # moment the last writer commits, instead of polling in SQLite's busy handler (1, 2, 5 … 100 ms sleeps).
         self._write_lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
-        # Every table whose rows workers claim; one heartbeat renews a process's leases on all of them.
+        # Every table whose rows workers claim (each part adds its own as it is built); one heartbeat renews a
+        # process's leases on all of them.
         self.claimed: list[Claims] = []
-
-    @property
-    def claim_lease(self) -> timedelta:
-        """How long a worker's claim holds: longer than any one piece of work (a delivery, a click)."""
-        return self.claimed[0].lease
-
-    @claim_lease.setter
-    def claim_lease(self, lease: timedelta) -> None:
-        for claims in self.claimed:
-            claims.lease = lease
 
     def renew_claims(self, worker_prefix: str, now: datetime) -> int:
         with self._writing() as connection:

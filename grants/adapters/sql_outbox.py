@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, or_, select
@@ -34,10 +34,10 @@ def _outbox_rows(notices: Iterable[Notice], at: datetime) -> list[dict[str, Any]
 class SqlOutbox(SqlDatabase):
     """Implements the OutboxStore port; `_enqueue` writes notices inside the store's unit of work."""
 
-    def __init__(self, engine: Engine):
-        super().__init__(engine)
-        self.outbox_claims = Claims(OUTBOX, [OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None)], CLAIM_LEASE)
-        self.claimed.insert(0, self.outbox_claims)  # the lease the others are made with (`claim_lease`)
+    def __init__(self, engine: Engine, claim_lease: timedelta = CLAIM_LEASE):
+        super().__init__(engine, claim_lease)
+        self.outbox_claims = Claims(OUTBOX, [OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None)], claim_lease)
+        self.claimed.append(self.outbox_claims)
 
     def _enqueue(self, connection: Any, notices: Sequence[Notice], at: datetime) -> None:
         if notices:

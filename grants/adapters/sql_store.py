@@ -4,35 +4,47 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from grants.adapters.claims import Claims
 from grants.adapters.sql_db import SqlDatabase, as_utc, make_engine, unreachable
 from grants.adapters.sql_keys import SqlKeys
 from grants.adapters.sql_outbox import OUTBOX, SqlOutbox
 from grants.adapters.sql_requests import REQUESTS, SqlRequests, _from_row, _to_row
-from grants.adapters.sql_tables import MessageRefRow
+from grants.adapters.sql_tables import InboxRow, MessageRefRow
 from grants.adapters.sql_trail import AUDIT, HEAD, SqlTrail, audit_filters
 from grants.domain import AlreadyOpen, AuditEvent, Request
-from grants.outbox import Notice
+from grants.outbox import CLAIM_LEASE, Notice
 
 __all__ = [
-    "AUDIT", "HEAD", "OUTBOX", "REQUESTS", "SqlDatabase", "SqlStore", "_from_row", "_to_row", "as_utc", "audit_filters",
+    "AUDIT", "HEAD", "INBOX", "OUTBOX", "REQUESTS", "SqlDatabase", "SqlStore", "_from_row", "_to_row", "as_utc", "audit_filters",
     "make_engine", "unreachable",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 REFS = MessageRefRow.__table__  # type: ignore[attr-defined]
+INBOX = InboxRow.__table__  # type: ignore[attr-defined]
 
 
 class SqlStore(SqlRequests, SqlTrail, SqlOutbox, SqlKeys):
     """Implements the store's ports (Requests, Trail, OutboxStore, Keys and the Writes unit of work) and the
     notifier's message references on SQLite or PostgreSQL, with SQLAlchemy Core statements on the hot paths."""
 
-    def __init__(self, engine: Engine):
-        super().__init__(engine)
-        self.watchers: list[Callable[[AuditEvent], None]] = []
+    def __init__(
+        self,
+        engine: Engine,
+        claim_lease: timedelta = CLAIM_LEASE,
+        watchers: Sequence[Callable[[AuditEvent], None]] = (),
+    ):
+        super().__init__(engine, claim_lease)
+        # The inbox's and the due requests' claims (SqlInbox, SqlDue beside the store use them), renewed with the rest.
+        self.inbox_claims = Claims(INBOX, [INBOX.c.done_at.is_(None)], claim_lease)
+        self.due_claims = Claims(REQUESTS, [REQUESTS.c.wake_at.is_not(None)], claim_lease, due="wake_at")
+        self.claimed += [self.inbox_claims, self.due_claims]
+        self.watchers: list[Callable[[AuditEvent], None]] = list(watchers)  # told of every committed audit event
 
     def watch(self, on_committed: Callable[[AuditEvent], None]) -> None:
         """Call `on_committed(event)` after each commit that wrote an audit event (metrics, the audit log)."""

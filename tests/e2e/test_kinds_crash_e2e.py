@@ -185,9 +185,11 @@ def test_a_crashed_ssh_issue_is_retried_once_and_the_orphan_certificate_ends_at_
     restart_after_a_while(world, rid)
     world.wait_audit(rid, "issued")
     assert world.audit_names(rid) == ["requested", "approved", "issued"]
+    # The DM goes out through the outbox after the `issued` commit: wait for it, then count (a loaded CI host took over
+    # the moment between the two).
+    delivered = certificate_file(nth_dm(world, REQUESTER, rid, "ssh-ed25519-cert-v01@openssh.com"), tmp_path / "retry-cert.pub")
     dms = [m for m in world.slack.dm_messages(REQUESTER) if rid in str(m) and "ssh-ed25519-cert-v01@openssh.com" in str(m)]
     assert len(dms) == 1  # one certificate delivered
-    delivered = certificate_file(nth_dm(world, REQUESTER, rid, "ssh-ed25519-cert-v01@openssh.com"), tmp_path / "retry-cert.pub")
     assert orphan.delivery.code is not None and orphan.delivery.code.split()[1] not in delivered.read_text()
     stray = tmp_path / "orphan-cert.pub"
     stray.write_text(orphan.delivery.code + "\n")

@@ -262,7 +262,7 @@ def test_home_tab_for_requester_approver_and_auditor(w: World):
     wait_home(w, REQUESTER, rid, "[Cancel request]", "0 of 1 approval(s)")
     mine = wait_home(w, APPROVER, "*Waiting on you* (1)", rid, "INC-13 home", "[Approve] [Deny]")
     assert "<@U0DEV0001> asks for `payments-read` for 10m" in mine
-    w.bot.runtime.notifier.drain()
+    w.bot.runtime.drain()
     assert home_of(w, APPROVER_2) == "", "no Home is published for people who never opened it"
 
     click_home(w, APPROVER, "approve", rid)
@@ -352,13 +352,13 @@ def test_each_change_is_one_line_in_the_approval_thread(w: World):
     w.wait_audit(rid, "expired", timeout=10)
     runtime = w.bot.runtime
     assert runtime is not None
-    runtime.notifier.drain()
+    runtime.drain()
     lines = thread(w, message)
     starts = (":large_green_circle: Active", ":lock: Expired")
     assert len(lines) == 2 and all(line.startswith(f"{rid}: {start}") for line, start in zip(lines, starts, strict=True)), lines
     assert "approved by <@U0APPR001>" in lines[0]
     updates = len(current(w, message)["history"])
     runtime.notifier.request_changed(runtime.service.get(rid))  # a re-render of the same state
-    runtime.notifier.drain()
+    runtime.drain()
     assert len(current(w, message)["history"]) == updates + 1 and thread(w, message) == lines
     assert all(m.get("thread_ts") in (None, message["ts"]) for m in w.slack.messages_in(message["channel"]))

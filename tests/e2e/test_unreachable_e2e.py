@@ -40,7 +40,7 @@ def asked(world, rid: str, user: str) -> bool:
 def test_a_deactivated_approver_is_skipped_and_the_others_are_asked(world, db_url):
     world.slack.make_unreachable(APPROVER_2, "user_disabled")
     rid = request_id(world)
-    world.bot.runtime.notifier.drain()
+    world.bot.runtime.drain()
     assert asked(world, rid, APPROVER) and asked(world, rid, APPROVER_3)  # one DM each, instead of the group DM
     assert not asked(world, rid, APPROVER_2)
     (detail,) = failures(db_url, rid)
@@ -49,7 +49,7 @@ def test_a_deactivated_approver_is_skipped_and_the_others_are_asked(world, db_ur
     assert any(rid in a and APPROVER_2 in a for a in alerts)
     assert not any("nobody could be asked" in m["text"] for m in world.slack.dm_messages(REQUESTER))
     world.client.click(APPROVER, "approve", rid)  # the request still moves
-    world.bot.runtime.notifier.drain()
+    world.bot.runtime.drain()
     world.slack.wait_for(lambda: any(rid in m["text"] and "```" in m["text"] for m in world.slack.dm_messages(REQUESTER)))
 
 
@@ -57,7 +57,7 @@ def test_when_nobody_can_be_reached_the_requester_and_the_alert_channel_know_at_
     for approver in (APPROVER, APPROVER_2, APPROVER_3):
         world.slack.make_unreachable(approver, "user_not_found")
     rid = request_id(world)
-    world.bot.runtime.notifier.drain()
+    world.bot.runtime.drain()
     assert any(rid in m["text"] and "nobody could be asked" in m["text"] for m in world.slack.dm_messages(REQUESTER))
     assert any(rid in m["text"] and "Nobody was reached" in m["text"] for m in world.slack.messages.get(ALERTS, []))
     assert len(failures(db_url, rid)) == 1

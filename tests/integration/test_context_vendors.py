@@ -178,3 +178,47 @@ def test_a_jira_ticket_is_checked_and_commented_through_the_core(clock, pagerdut
     assert len(jira.issues["PAY-7"].comments) == 1
     with pytest.raises(InvalidRequest, match="PAY-8 is Done in jira"):
         core.service.request(APPROVER_3, "payments-read", "30m", "PAY-8 look")
+
+
+WINDOW = ("customfield_10022", "customfield_10023")  # a site's planned start and end of a change
+
+
+def test_a_jira_change_window_admits_and_bounds_the_grant_or_refuses(clock: FakeClock, jira: JiraStandIn) -> None:
+    """Jira has no standard change window: the tracker names the two fields (date-time or date) that hold it."""
+    data = copy.deepcopy(catalog_data())
+    data["settings"]["trackers"] = {"jira": {"kind": "jira", "url": jira.url, "window_fields": list(WINDOW)}}  # type: ignore[index]
+    scope = data["scopes"]["payments-write"]  # type: ignore[index]
+    scope["reason_pattern"] = ""
+    scope["ticket"] = {"tracker": "jira", "within_window": True}
+    core = bootstrap(parse_catalog(data), clock=clock)
+    core.service.deps.trackers = {"jira": JiraTracker(jira.url, "jitbot@example.test:jira-api-token-1", window_fields=WINDOW)}
+    now = clock.now()
+    start, end = now - timedelta(minutes=10), now + timedelta(minutes=12)
+    # Jira's date-time format: milliseconds and an offset without a colon, here not UTC.
+    as_jira = "%Y-%m-%dT%H:%M:%S.000+0100"
+    jira.add(
+        "CHG-1",
+        custom={
+            WINDOW[0]: (start + timedelta(hours=1)).strftime(as_jira),
+            WINDOW[1]: (end + timedelta(hours=1)).strftime(as_jira),
+        },
+    )
+    request = core.service.request(REQUESTER, "payments-write", "30m", "CHG-1 deploy")
+    assert request.not_after == end.replace(microsecond=0)  # the window's end bounds the 30 minutes asked for
+    assert core.store.audit[0].detail["ticket"]["window"] == [
+        start.replace(microsecond=0).isoformat(),
+        end.replace(microsecond=0).isoformat(),
+    ]
+    core.service.cancel(request.id, REQUESTER)
+    yesterday = (now - timedelta(days=1)).date().isoformat()
+    jira.add("CHG-2", custom={WINDOW[0]: yesterday, WINDOW[1]: yesterday})  # date fields: whole days, as Redmine's
+    with pytest.raises(InvalidRequest, match=r"CHG-2's change window is .* UTC; ask within it"):
+        core.service.request(REQUESTER, "payments-write", "30m", "CHG-2 deploy")
+    jira.add("CHG-3")
+    with pytest.raises(InvalidRequest, match="CHG-3 carries no change window"):
+        core.service.request(REQUESTER, "payments-write", "30m", "CHG-3 deploy")
+    jira.add("CHG-4", custom={WINDOW[0]: 12, WINDOW[1]: "soon"})
+    with pytest.raises(InvalidRequest, match="cannot be asked about CHG-4"):
+        core.service.request(REQUESTER, "payments-write", "30m", "CHG-4 deploy")
+    rules = [e.detail.get("rule") for e in core.store.audit if e.event == "rejected"]
+    assert rules == ["outside_window", "ticket_no_window", "tracker_unavailable"]

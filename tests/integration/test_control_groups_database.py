@@ -4,7 +4,6 @@ own identities release exactly one login, which ends on revoke and on time; a se
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,74 +24,24 @@ from grants.domain import NotAllowed, Request, State
 from grants.service import ElevationService
 from grants.signin import SignIn
 from grants.usecases import granting
-from tests.databases import PG_ADMIN
 from tests.fakes import FakeClock, FakeNotifier, FakeTimer
-from tests.integration.test_kind_database import PG_HOST, REVOCATION, _role_exists, _session_is_dead, _wait_until_gone
+from tests.integration.test_kind_database import _role_exists, _session_is_dead, _wait_until_gone
 from tests.vault_approval import APPROVER_1, APPROVER_2, REQUESTER, VaultApprovals, catalog_dir, start
-
-SCOPE, ROLE = "vaulted-db", "jit-cg-orders"
-TABLE = f"jit_cg_orders_{os.getpid()}"  # per test process, as the database kind's own tests do
-CREATION = [
-    """CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';""",
-    f'GRANT SELECT ON {TABLE} TO "{{{{name}}}}";',
-]
-DB_TOML = f"""
-[scopes.{SCOPE}]
-description = "Read the orders database, approved in Vault"
-credential = "database"
-database_role = "{ROLE}"
-min_duration = "2s"
-max_duration = "1h"
-requesters = ["{REQUESTER}"]
-approvers = ["{APPROVER_1}", "{APPROVER_2}"]
-approvals_required = 2
-approval = "vault"
-"""
+from tests.vault_database import DB_TOML, ROLE, SCOPE, TABLE, database_engine, drop_table, leases, login
 
 
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VaultApprovals, Path]]:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id int)")
-        admin.execute(f"INSERT INTO {TABLE} VALUES (7)")
     with OpenBaoDevServer() as server:
         world = start(server)
-        root = world.root
-        root.sys.enable_secrets_engine("database", path="database")
-        root.write_data(
-            "database/config/cg-pg",
-            data={
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@{PG_HOST}/test?sslmode=disable",
-                "username": "postgres",
-                "password": "unused-with-trust-auth",
-                "allowed_roles": "jit-*",
-                "username_template": '{{printf "jit_%s_%s" (.DisplayName | replace "token-" "" | lowercase) (random 6 | lowercase) | truncate 63}}',
-            },
-        )
-        root.write_data(
-            f"database/roles/{ROLE}",
-            data={
-                "db_name": "cg-pg",
-                "creation_statements": CREATION,
-                "revocation_statements": REVOCATION,
-                "default_ttl": "1h",
-                "max_ttl": "1h",
-            },
-        )
+        database_engine(world)
         for person in (APPROVER_1, APPROVER_2, REQUESTER):
             world.link(person)
         policies = catalog_dir(tmp_path_factory.mktemp("cg-db"), extra=DB_TOML)
         _, lines = world.sync(policies)  # `jitbot check` accepts it: load_catalog raised nothing
         assert not [line for line in lines if ROLE in line and line.startswith(("error", "warning"))], lines
         yield world, policies
-    for attempt in range(20):  # a lease still being revoked may REVOKE on the table at this very moment
-        try:
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f"DROP TABLE IF EXISTS {TABLE}")
-            return
-        except psycopg.errors.InternalError:
-            time.sleep(0.1 * (attempt + 1))
+    drop_table()
 
 
 class Delivered(FakeNotifier):
@@ -137,16 +86,6 @@ def held_token(world: VaultApprovals, request_id: str) -> str:
         path=f"jitbot/control-groups/{request_id}", mount_point="secret", raise_on_deleted_version=True
     )
     return str(read["data"]["data"]["token"])
-
-
-def leases(world: VaultApprovals) -> set[str]:
-    """The role's logins' leases (without the `h…` leases of wrapping tokens Vault lists beside them)."""
-    listed = world.root.list(f"sys/leases/lookup/database/creds/{ROLE}/") or {}
-    return {key for key in (listed.get("data") or {}).get("keys") or [] if not key.startswith("h")}
-
-
-def login(creds: dict[str, str]) -> psycopg.Connection:
-    return psycopg.connect(f"postgresql://{PG_HOST}/test", user=creds["username"], password=creds["password"])
 
 
 def approved_login(
@@ -311,3 +250,41 @@ def test_vault_sync_holds_the_reader_create_of_the_scope_only(vault):
     assert "control_group" not in reader and 'min_wrapping_ttl = "1s"' in reader  # the reader still reads only wrapped
     role = world.root.auth.token.read_role(f"jitbot-{SCOPE}")["data"]
     assert role["allowed_policies"] == [f"jitbot-dbread-{ROLE}"] and role["orphan"]
+
+
+def test_an_undelivered_login_is_not_replaced_without_a_new_approval(vault, bot):
+    world, _ = vault
+    service, notifier, _, _ = bot
+    request = service.request(REQUESTER, SCOPE, "30m", "INC-81 count stuck orders")
+    authorize(world, service, APPROVER_1, request.id)
+    active = authorize(world, service, APPROVER_2, request.id)
+    assert active.grant is not None
+    before = leases(world)
+    wrap = world.root.auth.token.lookup(notifier.wrapping[request.id])["data"]  # as if the DM never arrived
+    check = {"accessor": active.grant.handle.id, "wrap": wrap["accessor"], "wrap_until": "2999-01-01T00:00:00+00:00"}
+    with pytest.raises(CredentialError):
+        granting.reissue(service.deps, request.id, check)  # the hold is spent: Vault makes no second reader
+    assert leases(world) == before and service.get(request.id).grant == active.grant  # the one login stays
+    creds = unwrap(world.addr, notifier.wrapping[request.id]).json()["data"]  # the DM, arriving late, still works
+    with login(creds) as session:
+        assert session.execute(f"SELECT id FROM {TABLE}").fetchall() == [(7,)]
+    service.revoke(request.id, REQUESTER)
+    assert not _role_exists(creds["username"])
+
+
+def test_a_thief_of_the_bot_token_reading_the_hold_gets_nothing_before_approval_and_a_bounded_twin_after(vault, bot):
+    """The limit docs/security.md states: the hold is readable by the bot's token, so once approved it unwraps too."""
+    world, _ = vault
+    service, _, bot_token, _ = bot
+    request = service.request(REQUESTER, SCOPE, "30m", "INC-82 count stuck orders")
+    hold = requests.get(
+        f"{world.addr}/v1/secret/data/jitbot/control-groups/{request.id}", headers={"X-Vault-Token": bot_token}, timeout=10
+    ).json()["data"]["data"]["token"]
+    assert unwrap(world.addr, hold).status_code == 400  # without the approvers: nothing
+    gates = service.deps.control_groups
+    gates.authorize(request.id, world.login(APPROVER_1))  # type: ignore[union-attr]
+    gates.authorize(request.id, world.login(APPROVER_2))  # type: ignore[union-attr]
+    twin = unwrap(world.addr, hold).json()["auth"]  # the thief, first
+    assert twin["lease_duration"] <= 1800 and twin["policies"] == [f"jitbot-dbread-{ROLE}"]  # the approved grant's bound
+    world.root.auth.token.revoke_accessor(twin["accessor"])
+    service.deny(request.id, APPROVER_1, "test over")

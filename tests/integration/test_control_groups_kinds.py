@@ -15,7 +15,7 @@ from cryptography import x509
 
 from bot.wiring import migrate_engine
 from devkit.openbao import OpenBaoDevServer
-from grants.adapters.control_groups import VaultControlGroups
+from grants.adapters.control_groups import ControlGroupHolds, VaultControlGroups
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.kinds.ssh_revocations import SshRevocations
 from grants.adapters.sql_store import SqlStore, make_engine
@@ -92,9 +92,8 @@ def bot(vault: tuple[VaultApprovals, Path], db_url: str) -> Iterator[tuple[Eleva
     migrate_engine(engine)
     store = SqlStore(engine)
     session = VaultSession(vault_client(world.addr, token))
-    gates = VaultControlGroups(session.client, alias_mount="slack")
-    kinds = credential_kinds(session, gate=gates, ssh=SshRevocations(store))
-    gates.bind(kinds)
+    kinds = credential_kinds(session, gate=ControlGroupHolds(session.client, alias_mount="slack"), ssh=SshRevocations(store))
+    gates = VaultControlGroups(session.client, kinds, alias_mount="slack")
     notifier = Delivered()
     notifier.certificates = {}
     clock = FakeClock(datetime.now(UTC))

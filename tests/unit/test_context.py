@@ -86,9 +86,22 @@ def test_a_catalog_with_on_call_rules_and_principals_loads() -> None:
     assert rule.on_call is not None and rule.on_call.max_escalation_level == 1 and rule.end_with_shift
 
 
-def test_check_wants_a_required_redmine_ticket_for_within_window() -> None:
+def test_check_wants_a_required_ticket_from_a_tracker_with_change_windows_for_within_window() -> None:
     found = problems(data_with({"tracker": "jira", "within_window": True}))
     assert (
-        "scopes.payments-write.ticket.within_window: needs `required = true` and a Redmine tracker (its start and due dates)"
-        in found
+        "scopes.payments-write.ticket.within_window: needs `required = true` and a tracker with change windows (Redmine's "
+        "start and due dates, or Jira's `window_fields` under [settings.trackers.jira])"
+    ) in found
+    windowed = {"jira": {"kind": "jira", "url": "https://jira.test", "window_fields": ["customfield_10022", "customfield_10023"]}}
+    assert parse_catalog(data_with({"tracker": "jira", "within_window": True}, windowed)).scopes["payments-write"].ticket
+    found = problems(
+        data_with(
+            {"tracker": "ops"},
+            {"ops": {"kind": "redmine", "url": "https://redmine.test", "window_fields": ["startdate", "duedate"]}},
+        )
     )
+    assert "settings.trackers.ops.window_fields: only for Jira (Redmine's window is its start and due dates)" in found
+    found = problems(
+        data_with(None, {"jira": {"kind": "jira", "url": "https://jira.test", "window_fields": ["custom field 1", "x"]}})
+    )
+    assert any("window_fields" in p and "two Jira field IDs" in p for p in found), found

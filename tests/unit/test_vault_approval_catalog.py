@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from grants.catalog import CatalogError, parse_catalog
 from tests.catalogs import APPROVER_1, APPROVER_2, REQUESTER, catalog_data
+from tests.unit.test_catalog import jitbot
+from tests.vault_approval import catalog_dir
+from tests.vault_database import DB_TOML
 
 HELD = {
     "description": "Read orders, approved in Vault",
@@ -63,3 +68,21 @@ def test_a_kind_without_a_vault_path_is_still_refused(kind: str):
     scope = {**{k: v for k, v in HELD.items() if k != "database_role"}, "credential": kind, "policies": ["payments-read"]}
     found = problems_of(with_scopes(**{"held": scope}))
     assert any("works for vault_token, database, ssh and pki scopes, not vault_identity" in p for p in found), found
+
+
+def test_jitbot_check_accepts_the_shipped_catalog_with_a_vault_enforced_database_scope_and_explains_pitfalls(tmp_path):
+    policies = catalog_dir(tmp_path, extra=DB_TOML)
+    env = {**os.environ, "JITBOT_CATALOG": str(policies / "catalog.toml")}
+    accepted = jitbot("check", env=env)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    # Pitfall (a), written by hand beside it: still explained, together with a bot-approved twin on its role.
+    (policies / "hand-written.hcl").write_text(
+        'path "database/creds/jit-cg-orders" {\n  capabilities = ["read"]\n  control_group = {\n    factor "ops" {\n'
+        '      identity { group_names = ["ops"] approvals = 1 }\n    }\n  }\n}\n'
+    )
+    twin = DB_TOML.replace("[scopes.vaulted-db]", "[scopes.loose-db]").replace('approval = "vault"', 'approval = "bot"')
+    (policies / "catalog.toml").write_text((policies / "catalog.toml").read_text() + twin)
+    refused = jitbot("check", env=env)
+    assert refused.returncode == 1, refused.stdout
+    assert "hand-written.hcl" in refused.stdout and "top-level" in refused.stdout
+    assert "scopes.vaulted-db.database_role" in refused.stdout and "loose-db" in refused.stdout

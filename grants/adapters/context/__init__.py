@@ -18,5 +18,8 @@ def trackers(settings: Mapping[str, TrackerSettings], tokens: Mapping[str, str])
         token = tokens.get(name)
         if token is None:
             continue
-        made[name] = RedmineTracker(tracker.url, token) if tracker.kind == "redmine" else JiraTracker(tracker.url, token)
+        if tracker.kind == "redmine":
+            made[name] = RedmineTracker(tracker.url, token)
+        else:
+            made[name] = JiraTracker(tracker.url, token, window_fields=tracker.window_fields)
     return made

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -13,8 +14,8 @@ from grants.tickets import Ticket, TrackerUnavailable
 class JiraTracker:
     """Issues by key (`PROJ-123`). The token is `email:api-token` (Jira Cloud, basic auth) or a personal access token."""
 
-    def __init__(self, url: str, token: str, timeout: float = 5.0):
-        self.url, self.timeout = url.rstrip("/"), timeout
+    def __init__(self, url: str, token: str, timeout: float = 5.0, window_fields: tuple[str, str] | None = None):
+        self.url, self.timeout, self.window_fields = url.rstrip("/"), timeout, window_fields
         self.session = requests.Session()
         if ":" in token:
             auth = "Basic " + base64.b64encode(token.encode()).decode()
@@ -23,7 +24,8 @@ class JiraTracker:
         self.session.headers.update({"Authorization": auth, "Accept": "application/json"})
 
     def ticket(self, key: str) -> Ticket | None:
-        response = self._call("GET", f"/rest/api/3/issue/{key}", params={"fields": "status,assignee"})
+        asked = ["status", "assignee", *(self.window_fields or ())]
+        response = self._call("GET", f"/rest/api/3/issue/{key}", params={"fields": ",".join(asked)})
         if response.status_code == 404:
             return None
         body = _json(response, 200)
@@ -32,6 +34,10 @@ class JiraTracker:
         if not isinstance(status, dict) or not isinstance(status.get("statusCategory"), dict):
             raise TrackerUnavailable("Jira answered without the issue's status")
         assignee = fields.get("assignee") or {}  # type: ignore[union-attr]  # fields is a dict: status came from it
+        start = end = None
+        if self.window_fields:
+            start_field, end_field = self.window_fields
+            start, end = _moment(fields, start_field), _moment(fields, end_field, end=True)  # type: ignore[arg-type]
         return Ticket(
             key=str(body.get("key", key)),
             state=str(status.get("name", "")),
@@ -40,6 +46,8 @@ class JiraTracker:
             assignee=assignee.get("accountId"),
             assignee_name=assignee.get("displayName"),
             url=f"{self.url}/browse/{body.get('key', key)}",
+            window_start=start,
+            window_end=end,
         )
 
     def comment(self, key: str, text: str) -> None:
@@ -56,6 +64,23 @@ class JiraTracker:
         if response.status_code >= 500 or response.status_code == 429:
             raise TrackerUnavailable(f"Jira answered {response.status_code}")
         return response
+
+
+def _moment(fields: dict[str, Any], field: str, end: bool = False) -> datetime | None:
+    """A Jira date-time field (`2026-12-08T22:00:00.000+0000`), or a date field (`2026-12-08`: the day's first moment
+    in UTC, or for the window's end the day's last, as with Redmine's due date)."""
+    value = fields.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TrackerUnavailable(f"Jira's field {field} is not a date or date-time")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise TrackerUnavailable(f"Jira's field {field} is not a date or date-time") from None
+    if "T" not in value:
+        return moment.replace(tzinfo=UTC) + (timedelta(days=1) if end else timedelta(0))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _json(response: requests.Response, expected: int) -> dict[str, Any]:
