@@ -58,7 +58,7 @@ def notes(catalog_path: Path) -> list[str]:
     found = []
     for name, scope in catalog.scopes.items():
         for rule in scope.auto_approve:
-            if not scope.extension_requires_approval and scope.max_extensions and scope.max_total > rule.max:
+            if not scope.extension_requires_approval and scope.max_extensions and scope.max_total > rule.max_duration:
                 found.append(
                     f"note: scopes.{name}: grants auto-approved by rule `{rule.name or 'auto_approve'}` could self-extend to "
                     f"{scope.max_total_duration or scope.max_total} with no human; jitbot holds them to the rule's "

@@ -418,7 +418,6 @@ def context_adapters(catalog: Catalog, settings: Settings) -> dict[str, Tracker]
 def oncall_adapter(catalog: Catalog, settings: Settings) -> OnCallSource | None:
     """PagerDuty when `[settings.oncall]` is set; without its token nobody counts as on call (never wider access)."""
     from grants.adapters.context.pagerduty import PagerDutyOnCall
-    from grants.durations import parse_duration
 
     config = catalog.settings.oncall
     if config is None:
@@ -426,7 +425,7 @@ def oncall_adapter(catalog: Catalog, settings: Settings) -> OnCallSource | None:
     if settings.jitbot_oncall_token is None:
         log.warning("[settings.oncall] is set but JITBOT_ONCALL_TOKEN is not: nobody counts as on call")
         return None
-    cache = parse_duration(config.cache).total_seconds()
+    cache = config.cache.total_seconds()
     return PagerDutyOnCall(config.url, settings.jitbot_oncall_token.get_secret_value(), cache_seconds=cache)
 
 

@@ -19,7 +19,7 @@ def auto_grant(
     """The first auto-approval rule that covers this requester and duration, with the on-call shift it rested on.
     An `on_call` rule holds only while the requester is on call at an allowed level (asked now, never assumed)."""
     for rule in scope.auto_approve:
-        if duration > rule.max or (rule.requesters and not people.in_rule(rule.requesters, requester)):
+        if duration > rule.max_duration or (rule.requesters and not people.in_rule(rule.requesters, requester)):
             continue
         if rule.on_call is None:
             return rule, None
@@ -38,7 +38,7 @@ def on_call_rule(people: People, scope: Scope, requester: str, duration: timedel
     for rule in scope.auto_approve:
         if (
             rule.on_call is not None
-            and duration <= rule.max
+            and duration <= rule.max_duration
             and (not rule.requesters or people.in_rule(rule.requesters, requester))
         ):
             return rule

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from grants.durations import parse_duration
+from grants.durations import Duration
 
 if TYPE_CHECKING:
     from grants.catalog import Catalog, ScopeBase, Step
@@ -24,23 +23,9 @@ class StepUpSettings(BaseModel):
     oidc_role: str = Field(default="jitbot-approver", pattern=r"^[A-Za-z0-9_.-]+$")  # written by `jitbot vault sync`
     user_claim: str = "sub"  # the claim Vault names the approver's alias by (on `oidc_mount`)
     oidc_scopes: list[str] = ["openid", "email"]
-    max_age: str = "5m"  # the IdP sign-in may be at most this old (OIDC max_age; Vault checks auth_time)
-    link_ttl: str = "10m"  # a link from the Approve button is good for this long, and once
+    max_age: Duration = Duration("5m")  # the IdP sign-in may be at most this old (OIDC max_age; Vault checks auth_time)
+    link_ttl: Duration = Duration("10m")  # a link from the Approve button is good for this long, and once
     mfa: str = "totp"  # the second factor the IdP enforces for approvers (recorded as evidence; Vault passes no amr)
-
-    @field_validator("max_age", "link_ttl")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
-
-    @property
-    def max_age_delta(self) -> timedelta:
-        return parse_duration(self.max_age)
-
-    @property
-    def link_delta(self) -> timedelta:
-        return parse_duration(self.link_ttl)
 
 
 class ApprovalFields(BaseModel):

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from grants.durations import parse_duration
+from grants.durations import Duration
 
 if TYPE_CHECKING:
     from grants.ports import Sink, StreamStore
@@ -38,7 +38,7 @@ class AuditStream(BaseModel):
     webhook: str = ""  # https://…; the HMAC secret comes from JITBOT_AUDIT_WEBHOOK_SECRET, never the catalog
     webhook_ca: str = ""
     batch: int = Field(default=200, ge=1, le=5000)  # events per syslog write or webhook POST
-    alert_after: str = "15m"  # the alert channel is told when the oldest undelivered event is older than this
+    alert_after: Duration = Duration("15m")  # the alert channel is told when the oldest undelivered event is older than this
 
     @field_validator("syslog")
     @classmethod
@@ -58,16 +58,6 @@ class AuditStream(BaseModel):
         if value and (urlsplit(value).scheme != "https" or not urlsplit(value).hostname):
             raise ValueError("must be an https:// URL")
         return value
-
-    @field_validator("alert_after")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
-
-    @property
-    def alert_delta(self) -> timedelta:
-        return parse_duration(self.alert_after)
 
 
 def syslog_message(line: str, hostname: str) -> bytes:
@@ -138,7 +128,7 @@ class Streamer:
             attempts[sink.name] = attempts.get(sink.name, 0) + 1
             since = cursor.lag_since or fresh_events[0][1]
             alerted = cursor.alerted
-            if not alerted and now - fresh_events[0][1] >= self.settings.alert_delta:
+            if not alerted and now - fresh_events[0][1] >= self.settings.alert_after:
                 self.alert(sink.name, len(fresh_events), fresh_events[0][1])  # once per outage
                 alerted = True
             retry = now + backoff(attempts[sink.name])

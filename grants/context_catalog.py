@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from grants.durations import parse_duration
+from grants.durations import Duration
 
 if TYPE_CHECKING:
     from grants.catalog import Catalog, ScopeBase
@@ -54,13 +54,7 @@ class OnCallSettings(_Strict):
     url: str = "https://api.pagerduty.com"
     # Slack user ID -> PagerDuty user ID: who a shift's user is in Slack (nobody unlisted counts as on call).
     accounts: dict[str, str] = {}
-    cache: str = "30s"  # how long a schedule's answer is reused
-
-    @field_validator("cache")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
+    cache: Duration = Duration("30s")  # how long a schedule's answer is reused
 
 
 class OnCallRule(_Strict):

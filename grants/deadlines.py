@@ -14,7 +14,7 @@ STUCK_APPROVAL_AFTER = timedelta(seconds=15)
 
 def next_reminder(scope: Scope, request: Request) -> datetime | None:
     """Reminders back off by doubling: after r, 3r, 7r, … from the request."""
-    remind = scope.delta("remind_after")
+    remind = scope.remind_after
     if remind is None:
         return None
     at: datetime = request.created_at + remind * (2 ** (request.approval.reminders_sent + 1) - 1)
@@ -22,7 +22,7 @@ def next_reminder(scope: Scope, request: Request) -> datetime | None:
 
 
 def escalation_at(scope: Scope, request: Request) -> datetime | None:
-    escalate = scope.delta("escalate_after")
+    escalate = scope.escalate_after
     return None if escalate is None or request.approval.escalated else request.created_at + escalate
 
 
@@ -30,8 +30,7 @@ def warning_at(scope: Scope, request: Request) -> datetime | None:
     grant = request.grant
     if grant is None or grant.warned:
         return None
-    warn_before = scope.delta("warn_before") or timedelta(0)
-    at = grant.expires_at - warn_before
+    at = grant.expires_at - scope.warn_before
     return at if at > grant.issued_at else None
 
 
@@ -57,4 +56,4 @@ def next_wake(scope: Scope | None, request: Request) -> datetime | None:
 
 
 def nudge_interval(scope: Scope) -> timedelta:
-    return scope.delta("remind_after") or DEFAULT_NUDGE_INTERVAL
+    return scope.remind_after or DEFAULT_NUDGE_INTERVAL

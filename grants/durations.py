@@ -1,9 +1,13 @@
-"""Parsing and formatting of human durations such as `90s`, `15m`, `1h30m`, `2d`."""
+"""Human durations such as `90s`, `15m`, `1h30m`, `2d`: parsing, formatting, and the catalog's `Duration` type."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
 
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", re.ASCII)  # ASCII: no other scripts' digits
@@ -53,3 +57,40 @@ def format_duration(value: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+class Duration(timedelta):
+    """A catalog duration: parsed once, when the catalog is validated, into a `timedelta`, whose `str()` is the text
+    as written (`24h` stays `24h` in messages and in the trail, where a `timedelta` would print `1 day, 0:00:00`)."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> Duration:
+        parsed = parse_duration(text)  # DurationError: pydantic reports it as the field's value error
+        made = super().__new__(cls, seconds=parsed.total_seconds())
+        made.text = text
+        return made
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Duration({self.text!r})"
+
+    def __reduce__(self) -> tuple[type[Duration], tuple[str]]:
+        return Duration, (self.text,)  # timedelta's own would call Duration(days, seconds, microseconds)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._validate, serialization=core_schema.plain_serializer_function_ser_schema(str, when_used="json")
+        )
+
+    @classmethod
+    def _validate(cls, value: object) -> Duration:
+        if isinstance(value, Duration):
+            return value
+        if not isinstance(value, str):  # as a string field refused it: `30` is not `30s` (or 30 of what?)
+            raise PydanticCustomError("string_type", "Input should be a valid string")
+        return cls(value)

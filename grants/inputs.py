@@ -20,15 +20,18 @@ def scope_of(catalog: Catalog, name: str) -> Scope:
     return scope
 
 
-def checked_duration(scope_name: str, scope: Scope, text: str | None) -> timedelta:
-    """The requested duration, or the scope's default; it must lie within the scope's bounds."""
+def checked_duration(scope_name: str, scope: Scope, text: str | None, default: timedelta | None = None) -> timedelta:
+    """The requested duration, else `default`; either must lie within the scope's bounds. Neither: the scope's default."""
     if not text:
-        return scope.default
-    try:
-        duration = parse_duration(text)
-    except DurationError as exc:
-        raise InvalidRequest(str(exc), field="duration") from None
-    if not (scope.min <= duration <= scope.max):
+        if default is None:
+            return scope.default_duration
+        duration = default
+    else:
+        try:
+            duration = parse_duration(text)
+        except DurationError as exc:
+            raise InvalidRequest(str(exc), field="duration") from None
+    if not (scope.min_duration <= duration <= scope.max_duration):
         raise InvalidRequest(
             f"`{scope_name}` can be granted for {scope.min_duration} to {scope.max_duration}; "
             f"you asked for {format_duration(duration)} (durations look like {DURATION_EXAMPLES}).",
@@ -98,7 +101,7 @@ def checked_extension(scope: Scope, request: Request, duration_text: str | None)
             field="duration",
         )
     if not duration_text:
-        return min(scope.default, room)
+        return min(scope.default_duration, room)
     try:
         added = parse_duration(duration_text)
     except DurationError as exc:

@@ -13,10 +13,12 @@ from typing import Any
 
 import hvac
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
+from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
 from tests.databases import fresh_database
@@ -88,32 +90,44 @@ def catalog_edits() -> dict[str, str]:
 
 
 class SettlingClient(SignedSlackClient):
-    """The signed client of a local bot. A new request is made from an inbox row after the ack, so after a slash command
-    or a form submission it waits until the inbox has made every new request it recorded: a person cannot click the
-    receipt's buttons that fast, a test can. A request still not made at the deadline fails the test, naming it; a test
-    that leaves one unmade on purpose (its database or Vault is down) says so with `settle=False`."""
+    """The signed client of a test's bot (`LocalBot`, or a `ServeProcess` through its DATABASE_URL). A new request is
+    made from an inbox row after the ack, so after a slash command or a form submission it waits until the inbox has
+    made every new request it recorded: a person cannot click the receipt's buttons that fast, a test can. A request
+    still not made at the deadline fails the test, naming the rows; a test that leaves one unmade on purpose (its
+    database or Vault is down, its process killed after the ack) says so with `settle=False`."""
 
-    def __init__(self, bot: LocalBot, standin: SlackStandIn, *, timeout: float = 15, **options: Any) -> None:
+    def __init__(self, bot: LocalBot | ServeProcess, standin: SlackStandIn, *, timeout: float = 15, **options: Any) -> None:
         super().__init__(bot.url, SIGNING_SECRET, standin=standin, **options)
         self.bot, self.settle_timeout = bot, timeout
 
+    @contextmanager
+    def _database(self) -> Iterator[Engine]:
+        if isinstance(self.bot, LocalBot):
+            assert self.bot.runtime is not None, "the bot is stopped: nothing would settle the inbox"
+            yield self.bot.runtime.store.engine  # the running runtime's: a restarted bot has a new one
+            return
+        engine = create_engine(self.bot.env["DATABASE_URL"], poolclass=NullPool)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
     def settle(self) -> None:
         """Wait until no new request waits in the inbox; AssertionError naming what is left at the deadline."""
-        assert self.bot.runtime is not None, "the bot is stopped: nothing would settle the inbox"
-        engine = self.bot.runtime.store.engine  # the running runtime's: a restarted bot has a new one
         deadline = time.monotonic() + self.settle_timeout
-        while True:
-            with engine.connect() as connection:
-                left = list(connection.execute(UNSETTLED))
-            if not left:
-                return
-            if time.monotonic() >= deadline:
-                rows = "; ".join(f"inbox row {r.id}: {r.attempts} attempts, claimed by {r.claimed_by}" for r in left)
-                raise AssertionError(
-                    f"the inbox never settled: {len(left)} new request(s) still not made {self.settle_timeout:g} s after the "
-                    f"slash command or form submission ({rows}); pass settle=False where that is the point"
-                )
-            time.sleep(0.02)
+        with self._database() as engine:
+            while True:
+                with engine.connect() as connection:
+                    left = list(connection.execute(UNSETTLED))
+                if not left:
+                    return
+                if time.monotonic() >= deadline:
+                    rows = "; ".join(f"inbox row {r.id}: {r.attempts} attempts, claimed by {r.claimed_by}" for r in left)
+                    raise AssertionError(
+                        f"the inbox never settled: {len(left)} new request(s) still not made {self.settle_timeout:g} s "
+                        f"after the slash command or form submission ({rows}); pass settle=False where that is the point"
+                    )
+                time.sleep(0.02)
 
     def slash(self, *args: Any, settle: bool = True, **kwargs: Any) -> tuple[int, Any]:
         answer = super().slash(*args, **kwargs)
@@ -236,7 +250,7 @@ def process_env(
     app_token: str | None = None,
     **more: Any,
 ) -> Iterator[tuple[SlackStandIn, dict[str, str]]]:
-    """`local_bot`'s counterpart for bots in processes of their own (`devkit/processes.py`): a Slack stand-in (also on
+    """`local_bot`'s counterpart for bots in processes of their own (`tests/processes.py`): a Slack stand-in (also on
     Socket Mode with `app_token`) and the environment `jitbot serve` runs with, the same defaults as `local_bot`."""
     with SlackStandIn(BOT_TOKEN, users=users, app_token=app_token) as slack:
         catalog = catalog or make_catalog_dir(tmp_path, catalog_edits) / "catalog.toml"

@@ -77,7 +77,7 @@ def approving(ctx: BotContext, body: dict[str, Any], respond: Respond) -> Operat
             # The sign-in page approves what it was opened for; it cannot carry a shorter grant (yet).
             raise InvalidRequest("Approve for less is not available where approving needs a sign-in; use Approve.")
         url = f"{ctx.catalog.settings.web_url.rstrip('/')}/stepup/start?t={secret}"
-        tell(ctx, body, respond, messages.step_up_text(decision.split(":")[0], url, ctx.catalog.settings.step_up.link_ttl))
+        tell(ctx, body, respond, messages.step_up_text(decision.split(":")[0], url, str(ctx.catalog.settings.step_up.link_ttl)))
         return None
 
     return approve

@@ -30,7 +30,8 @@ from grants.adapters.kinds.database import sync_database
 from grants.adapters.kinds.ssh_ca import DEFAULT_MOUNT, ca_public_key, write_ssh_role
 from grants.adapters.kinds.ssh_krl import write_krl
 from grants.adapters.vault_client import vault_client
-from grants.catalog import DatabaseScope, load_catalog
+from grants.catalog import load_catalog
+from grants.catalog_kinds import DatabaseScope
 
 if TYPE_CHECKING:
     from devkit.demo.steps import Stage

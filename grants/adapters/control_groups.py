@@ -34,7 +34,7 @@ def approver_group(scope_name: str, step: int) -> str:
 
 def control_group_ttl(catalog: Catalog) -> timedelta:
     # The pending request must outlive the request's own pending timeout, or approvals would land on nothing.
-    return catalog.settings.pending_timeout_delta + timedelta(minutes=10)
+    return catalog.settings.pending_timeout + timedelta(minutes=10)
 
 
 def bot_policy_stanzas(catalog: Catalog, kinds: CredentialKinds) -> str:
@@ -283,7 +283,7 @@ def _sync_sign_in(client: hvac.Client, catalog: Catalog) -> list[str]:
                 f"warning: no auth method at `{step_up.oidc_mount}/`: enable the OIDC auth method there for step-up "
                 "sign-in (docs/catalog.md, “Approvals enforced by Vault, and step-up sign-in”)"
             ]
-        seconds = int(step_up.max_age_delta.total_seconds())
+        seconds = int(step_up.max_age.total_seconds())
         client.write_data(
             f"auth/{step_up.oidc_mount}/role/{step_up.oidc_role}",
             data={

@@ -1,5 +1,4 @@
-"""The SQL store: its parts (requests, trail, outbox, keys) on one database, and the unit of work that writes a
-request, its audit event and its notices in one transaction, then tells whoever watches what committed."""
+"""The SQL store: its parts on one database, and the unit of work that writes a change, its event and its notices."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from grants.domain import (
     State,
     new_request_id,
 )
-from grants.durations import format_duration, parse_duration
+from grants.durations import format_duration
 from grants.lifecycle import OPEN, Event
 from grants.oncall import Shift
 from grants.usecases import granting
@@ -142,9 +142,11 @@ def request(
         hold_in_vault(deps, new, scope, approvers)
     try:
         create(deps, new, scope, requester, notices=opened, **evidence, **request_detail(new, scope, approvers))
-    except InvalidRequest:
-        if scope.vault_enforced and deps.control_groups is not None:
-            deps.control_groups.discard(new.id)
+    except Exception:
+        # Not stored (refused, or the store failed): the hold goes too, so nothing leaks and a retry of the same
+        # request ID can hold it again (KV check-and-set 0). A row that did land keeps its hold.
+        if scope.vault_enforced and not _stored(deps, new.id):
+            granting.release_hold(deps, scope, new)
         raise
     return approve_by_rule(deps, new, rule, shift, defer_issue) if rule is not None else new
 
@@ -188,8 +190,8 @@ def break_glass(
         deps.reject(requester, "break_glass", "not_break_glass_eligible", None, scope=scope_name)
         raise AskNormally(f"Break-glass is not available to you for `{scope_name}`.", field="scope", scope=scope_name)
     require_budget(deps, requester, scope_name)
-    duration = inputs.checked_duration(scope_name, scope, duration_text or glass.max_duration)
-    if duration > glass.max:
+    duration = inputs.checked_duration(scope_name, scope, duration_text, default=glass.max_duration)
+    if duration > glass.max_duration:
         raise InvalidRequest(f"Break-glass on `{scope_name}` is capped at {glass.max_duration}.", field="duration")
     if not reason.strip():
         raise InvalidRequest("Break-glass always needs a reason: say what is on fire.", field="reason")
@@ -199,11 +201,11 @@ def break_glass(
     refuse_duplicate(deps, requester, scope_name, scope)
     now = deps.clock.now()
     new = _new(deps, requester, scope_name, scope, duration, reason)
-    new = replace(new, break_glass=True, review=Review("open", now + glass.review_delta))
+    new = replace(new, break_glass=True, review=Review("open", now + glass.review_within))
     approvers = deps.people.approvers(scope) - {requester}
     create(deps, new, scope, requester, [], break_glass=True, **request_detail(new, scope, approvers))
     approved = new.advance(Event.APPROVED, approval=new.with_approval(decided_by="system", decided_at=now))
-    deps.commit(new, approved, Event.APPROVED, "system", break_glass=True, review_within=glass.review_within)
+    deps.commit(new, approved, Event.APPROVED, "system", break_glass=True, review_within=str(glass.review_within))
     return approved if defer_issue else granting.issue_approved(deps, approved)
 
 
@@ -269,6 +271,13 @@ def require_ticket(
     return f"{rule.tracker}:{ticket.key}", {"ticket": ticket.evidence(rule.tracker)}, bound
 
 
+def _stored(deps: Deps, request_id: str) -> bool:
+    try:
+        return deps.requests.get(request_id) is not None
+    except Exception:
+        return False
+
+
 def create(deps: Deps, new: Request, scope: Scope, requester: str, notices: list[outbox.Notice], **detail: Any) -> None:
     try:
         deps.commit(None, new, Event.REQUESTED, requester, notices=notices, **detail)
@@ -281,8 +290,7 @@ def create(deps: Deps, new: Request, scope: Scope, requester: str, notices: list
 def require_budget(deps: Deps, requester: str, scope_name: str) -> None:
     """A per-person budget of new requests: nobody can flood the approvers by asking and cancelling in a loop."""
     settings = deps.catalog.settings
-    window = parse_duration(settings.request_window)
-    if deps.requests.count_requests(requester, deps.clock.now() - window) >= settings.request_budget:
+    if deps.requests.count_requests(requester, deps.clock.now() - settings.request_window) >= settings.request_budget:
         deps.reject(requester, "request", "rate_limited", None, scope=scope_name)
         raise InvalidRequest(
             f"You have asked for access {settings.request_budget} times in the last {settings.request_window}; "
@@ -369,7 +377,7 @@ def _new(
         reason=reason,
         state=State.PENDING,
         created_at=now,
-        pending_until=now + deps.catalog.settings.pending_timeout_delta,
+        pending_until=now + deps.catalog.settings.pending_timeout,
         approval=Approval(required=scope.approvals_needed),
     )
 

@@ -24,7 +24,7 @@ def offer(deps: Deps, request: Request, decision: str, actor: str) -> str:
     """A new link for `actor` to approve `decision` after a sign-in; the secret goes to them alone (the store keeps a
     digest). Each click makes its own link: a sign-in is never cached between approvals."""
     secret, now = new_secret(), deps.clock.now()
-    ttl = deps.catalog.settings.step_up.link_delta
+    ttl = deps.catalog.settings.step_up.link_ttl
     links_of(deps).add(StepUpLink(digest(secret, "link"), request.id, decision, actor, now, now + ttl))
     return secret
 
@@ -68,7 +68,7 @@ def arrive(deps: Deps, state: str, browser: str) -> StepUpLink:
             f"This sign-in began in another browser. {AGAIN}",
         )
     started = link.used_at or link.created_at
-    if deps.clock.now() >= started + deps.catalog.settings.step_up.link_delta:
+    if deps.clock.now() >= started + deps.catalog.settings.step_up.link_ttl:
         refuse(deps, link.slack_user, "step_up_link_expired", _request(deps, link), f"This sign-in took too long. {AGAIN}")
     return link
 

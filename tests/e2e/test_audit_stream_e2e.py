@@ -21,7 +21,17 @@ from devkit.standin import message_text as shown
 from grants.adapters.clock import SystemClock
 from grants.audit import AuditQuery
 from grants.usecases.auditing import export
-from tests.conftest import APPROVER, AUDITOR, BOT_TOKEN, REQUESTER, SIGNING_SECRET, USERS, World, make_catalog_dir, serve_env
+from tests.conftest import (
+    APPROVER,
+    AUDITOR,
+    BOT_TOKEN,
+    REQUESTER,
+    USERS,
+    SettlingClient,
+    World,
+    make_catalog_dir,
+    serve_env,
+)
 from tests.siem_fixtures import Rsyslog, WebhookReceiver, first_per_seq
 
 SECRET = "audit-webhook-secret-6a1f0c"
@@ -122,7 +132,7 @@ def test_collectors_down_and_the_bot_killed_meanwhile_lose_nothing_and_keep_the_
         env = streaming_env(tmp_path, db_url, openbao, bot_vault_token, slack, edits)
         bot = ServeProcess(env, tmp_path / "serve-1.log").start()
         try:
-            client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
+            client = SettlingClient(bot, slack)
             story(client, slack)
             wait_until(lambda: len(first_per_seq(collector.lines())) >= len(trail(db_url)), what="the first part")
             collector.stop()  # the SIEM goes away …

@@ -23,8 +23,8 @@ from tests.conftest import (
     APPROVER_2,
     BOT_TOKEN,
     REQUESTER,
-    SIGNING_SECRET,
     USERS,
+    SettlingClient,
     local_bot,
     make_catalog_dir,
     serve_env,
@@ -79,7 +79,7 @@ def test_three_replicas_one_killed_while_grants_come_due_the_others_end_them(tmp
             # Grants approved on every replica, coming due while one of them is dead: no leader to wait for.
             rids = []
             for i, replica in enumerate(replicas):
-                client = SignedSlackClient(replica.url, SIGNING_SECRET, standin=slack)
+                client = SettlingClient(replica, slack)
                 rids.append(request_and_approve(client, slack, REQUESTERS[i], f"db-admin-staging {3 + i}s replica {i}"))
             for rid in rids:
                 trail.wait(rid, "issued")

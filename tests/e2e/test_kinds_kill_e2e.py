@@ -21,10 +21,9 @@ from hvac.exceptions import Forbidden, InvalidRequest
 from sqlalchemy import create_engine, text
 
 from devkit.processes import ServeProcess
-from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
-from tests.conftest import APPROVER, REQUESTER, ROOT, SIGNING_SECRET, process_env
+from tests.conftest import APPROVER, REQUESTER, ROOT, SettlingClient, process_env
 from tests.e2e.test_kinds_crash_e2e import _logins_of
 from tests.e2e.test_kinds_e2e import CERTIFICATE, PLATFORM, SECRET, linked_requester, web_ssh_role  # noqa: F401
 from tests.e2e.test_kinds_lifecycle_e2e import KIND_EDITS, wait_until
@@ -61,7 +60,7 @@ def nth(slack: SlackStandIn, user: str, rid: str, words: str, n: int = 1) -> str
 
 
 def granted(slack: SlackStandIn, bot: ServeProcess, text_: str, approver: str) -> str:
-    client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
+    client = SettlingClient(bot, slack)
     status, body = client.slash(REQUESTER, text_)
     assert status == 200 and "Request `JIT-" in body["text"], body
     rid = str(body["text"].split("`")[1])
@@ -74,14 +73,14 @@ def granted(slack: SlackStandIn, bot: ServeProcess, text_: str, approver: str) -
 def extend_and_die(slack: SlackStandIn, bot: ServeProcess, rid: str, by: str) -> None:
     """The extension reaches Vault, and the process dies before the store hears of it."""
     try:
-        SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack).slash(REQUESTER, f"extend {rid} {by}")
+        SettlingClient(bot, slack).slash(REQUESTER, f"extend {rid} {by}")
     except OSError:
         pass  # the process may die before it answers
     assert bot.died() == SIGKILLED, (bot.log_path.read_text())[-2000:]
 
 
 def extend(slack: SlackStandIn, bot: ServeProcess, db_url: str, rid: str, by: str) -> None:
-    status, _ = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack).slash(REQUESTER, f"extend {rid} {by}")
+    status, _ = SettlingClient(bot, slack).slash(REQUESTER, f"extend {rid} {by}")
     assert status == 200
     wait_until(lambda: "extended" in events(db_url, rid), within=20, what="the second extension was not recorded")
 
@@ -162,9 +161,7 @@ def test_an_ssh_extension_killed_between_vault_and_the_store_leaves_one_working_
     key = new_key(tmp_path, "dana")
     bot = crashing_bot(variables, tmp_path, "extended")
     try:
-        status, body = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack).slash(
-            REQUESTER, f"ssh-key {key.with_suffix('.pub').read_text()}"
-        )
+        status, body = SettlingClient(bot, slack).slash(REQUESTER, f"ssh-key {key.with_suffix('.pub').read_text()}")
         assert status == 200 and "SHA256:" in body["text"], body
         rid = granted(slack, bot, "web-ssh 20s INC-71 restart nginx", PLATFORM)
         old = tmp_path / "old-cert.pub"

@@ -11,9 +11,8 @@ from hvac.exceptions import Forbidden, InvalidRequest
 from sqlalchemy import create_engine, text
 
 from devkit.processes import ServeProcess
-from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
-from tests.conftest import APPROVER, REQUESTER, SIGNING_SECRET, WRAP_TOKEN, process_env
+from tests.conftest import APPROVER, REQUESTER, WRAP_TOKEN, SettlingClient, process_env
 
 REQUESTERS = ["U0DEV0001", "U0DEV0002", "U0DEV0003", "U0OUTSIDE", "U0AUDIT01", "U0SEC0001"]
 
@@ -65,7 +64,7 @@ def test_a_credential_lost_to_kill_9_is_replaced_and_the_old_one_is_dead(env, tm
     slack, variables = env
     first = ServeProcess(variables, tmp_path / "serve-1.log").start()
     try:
-        client = SignedSlackClient(first.url, SIGNING_SECRET, standin=slack)
+        client = SettlingClient(first, slack)
         status, body = client.slash(REQUESTER, "payments-read 10m INC-10 the DM is lost")
         assert status == 200, body
         rid = body["text"].split("`")[1]
@@ -108,7 +107,7 @@ def test_slack_failing_the_dm_then_kill_9_leaves_one_working_credential_within_3
     variables = {k: v for k, v in variables.items() if k != "JITBOT_WRAP_TTL"}  # the default: five minutes
     first = ServeProcess(variables, tmp_path / "serve-1.log").start()
     try:
-        client = SignedSlackClient(first.url, SIGNING_SECRET, standin=slack)
+        client = SettlingClient(first, slack)
         status, body = client.slash(REQUESTER, "payments-read 10m INC-13 every DM fails")
         assert status == 200, body
         rid = body["text"].split("`")[1]
@@ -145,7 +144,7 @@ def test_kill_9_with_messages_queued_loses_none(env, tmp_path, db_url):
     first = ServeProcess(variables, tmp_path / "serve-1.log").start()
     slack.fail_all("chat.postMessage", 503)
     try:
-        client = SignedSlackClient(first.url, SIGNING_SECRET, standin=slack)
+        client = SettlingClient(first, slack)
         rids = []
         for requester in REQUESTERS[:3]:
             status, body = client.slash(requester, "payments-read 10m INC-11 queued while Slack is down")
@@ -172,7 +171,7 @@ def test_two_replicas_deliver_one_outbox_without_duplicates(env, tmp_path, db_ur
     try:
         rids = []
         for i, requester in enumerate(REQUESTERS):
-            client = SignedSlackClient(replicas[i % 2].url, SIGNING_SECRET, standin=slack)
+            client = SettlingClient(replicas[i % 2], slack)
             status, body = client.slash(requester, "payments-read 10m INC-12 two replicas")
             assert status == 200, body
             rids.append(body["text"].split("`")[1])

@@ -13,9 +13,8 @@ from hvac.exceptions import Forbidden
 from sqlalchemy import create_engine, inspect, text
 
 from devkit.processes import ServeProcess
-from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn, message_text
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, WRAP_TOKEN, process_env
+from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, ROOT, SIGNING_SECRET, WRAP_TOKEN, SettlingClient, process_env
 
 
 @pytest.fixture
@@ -25,7 +24,7 @@ def env(tmp_path, db_url, openbao, bot_vault_token):
 
 
 def grant(slack: SlackStandIn, bot: ServeProcess, text_: str, vault_addr: str) -> tuple[str, str, str]:
-    client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
+    client = SettlingClient(bot, slack)
     status, body = client.slash(REQUESTER, text_)
     assert status == 200, body
     rid = body["text"].split("`")[1]
@@ -82,7 +81,7 @@ def test_secrets_reach_no_log_database_export_or_channel(env, tmp_path, openbao,
     bot = ServeProcess(variables, tmp_path / "serve.log").start()
     try:
         rid, wrapping, token = grant(slack, bot, "payments-read 10m INC-77 look at refunds", openbao.addr)
-        client = SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
+        client = SettlingClient(bot, slack)
         client.slash(REQUESTER, f"revoke {rid}")
         deadline = time.monotonic() + 10
         while "revoked" not in events(db_url, rid):

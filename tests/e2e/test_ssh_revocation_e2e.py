@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from devkit.processes import ServeProcess
-from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
 from devkit.standin import message_text as shown
-from tests.conftest import SIGNING_SECRET, USERS, process_env
+from tests.conftest import USERS, SettlingClient, process_env
 from tests.databases import fresh_database
 from tests.e2e.test_kinds_e2e import CERTIFICATE, PLATFORM, web_ssh_role  # noqa: F401
 from tests.e2e.test_kinds_lifecycle_e2e import wait_until
@@ -45,8 +44,8 @@ def env(tmp_path: Path, openbao: Any, bot_vault_token: str) -> Iterator[tuple[Sl
         yield env
 
 
-def client(slack: SlackStandIn, bot: ServeProcess) -> SignedSlackClient:
-    return SignedSlackClient(bot.url, SIGNING_SECRET, standin=slack)
+def client(slack: SlackStandIn, bot: ServeProcess) -> SettlingClient:
+    return SettlingClient(bot, slack)
 
 
 def certificate_of(slack: SlackStandIn, bot: ServeProcess, holder: str, key: Path, reason: str) -> tuple[str, Path]:

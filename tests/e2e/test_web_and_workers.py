@@ -18,7 +18,6 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidRequest, VaultError
 
 from devkit.processes import ServeProcess
-from devkit.slack_client import SignedSlackClient
 from grants.adapters.kinds.vault_token import grant_display_name, token_role
 from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import SqlStore, make_engine
@@ -28,7 +27,7 @@ from grants.credentials import CredentialHandle
 from grants.deadlines import next_wake
 from grants.domain import Approval, AuditEvent, Grant, Request, State, new_request_id
 from grants.lifecycle import Event
-from tests.conftest import REQUESTER, SIGNING_SECRET, USERS, process_env
+from tests.conftest import REQUESTER, USERS, SettlingClient, process_env
 from tests.databases import fresh_database
 from tests.e2e.test_outbox_processes import events, rows, wait_until
 from tests.e2e.test_processes import grant
@@ -70,7 +69,7 @@ def test_one_web_and_two_workers_carry_requests_clicks_revokes_and_expiries(pg, 
                 assert b"jitbot_" in response.read()
         # A request acked by the web process, the click's work claimed by a worker, the credential delivered.
         rid, _, token = grant(slack, web, "payments-read 30m INC-7 through web and workers", openbao.addr)
-        client = SignedSlackClient(web.url, SIGNING_SECRET, standin=slack)
+        client = SettlingClient(web, slack)
         assert client.slash(REQUESTER, f"revoke {rid}")[0] == 200
         wait_until(lambda: "revoked" in [e for e, _ in events(env["DATABASE_URL"], rid)], 20, "the revoke")
         with pytest.raises(Forbidden):

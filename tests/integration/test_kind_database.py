@@ -23,7 +23,8 @@ from grants.adapters.kinds.database import (
 )
 from grants.adapters.kinds.database_kind import parts
 from grants.adapters.vault_client import VaultSession, vault_client
-from grants.catalog import DatabaseScope, load_catalog, parse_catalog
+from grants.catalog import load_catalog, parse_catalog
+from grants.catalog_kinds import DatabaseScope
 from grants.credentials import MAX_WRAP_TTL, CredentialHandle, CredentialStatus, ForeignCredential, IssueOrder
 from grants.domain import CredentialError, new_request_id
 from grants.durations import format_duration

@@ -16,7 +16,8 @@ from hvac.exceptions import Forbidden, InvalidRequest
 from devkit.openbao import OpenBaoDevServer
 from grants.adapters.kinds.pki_kind import PkiKind
 from grants.adapters.vault_client import vault_client
-from grants.catalog import PkiScope, load_catalog
+from grants.catalog import load_catalog
+from grants.catalog_kinds import PkiScope
 from grants.credentials import CredentialError, CredentialStatus, ForeignCredential, IssuedCredential, IssueOrder
 from tests.pki_fixtures import MOUNT, ROOT, MtlsServer, client_key, crl_url, make_csr, private_pem, revoked_serials
 

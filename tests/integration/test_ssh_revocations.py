@@ -20,7 +20,8 @@ from grants.adapters.kinds.ssh_revocations import HOST_SKEW, SshRevocations
 from grants.adapters.migrate import upgrade
 from grants.adapters.sql_store import SqlStore, make_engine
 from grants.adapters.vault_client import vault_client
-from grants.catalog import SshScope, parse_catalog
+from grants.catalog import parse_catalog
+from grants.catalog_kinds import SshScope
 from grants.credentials import CredentialHandle, CredentialStatus, IssueOrder
 from tests.databases import fresh_database
 from tests.ssh_fixtures import SshServer, can_log_in, new_key

@@ -20,7 +20,8 @@ from grants.adapters.kinds import credential_kinds
 from grants.adapters.kinds.vault_token import VaultTokenKind, role_settings
 from grants.adapters.vault_client import VaultSession, vault_client
 from grants.adapters.vault_sync import sync
-from grants.catalog import Catalog, CatalogError, VaultTokenScope, load_catalog
+from grants.catalog import Catalog, CatalogError, load_catalog
+from grants.catalog_kinds import VaultTokenScope
 from grants.credentials import CredentialError, CredentialHandle, ForeignCredential, IssueOrder
 from grants.domain import new_request_id
 

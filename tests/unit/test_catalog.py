@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,77 @@ def test_all_new_key_problems_are_reported_together():
     with pytest.raises(CatalogError) as error:
         parse_catalog(broken)
     assert len(error.value.problems) >= 3
+
+
+# Durations are parsed once, when the catalog is validated -------------------------------------------------------
+
+CATALOG_MODULES = (
+    "grants/catalog.py",
+    "grants/catalog_scopes.py",
+    "grants/catalog_kinds.py",
+    "grants/catalog_rules.py",
+    "grants/approval_catalog.py",
+    "grants/context_catalog.py",
+    "grants/audit_stream.py",
+)
+
+
+def reparsed_durations(source: str) -> list[str]:
+    """Lines of a catalog module that parse a duration text again (the `Duration` type parses each once)."""
+    return [line.strip() for line in source.splitlines() if "parse_duration(" in line or "DurationError(" in line]
+
+
+def test_the_finder_sees_a_duration_parsed_again():
+    assert reparsed_durations("    return parse_duration(self.max_duration)\n") == ["return parse_duration(self.max_duration)"]
+    assert reparsed_durations("max_duration: Duration = Duration('1h')\n") == []
+
+
+def test_no_catalog_module_parses_a_duration_again():
+    found = {path: lines for path in CATALOG_MODULES if (lines := reparsed_durations((ROOT / path).read_text(encoding="utf-8")))}
+    assert found == {}
+
+
+def test_every_catalog_duration_is_a_timedelta_that_prints_as_written():
+    raw = catalog_data()
+    raw["settings"] |= {  # type: ignore[operator]
+        "pending_timeout": "90m",
+        "request_window": "600s",
+        "step_up": {"max_age": "2m", "link_ttl": "1h"},
+        "oncall": {"cache": "45s"},
+        "audit_stream": {"webhook": "https://siem.example.com/in", "alert_after": "20m"},
+    }
+    scope = raw["scopes"]["payments-read"]  # type: ignore[index]
+    scope |= {"remind_after": "10m", "escalate_after": "30m", "escalation": ["U0APPR003"], "warn_before": "2m"}
+    scope |= {"max_extensions": 1, "max_total_duration": "2h"}
+    scope["break_glass"] = {"requesters": ["U0APPR001"], "max_duration": "20m", "review_within": "24h"}
+    scope["auto_approve"] = [{"requesters": ["U0REQ0001"], "max_duration": "30m"}]
+    catalog = parse_catalog(raw)
+    settings, parsed = catalog.settings, catalog.scopes["payments-read"]
+    assert parsed.break_glass is not None and settings.oncall is not None and settings.audit_stream is not None
+    durations = [  # (value, as written, seconds): a list, since equal durations are equal keys
+        (settings.pending_timeout, "90m", 5400),
+        (settings.request_window, "600s", 600),
+        (settings.step_up.max_age, "2m", 120),
+        (settings.step_up.link_ttl, "1h", 3600),
+        (settings.oncall.cache, "45s", 45),
+        (settings.audit_stream.alert_after, "20m", 1200),
+        (parsed.remind_after, "10m", 600),
+        (parsed.warn_before, "2m", 120),
+        (parsed.max_total_duration, "2h", 7200),
+        (parsed.break_glass.review_within, "24h", 86400),
+        (parsed.auto_approve[0].max_duration, "30m", 1800),
+    ]
+    for value, text, seconds in durations:
+        assert isinstance(value, timedelta) and value.total_seconds() == seconds and str(value) == text
+    # Defaults are durations too, and a computed total is a plain timedelta.
+    assert str(catalog.scopes["payments-write"].warn_before) == "5m" and parsed.max_total == timedelta(hours=2)
+    # What the trail and the DM say is the text as written (`24h`, not `1d` or `1 day, 0:00:00`).
+    assert f"{parsed.break_glass.review_within}" == "24h"
+
+
+def test_a_duration_that_is_not_text_is_refused_as_before():
+    raw = catalog_data()
+    raw["scopes"]["payments-read"]["max_duration"] = 30  # type: ignore[index]
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(raw)
+    assert "scopes.payments-read.max_duration: Input should be a valid string" in caught.value.problems

@@ -8,7 +8,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from grants.catalog import CatalogError, PkiScope, parse_catalog
+from grants.catalog import CatalogError, parse_catalog
+from grants.catalog_kinds import PkiScope
 from grants.csr import CsrError, PrivateKeyPasted, parse_csr
 from grants.domain import CsrMissing, InvalidRequest
 from tests.catalogs import APPROVER_1, REQUESTER, catalog_data

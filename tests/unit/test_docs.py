@@ -164,14 +164,15 @@ def test_the_kind_recipe_names_every_file_a_kind_touches_and_each_use_case_modul
     recipe = text[text.index("### How to add a credential kind") :]
     recipe = recipe[: recipe.index("\n## ")]
     # Every kind; and one built with settings of its own (the ssh kind's JITBOT_SSH_KRL, its table): wiring and settings.
-    for path in ("grants/catalog.py", "grants/adapters/kinds/__init__.py", "vault_policies/jitbot-bot.hcl", "bot/wiring.py"):
+    kind_files = ("grants/catalog_kinds.py", "grants/adapters/kinds/__init__.py", "vault_policies/jitbot-bot.hcl")
+    for path in (*kind_files, "grants/catalog.py", "bot/wiring.py"):
         assert path in recipe, path
     assert "bot/settings.py" in recipe and "jitbot_ssh_krl" in (ROOT / "bot/settings.py").read_text(encoding="utf-8")
     assert "credential_kinds" in (ROOT / "bot/wiring.py").read_text(encoding="utf-8")
     assert "credential_kinds" in (ROOT / "grants/adapters/kinds/__init__.py").read_text(encoding="utf-8")
     for capability in ("needs_public_key", "ends_by_itself", "revoke_caveat", "services"):
         assert f"`{capability}`" in recipe
-        assert capability in (ROOT / "grants/catalog.py").read_text(encoding="utf-8")
+        assert capability in (ROOT / "grants/catalog_scopes.py").read_text(encoding="utf-8")  # `ScopeBase`'s default
     assert "tests/unit/test_kind_seam.py" in recipe
     modules = sorted(f"grants/usecases/{p.name}" for p in (ROOT / "grants" / "usecases").glob("*.py") if p.stem != "__init__")
     assert [m for m in modules if m not in text] == [], "docs/architecture.md lists every use-case module"

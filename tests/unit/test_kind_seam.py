@@ -16,7 +16,7 @@ from tests.fakes import bootstrap
 
 ROOT = Path(__file__).resolve().parents[2]
 # The files a kind may live in (docs/architecture.md, "How to add a credential kind: three files") and its adapters.
-KIND_HOMES = ("grants/catalog.py", "grants/adapters/kinds/")
+KIND_HOMES = ("grants/catalog_kinds.py", "grants/adapters/kinds/")
 MODELS = r"\b(VaultTokenScope|DatabaseScope|SshScope|VaultIdentityScope|PkiScope)\b"
 
 

@@ -14,7 +14,7 @@ from hvac.exceptions import InvalidPath
 from grants.adapters.kinds.database_leases import listed, one_read_at_a_time, prefix, reference
 from grants.adapters.kinds.vault_token import token_role, write_token_role
 from grants.adapters.vault_client import BackendError, describe, vault_client
-from grants.catalog import DatabaseScope
+from grants.catalog_kinds import DatabaseScope
 from grants.credentials import MAX_WRAP_TTL, CredentialError
 
 DEFAULT_MOUNT = "database"

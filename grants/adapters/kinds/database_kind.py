@@ -18,7 +18,8 @@ from grants.adapters.kinds.database import (
 )
 from grants.adapters.kinds.database_leases import SETTLE, pending, wait_revoked
 from grants.adapters.kinds.vault_token import Redeemer, VaultTokenKind, guarded_create_rules, token_role
-from grants.catalog import Catalog, DatabaseScope, Scope
+from grants.catalog import Catalog, Scope
+from grants.catalog_kinds import DatabaseScope
 from grants.credentials import (
     CredentialError,
     CredentialHandle,

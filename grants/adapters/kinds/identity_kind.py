@@ -18,7 +18,8 @@ from grants.adapters.kinds.identity import (
     requester_entity_id,
     service_entity_id,
 )
-from grants.catalog import Catalog, Scope, VaultIdentityScope
+from grants.catalog import Catalog, Scope
+from grants.catalog_kinds import VaultIdentityScope
 from grants.credentials import (
     CredentialError,
     CredentialHandle,

@@ -12,7 +12,7 @@ from cryptography.x509.oid import NameOID
 from hvac.exceptions import InvalidPath
 
 from grants.adapters.vault_client import BackendError, describe
-from grants.catalog import PkiScope
+from grants.catalog_kinds import PkiScope
 from grants.credentials import CredentialError
 
 # Vault backdates a certificate's start this much, so a relying party whose clock is a little behind accepts it.

@@ -12,7 +12,8 @@ import hvac
 from grants.adapters.kinds import pki_ca
 from grants.adapters.kinds.vault_token import Redeemer
 from grants.adapters.vault_client import vault_now
-from grants.catalog import Catalog, PkiScope, Scope
+from grants.catalog import Catalog, Scope
+from grants.catalog_kinds import PkiScope
 from grants.credentials import (
     CredentialError,
     CredentialHandle,

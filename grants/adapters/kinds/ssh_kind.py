@@ -24,7 +24,8 @@ from grants.adapters.kinds.ssh_krl import write_krl_bytes
 from grants.adapters.kinds.ssh_revocations import SshRevocations
 from grants.adapters.kinds.vault_token import Redeemer
 from grants.adapters.vault_client import vault_now
-from grants.catalog import Catalog, Scope, SshScope
+from grants.catalog import Catalog, Scope
+from grants.catalog_kinds import SshScope
 from grants.credentials import (
     CredentialError,
     CredentialHandle,

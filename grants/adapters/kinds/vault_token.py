@@ -12,7 +12,8 @@ import hvac
 from hvac.exceptions import InvalidPath, InvalidRequest
 
 from grants.adapters.vault_client import BackendError, describe, vault_errors
-from grants.catalog import Catalog, Scope, VaultTokenScope
+from grants.catalog import Catalog, Scope
+from grants.catalog_kinds import VaultTokenScope
 from grants.credentials import (
     CredentialError,
     CredentialHandle,
