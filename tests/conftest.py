@@ -250,7 +250,7 @@ def process_env(
     app_token: str | None = None,
     **more: Any,
 ) -> Iterator[tuple[SlackStandIn, dict[str, str]]]:
-    """`local_bot`'s counterpart for bots in processes of their own (`tests/processes.py`): a Slack stand-in (also on
+    """`local_bot`'s counterpart for bots in processes of their own (`devkit/processes.py`): a Slack stand-in (also on
     Socket Mode with `app_token`) and the environment `jitbot serve` runs with, the same defaults as `local_bot`."""
     with SlackStandIn(BOT_TOKEN, users=users, app_token=app_token) as slack:
         catalog = catalog or make_catalog_dir(tmp_path, catalog_edits) / "catalog.toml"
