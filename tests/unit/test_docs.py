@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bench.__main__ import _parser as bench_parser
+from bench.soak import _parser as soak_parser
 from bot import cli, slack_catalog
 from bot.slack_catalog import SUBCOMMANDS
 from grants.catalog import Catalog
@@ -106,6 +107,7 @@ def test_the_readme_links_every_page_and_names_the_two_commands() -> None:
 
 CLI = leaves(cli._parser())
 BENCH = bench_parser()
+SOAK = soak_parser()  # `python -m bench soak` has options of its own
 
 
 def wrong_commands(text: str) -> list[str]:
@@ -120,7 +122,8 @@ def wrong_commands(text: str) -> list[str]:
                 words = words[:-1]  # `jitbot vault sync --x` or `jitbot check the catalog`: the longest known command
             if unknown := set(re.findall(r"(?<![\w-])--?[a-z][a-z-]*", command)) - spellings(CLI[words]):
                 wrong.append(f"jitbot {command.strip()}: {sorted(unknown)}")
-        if "-m bench" in span and (unknown := set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", span)) - spellings(BENCH)):
+        bench = SOAK if "-m bench soak" in span else BENCH
+        if "-m bench" in span and (unknown := set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", span)) - spellings(bench)):
             wrong.append(f"{span}: {sorted(unknown)}")
     return wrong
 
@@ -185,6 +188,7 @@ def test_the_checkers_see_what_they_check_and_skip_placeholders() -> None:
     assert code_spans("a `jitbot check` b\n```sh\njitbot serve --nope\n```\n") == ["jitbot check", "jitbot serve --nope"]
     assert wrong_commands("`jitbot serve --port 1` and\n```\n.venv/bin/jitbot vault sync\n```") == []
     assert len(wrong_commands("`jitbot serve --nope`, `jitbot db upgrade -x`, `python -m bench --fast`")) == 3
+    assert wrong_commands("`python -m bench soak --rate 1 --quick`") and not wrong_commands("`python -m bench soak --rate 1`")
     assert len(wrong_commands("`jitbot frobnicate --port 1`")) == 2
 
 
