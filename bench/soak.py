@@ -320,6 +320,7 @@ def _check(soak: Soak, flows: list[Flow], engine: Any, slack: SlackStandIn, vaul
         if f.revoke_acked_at is not None:
             check(c["revoked"] == 1 and c["expired"] == 0, f"{rid}: revoked {c['revoked']}, expired {c['expired']}")
     by_rid = {f.rid: f for f in acked}
+    posts, opens = slack.calls_to("chat.postMessage"), slack.calls_to("conversations.open")  # refused ones too
     late: list[float] = []
     root = hvac.Client(url=vault_addr, token=root_token)
     alive = 0
@@ -340,6 +341,11 @@ def _check(soak: Soak, flows: list[Flow], engine: Any, slack: SlackStandIn, vaul
             failures.append(f"{rid}: its credential is alive in Vault after the grant")
         dms = _credential_dms(slack, row.requester, rid)
         undelivered = rid in by_rid and by_rid[rid].undelivered
+        if undelivered:  # the bot tried (a DM refused, or its channel not opened) and Slack said no
+            tried = any(rid in str(p.get("text")) and WRAP_TOKEN.search(str(p.get("text"))) for p in posts) or any(
+                row.requester in str(p.get("users")) for p in opens
+            )
+            check(tried, f"{rid}: no credential DM, and none was even tried")
         check(dms == (0 if undelivered else 1), f"{rid}: {dms} credential DMs")
     for f in acked:
         expires = requests[f.rid].expires_at if f.rid in requests else None
