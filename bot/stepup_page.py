@@ -84,6 +84,8 @@ class StepUpPage:
         if forged or not browser or not hmac.compare_digest(form.get("csrf", ""), digest(browser, "csrf")):
             self.service.refuse("unknown", "step_up", "step_up_csrf")
             return self._page(start_response, "403 Forbidden", "Not approved", "This form did not come from this page. Open the link from Slack again.")  # fmt: skip
+        # The link first: a POST without a live link (nobody authenticated) must cost no Vault call.
+        self.service.step_up_link(form.get("t", ""))
         url, state = self.flow.begin(digest(browser, "nonce"))
         self.service.begin_step_up(form.get("t", ""), state, digest(browser, "browser"))
         start_response("303 See Other", [("Location", url), *self._headers()])

@@ -9,7 +9,6 @@ from typing import Any
 
 from grants import guards, outbox
 from grants.catalog import Scope
-from grants.credentials import CredentialError
 from grants.domain import AlreadyDecided, InvalidRequest, NotAllowed, NotFound, Request, State, open_decision
 from grants.durations import format_duration
 from grants.lifecycle import Event
@@ -147,7 +146,7 @@ def deny(deps: Deps, request_id: str, actor: str, reason: str = "", shown_for: s
         notices = [outbox.changed(request.id), outbox.told(request.id, Event.DENIED, reason=reason)]
         if deps.commit(request, updated, Event.DENIED, actor, notices=notices, reason=reason):
             break
-    release_hold(deps, scope, updated)
+    granting.release_hold(deps, scope, updated)
     return updated
 
 
@@ -162,17 +161,8 @@ def cancel(deps: Deps, request_id: str, actor: str) -> Request:
         updated = request.advance(Event.CANCELLED, approval=approval, ended_at=now)
         if deps.commit(request, updated, Event.CANCELLED, actor, notices=[outbox.changed(request.id)]):
             break
-    release_hold(deps, deps.scope(request.scope), updated)
+    granting.release_hold(deps, deps.scope(request.scope), updated)
     return updated
-
-
-def release_hold(deps: Deps, scope: Scope, request: Request) -> None:
-    """A vault-enforced request that ended undecided: its pending control-group request is ended too (its TTL would)."""
-    if scope.vault_enforced and deps.control_groups is not None:
-        try:
-            deps.control_groups.discard(request.id)
-        except CredentialError:
-            pass  # the control group's own TTL ends it
 
 
 def revoke(deps: Deps, request_id: str, actor: str) -> Request:

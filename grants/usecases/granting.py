@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from grants import outbox, tickets
-from grants.catalog import revoke_caveat
+from grants.catalog import Scope, revoke_caveat
 from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
 from grants.domain import Grant, Request, StaleDecision, State, open_decision
 from grants.durations import format_duration
@@ -295,3 +295,14 @@ def comment(deps: Deps, request: Request, text: str) -> None:
     if tracker is None:
         raise tickets.TrackerUnavailable(f"no adapter for tracker {name} (its token is not set)")
     tracker.comment(key, f"jitbot {request.id}: {text}")
+
+
+def release_hold(deps: Deps, scope: Scope | None, request: Request) -> None:
+    """A vault-enforced request that ended undecided (denied, cancelled, timed out, never stored): its pending
+    control-group request is ended too, or its KV entry would stay forever. A scope gone from the catalog may have
+    been vault-enforced: its hold is looked for too (nothing there is fine)."""
+    if (scope is None or scope.vault_enforced) and deps.control_groups is not None:
+        try:
+            deps.control_groups.discard(request.id)
+        except CredentialError:
+            log.warning("could not end the control-group request of %s; its TTL will", request.id)

@@ -142,9 +142,11 @@ def request(
         hold_in_vault(deps, new, scope, approvers)
     try:
         create(deps, new, scope, requester, notices=opened, **evidence, **request_detail(new, scope, approvers))
-    except InvalidRequest:
-        if scope.vault_enforced and deps.control_groups is not None:
-            deps.control_groups.discard(new.id)
+    except Exception:
+        # Not stored (refused, or the store failed): the hold goes too, so nothing leaks and a retry of the same
+        # request ID can hold it again (KV check-and-set 0). A row that did land keeps its hold.
+        if scope.vault_enforced and not _stored(deps, new.id):
+            granting.release_hold(deps, scope, new)
         raise
     return approve_by_rule(deps, new, rule, shift, defer_issue) if rule is not None else new
 
@@ -267,6 +269,13 @@ def require_ticket(
         raise InvalidRequest(refused.text if refused else "", field="reason")
     bound = ticket.window_end if rule.within_window else None
     return f"{rule.tracker}:{ticket.key}", {"ticket": ticket.evidence(rule.tracker)}, bound
+
+
+def _stored(deps: Deps, request_id: str) -> bool:
+    try:
+        return deps.requests.get(request_id) is not None
+    except Exception:
+        return False
 
 
 def create(deps: Deps, new: Request, scope: Scope, requester: str, notices: list[outbox.Notice], **detail: Any) -> None:

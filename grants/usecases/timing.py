@@ -73,7 +73,8 @@ def _wake_pending(deps: Deps, request: Request, scope: Scope | None, now: dateti
     if now >= request.pending_until or scope is None:
         updated = request.advance(Event.TIMED_OUT, ended_at=now)
         notices = [outbox.changed(request.id), outbox.told(request.id, Event.TIMED_OUT)]
-        deps.commit(request, updated, Event.TIMED_OUT, "system", notices=notices)
+        if deps.commit(request, updated, Event.TIMED_OUT, "system", notices=notices):
+            granting.release_hold(deps, scope, updated)
     elif (at := deadlines.escalation_at(scope, request)) and now >= at:
         updated = request.advance(Event.ESCALATED, approval=request.with_approval(escalated=True))
         escalation = deps.people.members(scope.escalation) - {request.requester}

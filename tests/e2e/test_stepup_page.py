@@ -4,6 +4,7 @@ link works once, for its approver only, in the browser that began it; every refu
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -166,3 +167,34 @@ def test_a_sign_in_older_than_max_age_is_refused_by_the_idp_and_by_vault(on: Sta
     finally:
         on.vault.root.write_data(role, data={"max_age": 300})
     end(on, rid)
+
+
+def test_a_post_with_a_bogus_link_is_refused_before_any_vault_call(on: Stage) -> None:
+    """The form's cookie and token are the browser's own: only the link proves anyone was asked to approve."""
+    page_app = on.bot.runtime.web.stepup  # type: ignore[union-attr]
+    real_begin, begun = page_app.flow.begin, []
+
+    def counted(client_nonce: str) -> tuple[str, str]:
+        begun.append(client_nonce)
+        return real_begin(client_nonce)  # type: ignore[no-any-return]
+
+    page_app.flow.begin = counted
+    rid = on.ask(STEPPED)
+    try:
+        person = browser(on)
+        page = person.open(on.click_approve(APPROVER_1, rid))
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        bogus = person.session.post(
+            f"{on.url}/stepup/start",
+            data={"t": "bogus", "csrf": csrf},
+            headers={"Origin": on.url},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert bogus.status_code == 403 and "not a link jitbot made" in bogus.text
+        assert begun == []  # Vault's oidc/auth_url was never asked
+        assert "step_up_link_unknown" in on.rules()  # audited as before (a burst of them is counted)
+        assert person.submit(page).status_code == 303 and len(begun) == 1  # the real link still starts one sign-in
+    finally:
+        del page_app.flow.begin
+        end(on, rid)

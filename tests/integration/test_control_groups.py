@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import hvac
@@ -220,3 +220,51 @@ def test_check_explains_a_hand_written_control_group_without_its_ttl(tmp_path):
     with pytest.raises(CatalogError) as problems:
         load_catalog(policies / "catalog.toml")
     assert any("hand-written.hcl" in p and "top-level" in p and "silently" in p for p in problems.value.problems)
+
+
+def has_hold(world: VaultApprovals, request_id: str) -> bool:
+    try:
+        held_token(world, request_id)
+    except hvac.exceptions.InvalidPath:
+        return False
+    return True
+
+
+def test_a_timed_out_request_leaves_no_control_group_request_in_vault(vault, bot):
+    world, _ = vault
+    service, _, _ = bot
+    request = ask(service)
+    assert has_hold(world, request.id)
+    cg_token = held_token(world, request.id)
+    service.clock.advance(service.catalog.settings.pending_timeout + timedelta(seconds=1))  # type: ignore[attr-defined]
+    service.wake(request.id)
+    assert service.get(request.id).state is State.TIMED_OUT
+    assert not has_hold(world, request.id)  # the KV entry is gone …
+    assert (
+        requests.post(  # … and the control-group request's wrapping token is revoked
+            f"{world.addr}/v1/auth/token/lookup-self", headers={"X-Vault-Token": cg_token}, timeout=10
+        ).status_code
+        == 403
+    )
+
+
+def test_a_store_failure_on_create_leaves_no_hold_and_the_retry_of_the_same_id_succeeds(vault, bot, monkeypatch):
+    world, _ = vault
+    service, _, _ = bot
+    store = service.deps.store
+    real_commit, failed = store.commit, []
+
+    def fails_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("the database went away mid-write")
+        return real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(store, "commit", fails_once)
+    with pytest.raises(RuntimeError):
+        service.request(REQUESTER, SCOPE, "30m", "CHG-3 rotate", request_id="JIT-RETRY-1")
+    assert store.get("JIT-RETRY-1") is None and not has_hold(world, "JIT-RETRY-1")
+    retried = service.request(REQUESTER, SCOPE, "30m", "CHG-3 rotate", request_id="JIT-RETRY-1")  # the inbox's retry
+    assert retried.state is State.PENDING and has_hold(world, retried.id)
+    service.deny(retried.id, APPROVER_1, "test over")
+    assert not has_hold(world, retried.id)

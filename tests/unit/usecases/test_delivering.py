@@ -1,5 +1,6 @@
-"""The outbox on the fakes: notices commit with their change, go out in order per request, retry with backoff
-(honouring Retry-After), give up after a bounded time with an audit event and an alert; credentials are re-checked."""
+"""Unit tests of `grants/usecases/delivering.py`, the outbox on the fakes: notices commit with their change, go out in
+order per request, retry with backoff (honouring Retry-After), give up after a bounded time with an audit event and an
+alert; credentials are re-checked."""
 
 from __future__ import annotations
 
@@ -13,12 +14,7 @@ from grants.lifecycle import Event, State
 from grants.outbox import Failure
 from grants.usecases import delivering
 from tests.catalogs import APPROVER_1, APPROVER_2, REQUESTER, make_catalog
-from tests.fakes import Core, bootstrap, drain
-
-
-@pytest.fixture
-def core() -> Core:
-    return bootstrap(make_catalog())
+from tests.fakes import drain
 
 
 def rate_limited(exc: Exception) -> Failure:

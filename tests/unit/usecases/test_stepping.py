@@ -54,6 +54,7 @@ class Signed:
 
 @pytest.fixture
 def core() -> Core:
+    """This module's core: the conftest's, with payments-read wanting a sign-in on the step-up page."""
     data = catalog_data()
     data["scopes"]["payments-read"]["step_up"] = True  # type: ignore[index]
     data["settings"]["web_url"] = "https://jitbot.example"  # type: ignore[index]
