@@ -336,17 +336,19 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc(), home=home_tab)
     clock = SystemClock()
     anchor = open_anchor(settings, vault)
+    # One key, read once: credential seals and the inbox rows' MACs (without it both run unauthenticated; it warns).
+    sealer = open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0])
     service = ElevationService(
         catalog, store, issuer, notifier, timer, clock, SlackDirectory(client), anchor,
         kick=outbox_wakeup.ring,  # a commit with notices wakes this process's delivery threads at once
         control_groups=gates,
-        sealer=open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0]),
+        sealer=sealer,
         step_up_links=SqlStepUpLinks(store),  # every process: a click makes a link, the page (web_url) follows it
         trackers=context_adapters(catalog, settings),
         oncall=oncall_adapter(catalog, settings),
     )  # fmt: skip
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
-    inbox = SqlInbox(store)
+    inbox = SqlInbox(store, sealer)
     works = role != "web"
     outbox = inbox_worker = due = None
     # A worker on its own polls more often: what a web process records reaches it only through the database.
