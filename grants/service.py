@@ -12,6 +12,7 @@ from grants.catalog import Catalog
 from grants.credentials import CredentialError
 from grants.csr import Csr
 from grants.domain import InvalidRequest, Request, split_decision
+from grants.outbox import Alert
 from grants.people import People
 from grants.ports import (
     Approver,
@@ -262,6 +263,16 @@ class ElevationService:
     def refuse(self, actor: str, action: str, rule: str) -> None:
         """Audit a refusal made at the edge (a replayed body, another workspace): the trail keeps one writer."""
         self.deps.reject(actor, action, rule, None)
+
+    def refuse_forged_work(self, **detail: Any) -> None:
+        """An inbox row without a MAC the gate made (someone wrote it into the database): never run, audited
+        (`rejected`, `inbox_forged`) and alerted; a flood of them is counted, not written out row by row."""
+        self.deps.refuse_work("inbox_forged", Alert.INBOX_FORGED, True, **detail)
+
+    def give_up_work(self, **detail: Any) -> None:
+        """An inbox row claimed past its attempts (its work killed the process each time): settled unrun, audited
+        (`rejected`, `inbox_attempts`) and alerted."""
+        self.deps.refuse_work("inbox_attempts", Alert.INBOX_GAVE_UP, False, **detail)
 
     def require_auditor(self, user: str, action: str) -> None:
         queries.require_auditor(self.deps, user, action)
