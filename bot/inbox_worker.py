@@ -10,7 +10,7 @@ from bot.context import BotContext
 from bot.gate import Admitted
 from bot.listeners.deferred import task_of
 from grants.claiming import ClaimLoop, process_name
-from grants.inbox import Work
+from grants.inbox import MAX_ATTEMPTS, Received, Work
 from grants.ports import Clock, Inbox
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,21 @@ class InboxWorker(ClaimLoop):
     def _round(self, worker: str) -> int:
         received = self.inbox.claim_received(worker, self.clock.now(), limit=4)
         for row in received:
+            if not row.genuine or row.attempts > MAX_ATTEMPTS:
+                self._settle_unrun(row)
+                continue
             log.info("running recorded work", extra={"entry": row.id, "task": row.work.kind, "attempt": row.attempts})
             self._carry_out(row.id, row.work)
         return len(received)
+
+    def _settle_unrun(self, row: Received) -> None:
+        """A forged row (no MAC from the gate: written into the database by someone) or one past its attempts: audited
+        and alerted, then settled, never run. If the audit fails the row stays claimed and comes back to this."""
+        detail = {"entry": row.id, "task": row.work.kind, "attempts": row.attempts}
+        if not row.genuine:
+            log.error("refused an inbox row without a valid MAC: it was not recorded by the gate", extra=detail)
+            self.ctx.service.refuse_forged_work(**detail)
+        else:
+            log.error("gave up an inbox row after %d attempts", MAX_ATTEMPTS, extra=detail)
+            self.ctx.service.give_up_work(**detail)
+        self.inbox.done(row.id, self.clock.now())

@@ -239,6 +239,19 @@ def alert_text(alert: Alert, request_id: str | None, context: dict[str, object])
                 "`anchor: down` and `jitbot audit verify` fails. Check JITBOT_AUDIT_ANCHOR and run `jitbot vault sync`, "
                 "which checks that the mount is KV v2 and that the bot may write the path."
             )
+        case Alert.INBOX_FORGED:
+            return (
+                f"Inbox row {esc(context.get('entry'))} (`{esc(context.get('task'))}`) has no valid MAC: it was written "
+                "into the database, not recorded from a signed Slack request. It was not run. Someone with write access "
+                "to the database is forging clicks or commands: investigate (the audit trail has a `rejected` event, "
+                "rule `inbox_forged`)."
+            )
+        case Alert.INBOX_GAVE_UP:
+            return (
+                f"Inbox row {esc(context.get('entry'))} (`{esc(context.get('task'))}`) was claimed "
+                f"{esc(context.get('attempts'))} times without finishing (its work killed or hung the worker each time); "
+                "gave up. The click or command it holds did not take effect: ask its sender to repeat it, and check the logs."
+            )
         case Alert.AUDIT_STREAM_BEHIND:
             return (
                 f"Audit stream `{esc(context.get('sink'))}`: the collector has not taken events since "

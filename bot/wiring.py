@@ -174,6 +174,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self._stopping = threading.Event()
         self._loop: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
 
     @property
     def works(self) -> bool:
@@ -205,19 +206,33 @@ class Runtime:
             log.exception("keeping the bot's Vault token alive failed")
 
     def _tick(self, ticks: int) -> None:
+        self._chore(self.service.flush_refusals)  # every process counts its own refusal bursts
+        if not self.works:
+            return
+        # The anchor first, and each chore on its own: a failing reconcile or a slow tracker never holds the anchor
+        # back (docs/security.md: an insider's window is about a tick).
+        self._chore(self.service.anchor_chain)  # any worker: the anchor is written with KV check-and-set
+        if ticks % self.orphans_every == 0:
+            self._chore(self._reconcile)
+        if ticks % self.tickets_every == 0 and (self._watcher is None or not self._watcher.is_alive()):
+            # One tracker call per ticket-bound grant (seconds each when a tracker hangs): on a thread of its own, one
+            # round at a time. Any worker may: ending a grant is a compare-and-swap.
+            self._watcher = threading.Thread(
+                target=self._chore, args=(self.service.watch_tickets,), name="jitbot-ticket-watch", daemon=True
+            )
+            self._watcher.start()
+
+    def _reconcile(self) -> None:
+        counts = self.service.reconcile()
+        if any(counts.values()):
+            log.info("reconciled", extra=counts)
+
+    @staticmethod
+    def _chore(chore: Callable[[], object]) -> None:
         try:
-            self.service.flush_refusals()  # every process counts its own refusal bursts
-            if not self.works:
-                return
-            if ticks % self.orphans_every == 0:
-                counts = self.service.reconcile()
-                if any(counts.values()):
-                    log.info("reconciled", extra=counts)
-            if ticks % self.tickets_every == 0:
-                self.service.watch_tickets()  # any worker: ending a grant is a compare-and-swap
-            self.service.anchor_chain()  # any worker: the anchor is written with KV check-and-set
-        except Exception:
-            log.exception("housekeeping tick failed")  # e.g. the database, Vault or a tracker is down; the next retries
+            chore()
+        except Exception:  # e.g. the database, Vault or a tracker is down; the next tick retries
+            log.exception("housekeeping failed: %s", getattr(chore, "__name__", "a chore"))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -321,17 +336,19 @@ def build_runtime(settings: Settings, wrap_ttl: timedelta | None = None, cli: st
     notifier = SlackNotifier(client, catalog, store, on_failure=lambda: metrics.failures.labels("slack").inc(), home=home_tab)
     clock = SystemClock()
     anchor = open_anchor(settings, vault)
+    # One key, read once: credential seals and the inbox rows' MACs (without it both run unauthenticated; it warns).
+    sealer = open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0])
     service = ElevationService(
         catalog, store, issuer, notifier, timer, clock, SlackDirectory(client), anchor,
         kick=outbox_wakeup.ring,  # a commit with notices wakes this process's delivery threads at once
         control_groups=gates,
-        sealer=open_sealer(vault.client, settings.jitbot_audit_anchor.partition("/")[0]),
+        sealer=sealer,
         step_up_links=SqlStepUpLinks(store),  # every process: a click makes a link, the page (web_url) follows it
         trackers=context_adapters(catalog, settings),
         oncall=oncall_adapter(catalog, settings),
     )  # fmt: skip
     ctx = BotContext(service=service, catalog=catalog, notifier=notifier)
-    inbox = SqlInbox(store)
+    inbox = SqlInbox(store, sealer)
     works = role != "web"
     outbox = inbox_worker = due = None
     # A worker on its own polls more often: what a web process records reaches it only through the database.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,6 +81,7 @@ class JiraStandIn(LoopbackAPI):
         self.auth = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode()
         self.issues: dict[str, JiraIssue] = {}
         self.people: dict[str, str] = {}  # accountId -> display name
+        self.delay = 0.0  # seconds each answer takes (a Jira that hangs)
 
     def add(self, key: str, **fields: Any) -> JiraIssue:
         self.issues[key] = JiraIssue(key, **fields)
@@ -94,6 +96,7 @@ class JiraStandIn(LoopbackAPI):
 
     def respond(self, method: str, path: str, authorization: str | None, body: Any) -> Answer:
         """Jira's answer to one call."""
+        time.sleep(self.delay)
         if authorization != self.auth:
             return 401, {"errorMessages": ["You are not authenticated."], "errors": {}}
         parts = path.strip("/").split("/")  # rest api 3 issue KEY [comment]

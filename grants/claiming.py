@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -15,7 +16,12 @@ log = logging.getLogger(__name__)
 
 def process_name() -> str:
     """This process's prefix for worker names: a heartbeat renews the leases of every name it starts."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    host = socket.gethostname()
+    if len(host) > 24:
+        # Names are stored in 64 characters: a long pod name is shortened, keeping a digest of all of it, since
+        # containers all run as pid 1 and two pods must never share a prefix (each would renew the other's leases).
+        host = f"{host[:15]}~{hashlib.sha256(host.encode()).hexdigest()[:8]}"
+    return f"{host}-{os.getpid()}"
 
 
 class Wakeup:

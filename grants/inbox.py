@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# A row claimed more often than this is given up (audited, alerted), never run again: its work killed the process
+# (or hung past its lease) every time, and would otherwise run after every lease lapse forever. A genuine click is
+# then lost after its ack, which is why the alert names it: five crashes in a row is a bug to fix, not load.
+MAX_ATTEMPTS = 5
+
 
 @dataclass(frozen=True)
 class Work:
@@ -16,8 +21,10 @@ class Work:
 
 @dataclass(frozen=True)
 class Received:
-    """An inbox row with work still to do."""
+    """An inbox row with work still to do, as claimed: `attempts` counts this claim (1: its first run), and `genuine`
+    says its MAC proves the web side recorded it from a verified request (True when the bot has no key to check)."""
 
     id: int
     work: Work
     attempts: int
+    genuine: bool = True

@@ -49,6 +49,8 @@ class Alert(StrEnum):
     ANCHOR_REFUSED = "anchor_refused"
     ANCHOR_DOWN = "anchor_down"
     AUDIT_STREAM_BEHIND = "audit_stream_behind"
+    INBOX_FORGED = "inbox_forged"
+    INBOX_GAVE_UP = "inbox_gave_up"
     PLAIN = "plain"  # a sentence queued by an older release (`text`), shown escaped
 
 

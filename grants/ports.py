@@ -346,15 +346,12 @@ class Inbox(Protocol):
         ...
 
     def claim_received(self, worker: str, now: datetime, limit: int) -> list[Received]:
-        """Rows with work not done whose lease is free or lapsed (their worker died or stopped), oldest first."""
+        """Rows with work not done whose lease is free or lapsed (their worker died or stopped), oldest first; each
+        claim counts an attempt, and a row whose MAC does not prove the gate recorded it comes back not `genuine`."""
         ...
 
     def done(self, entry_id: int, at: datetime) -> None:
         """The work ran: its arguments are dropped (the key stays as the replay record until it expires)."""
-        ...
-
-    def retry_received(self, entry_id: int, when: datetime) -> None:
-        """The work could not run now: count an attempt and make it due again at `when`."""
         ...
 
 
@@ -422,7 +419,8 @@ class Approver(Protocol):
     subject: str
 
     def authorize(self, request_id: str) -> bool:
-        """Authorize the control-group request of `request_id` with the approver's own token."""
+        """Authorize the control-group request of `request_id` with the approver's own token; CredentialError when
+        Vault refused it or did not count this approver (their entity is not in the step's group)."""
         ...
 
 

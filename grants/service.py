@@ -9,8 +9,10 @@ from grants import inputs
 from grants.approval_catalog import needs_step_up
 from grants.audit import AuditQuery, Verdict
 from grants.catalog import Catalog
+from grants.credentials import CredentialError
 from grants.csr import Csr
 from grants.domain import InvalidRequest, Request, split_decision
+from grants.outbox import Alert
 from grants.people import People
 from grants.ports import (
     Approver,
@@ -196,7 +198,10 @@ class ElevationService:
         request_id, shown_for = split_decision(link.decision)
         request = deciding.check_approve(self.deps, request_id, link.slack_user, shown_for)
         if self.deps.scope(request.scope).vault_enforced:
-            approver.authorize(request.id)
+            try:
+                approver.authorize(request.id)
+            except CredentialError as refused:
+                stepping.vault_refused(self.deps, link, request, str(refused))
         mfa = self.deps.catalog.settings.step_up.mfa
         sign_in = SignIn(link.slack_user, approver.entity_id, approver.issuer, approver.subject, self.deps.clock.now(), mfa)
         return deciding.approve(self.deps, request_id, link.slack_user, shown_for, sign_in)
@@ -258,6 +263,16 @@ class ElevationService:
     def refuse(self, actor: str, action: str, rule: str) -> None:
         """Audit a refusal made at the edge (a replayed body, another workspace): the trail keeps one writer."""
         self.deps.reject(actor, action, rule, None)
+
+    def refuse_forged_work(self, **detail: Any) -> None:
+        """An inbox row without a MAC the gate made (someone wrote it into the database): never run, audited
+        (`rejected`, `inbox_forged`) and alerted; a flood of them is counted, not written out row by row."""
+        self.deps.refuse_work("inbox_forged", Alert.INBOX_FORGED, True, **detail)
+
+    def give_up_work(self, **detail: Any) -> None:
+        """An inbox row claimed past its attempts (its work killed the process each time): settled unrun, audited
+        (`rejected`, `inbox_attempts`) and alerted."""
+        self.deps.refuse_work("inbox_attempts", Alert.INBOX_GAVE_UP, False, **detail)
 
     def require_auditor(self, user: str, action: str) -> None:
         queries.require_auditor(self.deps, user, action)

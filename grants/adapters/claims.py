@@ -28,9 +28,10 @@ class Claims:
 
     def claim(
         self, connection: Any, worker: str, now: datetime, limit: int, *where: ColumnElement[bool], columns: Sequence[Any] = (),
-        soonest: bool = False,
+        soonest: bool = False, values: dict[str, Any] | None = None,
     ) -> list[Any]:  # fmt: skip
-        """Claim up to `limit` due rows (oldest key first, or soonest due) for `worker`, in the caller's write transaction."""
+        """Claim up to `limit` due rows (oldest key first, or soonest due) for `worker`, in the caller's write transaction;
+        `values` are written with the lease (an attempt counted at the claim, before the work can kill the process)."""
         query = (
             select(*(columns or self.table.c))
             .where(*self.claimable(now), *where)
@@ -42,7 +43,9 @@ class Claims:
         if rows:
             keys = [getattr(r, self.key.name) for r in rows]
             connection.execute(
-                self.table.update().where(self.key.in_(keys)).values(claimed_by=worker[:64], claimed_until=now + self.lease)
+                self.table.update()
+                .where(self.key.in_(keys))
+                .values(claimed_by=worker[:64], claimed_until=now + self.lease, **(values or {}))
             )
         return list(rows)
 

@@ -44,17 +44,25 @@ def ensure_seal_key(client: hvac.Client, mount: str) -> str:
 
 def open_sealer(client: hvac.Client, mount: str) -> Sealer | None:
     """The bot's sealer from the key in Vault; None (with a warning) when there is none yet or the bot may not read it:
-    grants are then issued unsealed and every revocation looks the credential up first, as before seals."""
+    grants are then issued unsealed and every revocation looks the credential up first, as before seals; and the inbox
+    records and runs work without MACs, so a database insider can forge clicks (docs/security.md)."""
     where = f"{mount}/{SEAL_KEY_PATH}"
     try:
         key = _read(client, mount)
     except BackendError as exc:
         log.warning(
-            "cannot read the seal key at %s (%s): revocations look credentials up; run `jitbot vault sync`", where, describe(exc)
+            "cannot read the seal key at %s (%s): revocations look credentials up and inbox rows are not authenticated (a "
+            "database insider can forge clicks); run `jitbot vault sync`",
+            where,
+            describe(exc),
         )
         return None
     if key is None:
-        log.warning("no seal key at %s: revocations look credentials up; run `jitbot vault sync`", where)
+        log.warning(
+            "no seal key at %s: revocations look credentials up and inbox rows are not authenticated (a database "
+            "insider can forge clicks); run `jitbot vault sync`",
+            where,
+        )
         return None
     try:
         return Sealer(bytes.fromhex(key))

@@ -117,6 +117,7 @@ class InboxRow(SQLModel, table=True):
     key: str = Field(sa_column=Column(String(64), nullable=False, unique=True))  # a SHA-256 hex digest
     kind: str | None = Field(default=None, max_length=16)
     payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON: the work's arguments
+    mac: str | None = Field(default=None, max_length=80)  # migration 0019: Sealer.mac of (key, kind, payload)
     received_at: datetime = Field(sa_column=_utc(nullable=False))
     expires_at: datetime = Field(sa_column=_utc(nullable=False))  # the replay record is kept until then
     attempts: int = 0

@@ -15,7 +15,7 @@ from grants.credentials import CredentialHandle
 from grants.domain import AuditEvent, IllegalTransition, NotAllowed, NotFound, Request
 from grants.lifecycle import TRAIL_EVENTS, Event, next_state
 from grants.oncall import OnCallUnavailable, Shift
-from grants.outbox import Notice
+from grants.outbox import Alert, Notice, alert
 from grants.people import People
 from grants.ports import (
     AuditAnchor,
@@ -189,6 +189,19 @@ class Deps:
             )
         else:
             self.record(request, Event.REJECTED, actor, **detail)
+
+    def refuse_work(self, rule: str, kind: Alert, coalesce: bool, **detail: Any) -> None:
+        """Recorded work the bot will not run (an inbox row that is forged or given up): audited as `rejected` with
+        `rule`, by "system", and alerted. With `coalesce`, a burst (an insider's flood of rows) is audited and alerted
+        once in full and its repeats counted (flush_refusals), like every other refusal."""
+        if coalesce and not self.bursts.first(("system", rule, ""), self.clock.now()):
+            return
+        at = self.clock.now()
+        event = AuditEvent(
+            event=Event.REJECTED, at=at, actor="system", subject="system", detail={"action": "inbox", "rule": rule, **detail}
+        )
+        self.record_trail(event)
+        self.enqueue(alert(kind, None, rule=rule, **detail))
 
     def flush_refusals(self) -> int:
         """Write one event per ended burst of refusals that had repeats, with how many (about its request, if any)."""

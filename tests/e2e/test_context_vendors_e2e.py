@@ -13,6 +13,7 @@ import hvac
 import pytest
 
 from devkit.standin import message_text as shown
+from grants.adapters.vault_anchor import VaultAnchor
 from tests.conftest import APPROVER, REQUESTER, World
 from tests.e2e.test_e2e import approval_message, request_id_from
 from tests.vendor_standins import JiraStandIn, OnCallEntry, PagerDutyStandIn
@@ -105,3 +106,25 @@ def test_jira_tickets_through_slack_refused_when_closed_revoked_when_closed_late
     world.wait_audit(rid, "revoked", timeout=60)
     print(f"jira ticket closed -> revoked in {time.monotonic() - closed:.2f} s")
     world.slack.wait_for(lambda: any("was revoked" in shown(m) for m in world.slack.dm_messages(REQUESTER) if rid in shown(m)))
+
+
+def test_a_hanging_tracker_never_holds_the_audit_anchor_back(world: World, jira: JiraStandIn) -> None:
+    """The ticket watch asks Jira about every ticket-bound grant each round; while Jira hangs (4.5 s an answer, under
+    the tracker's 5 s timeout), the anchor still follows the trail within a few ticks (it waited for Jira before)."""
+    jira.add("PAY-9")
+    status, body = world.client.slash(REQUESTER, "payments-read 30m PAY-9 replay refunds")
+    rid = request_id_from(body)
+    approval_message(world, rid)
+    world.client.click(APPROVER, "approve", rid)
+    world.wait_audit(rid, "issued")
+    jira.delay = 4.5
+    time.sleep(1.2)  # a watch round (every second here) is now waiting on Jira
+    status, body = world.client.slash(REQUESTER, "staging-read 30m INC-10 look")  # new events while it waits
+    assert status == 200
+    head = world.rows("SELECT max(seq) FROM audit_events")[0][0]
+    anchor = VaultAnchor(world.vault, "secret/jitbot/audit-anchor")
+    caught_up = time.monotonic()
+    world.slack.wait_for(lambda: ((found := anchor.latest()) is not None and found.seq >= head) or None, timeout=10)
+    print(f"anchored seq {head} {time.monotonic() - caught_up:.2f} s after it was written, Jira hanging")
+    assert time.monotonic() - caught_up < 2.5, "the anchor waited for the tracker"
+    jira.delay = 0.0

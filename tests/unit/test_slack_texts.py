@@ -118,6 +118,10 @@ def test_every_alert_kind_is_worded_at_the_edge_and_escapes_what_it_quotes(alert
         words = messages.alert_text(alert, None, {**context, "sink": HOSTILE, "behind": 7, "since": "2026-12-07 21:00:00 UTC"})
         assert_clean([words])
         assert messages.esc(HOSTILE) in words and "7 or more waiting" in words and "since 2026-12-07 21:00:00 UTC" in words
+    elif alert in (Alert.INBOX_FORGED, Alert.INBOX_GAVE_UP):  # about an inbox row, not one request
+        words = messages.alert_text(alert, None, {**context, "entry": 7, "task": HOSTILE, "attempts": 6})
+        assert_clean([words])
+        assert "Inbox row 7" in words and messages.esc(HOSTILE) in words
     elif alert is not Alert.PLAIN:
         assert "JIT-ABCD1234" in text and text != messages.esc(HOSTILE), "each kind has its own words"
 
