@@ -419,7 +419,8 @@ class Approver(Protocol):
     subject: str
 
     def authorize(self, request_id: str) -> bool:
-        """Authorize the control-group request of `request_id` with the approver's own token."""
+        """Authorize the control-group request of `request_id` with the approver's own token; CredentialError when
+        Vault refused it or did not count this approver (their entity is not in the step's group)."""
         ...
 
 

@@ -9,6 +9,7 @@ from grants import inputs
 from grants.approval_catalog import needs_step_up
 from grants.audit import AuditQuery, Verdict
 from grants.catalog import Catalog
+from grants.credentials import CredentialError
 from grants.csr import Csr
 from grants.domain import InvalidRequest, Request, split_decision
 from grants.outbox import Alert
@@ -197,7 +198,10 @@ class ElevationService:
         request_id, shown_for = split_decision(link.decision)
         request = deciding.check_approve(self.deps, request_id, link.slack_user, shown_for)
         if self.deps.scope(request.scope).vault_enforced:
-            approver.authorize(request.id)
+            try:
+                approver.authorize(request.id)
+            except CredentialError as refused:
+                stepping.vault_refused(self.deps, link, request, str(refused))
         mfa = self.deps.catalog.settings.step_up.mfa
         sign_in = SignIn(link.slack_user, approver.entity_id, approver.issuer, approver.subject, self.deps.clock.now(), mfa)
         return deciding.approve(self.deps, request_id, link.slack_user, shown_for, sign_in)

@@ -14,7 +14,7 @@ from requests.exceptions import RequestException
 from grants.adapters.kinds.identity import UnlinkedPerson, requester_entity_id
 from grants.adapters.vault_client import BackendError, describe
 from grants.catalog import Catalog, Scope
-from grants.credentials import CredentialError, CredentialKinds, IssueOrder
+from grants.credentials import CredentialError, CredentialKinds, HoldUsed, IssueOrder
 
 # Where the pending requests' wrapping tokens wait (KV v2): never in the database, whose insider must get nothing.
 HOLD_MOUNT, HOLD_PREFIX = "secret", "jitbot/control-groups"
@@ -100,13 +100,33 @@ class ControlGroupHolds:
             raise CredentialError(f"cannot read the control-group request of {request_id}: {describe(exc)}") from None
         return bool((found.get("data") or {}).get("approved"))
 
-    def authorize(self, request_id: str, approver_token: str) -> bool:
-        """Authorize with the approver's own token (never the bot's); True when that completed the approval."""
+    def authorize(self, request_id: str, approver_token: str, entity_id: str | None = None) -> bool:
+        """Authorize with the approver's own token (never the bot's); True when that completed the approval. With
+        `entity_id`, Vault must have counted that entity: OpenBao answers a non-member's authorization with success
+        and counts nothing, which a bot that trusted the answer would record as an approval."""
         accessor = self.accessor(request_id)
-        found = self._as(
-            approver_token, "sys/control-group/authorize", {"accessor": accessor}, f"the authorization of {request_id}"
-        )
+        try:
+            found = self._as(
+                approver_token, "sys/control-group/authorize", {"accessor": accessor}, f"the authorization of {request_id}"
+            )
+        except CredentialError:
+            if entity_id is None or entity_id not in self._authorizers(request_id, accessor):
+                raise
+            return self.approved(request_id)  # counted by an earlier try whose approval the bot did not record
+        if entity_id is not None and entity_id not in self._authorizers(request_id, accessor):
+            raise CredentialError(
+                f"Vault refused the authorization of {request_id}: it did not count your Vault entity {entity_id}, "
+                "which is not in the approver group of this scope (jitbot-approvers-<scope>-<step>)"
+            )
         return bool((found.get("data") or {}).get("approved"))
+
+    def _authorizers(self, request_id: str, accessor: str) -> set[str]:
+        """The entities Vault counted on the control-group request (read with the bot's token)."""
+        try:
+            found = self._client.write_data("sys/control-group/request", data={"accessor": accessor})
+        except BackendError as exc:
+            raise CredentialError(f"cannot read the control-group request of {request_id}: {describe(exc)}") from None
+        return {str(a.get("entity_id")) for a in (found.get("data") or {}).get("authorizations") or []}
 
     def redeem(self, request_id: str, wrap_ttl: timedelta) -> dict[str, Any]:
         """The approved request's answer, once, re-wrapped for the requester. Vault would answer an approved request
@@ -131,7 +151,11 @@ class ControlGroupHolds:
         a certificate, that is the whole release)."""
         hold = self._hold(request_id)
         # The wrapping token goes in the header: in the body OpenBao refuses it.
-        answer = self._as(str(hold["token"]), "sys/wrapping/unwrap", None, f"the release of {request_id} (approved?)")
+        try:
+            answer = self._as(str(hold["token"]), "sys/wrapping/unwrap", None, f"the release of {request_id} (approved?)")
+        except CredentialError:
+            self._hold(request_id)  # HoldUsed when another issuer released it meanwhile (it deletes the hold next)
+            raise
         self.discard(request_id)
         return answer
 
@@ -197,7 +221,7 @@ class ControlGroupHolds:
                 path=f"{HOLD_PREFIX}/{request_id}", mount_point=HOLD_MOUNT, raise_on_deleted_version=True
             )
         except InvalidPath:
-            raise CredentialError(f"{request_id} has no control-group request in Vault (already used, or never opened)") from None
+            raise HoldUsed(f"{request_id} has no control-group request in Vault (already used, or never opened)") from None
         except BackendError as exc:
             raise CredentialError(f"cannot read the control-group request of {request_id}: {describe(exc)}") from None
         data: dict[str, Any] = read["data"]["data"]

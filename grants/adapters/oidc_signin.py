@@ -26,7 +26,7 @@ class VaultApprover:
         self.issuer, self.subject = meta.get("idp_issuer", ""), meta.get("idp_subject", "")
 
     def authorize(self, request_id: str) -> bool:
-        return self._gates.authorize(request_id, self._token)
+        return self._gates.authorize(request_id, self._token, self.entity_id)
 
 
 class VaultSignIn:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, or_, select
+from sqlalchemy import Engine, and_, exists, or_
 
 from grants.adapters.claims import Claims
 from grants.adapters.sql_db import SqlDatabase, as_utc
@@ -95,9 +95,3 @@ class SqlOutbox(SqlDatabase):
                 .where(OUTBOX.c.delivered_at.is_(None))
                 .values(delivered_at=at)
             )
-
-    def outbox_backlog(self) -> int:
-        """Unsettled rows (for health and operators)."""
-        query = select(func.count()).select_from(OUTBOX).where(OUTBOX.c.delivered_at.is_(None), OUTBOX.c.failed_at.is_(None))
-        with self.reader.connect() as connection:
-            return int(connection.execute(query).scalar_one())

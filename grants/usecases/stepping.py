@@ -78,6 +78,18 @@ def refused(deps: Deps, link: StepUpLink, rule: str) -> None:
     deps.reject(link.slack_user, "step_up", rule, _request(deps, link))
 
 
+def vault_refused(deps: Deps, link: StepUpLink, request: Request, why: str) -> NoReturn:
+    """Vault would not count the signed-in approver's authorization: nothing is recorded as approved, the refusal is
+    audited, and the person is told what an operator must fix (the request still waits for its approvers)."""
+    deps.reject(link.slack_user, "approve", "vault_refused", request)
+    raise NotAllowed(
+        f"Vault refused your authorization of {request.id}, so it was not approved ({why}). The request still waits. "
+        "Ask a Vault admin to link your Slack ID to your Vault entity and to check that the entity is in this scope's "
+        "approver group (`jitbot vault sync` writes it), then click Approve in Slack again for a new link.",
+        rule="vault_refused",
+    )
+
+
 def refuse(deps: Deps, actor: str, rule: str, request: Request | None, message: str) -> NoReturn:
     deps.reject(actor, "step_up", rule, request)
     raise NotAllowed(message, rule=rule)

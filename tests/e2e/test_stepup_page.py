@@ -198,3 +198,25 @@ def test_a_post_with_a_bogus_link_is_refused_before_any_vault_call(on: Stage) ->
     finally:
         del page_app.flow.begin
         end(on, rid)
+
+
+def test_an_approver_vault_does_not_count_is_refused_audited_and_told_why(on: Stage) -> None:
+    """OpenBao answers a non-member's authorization with success and counts nothing: jitbot must not record it."""
+    rid = on.ask(SCOPE)  # vault-enforced; both approvers were in its group when it was asked
+    group = f"identity/group/name/jitbot-approvers-{SCOPE}-1"
+    members = on.vault.root.read(group)["data"]["member_entity_ids"]
+    on.vault.root.write_data(group, data={"member_entity_ids": [on.vault.entities[APPROVER_1]]})  # an operator's slip
+    try:
+        refused = browser(on).sign_in(on.click_approve(APPROVER_2, rid), APPROVER_2)
+    finally:
+        on.vault.root.write_data(group, data={"member_entity_ids": members})
+    assert refused.status_code == 403 and "Vault refused your authorization" in refused.text, refused.text
+    assert "Vault admin" in refused.text and "approver group" in refused.text and "Try again in a minute" not in refused.text
+    assert "vault_refused" in on.rules(rid) and on.state(rid) == "pending"
+    assert on.audit(rid, "approval_added") == [] and on.audit(rid, "approved") == []
+    gates = on.bot.runtime.service.deps.control_groups  # type: ignore[union-attr]
+    found = on.vault.root.write_data("sys/control-group/request", data={"accessor": gates.accessor(rid)})  # type: ignore[union-attr]
+    assert found["data"]["authorizations"] in (None, [])  # Vault counted nobody
+    counted = browser(on).sign_in(on.click_approve(APPROVER_2, rid), APPROVER_2)  # once the group is right again
+    assert counted.status_code == 200 and "1 of 2 approvals" in counted.text, counted.text
+    end(on, rid)

@@ -29,7 +29,7 @@ from grants.durations import format_duration
 
 KIND = "vault_token"
 # OpenBao answers an unknown, revoked or just-expired accessor with one of these (200-with-warning or 400).
-_GONE = ("invalid accessor", "no token found", "token not found")
+TOKEN_GONE = ("invalid accessor", "no token found", "token not found")  # unwrapped, expired or revoked
 
 
 _DISPLAY_UNSAFE = re.compile(r"[^a-zA-Z0-9-]")
@@ -320,4 +320,4 @@ def write_token_role(client: hvac.Client, role: str, wanted: dict[str, object]) 
 
 
 def _gone(exc: InvalidRequest) -> bool:
-    return any(marker in vault_errors(exc).lower() for marker in _GONE)
+    return any(marker in vault_errors(exc).lower() for marker in TOKEN_GONE)

@@ -7,10 +7,10 @@ import time
 import hvac
 from hvac.exceptions import Forbidden, InvalidRequest
 
+from grants.adapters.kinds.vault_token import TOKEN_GONE
 from grants.adapters.vault_client import BackendError, describe, vault_errors
 from grants.credentials import CredentialError, CredentialStatus, ForeignCredential
 
-_GONE = ("invalid accessor", "no token found", "token not found")  # unwrapped, expired or revoked
 WRAPPING_POLICY = "response-wrapping"  # the one policy Vault gives every wrapping token
 _TEARDOWN_RETRIES = (0.05, 0.2, 0.5)  # seconds between lookups while Vault tears a used wrapping token down
 
@@ -41,7 +41,7 @@ class VaultWrappings:
         except Forbidden:
             raise
         except InvalidRequest as exc:
-            if any(marker in vault_errors(exc).lower() for marker in _GONE):
+            if any(marker in vault_errors(exc).lower() for marker in TOKEN_GONE):
                 return None
             raise CredentialError(f"Vault refused to look up wrapping accessor {accessor}: {describe(exc)}") from None
         except BackendError as exc:
@@ -66,7 +66,7 @@ class VaultWrappings:
         try:
             self._client.auth.token.revoke_accessor(accessor)
         except InvalidRequest as exc:
-            if any(marker in vault_errors(exc).lower() for marker in _GONE):
+            if any(marker in vault_errors(exc).lower() for marker in TOKEN_GONE):
                 return
             raise CredentialError(f"Vault refused to revoke wrapping accessor {accessor}: {describe(exc)}") from None
         except BackendError as exc:
