@@ -236,3 +236,18 @@ def test_approve_for_less_on_a_step_up_scope_is_refused_before_any_link_is_made(
     assert len(on.rows("SELECT key FROM step_up_links")) == links  # no link row was made
     assert on.state(rid) == "pending"
     end(on, rid)
+
+
+def test_an_authorization_vault_refuses_because_the_hold_is_gone_is_audited_and_explained(on: Stage) -> None:
+    rid = on.ask(SCOPE)
+    link = on.click_approve(APPROVER_1, rid)
+    gates = on.bot.runtime.service.deps.control_groups  # type: ignore[union-attr]
+    accessor = gates.accessor(rid)  # type: ignore[union-attr]
+    on.vault.root.secrets.kv.v2.delete_metadata_and_all_versions(path=f"jitbot/control-groups/{rid}", mount_point="secret")
+    refused = browser(on).sign_in(link, APPROVER_1)
+    assert refused.status_code == 403 and "Vault refused your authorization" in refused.text, refused.text
+    assert "no control-group request" in refused.text and "Try again in a minute" not in refused.text
+    assert "vault_refused" in on.rules(rid) and on.state(rid) == "pending" and on.audit(rid, "approval_added") == []
+    found = on.vault.root.write_data("sys/control-group/request", data={"accessor": accessor})
+    assert found["data"]["authorizations"] in (None, [])
+    end(on, rid)
