@@ -297,3 +297,28 @@ def test_the_stuck_approval_retry_racing_the_issuer_leaves_the_winners_credentia
     assert hvac.Client(url=world.addr, token=released["token"]).auth.token.lookup_self()["data"]["ttl"] > 0
     assert "issue_failed" not in [e.event for e in events(service, request.id)]
     service.revoke(request.id, REQUESTER)
+
+
+def test_an_approval_whose_credential_the_retry_issued_first_answers_with_the_grant(vault, bot, monkeypatch):
+    """The other way round: the stuck-approval retry released and recorded the credential before the approver's own
+    process reached Vault. That process finds the hold used and answers with the grant, not with a failure."""
+    world, _ = vault
+    service, notifier, _ = bot
+    kinds = service.deps.issuer
+    real_issue = kinds.issue
+
+    def retry_first(order, scope):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(kinds, "issue", real_issue)
+        service.clock.advance(timedelta(seconds=16))  # type: ignore[attr-defined]
+        service.wake(order.request_id)  # the due work's retry issues it
+        assert service.get(order.request_id).state is State.ACTIVE
+        return real_issue(order, scope)  # the hold is used now
+
+    request = ask(service)
+    authorize(world, service, APPROVER_1, request.id)
+    monkeypatch.setattr(kinds, "issue", retry_first)
+    answered = authorize(world, service, APPROVER_2, request.id)
+    assert answered.state is State.ACTIVE and service.get(request.id).state is State.ACTIVE
+    assert unwrap(world.addr, notifier.wrapping[request.id]).status_code == 200  # the retry's credential, delivered
+    assert "issue_failed" not in [e.event for e in events(service, request.id)]
+    service.revoke(request.id, REQUESTER)
