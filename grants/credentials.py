@@ -21,6 +21,11 @@ class CredentialError(Exception):
     """The credential backend (Vault) failed; the message never contains a secret."""
 
 
+class HoldUsed(CredentialError):
+    """A vault-enforced request's control-group request is gone (released by another issuer, or discarded): its one
+    credential, if any, is another process's to record."""
+
+
 class ForeignCredential(CredentialError):
     """The credential a request names is not that request's (someone rewrote the row): never revoke it."""
 

@@ -169,13 +169,18 @@ class ElevationService:
 
     # step-up: an Approve click on a step-up scope answers with a link; the page signs the approver in, then approves --
 
-    def offer_step_up(self, decision: str, actor: str) -> str | None:
-        """The link's secret when approving `decision` needs a sign-in (None: approve as usual); refusals audited."""
+    def offer_step_up(self, decision: str, actor: str, duration_text: str | None = None) -> str | None:
+        """The link's secret when approving `decision` needs a sign-in (None: approve as usual); refusals audited.
+        `duration_text` (approve for less) is refused before any link is made: the page approves what it was opened for."""
         request_id, shown_for = split_decision(decision)
         if shown_for.startswith("e"):
             return None
         request = deciding.check_approve(self.deps, request_id, actor, shown_for)
-        return stepping.offer(self.deps, request, f"{request.id}:{shown_for}", actor) if self.needs_step_up(request) else None
+        if not self.needs_step_up(request):
+            return None
+        if duration_text:
+            raise InvalidRequest("Approve for less is not available where approving needs a sign-in; use Approve.")
+        return stepping.offer(self.deps, request, f"{request.id}:{shown_for}", actor)
 
     def step_up_link(self, secret: str) -> tuple[StepUpLink, Request]:
         """The link and its request, while the link's approver may still approve it (refusals audited)."""

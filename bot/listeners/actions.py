@@ -15,7 +15,7 @@ from bot.context import BotContext
 from bot.gate import RECORDED
 from bot.listeners import bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
-from grants.domain import DomainError, InvalidRequest, NotFound, Request, split_decision
+from grants.domain import DomainError, NotFound, Request, split_decision
 
 log = logging.getLogger(__name__)
 # A request ID, optionally with the decision a button was shown for (`:r`, `:e2`) and a shorter grant chosen (`@15m`).
@@ -70,12 +70,9 @@ def approving(ctx: BotContext, body: dict[str, Any], respond: Respond) -> Operat
 
     def approve(choice: str, user: str) -> Request | None:
         decision, _, duration = choice.partition("@")  # `JIT-…:r@15m`: approve for less
-        secret = ctx.service.offer_step_up(decision, user)
+        secret = ctx.service.offer_step_up(decision, user, duration or None)  # approve for less: refused before a link
         if secret is None:
             return ctx.service.approve(decision, user, duration_text=duration or None)
-        if duration:
-            # The sign-in page approves what it was opened for; it cannot carry a shorter grant (yet).
-            raise InvalidRequest("Approve for less is not available where approving needs a sign-in; use Approve.")
         url = f"{ctx.catalog.settings.web_url.rstrip('/')}/stepup/start?t={secret}"
         tell(ctx, body, respond, messages.step_up_text(decision.split(":")[0], url, str(ctx.catalog.settings.step_up.link_ttl)))
         return None

@@ -14,7 +14,7 @@ from requests.exceptions import RequestException
 from grants.adapters.kinds.identity import UnlinkedPerson, requester_entity_id
 from grants.adapters.vault_client import BackendError, describe
 from grants.catalog import Catalog, Scope
-from grants.credentials import CredentialError, CredentialKinds, IssueOrder
+from grants.credentials import CredentialError, CredentialKinds, HoldUsed, IssueOrder
 
 # Where the pending requests' wrapping tokens wait (KV v2): never in the database, whose insider must get nothing.
 HOLD_MOUNT, HOLD_PREFIX = "secret", "jitbot/control-groups"
@@ -151,7 +151,11 @@ class ControlGroupHolds:
         a certificate, that is the whole release)."""
         hold = self._hold(request_id)
         # The wrapping token goes in the header: in the body OpenBao refuses it.
-        answer = self._as(str(hold["token"]), "sys/wrapping/unwrap", None, f"the release of {request_id} (approved?)")
+        try:
+            answer = self._as(str(hold["token"]), "sys/wrapping/unwrap", None, f"the release of {request_id} (approved?)")
+        except CredentialError:
+            self._hold(request_id)  # HoldUsed when another issuer released it meanwhile (it deletes the hold next)
+            raise
         self.discard(request_id)
         return answer
 
@@ -217,7 +221,7 @@ class ControlGroupHolds:
                 path=f"{HOLD_PREFIX}/{request_id}", mount_point=HOLD_MOUNT, raise_on_deleted_version=True
             )
         except InvalidPath:
-            raise CredentialError(f"{request_id} has no control-group request in Vault (already used, or never opened)") from None
+            raise HoldUsed(f"{request_id} has no control-group request in Vault (already used, or never opened)") from None
         except BackendError as exc:
             raise CredentialError(f"cannot read the control-group request of {request_id}: {describe(exc)}") from None
         data: dict[str, Any] = read["data"]["data"]

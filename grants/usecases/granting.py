@@ -8,7 +8,7 @@ from typing import Any
 
 from grants import outbox, tickets
 from grants.catalog import Scope, revoke_caveat
-from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, IssuedCredential, IssueOrder
+from grants.credentials import CredentialError, CredentialHandle, CredentialStatus, HoldUsed, IssuedCredential, IssueOrder
 from grants.domain import Grant, Request, StaleDecision, State, open_decision
 from grants.durations import format_duration
 from grants.lifecycle import Event
@@ -18,6 +18,7 @@ from grants.usecases.deps import Deps
 log = logging.getLogger(__name__)
 
 REVOKE_BACKOFF_MAX = timedelta(minutes=5)
+HOLD_RACE_WINDOW = timedelta(minutes=2)  # an issuer that released a credential records it well within this
 
 
 def order_for(
@@ -58,15 +59,18 @@ def issue(deps: Deps, request: Request) -> Request:
         if until <= now:
             raise CredentialError(f"what allowed it ended at {until:%Y-%m-%d %H:%M:%S} UTC, before it could be issued")
         credential = deps.issuer.issue(order_of(deps, request, until, now), scope)
+    except HoldUsed as exc:
+        # Two issuers raced (the page's process and the stuck-approval retry): the one that released the credential
+        # records it; a failure committed here first would make it revoke its own. Still approved long after the
+        # approval, that credential was never recorded (its issuer died), and the request fails as any other.
+        current = deps.requests.get(request.id)
+        decided = request.approval.decided_at or now
+        if current is not None and (current.state is not State.APPROVED or now - decided < HOLD_RACE_WINDOW):
+            log.info("another issuer released this approval's credential", extra={"request_id": request.id})
+            return current
+        return _issue_failed(deps, request, now, exc)
     except CredentialError as exc:
-        failed = request.advance(Event.ISSUE_FAILED, ended_at=now, review=None)
-        notices = [
-            outbox.changed(request.id),
-            outbox.told(request.id, Event.ISSUE_FAILED, error=str(exc)),
-            outbox.alert(Alert.ISSUE_FAILED, request.id, scope=request.scope, error=str(exc)),
-        ]
-        deps.commit(request, failed, Event.ISSUE_FAILED, "system", notices=notices, error=str(exc))
-        return failed
+        return _issue_failed(deps, request, now, exc)
     grant = Grant(handle=credential.handle, issued_at=now, expires_at=until, seal=deps.seal(credential.handle, request.id))
     active = request.advance(Event.ISSUED, grant=grant)
     detail = {**credential.facts, "accessor": credential.handle.id, "kind": credential.handle.kind}
@@ -81,6 +85,17 @@ def issue(deps: Deps, request: Request) -> Request:
         return current if current is not None else request
     deliver_credential(deps, active, credential)
     return active
+
+
+def _issue_failed(deps: Deps, request: Request, now: datetime, exc: CredentialError) -> Request:
+    failed = request.advance(Event.ISSUE_FAILED, ended_at=now, review=None)
+    notices = [
+        outbox.changed(request.id),
+        outbox.told(request.id, Event.ISSUE_FAILED, error=str(exc)),
+        outbox.alert(Alert.ISSUE_FAILED, request.id, scope=request.scope, error=str(exc)),
+    ]
+    deps.commit(request, failed, Event.ISSUE_FAILED, "system", notices=notices, error=str(exc))
+    return failed
 
 
 def issue_approved(deps: Deps, request: Request) -> Request:

@@ -39,7 +39,11 @@ def _wake_once(deps: Deps, request_id: str) -> bool:
     grant = request.grant
     if request.state is State.APPROVED:
         # Approved ahead and its start has come, or interrupted between the decision and Vault (a crash, a hung call).
-        granting.issue_approved(deps, request)
+        issued = granting.issue_approved(deps, request)
+        if issued.state is State.APPROVED and issued.version == request.version:
+            # Nothing changed: another process released its credential and is recording it (granting.issue). Raised,
+            # the claim loop looks again in a few seconds instead of at once.
+            raise CredentialError(f"{request.id}'s credential is being issued elsewhere; looking again shortly")
     elif request.state is State.PENDING:
         _wake_pending(deps, request, scope, now)
     elif request.state is State.ACTIVE and grant is not None and now >= grant.expires_at:

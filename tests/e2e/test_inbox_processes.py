@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -12,10 +13,12 @@ from hvac.exceptions import Forbidden, InvalidRequest
 
 from devkit.processes import ServeProcess
 from devkit.standin import SlackStandIn, message_text
+from grants.inbox import MAX_ATTEMPTS
 from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, USERS, SettlingClient, make_catalog_dir, serve_env
 from tests.e2e.test_outbox_processes import approval_messages, events, rows, wait_until
 from tests.tcp_proxy import FreezableProxy
 
+ALERTS = "C0ALERTS1"
 # Twenty people who may ask for payments-read (or its twin) and are not the approver who clicks.
 ASKERS = [user for user in USERS if user != APPROVER]
 TWIN = """
@@ -237,3 +240,48 @@ def test_slack_rate_limiting_every_post_holds_no_ack_revoke_or_expiry(env, tmp_p
     finally:
         bot.stop()
     print(f"\nacks under 429: max {max(acks) * 1000:.0f} ms; expiry lag {expired[0]['lag_seconds']} s")
+
+
+def test_a_request_whose_work_kills_every_worker_is_given_up_after_the_cap(env, tmp_path, db_url):
+    """A poison row: the new request's `requested` write SIGKILLs every process that runs it (tests/crash_serve.py).
+    Each claim counts an attempt; after five deaths the sixth claim settles it unrun, audits it and alerts, and that
+    process lives (it is still the crashing bot, so it would have died had it run the work)."""
+    slack, _, variables = env
+    catalog = Path(variables["JITBOT_CATALOG"])
+    catalog.write_text(catalog.read_text().replace('alert_channel = ""', f'alert_channel = "{ALERTS}"', 1))
+    crash = {"JITBOT_TEST_DIE_AT": "requested", "JITBOT_TEST_RECORD": str(tmp_path / "made")}
+
+    def crashing(n: int) -> ServeProcess:
+        return ServeProcess({**variables, **crash}, tmp_path / f"serve-{n}.log", module="tests.crash_serve")
+
+    first = crashing(1).start()
+    try:
+        status, body = SettlingClient(first, slack).slash(REQUESTER, "payments-read 10m INC-99 poison row", settle=False)
+        assert status == 200 and "Request `JIT-" in body["text"], body
+        assert first.died() == -9
+    finally:
+        first.kill()
+    for n in range(2, MAX_ATTEMPTS + 1):  # each takes the row once its lease lapsed, and dies running it
+        process = crashing(n)
+        try:
+            process.start()
+        except AssertionError:
+            pass  # it claimed the row and died before /healthz answered: the same death
+        try:
+            assert process.died() == -9
+        finally:
+            process.kill()
+    assert rows(db_url, "SELECT attempts FROM inbox WHERE kind = 'request' AND done_at IS NULL") == [(MAX_ATTEMPTS,)]
+    last = crashing(MAX_ATTEMPTS + 1).start()
+    try:
+        wait_until(lambda: undone(db_url) == 0, what="the poison row given up")
+        alert = wait_until(lambda: [m for m in slack.messages_in(ALERTS) if "gave up" in m["text"]], what="the alert")
+        assert last.process is not None and last.process.poll() is None  # it never ran the work
+    finally:
+        last.stop()
+    assert f"was claimed {MAX_ATTEMPTS + 1} times" in alert[0]["text"]
+    assert rows(db_url, "SELECT count(*) FROM requests") == [(0,)]
+    refused = [(a, json.loads(d)) for a, d in rows(db_url, "SELECT actor, detail FROM audit_events WHERE event = 'rejected'")]
+    assert [(a, d["rule"], d["task"], d["attempts"]) for a, d in refused] == [
+        ("system", "inbox_attempts", "request", MAX_ATTEMPTS + 1)
+    ]

@@ -220,3 +220,34 @@ def test_an_approver_vault_does_not_count_is_refused_audited_and_told_why(on: St
     counted = browser(on).sign_in(on.click_approve(APPROVER_2, rid), APPROVER_2)  # once the group is right again
     assert counted.status_code == 200 and "1 of 2 approvals" in counted.text, counted.text
     end(on, rid)
+
+
+def test_approve_for_less_on_a_step_up_scope_is_refused_before_any_link_is_made(on: Stage) -> None:
+    rid = on.ask(STEPPED)
+    links = len(on.rows("SELECT key FROM step_up_links"))
+    status, _ = on.client.choose(APPROVER_1, "approve_for", f"{rid}:r@5m")
+    assert status == 200
+    name = on.client.last_response_name
+    assert name is not None
+    reply = on.slack.wait_for(
+        lambda: next((r for r in on.slack.responses_to(name) if "Approve for less" in str(r.get("text"))), None)
+    )
+    assert "not available where approving needs a sign-in" in str(reply["text"]) and "stepup" not in str(reply["text"])
+    assert len(on.rows("SELECT key FROM step_up_links")) == links  # no link row was made
+    assert on.state(rid) == "pending"
+    end(on, rid)
+
+
+def test_an_authorization_vault_refuses_because_the_hold_is_gone_is_audited_and_explained(on: Stage) -> None:
+    rid = on.ask(SCOPE)
+    link = on.click_approve(APPROVER_1, rid)
+    gates = on.bot.runtime.service.deps.control_groups  # type: ignore[union-attr]
+    accessor = gates.accessor(rid)  # type: ignore[union-attr]
+    on.vault.root.secrets.kv.v2.delete_metadata_and_all_versions(path=f"jitbot/control-groups/{rid}", mount_point="secret")
+    refused = browser(on).sign_in(link, APPROVER_1)
+    assert refused.status_code == 403 and "Vault refused your authorization" in refused.text, refused.text
+    assert "no control-group request" in refused.text and "Try again in a minute" not in refused.text
+    assert "vault_refused" in on.rules(rid) and on.state(rid) == "pending" and on.audit(rid, "approval_added") == []
+    found = on.vault.root.write_data("sys/control-group/request", data={"accessor": accessor})
+    assert found["data"]["authorizations"] in (None, [])
+    end(on, rid)

@@ -268,3 +268,57 @@ def test_a_store_failure_on_create_leaves_no_hold_and_the_retry_of_the_same_id_s
     assert retried.state is State.PENDING and has_hold(world, retried.id)
     service.deny(retried.id, APPROVER_1, "test over")
     assert not has_hold(world, retried.id)
+
+
+def test_the_stuck_approval_retry_racing_the_issuer_leaves_the_winners_credential_alive(vault, bot, monkeypatch):
+    """The page's process released the one credential; before it records it, the due work's retry of the approval
+    (15 s later) finds the hold used. It must look again later, not commit a failure that makes the winner revoke."""
+    world, _ = vault
+    service, notifier, _ = bot
+    kinds = service.deps.issuer
+    real_issue, retried = kinds.issue, []
+
+    def slow_winner(order, scope):  # type: ignore[no-untyped-def]
+        credential = real_issue(order, scope)  # Vault released it: the hold is gone
+        monkeypatch.setattr(kinds, "issue", real_issue)
+        service.clock.advance(timedelta(seconds=16))  # type: ignore[attr-defined]
+        with pytest.raises(CredentialError, match="issued elsewhere"):
+            service.wake(order.request_id)  # the stuck-approval retry, meanwhile
+        retried.append(service.get(order.request_id).state)
+        return credential
+
+    request = ask(service)
+    authorize(world, service, APPROVER_1, request.id)
+    monkeypatch.setattr(kinds, "issue", slow_winner)
+    active = authorize(world, service, APPROVER_2, request.id)
+    assert retried == [State.APPROVED]  # the retry committed nothing
+    assert active.state is State.ACTIVE and service.get(request.id).state is State.ACTIVE
+    released = unwrap(world.addr, notifier.wrapping[request.id]).json()["data"]
+    assert hvac.Client(url=world.addr, token=released["token"]).auth.token.lookup_self()["data"]["ttl"] > 0
+    assert "issue_failed" not in [e.event for e in events(service, request.id)]
+    service.revoke(request.id, REQUESTER)
+
+
+def test_an_approval_whose_credential_the_retry_issued_first_answers_with_the_grant(vault, bot, monkeypatch):
+    """The other way round: the stuck-approval retry released and recorded the credential before the approver's own
+    process reached Vault. That process finds the hold used and answers with the grant, not with a failure."""
+    world, _ = vault
+    service, notifier, _ = bot
+    kinds = service.deps.issuer
+    real_issue = kinds.issue
+
+    def retry_first(order, scope):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(kinds, "issue", real_issue)
+        service.clock.advance(timedelta(seconds=16))  # type: ignore[attr-defined]
+        service.wake(order.request_id)  # the due work's retry issues it
+        assert service.get(order.request_id).state is State.ACTIVE
+        return real_issue(order, scope)  # the hold is used now
+
+    request = ask(service)
+    authorize(world, service, APPROVER_1, request.id)
+    monkeypatch.setattr(kinds, "issue", retry_first)
+    answered = authorize(world, service, APPROVER_2, request.id)
+    assert answered.state is State.ACTIVE and service.get(request.id).state is State.ACTIVE
+    assert unwrap(world.addr, notifier.wrapping[request.id]).status_code == 200  # the retry's credential, delivered
+    assert "issue_failed" not in [e.event for e in events(service, request.id)]
+    service.revoke(request.id, REQUESTER)

@@ -36,10 +36,16 @@ def test_sync_made_the_key_once_and_the_bot_may_read_but_never_replace_it(
         bot.secrets.kv.v2.create_or_update_secret(path=SEAL_KEY_PATH, secret={"key": "00" * 32}, mount_point="secret")
 
 
-def test_without_the_key_the_bot_runs_unsealed(openbao: OpenBaoDevServer, vault_root: hvac.Client) -> None:
+def test_without_the_key_the_bot_runs_unsealed(
+    openbao: OpenBaoDevServer, vault_root: hvac.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     nobody = vault_root.auth.token.create(policies=["default"], ttl="5m")["auth"]["client_token"]
-    assert open_sealer(vault_client(openbao.addr, nobody), "secret") is None  # 403: warned, grants looked up
-    assert open_sealer(vault_root, "no-such-mount") is None
+    with caplog.at_level("WARNING", logger="grants.adapters.seal_key"):
+        assert open_sealer(vault_client(openbao.addr, nobody), "secret") is None  # 403: warned, grants looked up
+        assert open_sealer(vault_root, "no-such-mount") is None
+    # Each warning names both consequences: unsealed credentials, and inbox rows an insider can forge.
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and all("inbox rows are not authenticated" in w and "look credentials up" in w for w in warnings)
 
 
 def test_a_proven_revoke_is_one_call_and_an_unproven_one_needs_the_lookup(
