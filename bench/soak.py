@@ -67,6 +67,7 @@ class Soak:
     workdir: Path
     rng: random.Random
     stop: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)  # the soak is over: its processes may die
     kills: Counter[str] = field(default_factory=Counter)
     restarts: list[float] = field(default_factory=list)
     outages: list[str] = field(default_factory=list)
@@ -173,6 +174,9 @@ def _killer(soak: Soak, procs: dict[str, ServeProcess]) -> None:
         with soak.lock:
             soak.kills[name.split("-")[0]] += 1
             soak.restarts.append(time.monotonic() - began)
+    # The processes this thread restarted die with it (devkit/children.py ties them to the thread that forked them):
+    # it lives until the soak is over.
+    soak.done.wait()
 
 
 def _slack_faults(soak: Soak, slack: SlackStandIn) -> None:
@@ -265,8 +269,7 @@ def _soak(args: argparse.Namespace, workdir: Path) -> int:
                     futures.append(pool.submit(_run_flow, flow, soak, procs, slack, vault.addr))
                     time.sleep(rng.expovariate(args.rate))
                 soak.stop.set()
-                for thread in threads:
-                    thread.join()
+                threads[1].join()  # the Slack faults end; the killer lives on until the end, see _killer
                 slack.heal()
                 say(
                     f"load over after {time.monotonic() - began:.0f} s: {len(flows)} flows, {sum(soak.kills.values())} kills; settling"
@@ -287,6 +290,7 @@ def _soak(args: argparse.Namespace, workdir: Path) -> int:
         soak.stop.set()
         for process in procs.values():
             process.stop()
+        soak.done.set()
         lab.close()
 
 

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devkit.children import die_with_parent
 from devkit.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: `python -m bot.cli` runs from here
@@ -38,6 +39,7 @@ class ServeProcess:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # a killed test or soak leaves no bot behind
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

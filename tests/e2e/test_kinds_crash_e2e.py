@@ -128,6 +128,7 @@ def test_a_crashed_identity_issue_is_retried_into_the_same_single_group(world: W
     assert recorded == str(issued[0][1].handle) == f"vault_identity:jit-{rid}"
     # The kind guarantees one credential: the retry rewrote the very group the crashed attempt created.
     assert [name for name in world.vault.list("identity/group/name")["data"]["keys"] if rid in name] == [f"jit-{rid}"]
+    nth_dm(world, REQUESTER, rid, "log in to Vault as usual")  # the DM follows the issued commit through the outbox
     assert len([m for m in world.slack.dm_messages(REQUESTER) if rid in str(m) and "log in to Vault as usual" in str(m)]) == 1
     revoke(world, rid)
     assert not can_read(world, linked_requester)
