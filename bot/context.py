@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from slack_bolt.context.respond import Respond
 
+from bot.listeners import deferred
 from bot.notifier import SlackNotifier
 from bot.tasks import Task
 from grants.catalog import Catalog
@@ -33,10 +34,8 @@ class BotContext:
         self.work.submit(self.run, task)
 
     def run(self, task: Task) -> None:
-        from bot.listeners.deferred import run  # the listeners import this module
-
         try:
-            run(self, task)
+            deferred.run(self, task)
         except Exception:
             log.exception("background work failed", extra={"task": task.kind})
 

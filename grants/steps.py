@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from grants.catalog import Scope, Step
-from grants.domain import Request
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grants.catalog import Scope, Step
+    from grants.domain import Request
 
 
 def step_progress(scope: Scope, approvals: tuple[str, ...]) -> tuple[int, int]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial, update_wrapper
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.context import BotContext
+if TYPE_CHECKING:
+    from bot.context import BotContext  # the context runs the listeners' deferred work: no import at run time
 
 
 def bind(listener: Callable[..., Any], ctx: BotContext) -> Callable[..., Any]:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, messages, tasks
-from bot.context import BotContext
 from bot.gate import RECORDED
 from bot.listeners import bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
 from grants.domain import DomainError, NotFound, Request, split_decision
+
+if TYPE_CHECKING:
+    from bot.context import BotContext  # the context runs the listeners' deferred work: no import at run time
 
 log = logging.getLogger(__name__)
 # A request ID, optionally with the decision a button was shown for (`:r`, `:e2`) and a shorter grant chosen (`@15m`).

@@ -7,15 +7,17 @@ and `from_form`), so the ack can name it; `run` makes it from the inbox row, her
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import blocks, messages, tasks
-from bot.context import BotContext
 from grants.csr import CsrError, parse_csr
 from grants.domain import DomainError, ExtensionOffered, State
 from grants.durations import looks_like_duration
 from grants.ssh_keys import SshKeyError, parse_public_key
 from grants.text import refused_character
+
+if TYPE_CHECKING:
+    from bot.context import BotContext  # the context runs the listeners' deferred work: no import at run time
 
 log = logging.getLogger(__name__)
 

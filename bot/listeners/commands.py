@@ -6,19 +6,21 @@ import hashlib
 import logging
 import shlex
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from bot import blocks, messages, tasks
-from bot.context import BotContext
 from bot.gate import NEW_REQUEST, RECORDED
 from bot.listeners import asking, bind
 from bot.listeners.failures import SLACK_FAILURES, slack_error_code
 from grants.audit import AuditQuery, parse_time
 from grants.domain import DomainError, ExtensionOffered, State
 from grants.text import refused_character, require_plain_message
+
+if TYPE_CHECKING:
+    from bot.context import BotContext  # the context runs the listeners' deferred work: no import at run time
 
 log = logging.getLogger(__name__)
 

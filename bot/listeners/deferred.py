@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot import blocks
-from bot.context import BotContext
 from bot.gate import SlackBody
 from bot.listeners import actions, asking, commands
 from bot.tasks import Task, click, decode, verb
 from grants.inbox import Work
+
+if TYPE_CHECKING:
+    from bot.context import BotContext  # the context runs the listeners' deferred work: no import at run time
 
 
 def run(ctx: BotContext, task: Task) -> None:
