@@ -23,6 +23,7 @@ import hvac
 from devkit.databases import fresh_database
 from devkit.harness import LocalBot
 from devkit.openbao import OpenBaoDevServer
+from devkit.openbao_server import OpenBaoServer
 from grants.adapters.kinds import credential_kinds
 from grants.adapters.seal_key import ensure_seal_key, open_sealer
 from grants.adapters.vault_client import VaultSession, vault_client
@@ -131,7 +132,8 @@ class Lab:
     workdir: Path
     quick: bool
     pg: bool
-    _vault: OpenBaoDevServer | None = None
+    persistent_vault: bool = False  # a non-dev OpenBao on raft storage in the work dir, which survives restart()
+    _vault: OpenBaoDevServer | OpenBaoServer | None = None
     _bot_token: str | None = None
     _children: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -151,13 +153,19 @@ class Lab:
         return load_catalog(self.catalog_path)
 
     @property
-    def vault(self) -> OpenBaoDevServer:
+    def vault(self) -> OpenBaoDevServer | OpenBaoServer:
         with self._lock:
             if self._vault is None:
                 # The dev server dies with the *thread* that started it (PR_SET_PDEATHSIG): start it on the main
                 # thread, never on a pool worker that is gone a moment later.
                 assert threading.current_thread() is threading.main_thread(), "start the lab's Vault on the main thread"
-                server = OpenBaoDevServer().start()
+                server: OpenBaoDevServer | OpenBaoServer
+                if self.persistent_vault:
+                    server = OpenBaoServer(self.workdir / "openbao").start()
+                    root = vault_client(server.addr, server.root_token)
+                    root.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})  # dev mode has it
+                else:
+                    server = OpenBaoDevServer().start()
                 root = vault_client(server.addr, server.root_token)
                 sync(root, self.catalog_path.parent, load_catalog(self.catalog_path), credential_kinds(VaultSession(root)))
                 ensure_seal_key(root, "secret")  # as `jitbot vault sync` does: the bot seals what it issues

@@ -13,15 +13,17 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import hvac
-from hvac.exceptions import Forbidden, InvalidRequest, VaultError
+import requests
+from hvac.exceptions import Forbidden, InternalServerError, InvalidRequest, VaultDown, VaultError
 from sqlalchemy import text
 
 from bench.core import BOT_TOKEN, SIGNING_SECRET, Lab, p50, p99, say
+from devkit.openbao_server import OpenBaoServer
 from devkit.processes import ServeProcess
 from devkit.slack_client import SignedSlackClient
 from devkit.standin import SlackStandIn
@@ -32,11 +34,15 @@ from grants.audit import AuditQuery, verify
 SCOPE = "db-admin-staging"
 APPROVERS = ("U0APPR001", "U0APPR002")  # group:db-oncall in the shipped catalog
 WRAP_TOKEN = re.compile(r"unwrap ([A-Za-z0-9._-]{20,})")
+NOT_ISSUED = "the credential could not be issued"  # bot/messages.py: an approval whose issue Vault refused (ended)
 LEASE = 3  # JITBOT_OUTBOX_LEASE: how long a killed worker's claims hold
 WAIT = 120.0  # seconds a step of one flow may wait (kills and Slack outages on a loaded machine)
 # A credential DM Slack refused is replaced when its check comes due, 15 s after the issue (Deps.deliver_within),
 # if the grant still runs then: a grant this short whose only try fell in an outage gets no DM, by design.
 REDELIVERY = 15 + LEASE + 5
+VAULT_DOWN = 5.0  # seconds OpenBao stays stopped in its restart (a SIGTERM and a start alone take about 1 s)
+GRACE = timedelta(seconds=1)  # a Vault call sent just before the unseal answered may still have been refused
+REVOKE_BACKOFF = 5  # grants/usecases/granting.py revoke_failed: a failed revoke is retried after 5, 10, 20 ... s
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Flow:
     dead_token_at: datetime | None = None  # when the DM's token was found not working (ok once its grant had ended)
     late_credential: bool = False
     undelivered: bool = False  # no DM, and the grant was shorter than the redelivery check (REDELIVERY)
+    not_issued: bool = False  # approved while OpenBao was down: the bot ended it issue_failed and told the requester
     revoke_acked_at: datetime | None = None
     error: str = ""
 
@@ -71,6 +78,9 @@ class Soak:
     kills: Counter[str] = field(default_factory=Counter)
     restarts: list[float] = field(default_factory=list)
     outages: list[str] = field(default_factory=list)
+    vault_down: tuple[datetime, datetime] | None = None  # when OpenBao was stopped and when it answered again, unsealed
+    refused_starts: int = 0  # restarts of a killed process that jitbot refused (exit 1) because Vault was down
+    vault_calls_retried: int = 0  # the soak's own Vault calls (unwrap, lookup) that met the outage and were retried
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -81,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1, help="random seed of the schedule (default 1)")
     parser.add_argument("--kill-every", type=float, default=6.0, help="mean seconds between kill -9s (default 6)")
     parser.add_argument("--slack-every", type=float, default=25.0, help="mean seconds between Slack outages (default 25)")
+    parser.add_argument(
+        "--vault-restart",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"restart OpenBao (SIGTERM, down {VAULT_DOWN:g} s, start, unseal) once mid-load; default on",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the processes' logs here (default: a temp dir, removed)")
     return parser
 
@@ -134,7 +150,12 @@ def _run_flow(flow: Flow, soak: Soak, procs: dict[str, ServeProcess], slack: Sla
         try:
             dm = slack.wait_for(
                 lambda: next(
-                    (m for m in slack.dm_messages(flow.requester) if rid in m["text"] and WRAP_TOKEN.search(m["text"])), None
+                    (
+                        m
+                        for m in slack.dm_messages(flow.requester)
+                        if rid in m["text"] and (WRAP_TOKEN.search(m["text"]) or NOT_ISSUED in m["text"])
+                    ),
+                    None,
                 ),
                 WAIT if flow.seconds > REDELIVERY else flow.seconds + REDELIVERY + 20,
                 "credential DM",
@@ -144,11 +165,16 @@ def _run_flow(flow: Flow, soak: Soak, procs: dict[str, ServeProcess], slack: Sla
                 raise
             flow.undelivered = True  # checked below: its grant ended, and no DM came at all
             return
+        if NOT_ISSUED in dm["text"]:
+            flow.not_issued = True  # checked below: it must have met the Vault outage
+            return
         flow.credential_at = time.monotonic()
         wrapping = WRAP_TOKEN.search(dm["text"]).group(1)  # type: ignore[union-attr]
-        token = hvac.Client(url=vault_addr, token=wrapping).sys.unwrap()["auth"]["client_token"]
+        token = _vault_call(soak, lambda: hvac.Client(url=vault_addr, token=wrapping).sys.unwrap()["auth"]["client_token"])
         try:
-            flow.token_worked = bool(hvac.Client(url=vault_addr, token=token).auth.token.lookup_self()["data"]["accessor"])
+            flow.token_worked = bool(
+                _vault_call(soak, lambda: hvac.Client(url=vault_addr, token=token).auth.token.lookup_self()["data"]["accessor"])
+            )
         except Forbidden:
             flow.dead_token_at = datetime.now(UTC)  # fine only if its grant had ended by then (checked below)
         if flow.revoke:
@@ -159,6 +185,69 @@ def _run_flow(flow: Flow, soak: Soak, procs: dict[str, ServeProcess], slack: Sla
         flow.error = f"{type(error).__name__}: {str(error)[:300]}"  # the stand-in's timeout dumps all its state
 
 
+def _vault_call(soak: Soak, call: Any) -> Any:
+    """A Vault call of the soak's user, tried again while OpenBao is down (refused connection, sealed, 5xx)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            return call()
+        except (requests.ConnectionError, VaultDown, InternalServerError):
+            if time.monotonic() > deadline:
+                raise
+            with soak.lock:
+                soak.vault_calls_retried += 1
+            time.sleep(0.5)
+
+
+def _vault_restarter(soak: Soak, vault: OpenBaoServer) -> None:
+    """Once, at a random moment in the middle of the load: SIGTERM OpenBao, keep it down, start and unseal it."""
+    if not soak.stop.wait(soak.rng.uniform(0.3, 0.6) * soak.args.duration):
+        down = datetime.now(UTC)
+        vault.restart(timeout=60, down=VAULT_DOWN)
+        soak.vault_down = (down, datetime.now(UTC))
+    # The restarted server dies with the thread that forked it (devkit/children.py): this one lives until the end.
+    soak.done.wait()
+
+
+def _revoke_met_outage(soak: Soak, trail: Any, rid: str) -> bool:
+    """True when the request's first revoke_failed event lies in the Vault outage (+ GRACE)."""
+    at = next((a for r, e, a in trail if r == rid and e == "revoke_failed"), None)
+    return soak.vault_down is not None and at is not None and soak.vault_down[0] <= at <= soak.vault_down[1] + GRACE
+
+
+def _revoke_allowance(expires_at: datetime, window: tuple[datetime, datetime] | None) -> float | None:
+    """For a grant whose end fell while OpenBao was down: how late the product's revoke retries may end it.
+
+    Its revoke fails at the end and is retried after 5, 10, 20 ... s (revoke_failed); the first try at or after
+    OpenBao is back succeeds, then the usual lease + 5 s. None for a grant whose end was not in the outage."""
+    if window is None or not window[0] <= expires_at <= window[1]:
+        return None
+    waited, attempt = 0.0, 1
+    while (expires_at - window[0]).total_seconds() + waited < (window[1] - window[0]).total_seconds():
+        waited += REVOKE_BACKOFF * 2 ** (attempt - 1)
+        attempt += 1
+    return waited + LEASE + 5
+
+
+def _supervise(soak: Soak, procs: dict[str, ServeProcess], name: str) -> None:
+    """Start a killed process again until it is healthy, as a platform restarts a crashed one (after a second)."""
+    for _ in range(int(WAIT)):
+        process = procs[name]
+        try:
+            process.start(timeout=60)
+            return
+        except AssertionError:
+            tail = process.log_path.read_text(errors="replace").splitlines()[-2:]
+            if any("cannot reach Vault" in line for line in tail):  # jitbot refuses to start without Vault: by design
+                with soak.lock:
+                    soak.refused_starts += 1
+                time.sleep(1)
+                continue
+            # Its port was taken meanwhile: a new one (the web's URL moves with it).
+            procs[name] = ServeProcess(process.env, process.log_path, role=process.role)
+    raise RuntimeError(f"{name} did not start again in {WAIT:.0f} tries")
+
+
 def _killer(soak: Soak, procs: dict[str, ServeProcess]) -> None:
     """kill -9 a random process every few seconds and start it again at once, as a platform would."""
     while not soak.stop.wait(soak.rng.uniform(0.5, 1.5) * soak.args.kill_every):
@@ -166,11 +255,7 @@ def _killer(soak: Soak, procs: dict[str, ServeProcess]) -> None:
         process = procs[name]
         process.kill()
         began = time.monotonic()
-        try:
-            process.start(timeout=60)
-        except AssertionError:  # its port was taken meanwhile: a new one (the web's URL moves with it)
-            replacement = ServeProcess(process.env, process.log_path, role=process.role)
-            procs[name] = replacement.start(timeout=60)
+        _supervise(soak, procs, name)
         with soak.lock:
             soak.kills[name.split("-")[0]] += 1
             soak.restarts.append(time.monotonic() - began)
@@ -231,7 +316,7 @@ def _soak(args: argparse.Namespace, workdir: Path) -> int:
     users = {r: f"soak{i}" for i, r in enumerate(requesters)} | {
         a: a.lower() for a in (*APPROVERS, "U0DEV0001", "U0AUDIT01", "U0ADMIN01")
     }
-    lab = Lab(workdir=workdir, quick=False, pg=True)
+    lab = Lab(workdir=workdir, quick=False, pg=True, persistent_vault=args.vault_restart)
     _catalog(lab, requesters)
     soak = Soak(args, workdir, rng)
     procs: dict[str, ServeProcess] = {}
@@ -257,6 +342,8 @@ def _soak(args: argparse.Namespace, workdir: Path) -> int:
                 threading.Thread(target=_killer, args=(soak, procs), name="soak-killer", daemon=True),
                 threading.Thread(target=_slack_faults, args=(soak, slack), name="soak-slack", daemon=True),
             ]
+            if isinstance(vault, OpenBaoServer):
+                threads.append(threading.Thread(target=_vault_restarter, args=(soak, vault), name="soak-vault", daemon=True))
             for thread in threads:
                 thread.start()
             began = time.monotonic()
@@ -314,18 +401,28 @@ def _check(soak: Soak, flows: list[Flow], engine: Any, slack: SlackStandIn, vaul
             failures.append(what)
 
     acked = [f for f in flows if f.rid]
+    revokes_as_expiry: list[str] = []
     for f in flows:
         check(not f.error or (f.error == "request not acked" and not f.rid), f"flow {f.n} ({f.rid}): {f.error}")
     for f in acked:
         rid, c = f.rid or "", counts.get(f.rid or "", Counter())
         check(rid in requests and c["requested"] == 1, f"{rid}: requested {c['requested']} times")
-        if f.approved_acked:
+        if f.approved_acked and f.not_issued:  # only an issue that met the outage may fail (a second's grace)
+            at = next((a for r, e, a in trail if r == rid and e == "issue_failed"), None)
+            met = soak.vault_down is not None and at is not None and soak.vault_down[0] <= at <= soak.vault_down[1] + GRACE
+            check(c["approved"] == 1 and c["issued"] == 0 and met, f"{rid}: issue failed at {at}, not in the Vault outage")
+        elif f.approved_acked:
             check(c["approved"] == 1 and c["issued"] == 1, f"{rid}: approved {c['approved']}, issued {c['issued']}")
-        if f.revoke_acked_at is not None:
+        if f.revoke_acked_at is not None and _revoke_met_outage(soak, trail, rid) and c["expired"] == 1 and not c["revoked"]:
+            # The product's way, reported, not hidden: a failed early revoke sets the grant's end to now, and its
+            # retry after the outage records `expired` by system, not `revoked` by the requester.
+            revokes_as_expiry.append(rid)
+        elif f.revoke_acked_at is not None:
             check(c["revoked"] == 1 and c["expired"] == 0, f"{rid}: revoked {c['revoked']}, expired {c['expired']}")
     by_rid = {f.rid: f for f in acked}
     posts, opens = slack.calls_to("chat.postMessage"), slack.calls_to("conversations.open")  # refused ones too
     late: list[float] = []
+    in_outage: list[tuple[str, float, float]] = []  # grants whose end fell while OpenBao was down: (rid, late, allowed)
     root = hvac.Client(url=vault_addr, token=root_token)
     alive = 0
     issued = [rid for rid, c in counts.items() if c["issued"]]
@@ -337,9 +434,17 @@ def _check(soak: Soak, flows: list[Flow], engine: Any, slack: SlackStandIn, vaul
         )
         if rid in ended_at and row.expires_at is not None:
             after = (ended_at[rid] - row.expires_at).total_seconds()
-            check(after <= LEASE + 5, f"{rid}: ended {after:.1f} s after its end")
-            if c["expired"]:
-                late.append(after)
+            allowed = _revoke_allowance(row.expires_at, soak.vault_down)
+            if allowed is None:
+                check(after <= LEASE + 5, f"{rid}: ended {after:.1f} s after its end")
+                if c["expired"]:
+                    late.append(after)
+            else:  # a separate, printed allowance: the product's revoke retries (5, 10, 20 ... s) across the outage
+                in_outage.append((rid, after, allowed))
+                check(
+                    after <= allowed,
+                    f"{rid}: its end fell in the Vault outage, ended {after:.1f} s late (allowed {allowed:.0f} s)",
+                )
         if row.accessor and _alive(root, row.accessor):
             alive += 1
             failures.append(f"{rid}: its credential is alive in Vault after the grant")
@@ -391,7 +496,30 @@ def _check(soak: Soak, flows: list[Flow], engine: Any, slack: SlackStandIn, vaul
     print(
         f"credentials alive after their grant: {alive}; audit verify: {'intact' if verdict.intact else 'BROKEN'} ({verdict.count} events)"
     )
-    print("OpenBao restart: not part of this soak (the dev server forgets the seal key and audit anchor too)")
+    if soak.vault_down is None:
+        print("OpenBao restart: none (--no-vault-restart, or the load ended first)")
+    else:
+        start, end = soak.vault_down
+        during = Counter(event for _, event, at in trail if start <= at <= end)
+        failed = Counter(event for _, event, at in trail if event in ("revoke_failed", "issue_failed"))
+        print(
+            f"OpenBao restart: down {(end - start).total_seconds():.1f} s (SIGTERM at {start:%H:%M:%S}, unsealed again "
+            f"{end:%H:%M:%S}); events meanwhile: {dict(during) or 'none'}; revoke_failed {failed['revoke_failed']}, "
+            f"issue_failed {failed['issue_failed']} in the whole run; restarts of killed processes refused for want of "
+            f"Vault (started again a second later): {soak.refused_starts}; the soak's own Vault calls retried: "
+            f"{soak.vault_calls_retried}"
+        )
+        print(f"early revokes that met the outage and were ended by their retry, audited `expired` by system instead "
+              f"of `revoked` by the requester: {len(revokes_as_expiry)} {revokes_as_expiry or ''}")  # fmt: skip
+        worst = max(in_outage, key=lambda g: g[1] - g[2], default=None)
+        print(f"approvals whose issue met the outage (ended issue_failed, requester told, by design): "
+              f"{sum(f.not_issued for f in flows)}")  # fmt: skip
+        print(
+            f"grants whose end fell in the outage: {len(in_outage)}"
+            + (f", ended at most {max(g[1] for g in in_outage):.1f} s late (each allowed its revoke retry: "
+               f"first retry after the outage + lease + 5 s; closest {worst[0]} {worst[1]:.1f} of {worst[2]:.0f} s)"
+               if worst else "")
+        )  # fmt: skip
     if failures:
         print(f"\nsoak: {len(failures)} checks FAILED:")
         for line in failures[:50]:

@@ -41,10 +41,12 @@ def test_quick_bench_prints_every_figure_with_its_ratio(tmp_path: Path) -> None:
 @pytest.mark.timeout(600)
 def test_a_short_soak_with_one_kill_passes_its_checks(tmp_path: Path) -> None:
     """About 20 s of load on PostgreSQL with one web and two workers, one kill -9 and one Slack fault window; the
-    command's own checks (exactly once, on time, no live credential, one DM per grant, audit verify) must pass."""
+    command's own checks (exactly once, on time, no live credential, one DM per grant, audit verify) must pass.
+    Without the OpenBao restart: its raft server takes ~8 s to start and the restart a few s more of a 20 s run
+    (tests/integration/test_openbao_server.py proves the restart keeps the data; `python -m bench soak` does it)."""
     done = subprocess.run(
         [sys.executable, "-m", "bench", "soak", "--duration", "20", "--rate", "0.4", "--seed", "3",
-         "--kill-every", "10", "--slack-every", "12", "--workdir", str(tmp_path)],
+         "--kill-every", "10", "--slack-every", "12", "--no-vault-restart", "--workdir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=560, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and "soak: all checks passed" in done.stdout, f"{done.stdout}\n{done.stderr[-4000:]}"
