@@ -120,6 +120,10 @@ class Trail(Protocol):
         hash-chained trail says, as opposed to the request row, which an insider could rewrite."""
         ...
 
+    def last_detail(self, request_id: str, event: Event) -> tuple[str, dict[str, Any]] | None:
+        """The actor and detail of the last `event` the trail recorded for this request, or None."""
+        ...
+
 
 class Keys(Protocol):
     """What requesters register for the kinds that certify it: SSH public keys and CSRs."""

@@ -187,6 +187,12 @@ class FakeStore:
                 return str(e.detail["accessor"])
         return None
 
+    def last_detail(self, request_id: str, event: Event) -> tuple[str, dict[str, Any]] | None:
+        for e in reversed(self.audit):
+            if e.request_id == request_id and e.event == event:
+                return e.actor, dict(e.detail)
+        return None
+
     def chain_head(self) -> tuple[int, str]:
         return (len(self.audit), self.audit[-1].hash or GENESIS_HASH) if self.audit else (0, GENESIS_HASH)
 

@@ -139,6 +139,17 @@ class SqlTrail(SqlDatabase):
         accessor = json.loads(detail).get("accessor") if detail else None
         return str(accessor) if accessor else None
 
+    def last_detail(self, request_id: str, event: Event) -> tuple[str, dict[str, Any]] | None:
+        query = (
+            select(AUDIT.c.actor, AUDIT.c.detail)
+            .where(AUDIT.c.request_id == request_id, AUDIT.c.event == event.value)
+            .order_by(AUDIT.c.seq.desc())
+            .limit(1)
+        )
+        with self.reader.connect() as connection:
+            row = connection.execute(query).first()
+        return (str(row.actor), json.loads(row.detail) if row.detail else {}) if row is not None else None
+
     def chain_head(self) -> tuple[int, str]:
         """The last seq and hash the chain head records (0 and the genesis hash when empty)."""
         with self.reader.connect() as connection:

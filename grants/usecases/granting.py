@@ -189,7 +189,7 @@ def end(deps: Deps, request: Request, event: Event, actor: str, **cause: Any) ->
     try:
         deps.issuer.revoke(handle, request.id, proven)
     except CredentialError as exc:
-        return revoke_failed(deps, request, actor, exc)
+        return revoke_failed(deps, request, event, actor, exc)
     approval = request.with_approval(decided_by=actor) if event is Event.REVOKED else request.approval
     ended = request.advance(event, ended_at=now, approval=approval)
     detail: dict[str, Any] = {"accessor": handle.id, **cause}
@@ -257,7 +257,17 @@ def proven(deps: Deps, request: Request, handle: CredentialHandle, seal: str | N
     return False
 
 
-def revoke_failed(deps: Deps, request: Request, actor: str, exc: CredentialError) -> Request:
+def overdue_end(deps: Deps, request: Request) -> tuple[Event, str]:
+    """How a grant past its end ends: expired, by `system`; but the retry of an early revoke that failed (Vault was
+    away) still ends it as revoked, by whoever revoked it, so the trail keeps who ended the access."""
+    if request.grant is not None and request.grant.revoke_attempts:
+        last = deps.trail.last_detail(request.id, Event.REVOKE_FAILED)
+        if last is not None and last[1].get("ends_as") == Event.REVOKED.value and last[1].get("ended_by"):
+            return Event.REVOKED, str(last[1]["ended_by"])
+    return Event.EXPIRED, "system"
+
+
+def revoke_failed(deps: Deps, request: Request, event: Event, actor: str, exc: CredentialError) -> Request:
     assert request.grant is not None
     attempts = request.grant.revoke_attempts + 1
     delay = min(timedelta(seconds=5 * 2 ** (attempts - 1)), REVOKE_BACKOFF_MAX)
@@ -267,7 +277,8 @@ def revoke_failed(deps: Deps, request: Request, actor: str, exc: CredentialError
         changes["expires_at"] = now  # an early revoke that failed: the grant ends at the next attempt
     updated = request.advance(Event.REVOKE_FAILED, grant=request.with_grant(**changes))
     # The retry is a wake-up after the backoff: revocation is re-attempted from the database state.
-    detail = {"accessor": request.grant.handle.id, "attempt": attempts, "error": str(exc), "retry_in": format_duration(delay)}
+    detail = {"accessor": request.grant.handle.id, "attempt": attempts, "error": str(exc), "retry_in": format_duration(delay),
+              "ends_as": event.value, "ended_by": actor}  # fmt: skip
     alert = outbox.alert(
         Alert.REVOKE_FAILED, request.id, scope=request.scope, attempt=attempts, error=str(exc), retry_in=format_duration(delay)
     )

@@ -47,7 +47,7 @@ def _wake_once(deps: Deps, request_id: str) -> bool:
     elif request.state is State.PENDING:
         _wake_pending(deps, request, scope, now)
     elif request.state is State.ACTIVE and grant is not None and now >= grant.expires_at:
-        granting.end(deps, request, Event.EXPIRED, "system")
+        granting.end(deps, request, *granting.overdue_end(deps, request))
     elif request.state is State.ACTIVE and scope is not None and (at := deadlines.warning_at(scope, request)) and now >= at:
         _warn(deps, request, scope)
     elif (review := request.review) and review.state == "open" and review.due_at and now >= review.due_at and scope:

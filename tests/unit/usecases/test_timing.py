@@ -38,6 +38,25 @@ def test_vault_down_at_expiry_retries_with_backoff(core):
     assert store.names().count("expired") == 1
 
 
+def test_an_early_revoke_vault_missed_is_retried_and_still_recorded_as_revoked_by_its_holder(core):
+    """Vault away when the holder revokes: the grant ends at the next attempt, and the trail says who ended it."""
+    service, store, issuer, notifier, timer = core.service, core.store, core.issuer, core.notifier, core.timer
+    request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
+    service.approve(request.id, APPROVER_1)
+    issuer.down = True
+    service.revoke(request.id, REQUESTER)
+    assert store.get(request.id).state is State.ACTIVE and store.names()[-1] == "revoke_failed"
+    timer.advance(timedelta(seconds=5))  # the first retry fails too
+    assert store.names().count("revoke_failed") == 2
+    issuer.down = False
+    timer.advance(timedelta(seconds=10))
+    ended = store.get(request.id)
+    assert ended.state is State.REVOKED and not issuer.live
+    last = store.audit[-1]
+    assert (last.event, last.actor) == ("revoked", REQUESTER) and "expired" not in store.names()
+    assert ("told", (request.id, "revoked")) in notifier.sent
+
+
 def test_what_fell_due_during_downtime_is_done_at_the_first_wake_up(core):
     service, store, issuer, timer = core.service, core.store, core.issuer, core.timer
     request = service.request(REQUESTER, "payments-read", "10m", "INC-1")
