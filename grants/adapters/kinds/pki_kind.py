@@ -10,7 +10,7 @@ from typing import Any
 import hvac
 
 from grants.adapters.kinds import pki_ca
-from grants.adapters.kinds.vault_token import Redeemer
+from grants.adapters.kinds.vault_token import Redeemer, stanza_rules
 from grants.adapters.vault_client import vault_now
 from grants.catalog import Catalog, Scope
 from grants.catalog_kinds import PkiScope
@@ -70,11 +70,8 @@ class PkiKind:
         the `jitbot-*` glob, so it repeats them)."""
         if not isinstance(scope, PkiScope):
             return None
-        rules = (
-            '  capabilities = ["update"]\n  allowed_parameters = {\n'
-            + "".join(f'    "{p}" = []\n' for p in ("csr", "common_name", "ttl", "serial_number"))
-            + '    "format" = ["pem"]\n    "exclude_cn_from_sans" = [false]\n  }\n'
-        )
+        free = ("csr", "common_name", "ttl", "serial_number")
+        rules = stanza_rules(("update",), free, {"format": '"pem"', "exclude_cn_from_sans": "false"})
         return f"{scope.pki_mount}/sign/{scope.role(scope_name)}", rules
 
     def _checked(self, order: IssueOrder, scope: Scope) -> tuple[Csr, str]:

@@ -22,7 +22,7 @@ from grants.adapters.kinds.ssh_ca import (
 )  # fmt: skip
 from grants.adapters.kinds.ssh_krl import write_krl_bytes
 from grants.adapters.kinds.ssh_revocations import SshRevocations
-from grants.adapters.kinds.vault_token import Redeemer
+from grants.adapters.kinds.vault_token import Redeemer, stanza_rules
 from grants.adapters.vault_client import vault_now
 from grants.catalog import Catalog, Scope
 from grants.catalog_kinds import SshScope
@@ -88,11 +88,7 @@ class SshKind:
         the `jit-*` glob, so it repeats them)."""
         if not isinstance(scope, SshScope):
             return None
-        rules = (
-            '  capabilities = ["update"]\n  allowed_parameters = {\n'
-            + "".join(f'    "{p}" = []\n' for p in ("public_key", "valid_principals", "ttl", "key_id"))
-            + '    "cert_type" = ["user"]\n  }\n'
-        )
+        rules = stanza_rules(("update",), ("public_key", "valid_principals", "ttl", "key_id"), {"cert_type": '"user"'})
         return f"{scope.ssh_mount}/sign/{scope.ssh_role}", rules
 
     def _checked(self, order: IssueOrder, scope: Scope) -> SshPublicKey:

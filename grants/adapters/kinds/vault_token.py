@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -99,19 +99,20 @@ def wrapping_of(wrap_info: dict[str, Any], wrap_ttl: timedelta) -> Wrapping | No
     return Wrapping(str(accessor), datetime.now(UTC) + ttl) if accessor else None
 
 
+def stanza_rules(capabilities: Sequence[str], free: Sequence[str], fixed: Mapping[str, str] | None = None) -> str:
+    """The body of a policy path stanza: its capabilities, the parameters it allows with any value (`free`) and
+    those it pins to one value (`fixed`, as HCL)."""
+    allowed = [f'    "{p}" = []\n' for p in free] + [f'    "{p}" = [{v}]\n' for p, v in (fixed or {}).items()]
+    listed = ", ".join(f'"{c}"' for c in capabilities)
+    return f"  capabilities = [{listed}]\n  allowed_parameters = {{\n" + "".join(allowed) + "  }\n"
+
+
 def guarded_create_rules() -> str:
     """The rules a control-group stanza on a token role's create path keeps: the `jitbot-*` glob's parameters (an exact
     path wins over the glob). No wrapping rule: the control group's answer is its own wrapping. Also the database
     kind's reader tokens."""
-    return (
-        '  capabilities = ["create", "update"]\n'
-        "  allowed_parameters = {\n"
-        + "".join(
-            f'    "{p}" = []\n'
-            for p in ("policies", "no_default_policy", "ttl", "explicit_max_ttl", "display_name", "meta", "no_parent", "num_uses")
-        )
-        + '    "renewable" = [false]\n  }\n'
-    )
+    free = ("policies", "no_default_policy", "ttl", "explicit_max_ttl", "display_name", "meta", "no_parent", "num_uses")
+    return stanza_rules(("create", "update"), free, {"renewable": "false"})
 
 
 class VaultTokenKind:
