@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from devkit.children import die_with_parent
 from devkit.harness import free_port
 
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
@@ -105,7 +106,9 @@ class Rsyslog:
 
     def start(self, timeout: float = 30) -> Rsyslog:
         log = (self.folder / "rsyslogd.log").open("ab")
-        self.process = subprocess.Popen([RSYSLOGD, "-n", "-iNONE", "-f", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [RSYSLOGD, "-n", "-iNONE", "-f", str(self.conf)], stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent()
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.folder / "rsyslogd.log").read_text()
@@ -114,6 +117,8 @@ class Rsyslog:
                 return self
             except OSError:
                 time.sleep(0.05)
+        self.process.kill()  # never left running behind a failed start
+        self.process.wait(timeout=15)
         raise AssertionError("rsyslogd did not listen")
 
     def stop(self) -> None:
